@@ -1,0 +1,97 @@
+"""Edge agent configuration (YAML, validated by pydantic; sources chosen by a ``type`` literal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fieldline.contract import NAME_PATTERN
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttConfig(_Strict):
+    host: str = Field(default="127.0.0.1", description="Broker host name or IP")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port")
+    protocol: Literal["3.1.1", "5"] = Field(default="3.1.1", description="MQTT protocol version")
+    username: str | None = Field(default=None, description="Broker user name (per-device credentials)")
+    password: str | None = Field(default=None, description="Broker password")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive in seconds")
+    max_inflight: int = Field(default=50, ge=1, le=1000, description="Unacknowledged QoS1 messages in flight")
+
+
+class ModelConfig(_Strict):
+    path: Path = Field(description="ONNX model file (FieldLine native, metadata inside the file)")
+    conf_threshold: float = Field(default=0.35, ge=0.0, le=1.0, description="Minimum detection score")
+    iou_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU threshold of class-wise NMS")
+    threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads")
+
+
+class ZoneConfig(_Strict):
+    kind: Literal["shed", "line"] = Field(default="shed", description="Greenhouse shed or factory line")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Zone id, e.g. shed-07")
+    row: str | None = Field(default=None, description="Row inside the shed, e.g. r3")
+
+
+class SyntheticSource(_Strict):
+    type: Literal["synthetic"] = Field(description="Rendered greenhouse camera whose fruits ripen over time")
+    seed: int = Field(default=0, description="Seed of the rendered shed")
+    width: int = Field(default=640, ge=160, le=3840, description="Frame width in pixels")
+    height: int = Field(default=480, ge=120, le=2160, description="Frame height in pixels")
+    ripening_per_hour: float = Field(
+        default=0.02, ge=0.0, le=1000.0, description="Ripeness gained per simulated hour (1.0 = green to red)"
+    )
+    time_scale: float = Field(default=1.0, gt=0.0, le=1e6, description="Simulated seconds per real second")
+
+
+class VideoSource(_Strict):
+    type: Literal["video"] = Field(description="Video file or RTSP/HTTP stream read with OpenCV/FFmpeg")
+    path: str = Field(description="File path or stream URL")
+    loop: bool = Field(default=False, description="Start again at the end of a file")
+
+
+class FolderSource(_Strict):
+    type: Literal["folder"] = Field(description="Image files in a folder, read in name order")
+    path: Path = Field(description="Folder with .jpg/.png/.bmp images")
+    loop: bool = Field(default=False, description="Start again after the last image")
+
+
+SourceConfig = Annotated[SyntheticSource | VideoSource | FolderSource, Field(discriminator="type")]
+
+
+class CameraConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Camera name on this device")
+    source: SourceConfig = Field(description="Where frames come from")
+    zone: ZoneConfig = Field(description="Shed/row or line this camera sees")
+    fps: float = Field(default=2.0, gt=0.0, le=120.0, description="Frame rate cap")
+    publish_interval_s: float = Field(
+        default=60.0, gt=0.0, description="Publish a count event at least this often, even without change"
+    )
+    smoothing_frames: int = Field(
+        default=3, ge=1, le=100, description="Counts are the median over this many recent frames"
+    )
+
+
+class AgentConfig(_Strict):
+    device: str = Field(pattern=NAME_PATTERN, description="Device id, unique per site")
+    site: str = Field(pattern=NAME_PATTERN, description="Site id")
+    data_dir: Path = Field(default=Path(".fieldline/edge"), description="Spool and persisted state")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Broker connection")
+    model: ModelConfig = Field(description="Detector model")
+    cameras: list[CameraConfig] = Field(min_length=1, description="Cameras served by this agent")
+    stats_interval_s: float = Field(default=60.0, gt=0.0, description="Seconds between stats messages")
+    spool_max_events: int = Field(
+        default=100_000, ge=10, description="Outbox cap; beyond it the oldest events are dropped and counted"
+    )
+
+    @model_validator(mode="after")
+    def _unique_camera_names(self) -> AgentConfig:
+        names = [c.name for c in self.cameras]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"camera names must be unique, repeated: {', '.join(dupes)}")
+        return self

@@ -1,0 +1,190 @@
+"""The ``fieldline`` command line: thin wrappers that dispatch to the packages, which do the work."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from fieldline.config import ConfigError, load_config
+
+app = typer.Typer(help="FieldLine: edge vision for greenhouses and factory lines.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+edge_app = typer.Typer(help="Run and check the edge agent.", no_args_is_help=True)
+api_app = typer.Typer(help="Run the cloud API.", no_args_is_help=True)
+config_app = typer.Typer(help="Validate configs and print their JSON Schema.", no_args_is_help=True)
+contract_app = typer.Typer(help="The MQTT wire contract.", no_args_is_help=True)
+app.add_typer(edge_app, name="edge")
+app.add_typer(api_app, name="api")
+app.add_typer(config_app, name="config")
+app.add_typer(contract_app, name="contract")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGINT/SIGTERM set ``stop`` so every part shuts down cleanly (no orphans, spool flushed)."""
+
+    def handler(signum, frame) -> None:  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _config_models() -> dict[str, type]:
+    from cloud_api.core.config import Settings
+    from edge_agent.config import AgentConfig
+
+    return {"edge": AgentConfig, "api": Settings}
+
+
+# ---------------------------------------------------------------- edge
+@edge_app.command("run")
+def edge_run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Agent YAML config")],
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the edge agent: cameras → detector → counts → MQTT (spooled, nothing lost offline)."""
+    from edge_agent.agent import Agent
+    from edge_agent.config import AgentConfig
+    from edge_agent.detectors.onnx_detector import ModelLoadError, OnnxDetector
+
+    _setup_logging(verbose)
+    try:
+        cfg = load_config(config, AgentConfig)
+    except ConfigError as exc:
+        _fail(str(exc))
+    try:
+        detector = OnnxDetector(cfg.model.path, cfg.model.conf_threshold, cfg.model.iou_threshold, cfg.model.threads)
+    except ModelLoadError as exc:
+        _fail(f"model: {exc}")
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    code = Agent(cfg, detector).run(stop, duration)
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- api
+@api_app.command("serve")
+def api_serve(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="API YAML config")] = None,
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the REST API and ingest events from the MQTT broker."""
+    from cloud_api.core.config import Settings
+    from cloud_api.serve import serve
+
+    _setup_logging(verbose)
+    try:
+        settings = load_config(config, Settings) if config else Settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not settings.api_tokens:
+        _fail("api_tokens is empty: set at least one token in the config (or FIELDLINE__API_TOKENS='[\"...\"]')")
+    serve(settings, host=host, port=port)
+
+
+# ---------------------------------------------------------------- config / contract
+@config_app.command("validate")
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="YAML config file")],
+    kind: Annotated[str, typer.Option(help="edge or api")] = "edge",
+) -> None:
+    """Validate a config file; errors name the key path, e.g. ``cameras[0].zone.kind``."""
+    models = _config_models()
+    if kind not in models:
+        _fail(f"--kind must be one of {', '.join(models)}, not {kind!r}")
+    try:
+        load_config(file, models[kind])
+    except ConfigError as exc:
+        _fail(str(exc), code=1)
+    out.print(f"{file}: valid {kind} config")
+
+
+@config_app.command("schema")
+def config_schema(kind: Annotated[str, typer.Option(help="edge or api")] = "edge") -> None:
+    """Print the JSON Schema of a config kind."""
+    models = _config_models()
+    if kind not in models:
+        _fail(f"--kind must be one of {', '.join(models)}, not {kind!r}")
+    print(json.dumps(models[kind].model_json_schema(), indent=2))
+
+
+@contract_app.command("schema")
+def contract_schema() -> None:
+    """Print the JSON Schema of every MQTT payload of the wire contract."""
+    from fieldline.contract import json_schemas
+
+    print(json.dumps(json_schemas(), indent=2))
+
+
+# ---------------------------------------------------------------- demo
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its database and spools")] = Path(
+        ".fieldline/demo"
+    ),
+    api_port: Annotated[int, typer.Option(help="HTTP port of the API")] = 8000,
+    mqtt_port: Annotated[int, typer.Option(help="Port of the embedded MQTT broker")] = 1883,
+    sheds: Annotated[int, typer.Option(min=1, max=200, help="Simulated greenhouse sheds")] = 24,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (exit 0)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Embedded broker + API + simulated greenhouse cameras in one process; prints the API URL and a token."""
+    from fieldline.demo import Demo, DemoError
+
+    _setup_logging(verbose)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        info = Demo(data_dir=data_dir, api_port=api_port, mqtt_port=mqtt_port, sheds=sheds).run(
+            stop, duration, on_ready=lambda i: out.print(
+                f"[bold green]FieldLine demo is up[/]\n  API      {i['api_url']}  (docs: {i['api_url']}/docs)\n"
+                f"  token    {i['token']}\n  MQTT     {i['mqtt_host']}:{i['mqtt_port']}\n"
+                f"  details  {data_dir / 'demo.json'}\n  try      curl -H 'Authorization: Bearer {i['token']}' "
+                f"{i['api_url']}/api/v1/sheds\nCtrl-C stops everything.",
+                highlight=False, soft_wrap=True)
+        )
+    except DemoError as exc:
+        _fail(str(exc))
+    out.print(f"demo stopped; data kept in {info['data_dir']}")
+
+
+def _mount_optional() -> None:
+    from models.cli import model_app
+
+    app.add_typer(model_app, name="model", help="Train, compress, evaluate and ship detection models.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

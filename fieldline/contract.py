@@ -1,0 +1,300 @@
+"""FieldLine wire contract, schema ``fieldline.v1`` (DESIGN.md section 3).
+
+Every payload that crosses MQTT is one of the pydantic models below, and every topic is built or parsed
+here: no other module formats a topic string by hand. Unknown fields are ignored within a major version;
+an unknown major version is rejected with :class:`ContractError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TOPIC_ROOT = "fieldline/v1"
+EVENT_SCHEMA = "fieldline.event/1"
+MAX_EVENT_BYTES = 256 * 1024
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+TopicKind = Literal["status", "events", "alerts", "stats", "snapshots", "cmd", "cmd_reply"]
+
+
+class ContractError(ValueError):
+    """A payload or topic that does not follow the wire contract; the message names the field."""
+
+
+class _Payload(BaseModel):
+    """Base for wire payloads: unknown fields are ignored (forward compatible within a major)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode("utf-8")
+
+
+class ModelRef(_Payload):
+    name: str = Field(description="Model name, e.g. tomato-ripeness")
+    version: str = Field(description="Model version string")
+    sha256: str = Field(description="SHA-256 of the ONNX file, hex")
+
+
+class Zone(_Payload):
+    kind: Literal["shed", "line"] = Field(description="Greenhouse shed or factory line")
+    id: str = Field(min_length=1, max_length=64, description="Zone id, e.g. shed-07 or line-2")
+    row: str | None = Field(default=None, max_length=64, description="Row inside a shed, e.g. r3")
+
+
+class Detection(_Payload):
+    label: str = Field(min_length=1, description="Class label from the model card")
+    score: float = Field(ge=0.0, le=1.0, description="Confidence 0..1")
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 normalised to 0..1")
+    track: int | None = Field(default=None, description="Tracker id, if tracked")
+
+    @field_validator("box")
+    @classmethod
+    def _box_normalised(cls, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        x1, y1, x2, y2 = box
+        if not all(-1e-6 <= v <= 1 + 1e-6 for v in box):
+            raise ValueError("box coordinates must be normalised to 0..1")
+        if x2 < x1 or y2 < y1:
+            raise ValueError("box must be x1 <= x2 and y1 <= y2")
+        return box
+
+
+class Event(_Payload):
+    schema_: str = Field(default=EVENT_SCHEMA, alias="schema", description="Payload schema and major version")
+    id: str = Field(min_length=1, max_length=200, description="Globally unique id, the idempotency key")
+    device: str = Field(pattern=NAME_PATTERN, description="Device id")
+    site: str = Field(pattern=NAME_PATTERN, description="Site id")
+    camera: str = Field(min_length=1, max_length=64, description="Camera name on the device")
+    boot: int = Field(ge=0, description="Agent boot counter, persisted")
+    seq: int = Field(ge=0, description="Per-device event sequence, persisted across restarts")
+    ts_ms: int = Field(ge=0, description="Capture time, UTC epoch milliseconds")
+    zone: Zone
+    kind: Literal["count", "inspection", "track"]
+    model: ModelRef
+    detections: list[Detection] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict, description="Objects per label in the zone")
+    verdict: Literal["pass", "reject"] | None = None
+    track_state: Literal["new", "update", "end"] | None = None
+    historical: bool = Field(default=False, description="True when replayed from the spool")
+    snapshot: str | None = Field(default=None, description="Event id of a snapshot message")
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _known_major(cls, value: str) -> str:
+        name, _, major = value.partition("/")
+        if name != "fieldline.event" or major != EVENT_SCHEMA.split("/")[1]:
+            raise ValueError(f"unsupported schema {value!r}, this build reads {EVENT_SCHEMA!r}")
+        return value
+
+    @field_validator("counts")
+    @classmethod
+    def _counts_non_negative(cls, counts: dict[str, int]) -> dict[str, int]:
+        for label, n in counts.items():
+            if n < 0:
+                raise ValueError(f"count for {label!r} is negative")
+        return counts
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Event:
+        if self.kind == "inspection" and self.verdict is None:
+            raise ValueError("verdict is required when kind is 'inspection'")
+        if self.kind == "track" and self.track_state is None:
+            raise ValueError("track_state is required when kind is 'track'")
+        return self
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+
+class CameraInfo(_Payload):
+    name: str
+    zone: Zone
+
+
+class DeviceStatus(_Payload):
+    state: Literal["online", "offline"]
+    device: str = Field(pattern=NAME_PATTERN)
+    site: str = Field(pattern=NAME_PATTERN)
+    boot: int = Field(default=0, ge=0)
+    ts_ms: int = Field(ge=0)
+    agent_version: str = ""
+    model: ModelRef | None = None
+    cameras: list[CameraInfo] = Field(default_factory=list)
+    config_hash: str = ""
+
+
+class Alert(_Payload):
+    id: str = Field(min_length=1, max_length=200)
+    ts_ms: int = Field(ge=0)
+    device: str = Field(pattern=NAME_PATTERN)
+    site: str = Field(pattern=NAME_PATTERN)
+    zone: Zone | None = None
+    severity: Literal["info", "warning", "critical"]
+    code: str = Field(min_length=1, max_length=64, description="e.g. camera_offline, defect_rate_high, overripe")
+    message: str = Field(max_length=2000)
+    dedup_key: str = Field(min_length=1, max_length=200)
+
+
+class LatencyMs(_Payload):
+    p50: float = Field(ge=0)
+    p95: float = Field(ge=0)
+
+
+class DeviceStats(_Payload):
+    device: str = Field(pattern=NAME_PATTERN)
+    site: str = Field(pattern=NAME_PATTERN)
+    ts_ms: int = Field(ge=0)
+    fps: float = Field(ge=0)
+    latency_ms: LatencyMs
+    spool_depth: int = Field(ge=0)
+    dropped: int = Field(ge=0)
+    cpu: float = Field(ge=0, description="CPU use of the agent process, percent")
+
+
+class Command(_Payload):
+    request_id: str = Field(min_length=1, max_length=200)
+    name: Literal["config", "model", "snapshot", "restart"]
+    ts_ms: int = Field(ge=0)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class CommandReply(_Payload):
+    request_id: str = Field(min_length=1, max_length=200)
+    ok: bool
+    error: str | None = None
+    ts_ms: int = Field(ge=0)
+
+
+PAYLOAD_MODELS: dict[str, type[_Payload]] = {
+    "event": Event,
+    "status": DeviceStatus,
+    "alert": Alert,
+    "stats": DeviceStats,
+    "command": Command,
+    "command_reply": CommandReply,
+}
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the field path, e.g. ``zone.kind: Input should be 'shed' or 'line'``."""
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "<root>"
+        lines.append(f"{path}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_payload(model: type[_Payload], raw: bytes | str) -> Any:
+    """Decode and validate one payload; raise :class:`ContractError` naming the field on failure."""
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_EVENT_BYTES:
+            raise ContractError(f"payload is {len(raw)} bytes, the limit is {MAX_EVENT_BYTES}")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ContractError(f"payload is not UTF-8 (byte {exc.start})") from None
+    else:
+        text = raw
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ContractError(f"payload must be a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(format_validation_error(exc)) from None
+
+
+def parse_event(raw: bytes | str) -> Event:
+    return parse_payload(Event, raw)
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema of every wire payload, keyed by payload name."""
+    return {name: model.model_json_schema(by_alias=True) for name, model in PAYLOAD_MODELS.items()}
+
+
+# ---------------------------------------------------------------- topics
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A parsed FieldLine topic."""
+
+    site: str
+    device: str
+    kind: TopicKind
+    arg: str | None = None  # event id for snapshots, command name for cmd / cmd_reply
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ContractError(f"{what} {value!r} must match {NAME_PATTERN}")
+    return value
+
+
+def device_root(site: str, device: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_name(site, 'site')}/{_check_name(device, 'device')}"
+
+
+def status_topic(site: str, device: str) -> str:
+    return f"{device_root(site, device)}/status"
+
+
+def events_topic(site: str, device: str) -> str:
+    return f"{device_root(site, device)}/events"
+
+
+def alerts_topic(site: str, device: str) -> str:
+    return f"{device_root(site, device)}/alerts"
+
+
+def stats_topic(site: str, device: str) -> str:
+    return f"{device_root(site, device)}/stats"
+
+
+def snapshot_topic(site: str, device: str, event_id: str) -> str:
+    if not event_id or "/" in event_id or "+" in event_id or "#" in event_id:
+        raise ContractError(f"snapshot event id {event_id!r} must be non-empty without / + #")
+    return f"{device_root(site, device)}/snapshots/{event_id}"
+
+
+def command_topic(site: str, device: str, name: str) -> str:
+    return f"{device_root(site, device)}/cmd/{name}"
+
+
+def command_reply_topic(site: str, device: str, name: str) -> str:
+    return f"{device_root(site, device)}/cmd/{name}/reply"
+
+
+def subscription(site: str = "+", device: str = "+", shared_group: str | None = None) -> str:
+    """Wildcard subscription for everything devices publish, optionally as an MQTT 5 shared subscription."""
+    topic = f"{TOPIC_ROOT}/{site}/{device}/#"
+    return f"$share/{shared_group}/{topic}" if shared_group else topic
+
+
+def parse_topic(topic: str) -> Topic:
+    """Parse a concrete topic; raise :class:`ContractError` when it is not a FieldLine topic."""
+    parts = topic.split("/")
+    if len(parts) < 5 or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise ContractError(f"topic {topic!r} is not under {TOPIC_ROOT}/{{site}}/{{device}}/")
+    site, device, rest = _check_name(parts[2], "site"), _check_name(parts[3], "device"), parts[4:]
+    if len(rest) == 1 and rest[0] in ("status", "events", "alerts", "stats"):
+        return Topic(site, device, rest[0])  # type: ignore[arg-type]
+    if len(rest) == 2 and rest[0] == "snapshots" and rest[1]:
+        return Topic(site, device, "snapshots", rest[1])
+    if len(rest) == 2 and rest[0] == "cmd" and rest[1]:
+        return Topic(site, device, "cmd", rest[1])
+    if len(rest) == 3 and rest[0] == "cmd" and rest[2] == "reply":
+        return Topic(site, device, "cmd_reply", rest[1])
+    raise ContractError(f"topic {topic!r} has an unknown suffix {'/'.join(rest)!r}")

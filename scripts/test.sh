@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up everything the tests need (system services from Debian, the venv) and run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+APT_PACKAGES="mosquitto python3-venv"
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "== apt-get install$missing"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+# the tests start their own Mosquitto on free ports; a system-wide one is not needed
+$SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+echo "== python environment"
+bash scripts/setup.sh dev
+echo "== tests"
+mkdir -p test-artifacts
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=600 "$@"

@@ -1,0 +1,112 @@
+import json
+
+import pytest
+
+from fieldline.contract import (
+    MAX_EVENT_BYTES,
+    Alert,
+    ContractError,
+    DeviceStatus,
+    Event,
+    json_schemas,
+    parse_event,
+    parse_payload,
+    parse_topic,
+    snapshot_topic,
+    status_topic,
+    subscription,
+)
+from tests.support.builders import event_dict
+
+
+def test_event_round_trip_keeps_every_field():
+    original = parse_event(json.dumps(event_dict()).encode())
+    again = parse_event(original.to_json())
+    assert again == original
+    assert json.loads(original.to_json())["schema"] == "fieldline.event/1"
+    assert again.detections[0].box == (0.1, 0.1, 0.2, 0.2)
+
+
+def test_status_and_alert_round_trip():
+    status = DeviceStatus(state="offline", device="dev-1", site="farm", ts_ms=5)
+    assert parse_payload(DeviceStatus, status.to_json()) == status
+    alert = Alert(id="a1", ts_ms=1, device="dev-1", site="farm", severity="warning", code="overripe",
+                  message="shed-03 has 40% overripe", dedup_key="overripe:shed-03")
+    assert parse_payload(Alert, alert.to_json()) == alert
+
+
+def test_unknown_fields_are_ignored_within_a_major():
+    event = parse_event(json.dumps(event_dict(future_field={"x": 1})))
+    assert not hasattr(event, "future_field")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"zone": {"kind": "barn", "id": "s1"}}, "zone.kind"),
+        ({"detections": [{"label": "ripe", "score": 0.5, "box": [0.1, 0.1, 1.7, 0.2]}]}, "detections.0.box"),
+        ({"detections": [{"label": "ripe", "score": 1.5, "box": [0.1, 0.1, 0.2, 0.2]}]}, "detections.0.score"),
+        ({"counts": {"ripe": -1}}, "counts"),
+        ({"device": "Bad Device"}, "device"),
+        ({"schema": "fieldline.event/2"}, "schema"),
+        ({"kind": "inspection"}, "verdict"),
+        ({"seq": "seven"}, "seq"),
+    ],
+)
+def test_malformed_events_name_the_field(overrides, field):
+    with pytest.raises(ContractError) as info:
+        parse_event(json.dumps(event_dict(**overrides)))
+    assert field in str(info.value)
+
+
+def test_missing_field_is_named():
+    data = event_dict()
+    del data["ts_ms"]
+    with pytest.raises(ContractError, match="ts_ms: Field required"):
+        parse_event(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff\xfe", "not UTF-8"),
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b"x" * (MAX_EVENT_BYTES + 1), "limit"),
+    ],
+)
+def test_undecodable_payloads_are_rejected(raw, message):
+    with pytest.raises(ContractError, match=message):
+        parse_event(raw)
+
+
+def test_topics_build_and_parse():
+    assert status_topic("farm", "dev-1") == "fieldline/v1/farm/dev-1/status"
+    assert parse_topic("fieldline/v1/farm/dev-1/events").kind == "events"
+    snap = parse_topic(snapshot_topic("farm", "dev-1", "dev-1-3-9"))
+    assert (snap.kind, snap.arg) == ("snapshots", "dev-1-3-9")
+    reply = parse_topic("fieldline/v1/farm/dev-1/cmd/config/reply")
+    assert (reply.kind, reply.arg) == ("cmd_reply", "config")
+    assert subscription(shared_group="fieldline-api") == "$share/fieldline-api/fieldline/v1/+/+/#"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["fieldline/v2/farm/dev/events", "fieldline/v1/Farm/dev/events", "fieldline/v1/farm/dev/unknown",
+     "fieldline/v1/farm/dev", "fieldline/v1/farm/dev/snapshots/"],
+)
+def test_bad_topics_are_rejected(topic):
+    with pytest.raises(ContractError):
+        parse_topic(topic)
+
+
+def test_bad_names_cannot_build_topics():
+    with pytest.raises(ContractError, match="site"):
+        status_topic("farm/../x", "dev-1")
+
+
+def test_json_schema_covers_every_payload():
+    schemas = json_schemas()
+    assert set(schemas) == {"event", "status", "alert", "stats", "command", "command_reply"}
+    assert "zone" in schemas["event"]["properties"]
+    assert "schema" in schemas["event"]["properties"]

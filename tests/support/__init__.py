@@ -1,0 +1,1 @@
+"""Test helpers that start real services (pytest-free, usable from scripts too)."""
