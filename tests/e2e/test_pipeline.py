@@ -105,8 +105,11 @@ def test_duplicate_event_is_stored_once_and_bad_payloads_are_dead_lettered(broke
                           (topic, json.dumps(event_dict(id="inj-1-1-9", device="inj-1", zone={"kind": "barn", "id": "x"})).encode()),
                           (topic, marker)])
     with api.client() as client:
-        events = wait_until(lambda: (e := client.get("/api/v1/events", params={"device": "inj-1"}).json())
-                            if any(x["id"] == "inj-1-1-2" for x in e) else None, what="marker event")
+        def marker_stored() -> list[dict] | None:
+            events = client.get("/api/v1/events", params={"device": "inj-1"}).json()
+            return events if any(e["id"] == "inj-1-1-2" for e in events) else None
+
+        events = wait_until(marker_stored, what="marker event")
         dead = client.get("/api/v1/dead-letters").json()
     assert sorted(e["id"] for e in events) == ["inj-1-1-1", "inj-1-1-2"]
     reasons = " | ".join(d["reason"] for d in dead)

@@ -1,0 +1,20 @@
+"""All /api/v1 routers; everything except health needs a bearer token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from cloud_api.api.deps import require_token
+from cloud_api.api.routes import dead_letters, devices, events, health, sheds
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+    router.include_router(health.router)
+    protected = APIRouter(dependencies=[Depends(require_token)])
+    protected.include_router(devices.router)
+    protected.include_router(sheds.router)
+    protected.include_router(events.router)
+    protected.include_router(dead_letters.router)
+    router.include_router(protected)
+    return router

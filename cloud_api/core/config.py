@@ -1,0 +1,72 @@
+"""Cloud API settings: plain data with a schema, no import-time globals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Settings(BaseModel):
+    """Everything the cloud API needs to run; pass one instance to ``create_app``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Field(default=Path(".fieldline"), description="Directory for the database and other state")
+    db_path: Path | None = Field(
+        default=None, description="SQLite database file; defaults to data_dir/fieldline.db"
+    )
+    mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host name or address")
+    mqtt_port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker TCP port")
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        default="3.1.1", description="MQTT protocol version; the embedded amqtt demo broker only speaks 3.1.1"
+    )
+    mqtt_username: str | None = Field(default=None, description="MQTT user name, if the broker requires one")
+    mqtt_password: str | None = Field(default=None, description="MQTT password, used with mqtt_username")
+    mqtt_client_id: str = Field(
+        default="fieldline-api", min_length=1, max_length=64, description="MQTT client id of the ingest worker"
+    )
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive interval, seconds")
+    mqtt_persistent_session: bool = Field(
+        default=True,
+        description="Keep the broker session (and queued QoS1 messages) across API restarts",
+    )
+    mqtt_reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay after a broker loss")
+    mqtt_reconnect_max_s: float = Field(default=10.0, gt=0, description="Upper bound of the reconnect backoff")
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="MQTT 5 shared subscription group, e.g. fieldline-api; needs mqtt_protocol '5'",
+    )
+    ingest_enabled: bool = Field(default=True, description="Run the MQTT ingest worker (off for REST-only use)")
+    ingest_batch_max: int = Field(default=500, ge=1, le=10_000, description="Most messages written per transaction")
+    api_tokens: list[str] = Field(
+        default_factory=list, description="Bearer tokens accepted by the REST API; empty means none is accepted"
+    )
+    dead_letter_max_bytes: int = Field(
+        default=4096, ge=0, le=1_048_576, description="Raw payload bytes kept per dead letter"
+    )
+    snapshot_max_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1, description="Largest snapshot JPEG stored; bigger ones are dead-lettered"
+    )
+
+    @model_validator(mode="after")
+    def _defaults_and_combinations(self) -> Settings:
+        if self.db_path is None:
+            self.db_path = self.data_dir / "fieldline.db"
+        if self.shared_group and self.mqtt_protocol != "5":
+            raise ValueError("shared_group needs mqtt_protocol '5' (shared subscriptions are an MQTT 5 feature)")
+        if self.mqtt_password is not None and self.mqtt_username is None:
+            raise ValueError("mqtt_password is set but mqtt_username is not")
+        if self.mqtt_reconnect_max_s < self.mqtt_reconnect_min_s:
+            raise ValueError("mqtt_reconnect_max_s must be >= mqtt_reconnect_min_s")
+        if any(not token for token in self.api_tokens):
+            raise ValueError("api_tokens must not contain empty strings")
+        return self
+
+    @property
+    def database_file(self) -> Path:
+        """The resolved database path (never None after validation)."""
+        assert self.db_path is not None
+        return self.db_path

@@ -1,0 +1,118 @@
+"""Turn one MQTT message into one typed ingest item, using only ``fieldline.contract`` (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fieldline.contract import (
+    Alert,
+    CommandReply,
+    ContractError,
+    DeviceStats,
+    DeviceStatus,
+    Event,
+    Topic,
+    parse_event,
+    parse_payload,
+    parse_topic,
+)
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class EventItem:
+    event: Event
+
+
+@dataclass(frozen=True)
+class StatusItem:
+    status: DeviceStatus
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    alert: Alert
+
+
+@dataclass(frozen=True)
+class StatsItem:
+    stats: DeviceStats
+
+
+@dataclass(frozen=True)
+class SnapshotItem:
+    site: str
+    device: str
+    event_id: str
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
+class DeadLetterItem:
+    topic: str
+    reason: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class IgnoredItem:
+    topic: str
+    why: str
+
+
+IngestItem = EventItem | StatusItem | AlertItem | StatsItem | SnapshotItem | DeadLetterItem | IgnoredItem
+
+
+class MessageClassifier:
+    """Validate a message against the wire contract and say what to do with it."""
+
+    def __init__(self, snapshot_max_bytes: int) -> None:
+        self._snapshot_max_bytes = snapshot_max_bytes
+
+    def classify(self, topic: str, payload: bytes) -> IngestItem:
+        try:
+            return self._classify(topic, payload)
+        except ContractError as exc:
+            return DeadLetterItem(topic=topic, reason=str(exc), raw=payload)
+
+    def _classify(self, topic_name: str, payload: bytes) -> IngestItem:
+        topic = parse_topic(topic_name)
+        if topic.kind == "events":
+            event = parse_event(payload)
+            _check_origin(topic, event.site, event.device)
+            return EventItem(event)
+        if topic.kind == "status":
+            status = parse_payload(DeviceStatus, payload)
+            _check_origin(topic, status.site, status.device)
+            return StatusItem(status)
+        if topic.kind == "alerts":
+            alert = parse_payload(Alert, payload)
+            _check_origin(topic, alert.site, alert.device)
+            return AlertItem(alert)
+        if topic.kind == "stats":
+            stats = parse_payload(DeviceStats, payload)
+            _check_origin(topic, stats.site, stats.device)
+            return StatsItem(stats)
+        if topic.kind == "snapshots":
+            return self._snapshot(topic, payload)
+        if topic.kind == "cmd_reply":
+            parse_payload(CommandReply, payload)  # validated so a broken reply is visible in dead letters
+            return IgnoredItem(topic=topic_name, why="command replies are not stored yet")
+        return IgnoredItem(topic=topic_name, why="cmd topics are cloud to edge")
+
+    def _snapshot(self, topic: Topic, payload: bytes) -> SnapshotItem:
+        assert topic.arg is not None
+        if len(payload) > self._snapshot_max_bytes:
+            raise ContractError(f"snapshot is {len(payload)} bytes, the limit is {self._snapshot_max_bytes}")
+        if not payload.startswith(JPEG_MAGIC):
+            raise ContractError("snapshot is not a JPEG (no FF D8 FF start of image marker)")
+        return SnapshotItem(site=topic.site, device=topic.device, event_id=topic.arg, jpeg=payload)
+
+
+def _check_origin(topic: Topic, site: str, device: str) -> None:
+    """A device may only publish about itself: the payload must match the topic."""
+    if device != topic.device:
+        raise ContractError(f"device: payload says {device!r} but the topic is for {topic.device!r}")
+    if site != topic.site:
+        raise ContractError(f"site: payload says {site!r} but the topic is for {topic.site!r}")

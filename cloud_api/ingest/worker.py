@@ -1,0 +1,178 @@
+"""The MQTT ingest worker: a paho-mqtt (>= 2) subscriber feeding the batch writer.
+
+The paho network thread reconnects with exponential backoff whenever the broker goes away; the API keeps
+serving meanwhile. Messages are acknowledged (PUBACK) only after they are committed to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from fieldline.contract import subscription
+
+from cloud_api.core.config import Settings
+from cloud_api.ingest.counters import IngestCounters, IngestCountersSnapshot
+from cloud_api.ingest.messages import DeadLetterItem, IngestItem, MessageClassifier
+from cloud_api.ingest.writer import BatchWriter
+from cloud_api.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: keep the session (and queued QoS1 messages) for a week
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class IngestWorker:
+    """Subscribe to everything devices publish and store it; ``start()`` / ``stop()``."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._counters = IngestCounters()
+        self._classifier = MessageClassifier(snapshot_max_bytes=settings.snapshot_max_bytes)
+        self._writer = BatchWriter(store, self._counters, batch_max=settings.ingest_batch_max)
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._generation = 0  # bumped on every connection; acks from an older connection are dropped
+        self._lock = threading.Lock()
+
+    @property
+    def topic_filter(self) -> str:
+        return subscription(shared_group=self._settings.shared_group)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the writer and the MQTT network thread; returns at once (connection happens in background)."""
+        if self._client is not None:
+            return
+        self._writer.start()
+        client = self._build_client()
+        self._client = client
+        s = self._settings
+        properties = None
+        if s.mqtt_protocol == "5" and s.mqtt_persistent_session:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        clean_start: Any = (not s.mqtt_persistent_session) if s.mqtt_protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s,
+                             clean_start=clean_start, properties=properties)
+        client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Disconnect, then write whatever was already received."""
+        client, self._client = self._client, None
+        if client is not None:
+            self._writer.wait_idle(timeout)  # so the acks of what is already queued still go out
+            client.disconnect()
+            client.loop_stop()
+        self._connected.clear()
+        self._writer.stop(timeout)
+
+    def _build_client(self) -> mqtt.Client:
+        s = self._settings
+        v5 = s.mqtt_protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.mqtt_client_id,
+            clean_session=None if v5 else not s.mqtt_persistent_session,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            manual_ack=True,
+        )
+        if s.mqtt_username is not None:
+            client.username_pw_set(s.mqtt_username, s.mqtt_password)
+        client.reconnect_delay_set(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)  # type: ignore[arg-type]
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    # ------------------------------------------------------------ state for tests and /health
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def counters(self) -> IngestCountersSnapshot:
+        return self._counters.snapshot()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._writer.queue_depth
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """True once everything received so far is written to the store."""
+        return self._writer.wait_idle(timeout)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Like ``wait_idle`` but raises ``TimeoutError`` when the writer does not catch up."""
+        if not self.wait_idle(timeout):
+            raise TimeoutError(f"ingest writer still has {self.queue_depth} messages after {timeout} s")
+
+    # ------------------------------------------------------------ paho callbacks (network thread)
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT connect to %s:%s refused: %s", self._settings.mqtt_host, self._settings.mqtt_port, reason)
+            return
+        with self._lock:
+            self._generation += 1
+        client.subscribe(self.topic_filter, qos=1)
+        log.info("MQTT connected to %s:%s, subscribing %s",
+                 self._settings.mqtt_host, self._settings.mqtt_port, self.topic_filter)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("MQTT subscription %s refused: %s", self.topic_filter, reasons)
+            return
+        self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        self._connected.clear()
+        if self._client is not None:
+            log.warning("MQTT connection lost (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        received = now_ms()
+        self._counters.add_received()
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", "backslashreplace")  # noqa: SLF001 - keep the bad topic visible
+        payload = bytes(message.payload)
+        try:
+            item: IngestItem = self._classifier.classify(topic, payload)
+        except Exception as exc:  # noqa: BLE001 - an exception here would kill paho's network thread
+            log.exception("unexpected error classifying a message on %s", topic)
+            item = DeadLetterItem(topic=topic, reason=f"internal error: {type(exc).__name__}: {exc}", raw=payload)
+        self._writer.submit(item, received, self._ack_for(client, message))
+
+    def _ack_for(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> Any:
+        if message.qos == 0:
+            return None
+        with self._lock:
+            generation = self._generation
+        mid, qos = message.mid, message.qos
+
+        def ack() -> None:
+            with self._lock:
+                current = self._generation
+            if current == generation:  # a mid from an older connection may now name another message
+                client.ack(mid, qos)
+
+        return ack

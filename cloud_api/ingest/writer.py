@@ -1,0 +1,187 @@
+"""The batch writer: one thread drains the ingest queue and writes to the store in transactions.
+
+Acknowledgements run only after the batch is committed, so a QoS1 message the broker considers delivered
+is always in the database (at-least-once end to end; duplicates are removed by event id).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cloud_api.ingest.counters import IngestCounters
+from cloud_api.ingest.messages import (
+    AlertItem,
+    DeadLetterItem,
+    EventItem,
+    IgnoredItem,
+    IngestItem,
+    SnapshotItem,
+    StatsItem,
+    StatusItem,
+)
+from cloud_api.storage.base import Store
+from cloud_api.storage.records import NewDeadLetter
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    item: IngestItem
+    received_ms: int
+    ack: Ack | None
+
+
+_STOP = object()
+
+
+class BatchWriter:
+    """Queue in, batched store writes out; counts one outcome per item."""
+
+    def __init__(
+        self,
+        store: Store,
+        counters: IngestCounters,
+        batch_max: int = 500,
+        retry_delay_s: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._counters = counters
+        self._batch_max = batch_max
+        self._retry_delay_s = retry_delay_s
+        self._queue: queue.Queue[_Pending | object] = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="fieldline-ingest-writer", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write everything queued so far, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, item: IngestItem, received_ms: int, ack: Ack | None = None) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(_Pending(item, received_ms, ack))
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every submitted item is written (or the timeout passes); True when idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    @property
+    def queue_depth(self) -> int:
+        with self._idle:
+            return self._pending
+
+    # ------------------------------------------------------------ thread
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop_after = False
+            while len(batch) < self._batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop_after = True
+                    break
+                batch.append(nxt)
+            self._process([p for p in batch if isinstance(p, _Pending)])
+            if stop_after:
+                return
+
+    def _process(self, batch: list[_Pending]) -> None:
+        try:
+            self._write_grouped(batch)
+        except Exception:  # noqa: BLE001 - a writer that dies stops ingestion; count and go on instead
+            log.exception("ingest writer failed on a batch of %d messages", len(batch))
+            self._counters.add_outcomes(store_errors=len(batch))
+        for pending in batch:
+            if pending.ack is not None:
+                try:
+                    pending.ack()
+                except Exception:  # noqa: BLE001 - the broker will redeliver; dedup takes care of it
+                    log.warning("could not acknowledge a message", exc_info=True)
+        with self._idle:
+            self._pending -= len(batch)
+            self._idle.notify_all()
+
+    def _write_grouped(self, batch: list[_Pending]) -> None:
+        newest = max(p.received_ms for p in batch)
+        events = [p.item.event for p in batch if isinstance(p.item, EventItem)]
+        alerts = [p.item.alert for p in batch if isinstance(p.item, AlertItem)]
+        letters = [
+            NewDeadLetter(topic=p.item.topic, reason=p.item.reason, raw=p.item.raw)
+            for p in batch
+            if isinstance(p.item, DeadLetterItem)
+        ]
+        ignored = sum(1 for p in batch if isinstance(p.item, IgnoredItem))
+        if events:
+            self._with_retry(len(events), newest, lambda: self._store.write_events(events, newest), dedup=True)
+        if alerts:
+            self._with_retry(len(alerts), newest, lambda: self._store.write_alerts(alerts, newest), dedup=True)
+        if letters:
+            self._with_retry(len(letters), newest, lambda: self._store.write_dead_letters(letters, newest),
+                             outcome="dead_letters")
+        for pending in batch:
+            self._write_single(pending)
+        if ignored:
+            self._counters.add_outcomes(ignored=ignored)
+
+    def _write_single(self, pending: _Pending) -> None:
+        item, at = pending.item, pending.received_ms
+        if isinstance(item, StatusItem):
+            applied = self._with_retry(1, at, lambda: self._store.write_status(item.status, at), outcome="none")
+            if applied is True:
+                self._counters.add_outcomes(stored=1, ingest_ms=at)
+            elif applied is False:
+                self._counters.add_outcomes(ignored=1)  # stale: from an older boot than the stored one
+        elif isinstance(item, StatsItem):
+            self._with_retry(1, at, lambda: self._store.write_stats(item.stats, at))
+        elif isinstance(item, SnapshotItem):
+            self._with_retry(
+                1, at, lambda: self._store.write_snapshot(item.site, item.device, item.event_id, item.jpeg, at)
+            )
+
+    def _with_retry(
+        self, n: int, at: int, write: Callable[[], object], *, dedup: bool = False, outcome: str = "stored"
+    ) -> object:
+        """Run one store write, retrying once; count its outcome. Returns the write's result or None."""
+        for attempt in (1, 2):
+            try:
+                result = write()
+                break
+            except Exception:  # noqa: BLE001 - counted as store_errors below, never stops ingestion
+                log.exception("store write of %d messages failed (attempt %d)", n, attempt)
+                if attempt == 2:
+                    self._counters.add_outcomes(store_errors=n)
+                    return None
+                time.sleep(self._retry_delay_s)
+        if dedup:
+            inserted = int(result)  # type: ignore[call-overload]
+            self._counters.add_outcomes(stored=inserted, duplicates=n - inserted, ingest_ms=at)
+        elif outcome == "stored":
+            self._counters.add_outcomes(stored=n, ingest_ms=at)
+        elif outcome == "dead_letters":
+            self._counters.add_outcomes(dead_letters=n)
+        return result

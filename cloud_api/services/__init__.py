@@ -1,0 +1,1 @@
+"""Domain services: plain Python, raise domain errors (routes turn them into HTTP errors)."""

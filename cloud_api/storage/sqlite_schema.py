@@ -1,0 +1,152 @@
+"""SQLite schema and connection handling (WAL, one connection per thread)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
+    site TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    zone_kind TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    row TEXT,
+    ts_ms INTEGER NOT NULL,
+    boot INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    historical INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts_ms);
+CREATE INDEX IF NOT EXISTS events_device_ts ON events (device, ts_ms);
+CREATE INDEX IF NOT EXISTS events_zone_ts ON events (zone_id, ts_ms);
+CREATE INDEX IF NOT EXISTS events_zone_kind_ts ON events (zone_kind, zone_id, kind, ts_ms);
+
+-- time series: one row per label per count event
+CREATE TABLE IF NOT EXISTS count_points (
+    event_id TEXT NOT NULL,
+    zone_kind TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    row TEXT,
+    device TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (event_id, label)
+);
+CREATE INDEX IF NOT EXISTS count_points_zone_ts ON count_points (zone_kind, zone_id, ts_ms);
+
+-- the latest count event per (zone, device, camera, row); row_key is '' for no row
+CREATE TABLE IF NOT EXISTS latest_counts (
+    zone_kind TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    boot INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (zone_kind, zone_id, device, camera, row_key)
+);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    state TEXT NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    boot INTEGER NOT NULL DEFAULT 0,
+    agent_version TEXT NOT NULL DEFAULT '',
+    status_ts_ms INTEGER,
+    model TEXT,
+    cameras TEXT NOT NULL DEFAULT '[]',
+    stats TEXT
+);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    site TEXT NOT NULL,
+    zone_kind TEXT,
+    zone_id TEXT,
+    severity TEXT NOT NULL,
+    code TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts_ms);
+
+CREATE TABLE IF NOT EXISTS snapshots (
+    event_id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    jpeg BLOB NOT NULL,
+    received_ms INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    raw_size INTEGER NOT NULL
+);
+"""
+
+
+class ConnectionPool:
+    """One SQLite connection per thread, all closed together."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("the store is closed")
+                conn = self._connect()
+                self._all.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: autocommit; transactions are opened explicitly with BEGIN
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def create_schema(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self.get()
+        conn.executescript(DDL)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()

@@ -1,0 +1,273 @@
+"""SQLite implementation of the ``Store`` protocol (WAL mode, batched write transactions)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
+
+from cloud_api.storage.records import CountBucket, DeadLetterRecord, DeviceRecord, EventQuery, NewDeadLetter, ShedSummary
+from cloud_api.storage.sqlite_schema import ConnectionPool
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(value: str) -> list[tuple[int, int | str]]:
+    """Sort key that orders shed-2 before shed-10."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(value) if part]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class SqliteStore:
+    """Events, count time series, devices, alerts, snapshots and dead letters in one SQLite file."""
+
+    def __init__(self, path: Path, dead_letter_max_bytes: int = 4096) -> None:
+        self._path = Path(path)
+        self._dead_letter_max_bytes = dead_letter_max_bytes
+        self._pool: ConnectionPool | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        if self._pool is None:
+            self._pool = ConnectionPool(self._path)
+            self._pool.create_schema()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._pool is None:
+            raise sqlite3.ProgrammingError("the store is not open")
+        return self._pool.get()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ping(self) -> bool:
+        try:
+            return self._conn().execute("SELECT 1").fetchone() == (1,)
+        except sqlite3.Error:
+            return False
+
+    # ------------------------------------------------------------ writes
+
+    def write_events(self, events: list[Event], received_ms: int) -> int:
+        inserted = 0
+        with self._transaction() as conn:
+            for event in events:
+                if self._insert_event(conn, event, received_ms):
+                    inserted += 1
+                    self._touch_device(conn, event.site, event.device, received_ms)
+        return inserted
+
+    def _insert_event(self, conn: sqlite3.Connection, event: Event, received_ms: int) -> bool:
+        zone = event.zone
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO events (id, device, site, camera, kind, zone_kind, zone_id, row, ts_ms,"
+            " boot, seq, historical, payload, received_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                event.id, event.device, event.site, event.camera, event.kind, zone.kind, zone.id, zone.row,
+                event.ts_ms, event.boot, event.seq, int(event.historical),
+                event.to_json().decode("utf-8"), received_ms,
+            ),
+        )
+        if cur.rowcount != 1:
+            return False
+        if event.kind == "count":
+            conn.executemany(
+                "INSERT INTO count_points (event_id, zone_kind, zone_id, row, device, camera, ts_ms, label, n)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (event.id, zone.kind, zone.id, zone.row, event.device, event.camera, event.ts_ms, label, n)
+                    for label, n in event.counts.items()
+                ],
+            )
+            conn.execute(
+                "INSERT INTO latest_counts (zone_kind, zone_id, device, camera, row_key, event_id, ts_ms, boot, seq)"
+                " VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (zone_kind, zone_id, device, camera, row_key) DO UPDATE SET"
+                " event_id = excluded.event_id, ts_ms = excluded.ts_ms, boot = excluded.boot, seq = excluded.seq"
+                " WHERE (excluded.ts_ms, excluded.boot, excluded.seq)"
+                " > (latest_counts.ts_ms, latest_counts.boot, latest_counts.seq)",
+                (zone.kind, zone.id, event.device, event.camera, zone.row or "", event.id,
+                 event.ts_ms, event.boot, event.seq),
+            )
+        return True
+
+    def _touch_device(self, conn: sqlite3.Connection, site: str, device: str, received_ms: int) -> None:
+        conn.execute(
+            "INSERT INTO devices (device, site, state, last_seen_ms, first_seen_ms) VALUES (?,?,'unknown',?,?)"
+            " ON CONFLICT (device) DO UPDATE SET site = excluded.site,"
+            " last_seen_ms = max(devices.last_seen_ms, excluded.last_seen_ms)",
+            (device, site, received_ms, received_ms),
+        )
+
+    def write_status(self, status: DeviceStatus, received_ms: int) -> bool:
+        with self._transaction() as conn:
+            self._touch_device(conn, status.site, status.device, received_ms)
+            cur = conn.execute(
+                "UPDATE devices SET state = ?, boot = ?, agent_version = ?, status_ts_ms = ?, model = ?,"
+                " cameras = ? WHERE device = ? AND boot <= ?",
+                (
+                    status.state, status.boot, status.agent_version, status.ts_ms,
+                    _json(status.model.model_dump()) if status.model else None,
+                    _json([camera.model_dump() for camera in status.cameras]),
+                    status.device, status.boot,
+                ),
+            )
+            return cur.rowcount == 1
+
+    def write_alerts(self, alerts: list[Alert], received_ms: int) -> int:
+        inserted = 0
+        with self._transaction() as conn:
+            for alert in alerts:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO alerts (id, ts_ms, device, site, zone_kind, zone_id, severity, code,"
+                    " dedup_key, payload, received_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        alert.id, alert.ts_ms, alert.device, alert.site,
+                        alert.zone.kind if alert.zone else None, alert.zone.id if alert.zone else None,
+                        alert.severity, alert.code, alert.dedup_key, alert.to_json().decode("utf-8"), received_ms,
+                    ),
+                )
+                inserted += cur.rowcount
+                self._touch_device(conn, alert.site, alert.device, received_ms)
+        return inserted
+
+    def write_stats(self, stats: DeviceStats, received_ms: int) -> None:
+        with self._transaction() as conn:
+            self._touch_device(conn, stats.site, stats.device, received_ms)
+            conn.execute("UPDATE devices SET stats = ? WHERE device = ?", (_json(stats.model_dump()), stats.device))
+
+    def write_snapshot(self, site: str, device: str, event_id: str, jpeg: bytes, received_ms: int) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (event_id, site, device, jpeg, received_ms) VALUES (?,?,?,?,?)",
+                (event_id, site, device, jpeg, received_ms),
+            )
+            self._touch_device(conn, site, device, received_ms)
+
+    def write_dead_letters(self, letters: list[NewDeadLetter], received_ms: int) -> None:
+        limit = self._dead_letter_max_bytes
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO dead_letters (received_ms, topic, reason, raw, raw_size) VALUES (?,?,?,?,?)",
+                [(received_ms, d.topic, d.reason, bytes(d.raw[:limit]), len(d.raw)) for d in letters],
+            )
+
+    # ------------------------------------------------------------ reads
+
+    def list_devices(self) -> list[DeviceRecord]:
+        rows = self._conn().execute(
+            "SELECT device, site, state, last_seen_ms, first_seen_ms, boot, agent_version, status_ts_ms,"
+            " model, cameras, stats FROM devices"
+        ).fetchall()
+        records = [
+            DeviceRecord(
+                device=r[0], site=r[1], state=r[2], last_seen_ms=r[3], first_seen_ms=r[4], boot=r[5],
+                agent_version=r[6], status_ts_ms=r[7], model=json.loads(r[8]) if r[8] else None,
+                cameras=json.loads(r[9]), stats=json.loads(r[10]) if r[10] else None,
+            )
+            for r in rows
+        ]
+        return sorted(records, key=lambda d: (natural_key(d.site), natural_key(d.device)))
+
+    def list_events(self, query: EventQuery) -> list[dict[str, Any]]:
+        where, params = [], []
+        for column, value in (("device", query.device), ("zone_id", query.zone), ("kind", query.kind)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.from_ms is not None:
+            where.append("ts_ms >= ?")
+            params.append(query.from_ms)
+        if query.to_ms is not None:
+            where.append("ts_ms < ?")
+            params.append(query.to_ms)
+        sql = "SELECT payload FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ts_ms DESC, boot DESC, seq DESC, id DESC LIMIT ?"
+        rows = self._conn().execute(sql, [*params, query.limit]).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def list_sheds(self) -> list[ShedSummary]:
+        rows = self._conn().execute(
+            "SELECT lc.zone_id, cp.label, sum(cp.n), max(lc.ts_ms) FROM latest_counts lc"
+            " LEFT JOIN count_points cp ON cp.event_id = lc.event_id"
+            " WHERE lc.zone_kind = 'shed' GROUP BY lc.zone_id, cp.label"
+        ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        updated: dict[str, int] = {}
+        for zone_id, label, n, _ in rows:
+            shed_counts = counts.setdefault(zone_id, {})
+            if label is not None:
+                shed_counts[label] = int(n)
+        # updated_ms is over all latest events of the shed, including ones that counted nothing
+        for zone_id, ts_ms in self._conn().execute(
+            "SELECT zone_id, max(ts_ms) FROM latest_counts WHERE zone_kind = 'shed' GROUP BY zone_id"
+        ):
+            updated[zone_id] = int(ts_ms)
+        return [
+            ShedSummary(id=zone_id, counts=counts.get(zone_id, {}), updated_ms=updated[zone_id])
+            for zone_id in sorted(updated, key=natural_key)
+        ]
+
+    def shed_exists(self, shed_id: str) -> bool:
+        row = self._conn().execute(
+            "SELECT 1 FROM latest_counts WHERE zone_kind = 'shed' AND zone_id = ? LIMIT 1", (shed_id,)
+        ).fetchone()
+        return row is not None
+
+    def shed_count_buckets(self, shed_id: str, from_ms: int, to_ms: int, bucket_ms: int) -> list[CountBucket]:
+        """Per bucket (from_ms + i * bucket_ms), the sum over (device, camera, row) of its last count event."""
+        rows = self._conn().execute(
+            "WITH ranked AS ("
+            "  SELECT id, :from + ((ts_ms - :from) / :bucket) * :bucket AS bucket_ts, ROW_NUMBER() OVER ("
+            "    PARTITION BY device, camera, row, (ts_ms - :from) / :bucket"
+            "    ORDER BY ts_ms DESC, boot DESC, seq DESC, id DESC) AS rn"
+            "  FROM events WHERE zone_kind = 'shed' AND zone_id = :shed AND kind = 'count'"
+            "  AND ts_ms >= :from AND ts_ms < :to)"
+            " SELECT r.bucket_ts, cp.label, sum(cp.n) FROM ranked r"
+            " LEFT JOIN count_points cp ON cp.event_id = r.id"
+            " WHERE r.rn = 1 GROUP BY r.bucket_ts, cp.label ORDER BY r.bucket_ts",
+            {"bucket": bucket_ms, "shed": shed_id, "from": from_ms, "to": to_ms},
+        ).fetchall()
+        buckets: dict[int, dict[str, int]] = {}
+        for bucket_ts, label, n in rows:
+            counts = buckets.setdefault(int(bucket_ts), {})
+            if label is not None:
+                counts[label] = int(n)
+        return [CountBucket(ts_ms=ts, counts=counts) for ts, counts in buckets.items()]
+
+    def list_dead_letters(self, limit: int) -> list[DeadLetterRecord]:
+        rows = self._conn().execute(
+            "SELECT id, received_ms, topic, reason, raw, raw_size FROM dead_letters ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [DeadLetterRecord(id=r[0], received_ms=r[1], topic=r[2], reason=r[3], raw=bytes(r[4]), raw_size=r[5])
+                for r in rows]
+
+    def get_snapshot(self, event_id: str) -> bytes | None:
+        row = self._conn().execute("SELECT jpeg FROM snapshots WHERE event_id = ?", (event_id,)).fetchone()
+        return bytes(row[0]) if row else None

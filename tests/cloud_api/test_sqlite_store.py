@@ -1,0 +1,60 @@
+"""SqliteStore on its own: dedup, dead-letter truncation, status ordering by boot."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from cloud_api.storage.records import NewDeadLetter
+from cloud_api.storage.sqlite_store import SqliteStore, natural_key
+from fieldline.contract import DeviceStatus, parse_payload
+from tests.cloud_api.cloudapi_builders import T0, count_event, status_payload
+
+
+def open_store(tmp_path: Path, **kwargs: int) -> SqliteStore:
+    store = SqliteStore(tmp_path / "db" / "fieldline.db", **kwargs)
+    store.open()
+    return store
+
+
+def test_write_events_ignores_duplicates_by_id(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    first = count_event("shed-1", T0, {"ripe": 2, "green": 1}, seq=1)
+    assert store.write_events([first, first, count_event("shed-1", T0 + 1, {"ripe": 3}, seq=2)], T0) == 2
+    assert store.write_events([first], T0) == 0
+    conn = sqlite3.connect(tmp_path / "db" / "fieldline.db")
+    assert conn.execute("SELECT count(*) FROM events").fetchone() == (2,)
+    assert conn.execute("SELECT count(*) FROM count_points").fetchone() == (3,)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    store.close()
+
+
+def test_dead_letters_keep_bounded_raw_bytes(tmp_path: Path) -> None:
+    store = open_store(tmp_path, dead_letter_max_bytes=8)
+    store.write_dead_letters([NewDeadLetter("t/1", "payload is not JSON", b"0123456789abcdef")], T0)
+    (letter,) = store.list_dead_letters(10)
+    assert (letter.raw, letter.raw_size, letter.topic, letter.received_ms) == (b"01234567", 16, "t/1", T0)
+    store.close()
+
+
+def test_status_from_an_older_boot_is_ignored(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+
+    def status(state: str, boot: int) -> DeviceStatus:
+        return parse_payload(DeviceStatus, status_payload(state, boot=boot))
+
+    assert store.write_status(status("online", 2), T0)
+    assert not store.write_status(status("offline", 1), T0 + 1)  # a late LWT of the previous run
+    assert store.list_devices()[0].state == "online"
+    assert store.write_status(status("offline", 2), T0 + 2)
+    (device,) = store.list_devices()
+    assert (device.state, device.boot, device.last_seen_ms, device.first_seen_ms) == ("offline", 2, T0 + 2, T0)
+    assert json.loads(json.dumps(device.cameras))[0]["name"] == "cam-1"
+    store.close()
+
+
+def test_natural_key_orders_numbers_by_value() -> None:
+    assert sorted(["shed-10", "shed-2", "shed-1", "line-3", "shed-02b"], key=natural_key) == [
+        "line-3", "shed-1", "shed-2", "shed-02b", "shed-10",
+    ]
