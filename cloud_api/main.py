@@ -1,16 +1,42 @@
-"""The FastAPI application factory; the lifespan opens the store and runs the ingest worker."""
+"""The FastAPI application factory; the lifespan opens the store, the live hub and runs the ingest worker."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from cloud_api.api.convert import live_message
 from cloud_api.api.routes import api_router
+from cloud_api.core import log_redaction
 from cloud_api.core.config import Settings
 from cloud_api.ingest.worker import IngestWorker
+from cloud_api.services.live import LiveHub
+from cloud_api.services.users import ensure_user
+from cloud_api.storage.records import StoreChange
 from cloud_api.storage.sqlite_store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Edge events arrive over MQTT and are stored; this API serves them to the phone app and the QA dashboard.
+
+**Auth.** `POST /api/v1/auth/login` returns a bearer token; the static `Settings.api_tokens` are service
+tokens with role admin. Roles: viewer (read only), operator (also ack/clear alerts, harvest plan and done
+marks), admin (also users). Missing/wrong token: 401; role too low: 403.
+
+**Alert ids** are the row ids of the alert lifecycle (decimal strings, e.g. `"17"`), not the payload ids:
+payloads with the same `dedup_key` are grouped into one open alert (`count`, `last_ts_ms`).
+
+**Live updates.** WebSocket `/api/v1/ws?token=...` (or an `Authorization: Bearer` header) pushes
+`{"type": "count" | "inspection" | "alert" | "device", "data": {...}, "dropped": n}`: count/inspection = the
+event without `detections`; alert = an alert as in `GET /alerts` plus `change`
+(opened, repeated, acknowledged, cleared); device = device, site, state, boot, status_ts_ms, agent_version,
+last_seen_ms. A wrong token closes the socket with code 4401.
+"""
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -18,10 +44,24 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log_redaction.install()  # the WebSocket takes its token in the query string
         store = SqliteStore(settings.database_file, dead_letter_max_bytes=settings.dead_letter_max_bytes)
         store.open()
+        hub = LiveHub(queue_size=settings.ws_queue_size)
+        hub.bind(asyncio.get_running_loop())
+
+        def push(change: StoreChange) -> None:
+            message = live_message(change)
+            if message is not None:
+                hub.publish(*message)
+
+        store.add_change_listener(push)
+        admin = settings.bootstrap_admin
+        if admin is not None and ensure_user(store, admin.username, admin.password.get_secret_value(), "admin"):
+            log.info("created bootstrap admin user %r", admin.username)
         worker = IngestWorker(settings, store) if settings.ingest_enabled else None
         app.state.store = store
+        app.state.live = hub
         app.state.ingest = worker
         if worker is not None:
             worker.start()
@@ -30,12 +70,14 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stop()
+            hub.close()
             store.close()
 
     app = FastAPI(
         title="FieldLine cloud API",
-        version="1.0.0",
-        summary="Ingest of edge events over MQTT, device state and shed counts",
+        version="1.1.0",
+        summary="Ingest of edge events over MQTT, device state, shed overview, alerts, harvest plans, live updates",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.settings = settings

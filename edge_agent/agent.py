@@ -1,4 +1,4 @@
-"""The edge agent: one loop per camera (source → detector → count rule → event), spooled MQTT publishing."""
+"""The edge agent: camera loops, spooled MQTT publishing, remote commands, stats for one device."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import logging
 import os
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import yaml
 
+from edge_agent.camera_loop import CameraCounters, CameraLoop
+from edge_agent.commands import CommandError, CommandHandler
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
+from edge_agent.ota import ModelStore
 from edge_agent.publisher import Publisher
-from edge_agent.rules import CountRule
-from edge_agent.sources import Frame, Source, SourceError, open_source
+from edge_agent.snapshots import ByteBudget, annotate, encode_jpeg
+from edge_agent.sources import Frame, SourceError, open_source
 from edge_agent.spool import Spool
 from fieldline import __version__
 from fieldline.contract import (
@@ -29,38 +33,40 @@ from fieldline.contract import (
     LatencyMs,
     ModelRef,
     Zone,
+    command_topic,
     events_topic,
+    snapshot_topic,
     stats_topic,
     status_topic,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CameraCounters:
-    frames: int = 0
-    events: int = 0
-    skipped_frames: int = 0
-    detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=500))
+DetectorFactory = Callable[[Path], Detector]
 
 
 class Agent:
     """Wires sources, the detector, rules, the spool and the publisher for one device."""
 
-    def __init__(self, config: AgentConfig, detector: Detector) -> None:
+    def __init__(self, config: AgentConfig, detector: Detector, config_path: Path | None = None,
+                 detector_factory: DetectorFactory | None = None) -> None:
         self.config = config
         self.detector = detector
+        self.config_path = config_path
+        self._factory = detector_factory or self._default_factory
         self.spool = Spool(config.data_dir / "spool.db", config.spool_max_events)
+        self.models = ModelStore(config.data_dir)
         self.boot = self.spool.next_boot()
-        self.model_ref = ModelRef(
-            name=getattr(detector, "name", "unknown"),
-            version=getattr(detector, "version", "0"),
-            sha256=getattr(detector, "sha256", ""),
-        )
-        self.config_hash = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
-        self.counters = {c.name: CameraCounters() for c in config.cameras}
+        self.counters: dict[str, CameraCounters] = {c.name: CameraCounters() for c in config.cameras}
+        self.loops: dict[str, CameraLoop] = {}
+        self.snapshot_budget = ByteBudget(config.snapshot_budget_bytes_per_min)
+        self.commands = CommandHandler(self)
+        self.restart_requested = False
+        self._snapshot_seq = 0
         self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._camera_stop = threading.Event()
+        self._camera_threads: list[threading.Thread] = []
+        self._cameras_lock = threading.Lock()
         self.publisher = Publisher(
             config.mqtt,
             client_id=f"fieldline-edge-{config.site}-{config.device}",
@@ -69,100 +75,154 @@ class Agent:
             online_status=lambda: self._status("online"),
             offline_status=self._status("offline"),
         )
+        self.publisher.subscribe(command_topic(config.site, config.device, "+"), self.commands.on_message)
+
+    def _default_factory(self, path: Path) -> Detector:
+        from edge_agent.detectors.onnx_detector import OnnxDetector
+
+        m = self.config.model
+        return OnnxDetector(path, m.conf_threshold, m.iou_threshold, m.threads)
 
     # ------------------------------------------------------------------ payloads
+    @property
+    def model_ref(self) -> ModelRef:
+        d = self.detector
+        return ModelRef(name=getattr(d, "name", "unknown"), version=getattr(d, "version", "0"),
+                        sha256=getattr(d, "sha256", ""))
+
     def _status(self, state: str) -> bytes:
         return DeviceStatus(
-            state=state,
-            device=self.config.device,
-            site=self.config.site,
-            boot=self.boot,
-            ts_ms=int(time.time() * 1000),
-            agent_version=__version__,
-            model=self.model_ref,
+            state=state, device=self.config.device, site=self.config.site, boot=self.boot,
+            ts_ms=int(time.time() * 1000), agent_version=__version__, model=self.model_ref,
             cameras=[CameraInfo(name=c.name, zone=Zone(**c.zone.model_dump())) for c in self.config.cameras],
-            config_hash=self.config_hash,
+            config_hash=hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:16],
         ).to_json()
 
-    def _emit_count(self, camera: CameraConfig, frame: Frame, detections: Detections, counts: dict[str, int]) -> int:
+    def _emit_count(self, camera: CameraConfig, frame: Frame, detections: Detections, counts: dict[str, int]) -> None:
         height, width = frame.image.shape[:2]
-        boxes = detections.normalized_boxes(width, height)
-        names = detections.label_names()
-        dets = [
-            Detection(label=names[i], score=round(float(detections.confidence[i]), 4),
-                      box=tuple(round(float(v), 5) for v in boxes[i]))
-            for i in range(len(detections))
-        ]
+        boxes, names = detections.normalized_boxes(width, height), detections.label_names()
+        dets = [Detection(label=names[i], score=round(float(detections.confidence[i]), 4),
+                          box=tuple(round(float(v), 5) for v in boxes[i])) for i in range(len(detections))]
+        model = self.model_ref
 
         def build(seq: int) -> bytes:
             return Event(
-                id=f"{self.config.device}-{self.boot}-{seq}",
-                device=self.config.device,
-                site=self.config.site,
-                camera=camera.name,
-                boot=self.boot,
-                seq=seq,
-                ts_ms=frame.ts_ms,
-                zone=Zone(**camera.zone.model_dump()),
-                kind="count",
-                model=self.model_ref,
-                detections=dets,
-                counts=counts,
+                id=f"{self.config.device}-{self.boot}-{seq}", device=self.config.device, site=self.config.site,
+                camera=camera.name, boot=self.boot, seq=seq, ts_ms=frame.ts_ms,
+                zone=Zone(**camera.zone.model_dump()), kind="count", model=model, detections=dets, counts=counts,
             ).to_json()
 
-        seq = self.spool.append_sequenced(events_topic(self.config.site, self.config.device), 1, build)
+        self.spool.append_sequenced(events_topic(self.config.site, self.config.device), 1, build)
         self.publisher.notify()
-        return seq
+
+    def publish_snapshot(self, camera: str) -> str:
+        """JPEG of the camera's latest frame with boxes, on ``snapshots/{id}``; returns the id."""
+        loop = self.loops.get(camera)
+        latest = loop.latest_frame() if loop else None
+        if latest is None:
+            raise CommandError(f"camera {camera!r} has no frame yet" if loop else f"no camera named {camera!r}")
+        frame, detections = latest
+        jpeg = encode_jpeg(annotate(frame.image, detections))
+        if not self.snapshot_budget.take(len(jpeg)):
+            raise CommandError(f"snapshot budget of {self.config.snapshot_budget_bytes_per_min} bytes/min is spent")
+        self._snapshot_seq += 1
+        snap_id = f"{self.config.device}-{self.boot}-snap{self._snapshot_seq}"
+        self.spool.append(snapshot_topic(self.config.site, self.config.device, snap_id), jpeg, qos=1)
+        self.publisher.notify()
+        return snap_id
 
     def stats(self) -> DeviceStats:
         all_ms = [ms for c in self.counters.values() for ms in c.detect_ms]
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        frames = sum(c.frames for c in self.counters.values())
         cpu = os.times()
         return DeviceStats(
-            device=self.config.device,
-            site=self.config.site,
-            ts_ms=int(time.time() * 1000),
-            fps=round(frames / elapsed, 3),
-            latency_ms=LatencyMs(
-                p50=round(float(np.percentile(all_ms, 50)), 3) if all_ms else 0.0,
-                p95=round(float(np.percentile(all_ms, 95)), 3) if all_ms else 0.0,
-            ),
+            device=self.config.device, site=self.config.site, ts_ms=int(time.time() * 1000),
+            fps=round(sum(c.frames for c in self.counters.values()) / elapsed, 3),
+            latency_ms=LatencyMs(p50=round(float(np.percentile(all_ms, 50)), 3) if all_ms else 0.0,
+                                 p95=round(float(np.percentile(all_ms, 95)), 3) if all_ms else 0.0),
             spool_depth=self.spool.depth(),
             dropped=self.spool.dropped + sum(c.skipped_frames for c in self.counters.values()),
             cpu=round(100.0 * (cpu.user + cpu.system) / elapsed, 1),
         )
 
+    # ------------------------------------------------------------------ remote changes
+    def _sample_frame(self) -> np.ndarray | None:
+        for loop in self.loops.values():
+            latest = loop.latest_frame()
+            if latest is not None:
+                return latest[0].image
+        return None
+
+    def install_model(self, url: str, sha256: str) -> dict:
+        running = Path(self.config.model.path)
+        self.detector = self.models.install(url, sha256, running, self._factory, self._sample_frame())
+        self._persist(self.config.model_copy(update={"model": self.config.model.model_copy(
+            update={"path": self.models.current})}))
+        return {"model": self.model_ref.model_dump(), "previous": str(self.models.previous)}
+
+    def rollback_model(self) -> dict:
+        self.detector = self.models.rollback(self._factory, self._sample_frame())
+        self._persist(self.config.model_copy(update={"model": self.config.model.model_copy(
+            update={"path": self.models.current})}))
+        return {"model": self.model_ref.model_dump()}
+
+    def apply_config(self, new: AgentConfig) -> str:
+        """Apply live when only cameras/model settings change; otherwise persist and restart. Returns how."""
+        old = self.config
+        if (new.mqtt, new.data_dir, new.spool_max_events) != (old.mqtt, old.data_dir, old.spool_max_events):
+            self._persist(new)
+            self.request_restart()
+            return "restart"
+        if new.model != old.model:
+            try:
+                detector = self._factory(Path(new.model.path))
+            except Exception as exc:  # noqa: BLE001
+                raise CommandError(f"new model settings do not load, the running config is kept: {exc}") from None
+            self.detector = detector
+        self._persist(new)
+        self._restart_cameras()
+        return "live"
+
+    def _persist(self, config: AgentConfig) -> None:
+        self.config = config
+        if self.config_path is None:
+            return
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        os.replace(tmp, self.config_path)
+
+    def request_restart(self) -> None:
+        self.restart_requested = True
+        self._stop.set()
+
     # ------------------------------------------------------------------ loops
-    def _camera_loop(self, camera: CameraConfig, source: Source, stop: threading.Event) -> None:
-        rule = CountRule(self.detector.labels, camera.smoothing_frames, camera.publish_interval_s)
-        counters = self.counters[camera.name]
-        period = 1.0 / camera.fps
-        next_at = time.monotonic()
-        try:
-            while not stop.is_set():
-                frame = source.read()
-                if frame is None:
-                    log.info("camera %s: source ended", camera.name)
-                    return
-                counters.frames += 1
-                started = time.perf_counter()
-                try:
-                    detections = self.detector.detect(frame.image)
-                except ValueError as exc:
-                    counters.skipped_frames += 1
-                    log.warning("camera %s: frame %d skipped: %s", camera.name, frame.index, exc)
-                    continue
-                counters.detect_ms.append((time.perf_counter() - started) * 1000)
-                decision = rule.update(detections, time.monotonic())
-                if decision is not None:
-                    self._emit_count(camera, frame, detections, decision.counts)
-                    counters.events += 1
-                next_at = max(next_at + period, time.monotonic() - period)
-                stop.wait(max(0.0, next_at - time.monotonic()))
-        finally:
-            counters.skipped_frames += source.corrupt_frames
-            source.close()
+    def _start_cameras(self) -> int:
+        self._camera_stop = threading.Event()
+        self._camera_threads, self.loops = [], {}
+        for camera in self.config.cameras:
+            try:
+                source = open_source(camera.source)
+            except SourceError as exc:
+                log.error("camera %s: %s", camera.name, exc)
+                continue
+            counters = self.counters.setdefault(camera.name, CameraCounters())
+            loop = CameraLoop(camera, source, lambda: self.detector, self._emit_count, counters)
+            self.loops[camera.name] = loop
+            thread = threading.Thread(target=loop.run, args=(self._camera_stop,), name=f"camera-{camera.name}",
+                                      daemon=True)
+            self._camera_threads.append(thread)
+            thread.start()
+        return len(self._camera_threads)
+
+    def _stop_cameras(self) -> None:
+        self._camera_stop.set()
+        for thread in self._camera_threads:
+            thread.join(timeout=10)
+
+    def _restart_cameras(self) -> None:
+        with self._cameras_lock:
+            self._stop_cameras()
+            self._start_cameras()
 
     def _stats_loop(self, stop: threading.Event) -> None:
         topic = stats_topic(self.config.site, self.config.device)
@@ -170,39 +230,44 @@ class Agent:
             self.publisher.publish_now(topic, self.stats().to_json(), qos=0)
 
     def run(self, stop: threading.Event | None = None, duration_s: float | None = None) -> int:
-        """Run until ``stop`` is set, ``duration_s`` passes, or every source has ended. Returns an exit code."""
-        stop = stop or threading.Event()
-        sources: list[tuple[CameraConfig, Source]] = []
-        for camera in self.config.cameras:
-            try:
-                sources.append((camera, open_source(camera.source)))
-            except SourceError as exc:
-                log.error("camera %s: %s", camera.name, exc)
-        if not sources:
+        """Run until ``stop`` is set, ``duration_s`` passes, a restart is requested, or every source ended."""
+        if stop is not None:
+            self._stop = stop
+        stop = self._stop
+        with self._cameras_lock:
+            opened = self._start_cameras()
+        if not opened:
             log.error("no camera could be opened; the agent stops")
             self.spool.close()
             return 2
         self.publisher.start()
-        threads = [
-            threading.Thread(target=self._camera_loop, args=(cam, src, stop), name=f"camera-{cam.name}", daemon=True)
-            for cam, src in sources
-        ]
-        threads.append(threading.Thread(target=self._stats_loop, args=(stop,), name="stats", daemon=True))
-        for thread in threads:
+        metrics_server = None
+        if self.config.metrics_port:
+            from edge_agent.metrics import serve_metrics
+
+            metrics_server, _ = serve_metrics(self, self.config.metrics_port, self.config.metrics_host)
+        helpers = [threading.Thread(target=self._stats_loop, args=(stop,), name="stats", daemon=True),
+                   threading.Thread(target=self.commands.run, args=(stop,), name="commands", daemon=True)]
+        for thread in helpers:
             thread.start()
         deadline = None if duration_s is None else time.monotonic() + duration_s
         try:
             while not stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                if not any(t.is_alive() for t in threads[:-1]):
-                    break
+                with self._cameras_lock:
+                    if not any(t.is_alive() for t in self._camera_threads):
+                        break
                 stop.wait(0.2)
         finally:
             stop.set()
-            for thread in threads:
+            with self._cameras_lock:
+                self._stop_cameras()
+            for thread in helpers:
                 thread.join(timeout=5)
             self.publisher.wait_drained(timeout=3.0 if self.publisher.connected else 0.0)
             self.publisher.stop(offline_status=self._status("offline"))
             self.spool.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
         return 0

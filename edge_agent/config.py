@@ -14,6 +14,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TlsConfig(_Strict):
+    ca_file: Path | None = Field(default=None, description="CA certificate (PEM) that signed the broker's certificate")
+    cert_file: Path | None = Field(default=None, description="Client certificate (PEM), for brokers that require one")
+    key_file: Path | None = Field(default=None, description="Client private key (PEM)")
+    insecure: bool = Field(default=False, description="Skip the broker host-name check (testing only)")
+
+    def apply(self, client) -> None:
+        """Configure TLS on a paho client."""
+        client.tls_set(ca_certs=str(self.ca_file) if self.ca_file else None,
+                       certfile=str(self.cert_file) if self.cert_file else None,
+                       keyfile=str(self.key_file) if self.key_file else None)
+        client.tls_insecure_set(self.insecure)
+
+
 class MqttConfig(_Strict):
     host: str = Field(default="127.0.0.1", description="Broker host name or IP")
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port")
@@ -22,6 +36,9 @@ class MqttConfig(_Strict):
     password: str | None = Field(default=None, description="Broker password")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive in seconds")
     max_inflight: int = Field(default=50, ge=1, le=1000, description="Unacknowledged QoS1 messages in flight")
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; unset means plain TCP")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="First reconnect delay")
+    reconnect_max_s: float = Field(default=60.0, gt=0, le=3600, description="Upper bound of the reconnect backoff")
 
 
 class ModelConfig(_Strict):
@@ -83,6 +100,13 @@ class AgentConfig(_Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Broker connection")
     model: ModelConfig = Field(description="Detector model")
     cameras: list[CameraConfig] = Field(min_length=1, description="Cameras served by this agent")
+    snapshot_budget_bytes_per_min: int = Field(
+        default=2_000_000, ge=0, description="Evidence images may use at most this many bytes per minute (metered uplinks)"
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus /metrics on this port (off when unset)"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of the /metrics endpoint")
     stats_interval_s: float = Field(default=60.0, gt=0.0, description="Seconds between stats messages")
     spool_max_events: int = Field(
         default=100_000, ge=10, description="Outbox cap; beyond it the oldest events are dropped and counted"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -49,12 +50,20 @@ class Publisher:
         if config.username:
             self._client.username_pw_set(config.username, config.password)
         self._client.will_set(status_topic, offline_status, qos=1, retain=True)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if config.tls is not None:
+            config.tls.apply(self._client)
+        # jitter: each device gets its own backoff bounds, so a fleet does not reconnect in lockstep
+        # after a broker restart (paho doubles the delay between these bounds)
+        jitter = random.uniform(0.7, 1.3)
+        self._client.reconnect_delay_set(min_delay=max(1, round(config.reconnect_min_s * jitter)),
+                                         max_delay=max(1, round(config.reconnect_max_s * jitter)))
         self._client.max_inflight_messages_set(config.max_inflight)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> spool id
         self._early_acks: set[int] = set()  # PUBACKs that arrived before the mid was recorded
@@ -76,6 +85,12 @@ class Publisher:
         self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
         self._client.loop_start()
         self._sender.start()
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Subscribe (QoS1) on every connect; ``handler(topic, payload)`` runs on the network thread, so keep it short."""
+        self._subscriptions[topic_filter] = handler
+        if self.connected:
+            self._client.subscribe(topic_filter, qos=1)
 
     def notify(self) -> None:
         """Wake the sender after appending to the spool."""
@@ -123,6 +138,8 @@ class Publisher:
         self._fail_logged = False
         log.info("connected to broker %s:%s", self.config.host, self.config.port)
         client.publish(self._status_topic, self._online_status(), qos=1, retain=True)
+        for topic_filter in self._subscriptions:
+            client.subscribe(topic_filter, qos=1)
         with self._lock:
             self._inflight.clear()
             self._early_acks.clear()
@@ -145,6 +162,14 @@ class Publisher:
             log.warning("broker %s:%s unreachable; spooling and retrying with backoff",
                         self.config.host, self.config.port)
             self._fail_logged = True
+
+    def _on_message(self, client, userdata, message) -> None:
+        for topic_filter, handler in self._subscriptions.items():
+            if mqtt.topic_matches_sub(topic_filter, message.topic):
+                try:
+                    handler(message.topic, message.payload)
+                except Exception:  # noqa: BLE001 - a handler bug must not kill the network thread
+                    log.exception("handler for %s failed", message.topic)
 
     def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
         with self._lock:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Optional
@@ -81,8 +83,32 @@ def edge_run(
         _fail(f"model: {exc}")
     stop = threading.Event()
     _stop_on_signals(stop)
-    code = Agent(cfg, detector).run(stop, duration)
+    agent = Agent(cfg, detector, config_path=config)
+    code = agent.run(stop, duration)
+    if agent.restart_requested:
+        logging.getLogger("fieldline").info("restarting on remote request")
+        os.execv(sys.executable, [sys.executable, "-m", "fieldline.cli", *sys.argv[1:]])
     raise typer.Exit(code)
+
+
+@edge_app.command("doctor")
+def edge_doctor(config: Annotated[Path, typer.Option("--config", "-c", help="Agent YAML config")]) -> None:
+    """Check the cameras, the model, the broker, the disk and the clock; exit 1 if anything fails."""
+    from rich.table import Table
+
+    from edge_agent.config import AgentConfig
+    from edge_agent.doctor import run_checks
+
+    try:
+        cfg = load_config(config, AgentConfig)
+    except ConfigError as exc:
+        _fail(str(exc))
+    checks = run_checks(cfg)
+    table = Table("check", "result", "detail")
+    for check in checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[bold red]FAIL[/]", check.detail)
+    out.print(table)
+    raise typer.Exit(0 if all(c.ok for c in checks) else 1)
 
 
 # ---------------------------------------------------------------- api
@@ -107,6 +133,52 @@ def api_serve(
     serve(settings, host=host, port=port)
 
 
+@api_app.command("user-add")
+def api_user_add(
+    username: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option(help="admin, operator or viewer")] = "operator",
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="API YAML config (for the database)")] = None,
+    password: Annotated[Optional[str], typer.Option(help="Password (asked for when omitted)")] = None,
+) -> None:
+    """Create an API user (the phone app and the QA dashboard log in with it)."""
+    from cloud_api.core.config import Settings
+    from cloud_api.services.users import InvalidUser, UserExists, create_user
+    from cloud_api.storage.sqlite_store import SqliteStore
+
+    try:
+        settings = load_config(config, Settings) if config else Settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    store = SqliteStore(settings.database_file)
+    store.open()
+    try:
+        user = create_user(store, username, password, role)
+    except (InvalidUser, UserExists) as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    out.print(f"user {user.username!r} created with role {user.role} in {settings.database_file}")
+
+
+# ---------------------------------------------------------------- app
+@app.command("app")
+def phone_app(
+    api: Annotated[Optional[str], typer.Option("--api", help="API base URL, e.g. http://192.168.1.10:8000")] = None,
+    token: Annotated[Optional[str], typer.Option(help="Access token (else log in from Settings)")] = None,
+    lang: Annotated[str, typer.Option(help="en or zh")] = "en",
+) -> None:
+    """Open the operators' app (Kivy; needs the `app` extra) against a FieldLine API."""
+    try:
+        from mobile_app.main import run_app
+    except ImportError as exc:
+        _fail(f"the app needs Kivy: pip install -e '.[app]' ({exc})")
+    if lang not in ("en", "zh"):
+        _fail(f"--lang must be en or zh, not {lang!r}")
+    run_app(api, token=token, lang=lang)
+
+
 # ---------------------------------------------------------------- config / contract
 @config_app.command("validate")
 def config_validate(
@@ -121,7 +193,7 @@ def config_validate(
         load_config(file, models[kind])
     except ConfigError as exc:
         _fail(str(exc), code=1)
-    out.print(f"{file}: valid {kind} config")
+    out.print(f"{file}: valid {kind} config", soft_wrap=True, highlight=False)
 
 
 @config_app.command("schema")

@@ -171,6 +171,7 @@ class CommandReply(_Payload):
     ok: bool
     error: str | None = None
     ts_ms: int = Field(ge=0)
+    result: dict[str, Any] | None = Field(default=None, description="Command-specific details, e.g. snapshot id")
 
 
 PAYLOAD_MODELS: dict[str, type[_Payload]] = {

@@ -1,8 +1,14 @@
-"""FastAPI dependencies: the store, the ingest worker, services and bearer-token auth."""
+"""FastAPI dependencies: the store, the ingest worker, services, bearer-token auth and role checks.
+
+Tokens: the static ``Settings.api_tokens`` (service tokens, role admin) and login tokens from
+``POST /auth/login`` (looked up by SHA-256). Missing or wrong token -> 401; a valid token whose role is too
+low -> 403. Roles rank viewer < operator < admin; viewers may read everything and change nothing.
+"""
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -10,10 +16,28 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cloud_api.core.config import Settings
 from cloud_api.ingest.worker import IngestWorker
+from cloud_api.services.alerts import AlertService
+from cloud_api.services.harvest_plans import HarvestPlanService
+from cloud_api.services.live import LiveHub
 from cloud_api.services.sheds import ShedService
+from cloud_api.services.users import ROLE_RANK, resolve_token
 from cloud_api.storage.base import Store
 
-_bearer = HTTPBearer(auto_error=False, description="One of the tokens in Settings.api_tokens")
+_bearer = HTTPBearer(
+    auto_error=False, description="A token from POST /api/v1/auth/login, or one of Settings.api_tokens"
+)
+
+SERVICE_USER = "service"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a logged-in user or a static service token (role admin)."""
+
+    username: str
+    role: str
+    kind: str  # "user" | "service"
+    token: str
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,31 +52,83 @@ def get_worker(request: Request) -> IngestWorker | None:
     return request.app.state.ingest
 
 
-def get_shed_service(store: Annotated[Store, Depends(get_store)]) -> ShedService:
-    return ShedService(store)
+def get_hub(request: Request) -> LiveHub:
+    return request.app.state.live
+
+
+def get_shed_service(
+    store: Annotated[Store, Depends(get_store)], settings: Annotated[Settings, Depends(get_settings)]
+) -> ShedService:
+    return ShedService(store, settings.pick_ready_labels)
+
+
+def get_alert_service(store: Annotated[Store, Depends(get_store)]) -> AlertService:
+    return AlertService(store)
+
+
+def get_harvest_service(
+    store: Annotated[Store, Depends(get_store)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    sheds: Annotated[ShedService, Depends(get_shed_service)],
+) -> HarvestPlanService:
+    return HarvestPlanService(store, settings, sheds)
+
+
+def authenticate_token(settings: Settings, store: Store, token: str) -> Principal | None:
+    """The principal behind a presented token, or None. Also used by the WebSocket route."""
+    presented = token.encode("utf-8")
+    # compare against every static token so timing does not reveal which one (or whether any) matched
+    matched = False
+    for static in settings.api_tokens:
+        matched |= hmac.compare_digest(presented, static.encode("utf-8"))
+    if matched:
+        return Principal(username=SERVICE_USER, role="admin", kind="service", token=token)
+    found = resolve_token(store, token) if token else None
+    if found is None:
+        return None
+    user, _ = found
+    return Principal(username=user.username, role=user.role, kind="user", token=token)
 
 
 def require_token(
     settings: Annotated[Settings, Depends(get_settings)],
+    store: Annotated[Store, Depends(get_store)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
-    presented = credentials.credentials.encode("utf-8")
-    # compare against every token so timing does not reveal which one (or whether any) matched
-    matched = False
-    for token in settings.api_tokens:
-        matched |= hmac.compare_digest(presented, token.encode("utf-8"))
-    if not matched:
+    principal = authenticate_token(settings, store, credentials.credentials)
+    if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid bearer token",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    return principal
 
+
+def _require_role(minimum: str):  # noqa: ANN202 - returns a FastAPI dependency
+    def check(principal: Annotated[Principal, Depends(require_token)]) -> Principal:
+        if ROLE_RANK[principal.role] < ROLE_RANK[minimum]:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs role {minimum} or higher, you are {principal.role}")
+        return principal
+
+    check.__name__ = f"require_{minimum}"
+    return check
+
+
+require_operator = _require_role("operator")
+require_admin = _require_role("admin")
 
 StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 WorkerDep = Annotated[IngestWorker | None, Depends(get_worker)]
+HubDep = Annotated[LiveHub, Depends(get_hub)]
 ShedServiceDep = Annotated[ShedService, Depends(get_shed_service)]
+AlertServiceDep = Annotated[AlertService, Depends(get_alert_service)]
+HarvestServiceDep = Annotated[HarvestPlanService, Depends(get_harvest_service)]
+PrincipalDep = Annotated[Principal, Depends(require_token)]
+OperatorDep = Annotated[Principal, Depends(require_operator)]
+AdminDep = Annotated[Principal, Depends(require_admin)]

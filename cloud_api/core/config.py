@@ -5,7 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+
+
+class BootstrapAdmin(BaseModel):
+    """An admin user created at start-up when no user of that name exists (its password is never overwritten)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(pattern=USERNAME_PATTERN, description="User name of the admin to create")
+    password: SecretStr = Field(min_length=8, description="Initial password (at least 8 characters)")
 
 
 class Settings(BaseModel):
@@ -50,6 +63,45 @@ class Settings(BaseModel):
     snapshot_max_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1, description="Largest snapshot JPEG stored; bigger ones are dead-lettered"
     )
+    bootstrap_admin: BootstrapAdmin | None = Field(
+        default=None, description="Admin user created at start-up if it does not exist yet"
+    )
+    token_ttl_s: int | None = Field(
+        default=30 * 24 * 3600, ge=60, description="Lifetime of login tokens in seconds; null means they never expire"
+    )
+    timezone: str = Field(
+        default="UTC", description="IANA time zone of the site, e.g. Asia/Shanghai; decides what 'today' is"
+    )
+    pick_ready_labels: list[str] = Field(
+        default_factory=lambda: ["ripe"], min_length=1,
+        description="Count labels that are ready to pick; a shed's pick_ready is the sum of their counts",
+    )
+    shed_spacing_m: float = Field(
+        default=40.0, gt=0, description="Walkway distance between neighbouring sheds (natural order), metres"
+    )
+    shed_positions_m: dict[str, float] = Field(
+        default_factory=dict,
+        description="Position of a shed along the walkway in metres, overriding natural order x shed_spacing_m",
+    )
+    harvest_operators: list[str] = Field(
+        default_factory=lambda: ["operator-1", "operator-2"], min_length=1,
+        description="Names of the operators a harvest plan splits the sheds between",
+    )
+    harvest_pick_rate_per_min: float = Field(default=12.0, gt=0, description="Fruits one operator picks per minute")
+    harvest_walk_speed_m_per_min: float = Field(default=60.0, gt=0, description="Walking speed along the walkway, m/min")
+    ws_queue_size: int = Field(
+        default=256, ge=1, le=100_000,
+        description="Messages buffered per WebSocket client; when a client lags the oldest are dropped and counted",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _defaults_and_combinations(self) -> Settings:
@@ -63,6 +115,10 @@ class Settings(BaseModel):
             raise ValueError("mqtt_reconnect_max_s must be >= mqtt_reconnect_min_s")
         if any(not token for token in self.api_tokens):
             raise ValueError("api_tokens must not contain empty strings")
+        if any(position < 0 for position in self.shed_positions_m.values()):
+            raise ValueError("shed_positions_m: positions must be >= 0 metres")
+        if len(set(self.harvest_operators)) != len(self.harvest_operators) or not all(self.harvest_operators):
+            raise ValueError("harvest_operators must be distinct, non-empty names")
         return self
 
     @property

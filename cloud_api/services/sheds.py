@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cloud_api.storage.base import Store
-from cloud_api.storage.records import CountBucket, ShedSummary
+from cloud_api.storage.records import CountBucket, DeviceRecord, LatestCount, ShedSummary
+from cloud_api.storage.sqlite_store import natural_key
 
 DAY_MS = 24 * 3600 * 1000
 DEFAULT_BUCKET_MS = 5 * 60 * 1000
@@ -30,12 +32,114 @@ class ShedSeries:
     points: list[CountBucket]
 
 
+@dataclass(frozen=True)
+class ShedCamera:
+    device: str
+    camera: str
+    state: str  # the device's state: "online" | "offline" | "unknown"
+    last_seen_ms: int | None  # when the cloud last heard from the device
+
+
+@dataclass(frozen=True)
+class ShedRow:
+    row: str | None
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ShedOverview:
+    id: str
+    site: str | None
+    counts: dict[str, int]
+    updated_ms: int
+    pick_ready: int
+    trend: int
+    camera_state: str
+    open_alerts: int
+    rows: list[ShedRow]
+    cameras: list[ShedCamera]
+
+
+def _add(into: dict[str, int], counts: dict[str, int]) -> None:
+    for label, n in counts.items():
+        into[label] = into.get(label, 0) + n
+
+
+def camera_state(cameras: Sequence[ShedCamera]) -> str:
+    """offline if any camera of the shed is offline, online if all are online, unknown otherwise (or none)."""
+    states = {c.state for c in cameras}
+    if "offline" in states:
+        return "offline"
+    return "online" if states == {"online"} else "unknown"
+
+
 class ShedService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, pick_ready_labels: Sequence[str] = ("ripe",)) -> None:
         self._store = store
+        self._pick_ready_labels = tuple(pick_ready_labels)
 
     def list(self) -> list[ShedSummary]:
         return self._store.list_sheds()
+
+    def pick_ready(self, counts: dict[str, int]) -> int:
+        return sum(counts.get(label, 0) for label in self._pick_ready_labels)
+
+    def overview(self, now_ms: int, shed_id: str | None = None) -> list[ShedOverview]:
+        """Every shed with counts (or just ``shed_id``), with pick-ready, trend, cameras and open alerts.
+
+        trend = pick_ready now - pick_ready 24 h ago, where "24 h ago" is the latest count of each (device,
+        camera, row) in the day before that instant; 0 when the shed had no count then (unknown).
+        """
+        latest: dict[str, list[LatestCount]] = {}
+        for item in self._store.latest_counts(shed_id):
+            latest.setdefault(item.shed, []).append(item)
+        past = self._store.shed_counts_at(now_ms - DAY_MS, DAY_MS)
+        alerts = self._store.open_alerts_by_shed()
+        sites = self._store.shed_sites()
+        devices = {d.device: d for d in self._store.list_devices()}
+        result = []
+        for shed in sorted(latest, key=natural_key):
+            items = latest[shed]
+            counts: dict[str, int] = {}
+            rows: dict[str | None, dict[str, int]] = {}
+            for item in items:
+                _add(counts, item.counts)
+                _add(rows.setdefault(item.row, {}), item.counts)
+            cameras = self._cameras(shed, items, devices)
+            pick_ready = self.pick_ready(counts)
+            result.append(ShedOverview(
+                id=shed, site=sites.get(shed), counts=counts, updated_ms=max(i.ts_ms for i in items),
+                pick_ready=pick_ready, trend=pick_ready - self.pick_ready(past[shed]) if shed in past else 0,
+                camera_state=camera_state(cameras), open_alerts=alerts.get(shed, 0),
+                rows=[ShedRow(row=r, counts=c) for r, c in sorted(rows.items(), key=lambda kv: natural_key(kv[0] or ""))],
+                cameras=cameras,
+            ))
+        return result
+
+    def detail(self, shed_id: str, now_ms: int) -> tuple[ShedOverview, str | None]:
+        """One shed's overview and the event id of its latest snapshot (or None); ``UnknownShed`` if none."""
+        found = self.overview(now_ms, shed_id)
+        if not found:
+            raise UnknownShed(shed_id)
+        return found[0], self._store.latest_snapshot(shed_id)
+
+    @staticmethod
+    def _cameras(shed: str, items: list[LatestCount], devices: dict[str, DeviceRecord]) -> list[ShedCamera]:
+        """Cameras that counted in the shed plus cameras whose device status maps them to it."""
+        pairs = {(i.device, i.camera) for i in items}
+        for device in devices.values():
+            for camera in device.cameras:
+                zone = camera.get("zone") or {}
+                if zone.get("kind") == "shed" and zone.get("id") == shed:
+                    pairs.add((device.device, str(camera.get("name"))))
+        cameras = []
+        for device_id, camera_name in sorted(pairs, key=lambda p: (natural_key(p[0]), natural_key(p[1]))):
+            record = devices.get(device_id)
+            cameras.append(ShedCamera(
+                device=device_id, camera=camera_name, state=record.state if record else "unknown",
+                last_seen_ms=record.last_seen_ms if record else None,
+            ))
+        return cameras
 
     def series(
         self, shed_id: str, *, now_ms: int, from_ms: int | None, to_ms: int | None, bucket_ms: int | None

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
 
-from cloud_api.storage.records import CountBucket, DeadLetterRecord, DeviceRecord, EventQuery, NewDeadLetter, ShedSummary
+from cloud_api.storage.records import (
+    AlertQuery,
+    AlertRecord,
+    AlertSummary,
+    CountBucket,
+    DeadLetterRecord,
+    DeviceRecord,
+    EventQuery,
+    HarvestDoneRecord,
+    HarvestPlanRecord,
+    LatestCount,
+    NewDeadLetter,
+    ShedSummary,
+    StoreChange,
+    TokenRecord,
+    UserRecord,
+)
 
 
 class Store(Protocol):
@@ -15,6 +32,10 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     def ping(self) -> bool: ...
+
+    def add_change_listener(self, listener: Callable[[StoreChange], None]) -> None:
+        """Called after every commit that stored a count/inspection event, an alert change or a device status."""
+        ...
 
     # writes (called from the ingest writer thread)
     def write_events(self, events: list[Event], received_ms: int) -> int:
@@ -49,3 +70,49 @@ class Store(Protocol):
     def list_dead_letters(self, limit: int) -> list[DeadLetterRecord]: ...
 
     def get_snapshot(self, event_id: str) -> bytes | None: ...
+
+    # shed overview
+    def latest_counts(self, shed_id: str | None = None) -> list[LatestCount]: ...
+
+    def shed_counts_at(self, at_ms: int, lookback_ms: int) -> dict[str, dict[str, int]]: ...
+
+    def shed_sites(self) -> dict[str, str]: ...
+
+    def latest_snapshot(self, shed_id: str) -> str | None: ...
+
+    # alert lifecycle
+    def list_alerts(self, query: AlertQuery) -> list[AlertRecord]: ...
+
+    def get_alert(self, alert_id: int) -> AlertRecord | None: ...
+
+    def alert_summary(self) -> AlertSummary: ...
+
+    def open_alerts_by_shed(self) -> dict[str, int]: ...
+
+    def transition_alert(
+        self, alert_id: int, to_state: str, allowed_from: tuple[str, ...], by: str, at_ms: int
+    ) -> tuple[AlertRecord | None, bool]: ...
+
+    # users and tokens
+    def create_user(self, user: UserRecord) -> None: ...
+
+    def get_user(self, username: str) -> UserRecord | None: ...
+
+    def list_users(self) -> list[UserRecord]: ...
+
+    def add_token(self, token: TokenRecord, now_ms: int) -> None: ...
+
+    def token_owner(self, token_sha256: str, now_ms: int) -> tuple[UserRecord, TokenRecord] | None: ...
+
+    def delete_token(self, token_sha256: str) -> bool: ...
+
+    # harvest
+    def get_harvest_plan(self, date: str) -> HarvestPlanRecord | None: ...
+
+    def put_harvest_plan(self, plan: HarvestPlanRecord, *, replace: bool) -> HarvestPlanRecord: ...
+
+    def mark_shed_done(self, mark: HarvestDoneRecord) -> HarvestDoneRecord: ...
+
+    def unmark_shed_done(self, date: str, shed_id: str) -> bool: ...
+
+    def list_done(self, date: str) -> list[HarvestDoneRecord]: ...

@@ -63,3 +63,120 @@ class EventQuery:
     from_ms: int | None = None
     to_ms: int | None = None
     limit: int = 100
+
+
+# ---------------------------------------------------------------- users and tokens
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    username: str
+    role: str  # "admin" | "operator" | "viewer"
+    password_hash: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A login token as stored: only its SHA-256 is kept, never the token itself."""
+
+    token_sha256: str
+    username: str
+    created_ms: int
+    last_used_ms: int | None
+    expires_ms: int | None
+
+
+# ---------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert in its lifecycle: every alert payload with the same dedup key while it is open."""
+
+    id: int
+    ts_ms: int  # ts_ms of the first payload
+    last_ts_ms: int  # newest ts_ms of the payloads grouped here
+    device: str
+    site: str
+    zone_kind: str | None
+    zone_id: str | None
+    zone_row: str | None
+    severity: str
+    code: str
+    message: str
+    dedup_key: str
+    state: str  # "active" | "acknowledged" | "cleared"
+    count: int
+    acknowledged_by: str | None
+    acknowledged_ms: int | None
+    cleared_by: str | None
+    cleared_ms: int | None
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    state: str | None = None
+    severity: str | None = None
+    site: str | None = None
+    zone: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    active: int
+    acknowledged: int
+    by_severity: dict[str, int]  # open (active + acknowledged) alerts per severity
+
+
+# ---------------------------------------------------------------- shed overview
+
+
+@dataclass(frozen=True)
+class LatestCount:
+    """The latest count event of one (shed, device, camera, row)."""
+
+    shed: str
+    device: str
+    camera: str
+    row: str | None
+    event_id: str
+    ts_ms: int
+    counts: dict[str, int]
+
+
+# ---------------------------------------------------------------- harvest
+
+
+@dataclass(frozen=True)
+class HarvestDoneRecord:
+    date: str
+    shed: str
+    done_by: str
+    done_ms: int
+
+
+@dataclass(frozen=True)
+class HarvestPlanRecord:
+    date: str
+    created_ms: int
+    created_by: str | None
+    plan: dict[str, Any]  # the planner's output as JSON-ready data
+
+
+# ---------------------------------------------------------------- change feed
+
+
+@dataclass(frozen=True)
+class StoreChange:
+    """Something committed that live clients care about; emitted after the transaction commits.
+
+    kind "count" / "inspection": ``subject`` is the new ``Event``; "alert": an ``AlertRecord``;
+    "device": a ``DeviceRecord`` after a status was applied. ``change`` says what happened
+    ("stored", "opened", "repeated", "acknowledged", "cleared", "status").
+    """
+
+    kind: str
+    change: str
+    subject: Any

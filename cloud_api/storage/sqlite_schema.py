@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: users, tokens, alert lifecycle, harvest plans (tables added, none changed)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -96,6 +96,64 @@ CREATE TABLE IF NOT EXISTS snapshots (
     received_ms INTEGER NOT NULL
 );
 
+-- alert lifecycle: one row per dedup key while open; payloads above are grouped into it
+CREATE TABLE IF NOT EXISTS alert_lifecycle (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_key TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'acknowledged', 'cleared')),
+    first_alert_id TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    last_ts_ms INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    site TEXT NOT NULL,
+    zone_kind TEXT,
+    zone_id TEXT,
+    zone_row TEXT,
+    severity TEXT NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_ms INTEGER,
+    cleared_by TEXT,
+    cleared_ms INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alert_lifecycle_open_key ON alert_lifecycle (dedup_key) WHERE state != 'cleared';
+CREATE INDEX IF NOT EXISTS alert_lifecycle_last_ts ON alert_lifecycle (last_ts_ms);
+CREATE INDEX IF NOT EXISTS alert_lifecycle_zone ON alert_lifecycle (zone_kind, zone_id, state);
+
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+    password_hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+
+-- login tokens: only the SHA-256 of the token is stored
+CREATE TABLE IF NOT EXISTS tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    username TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+    created_ms INTEGER NOT NULL,
+    last_used_ms INTEGER,
+    expires_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_username ON tokens (username);
+
+CREATE TABLE IF NOT EXISTS harvest_plans (
+    date TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT,
+    plan TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS harvest_done (
+    date TEXT NOT NULL,
+    shed_id TEXT NOT NULL,
+    done_by TEXT NOT NULL,
+    done_ms INTEGER NOT NULL,
+    PRIMARY KEY (date, shed_id)
+);
+
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     received_ms INTEGER NOT NULL,
@@ -138,11 +196,14 @@ class ConnectionPool:
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
-    def create_schema(self) -> None:
+    def create_schema(self) -> int:
+        """Create missing tables; returns the schema version the file had before (0 for a new file)."""
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.get()
+        previous = int(conn.execute("PRAGMA user_version").fetchone()[0])
         conn.executescript(DDL)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return previous
 
     def close(self) -> None:
         with self._lock:

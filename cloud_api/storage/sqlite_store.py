@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
 
-from cloud_api.storage.records import CountBucket, DeadLetterRecord, DeviceRecord, EventQuery, NewDeadLetter, ShedSummary
+from cloud_api.storage import sqlite_alerts, sqlite_sheds
+from cloud_api.storage.records import (
+    AlertQuery,
+    AlertRecord,
+    AlertSummary,
+    CountBucket,
+    DeadLetterRecord,
+    DeviceRecord,
+    EventQuery,
+    LatestCount,
+    NewDeadLetter,
+    ShedSummary,
+    StoreChange,
+)
+from cloud_api.storage.sqlite_metadata import MetadataMixin
 from cloud_api.storage.sqlite_schema import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+ChangeListener = Callable[[StoreChange], None]
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -27,20 +46,31 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteStore:
+class SqliteStore(MetadataMixin):
     """Events, count time series, devices, alerts, snapshots and dead letters in one SQLite file."""
 
     def __init__(self, path: Path, dead_letter_max_bytes: int = 4096) -> None:
         self._path = Path(path)
         self._dead_letter_max_bytes = dead_letter_max_bytes
         self._pool: ConnectionPool | None = None
+        self._listeners: list[ChangeListener] = []
+        self.listener_errors = 0  # change listeners that raised (counted, never stop a write)
 
     # ------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
         if self._pool is None:
             self._pool = ConnectionPool(self._path)
-            self._pool.create_schema()
+            if self._pool.create_schema() == 1:
+                self._backfill_alert_lifecycle()
+
+    def _backfill_alert_lifecycle(self) -> None:
+        """Schema 1 -> 2: group the alerts stored before the lifecycle existed (all start active)."""
+        with self._transaction() as conn:
+            if conn.execute("SELECT count(*) FROM alert_lifecycle").fetchone()[0]:
+                return
+            for (payload,) in conn.execute("SELECT payload FROM alerts ORDER BY ts_ms, id").fetchall():
+                sqlite_alerts.group_alert(conn, Alert.model_validate_json(payload))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -63,6 +93,19 @@ class SqliteStore:
             raise
         conn.execute("COMMIT")
 
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener`` (in the writing thread) for every change committed from now on."""
+        self._listeners.append(listener)
+
+    def _emit(self, changes: list[StoreChange]) -> None:
+        for change in changes:
+            for listener in self._listeners:
+                try:
+                    listener(change)
+                except Exception:  # noqa: BLE001 - a broken listener must not fail the committed write
+                    self.listener_errors += 1
+                    log.exception("store change listener failed on a %s change", change.kind)
+
     def ping(self) -> bool:
         try:
             return self._conn().execute("SELECT 1").fetchone() == (1,)
@@ -72,13 +115,14 @@ class SqliteStore:
     # ------------------------------------------------------------ writes
 
     def write_events(self, events: list[Event], received_ms: int) -> int:
-        inserted = 0
+        inserted: list[Event] = []
         with self._transaction() as conn:
             for event in events:
                 if self._insert_event(conn, event, received_ms):
-                    inserted += 1
+                    inserted.append(event)
                     self._touch_device(conn, event.site, event.device, received_ms)
-        return inserted
+        self._emit([StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")])
+        return len(inserted)
 
     def _insert_event(self, conn: sqlite3.Connection, event: Event, received_ms: int) -> bool:
         zone = event.zone
@@ -135,10 +179,15 @@ class SqliteStore:
                     status.device, status.boot,
                 ),
             )
-            return cur.rowcount == 1
+            applied = cur.rowcount == 1
+            device = self._device(conn, status.device) if applied else None
+        if device is not None:
+            self._emit([StoreChange("device", "status", device)])
+        return applied
 
     def write_alerts(self, alerts: list[Alert], received_ms: int) -> int:
         inserted = 0
+        changes: list[StoreChange] = []
         with self._transaction() as conn:
             for alert in alerts:
                 cur = conn.execute(
@@ -152,6 +201,10 @@ class SqliteStore:
                 )
                 inserted += cur.rowcount
                 self._touch_device(conn, alert.site, alert.device, received_ms)
+                if cur.rowcount == 1:  # a new payload id: fold it into the lifecycle of its dedup key
+                    record, what = sqlite_alerts.group_alert(conn, alert)
+                    changes.append(StoreChange("alert", what, record))
+        self._emit(changes)
         return inserted
 
     def write_stats(self, stats: DeviceStats, received_ms: int) -> None:
@@ -177,19 +230,25 @@ class SqliteStore:
 
     # ------------------------------------------------------------ reads
 
+    _DEVICE_COLUMNS = (
+        "device, site, state, last_seen_ms, first_seen_ms, boot, agent_version, status_ts_ms, model, cameras, stats"
+    )
+
+    @staticmethod
+    def _device_record(r: tuple[Any, ...]) -> DeviceRecord:
+        return DeviceRecord(
+            device=r[0], site=r[1], state=r[2], last_seen_ms=r[3], first_seen_ms=r[4], boot=r[5],
+            agent_version=r[6], status_ts_ms=r[7], model=json.loads(r[8]) if r[8] else None,
+            cameras=json.loads(r[9]), stats=json.loads(r[10]) if r[10] else None,
+        )
+
+    def _device(self, conn: sqlite3.Connection, device: str) -> DeviceRecord | None:
+        row = conn.execute(f"SELECT {self._DEVICE_COLUMNS} FROM devices WHERE device = ?", (device,)).fetchone()
+        return self._device_record(row) if row else None
+
     def list_devices(self) -> list[DeviceRecord]:
-        rows = self._conn().execute(
-            "SELECT device, site, state, last_seen_ms, first_seen_ms, boot, agent_version, status_ts_ms,"
-            " model, cameras, stats FROM devices"
-        ).fetchall()
-        records = [
-            DeviceRecord(
-                device=r[0], site=r[1], state=r[2], last_seen_ms=r[3], first_seen_ms=r[4], boot=r[5],
-                agent_version=r[6], status_ts_ms=r[7], model=json.loads(r[8]) if r[8] else None,
-                cameras=json.loads(r[9]), stats=json.loads(r[10]) if r[10] else None,
-            )
-            for r in rows
-        ]
+        rows = self._conn().execute(f"SELECT {self._DEVICE_COLUMNS} FROM devices").fetchall()
+        records = [self._device_record(r) for r in rows]
         return sorted(records, key=lambda d: (natural_key(d.site), natural_key(d.device)))
 
     def list_events(self, query: EventQuery) -> list[dict[str, Any]]:
@@ -271,3 +330,41 @@ class SqliteStore:
     def get_snapshot(self, event_id: str) -> bytes | None:
         row = self._conn().execute("SELECT jpeg FROM snapshots WHERE event_id = ?", (event_id,)).fetchone()
         return bytes(row[0]) if row else None
+
+    # ------------------------------------------------------------ shed overview
+
+    def latest_counts(self, shed_id: str | None = None) -> list[LatestCount]:
+        return sqlite_sheds.latest_counts(self._conn(), shed_id)
+
+    def shed_counts_at(self, at_ms: int, lookback_ms: int) -> dict[str, dict[str, int]]:
+        return sqlite_sheds.counts_at(self._conn(), at_ms, lookback_ms)
+
+    def shed_sites(self) -> dict[str, str]:
+        return sqlite_sheds.shed_sites(self._conn())
+
+    def latest_snapshot(self, shed_id: str) -> str | None:
+        return sqlite_sheds.latest_snapshot(self._conn(), shed_id)
+
+    # ------------------------------------------------------------ alert lifecycle
+
+    def list_alerts(self, query: AlertQuery) -> list[AlertRecord]:
+        return sqlite_alerts.list_alerts(self._conn(), query)
+
+    def get_alert(self, alert_id: int) -> AlertRecord | None:
+        return sqlite_alerts.get_alert(self._conn(), alert_id)
+
+    def alert_summary(self) -> AlertSummary:
+        return sqlite_alerts.summary(self._conn())
+
+    def open_alerts_by_shed(self) -> dict[str, int]:
+        return sqlite_alerts.open_alerts_by_shed(self._conn())
+
+    def transition_alert(
+        self, alert_id: int, to_state: str, allowed_from: tuple[str, ...], by: str, at_ms: int
+    ) -> tuple[AlertRecord | None, bool]:
+        """Atomically move an alert from one of ``allowed_from`` to ``to_state``; (alert or None, changed)."""
+        with self._transaction() as conn:
+            record, changed = sqlite_alerts.transition(conn, alert_id, to_state, allowed_from, by, at_ms)
+        if changed and record is not None:
+            self._emit([StoreChange("alert", to_state, record)])
+        return record, changed

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from cloud_api.core.config import Settings
 from cloud_api.ingest.worker import IngestWorker
 from cloud_api.serve import build_server
-from fieldline.contract import Event, events_topic, status_topic
+from fieldline.contract import Alert, DeviceStatus, Event, events_topic, status_topic
 from tests.support.mosquitto import MosquittoBroker, free_port
 
 TOKEN = "test-token"
@@ -87,6 +87,14 @@ def status_payload(state: str = "online", *, device: str = "edge-1", boot: int =
         "cameras": [{"name": "cam-1", "zone": {"kind": "shed", "id": "shed-1", "row": None}}],
         "config_hash": "c0ffee",
     }).encode()
+
+
+SHED_V1_FIELDS = ("id", "name", "counts", "updated_ms")
+
+
+def shed_v1(sheds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fields /sheds items had before the overview fields were added (the rest is tested separately)."""
+    return [{k: s[k] for k in SHED_V1_FIELDS} for s in sheds]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -176,3 +184,39 @@ class ApiServer:
         self.anon.close()
         self.server.should_exit = True
         self._thread.join(10)
+
+
+# ---------------------------------------------------------------- users, alerts, statuses
+
+PASSWORD = "correct horse battery"
+
+
+def login(api: ApiServer, username: str, password: str = PASSWORD) -> httpx.Client:
+    """An httpx client for /api/v1 carrying the bearer token of a fresh login."""
+    response = api.anon.post("/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    return httpx.Client(base_url=f"{api.root}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def alert(
+    dedup_key: str = "overripe/shed-1", *, id: str | None = None, ts_ms: int = T0, severity: str = "warning",
+    shed: str | None = "shed-1", code: str = "overripe", message: str = "overripe fruit", device: str = "edge-1",
+) -> Alert:
+    return Alert.model_validate({
+        "id": id or f"{dedup_key}@{ts_ms}", "ts_ms": ts_ms, "device": device, "site": SITE,
+        "zone": {"kind": "shed", "id": shed, "row": None} if shed else None,
+        "severity": severity, "code": code, "message": message, "dedup_key": dedup_key,
+    })
+
+
+def device_status(
+    state: str = "online", *, device: str = "edge-1", boot: int = 1, ts_ms: int = T0,
+    cameras: dict[str, str] | None = None,
+) -> DeviceStatus:
+    """A status whose cameras map camera name -> shed id (default cam-1 -> shed-1)."""
+    mapping = cameras if cameras is not None else {"cam-1": "shed-1"}
+    return DeviceStatus.model_validate({
+        "state": state, "device": device, "site": SITE, "boot": boot, "ts_ms": ts_ms, "agent_version": "0.1.0",
+        "cameras": [{"name": name, "zone": {"kind": "shed", "id": shed}} for name, shed in mapping.items()],
+    })

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from fieldline.contract import alerts_topic, command_topic, snapshot_topic, stats_topic
-from tests.cloud_api.cloudapi_builders import SITE, T0, ApiServer, Publisher, event_payload, settings_for, wait_until
+from tests.cloud_api.cloudapi_builders import (
+    SITE,
+    T0,
+    ApiServer,
+    Publisher,
+    event_payload,
+    settings_for,
+    shed_v1,
+    wait_until,
+)
 from tests.support.mosquitto import MosquittoBroker
 
 
@@ -38,7 +47,7 @@ def test_valid_events_reach_sheds_and_events(api: ApiServer, edge: Publisher) ->
     edge.event(event_payload(seq=3, ts_ms=T0 + 2000, counts={"ripe": 1}, zone={"kind": "shed", "id": "shed-2", "row": None}))
     processed(api, 3)
 
-    assert api.get("/sheds") == [
+    assert shed_v1(api.get("/sheds")) == [
         {"id": "shed-1", "name": "shed-1", "counts": {"ripe": 9, "green": 2}, "updated_ms": T0 + 1000},
         {"id": "shed-2", "name": "shed-2", "counts": {"ripe": 1}, "updated_ms": T0 + 2000},
     ]

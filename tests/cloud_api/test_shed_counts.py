@@ -9,7 +9,7 @@ import pytest
 
 from cloud_api.storage.sqlite_store import SqliteStore
 from fieldline.contract import Event
-from tests.cloud_api.cloudapi_builders import T0, ApiServer, count_event, settings_for
+from tests.cloud_api.cloudapi_builders import T0, ApiServer, count_event, settings_for, shed_v1
 
 MIN = 60_000
 
@@ -44,14 +44,14 @@ def test_sheds_sum_latest_count_per_device_camera_row(store_and_api: tuple[Sqlit
 
     sheds = api.get("/sheds")
     assert [s["id"] for s in sheds] == ["shed-1", "shed-2", "shed-10"]
-    shed1 = sheds[0]
+    shed1 = shed_v1(sheds)[0]
     assert shed1 == {"id": "shed-1", "name": "shed-1", "counts": {"ripe": 22, "green": 1}, "updated_ms": T0 + 5000}
 
 
 def test_empty_latest_count_zeroes_its_key(store_and_api: tuple[SqliteStore, ApiServer]) -> None:
     store, api = store_and_api
     write(store, count_event("shed-3", T0, {"ripe": 5}, seq=1), count_event("shed-3", T0 + 1, {}, seq=2))
-    assert api.get("/sheds") == [{"id": "shed-3", "name": "shed-3", "counts": {}, "updated_ms": T0 + 1}]
+    assert shed_v1(api.get("/sheds")) == [{"id": "shed-3", "name": "shed-3", "counts": {}, "updated_ms": T0 + 1}]
 
 
 def test_counts_buckets_take_last_value_per_key_and_sum(store_and_api: tuple[SqliteStore, ApiServer]) -> None:

@@ -1,20 +1,25 @@
-"""All /api/v1 routers; everything except health needs a bearer token."""
+"""All /api/v1 routers; everything except health, login and the WebSocket (own token check) needs a token."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
 from cloud_api.api.deps import require_token
-from cloud_api.api.routes import dead_letters, devices, events, health, sheds
+from cloud_api.api.routes import alerts, auth, dead_letters, devices, events, harvest, health, live, sheds
 
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     router.include_router(health.router)
+    router.include_router(auth.router)
+    router.include_router(live.router)
     protected = APIRouter(dependencies=[Depends(require_token)])
+    protected.include_router(auth.protected)
     protected.include_router(devices.router)
     protected.include_router(sheds.router)
     protected.include_router(events.router)
+    protected.include_router(alerts.router)
+    protected.include_router(harvest.router)
     protected.include_router(dead_letters.router)
     router.include_router(protected)
     return router

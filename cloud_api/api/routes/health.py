@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloud_api.api.deps import StoreDep, WorkerDep
-from cloud_api.api.schemas import HealthOut, IngestCountersOut, MqttHealthOut
+from cloud_api.api.deps import HubDep, StoreDep, WorkerDep
+from cloud_api.api.schemas import HealthOut, IngestCountersOut, LiveCountersOut, MqttHealthOut
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthOut, summary="Liveness, database and MQTT state, ingest counters")
-def health(store: StoreDep, worker: WorkerDep) -> HealthOut:
+def health(store: StoreDep, worker: WorkerDep, hub: HubDep) -> HealthOut:
     db_ok = store.ping()
     ingest = None
     mqtt = MqttHealthOut(enabled=worker is not None, connected=False, topic_filter=None)
@@ -22,4 +22,6 @@ def health(store: StoreDep, worker: WorkerDep) -> HealthOut:
         )
         mqtt = MqttHealthOut(enabled=True, connected=worker.connected, topic_filter=worker.topic_filter)
     healthy = db_ok and (worker is None or worker.connected)
-    return HealthOut(status="ok" if healthy else "degraded", db_ok=db_ok, mqtt=mqtt, ingest=ingest)
+    lc = hub.counters()
+    live = LiveCountersOut(subscribers=lc.subscribers, published=lc.published, dropped=lc.dropped)
+    return HealthOut(status="ok" if healthy else "degraded", db_ok=db_ok, mqtt=mqtt, ingest=ingest, live=live)

@@ -3,18 +3,46 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from cloud_api.api.deps import ShedServiceDep
-from cloud_api.api.schemas import CountPointOut, ShedCountsOut, ShedOut
+from cloud_api.api.convert import shed_detail_out, shed_out
+from cloud_api.api.deps import ShedServiceDep, StoreDep
+from cloud_api.api.schemas import CountPointOut, ShedCountsOut, ShedDetailOut, ShedOut
 from cloud_api.services.sheds import InvalidRange, UnknownShed
 
 router = APIRouter(tags=["sheds"])
 
 
-@router.get("/sheds", response_model=list[ShedOut], summary="Every shed with its current counts per label")
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@router.get("/sheds", response_model=list[ShedOut],
+            summary="Every shed with its counts, pick-ready fruits, 24 h trend, camera state and open alerts")
 def list_sheds(service: ShedServiceDep) -> list[ShedOut]:
-    return [ShedOut(id=s.id, name=s.id, counts=s.counts, updated_ms=s.updated_ms) for s in service.list()]
+    return [shed_out(o) for o in service.overview(_now_ms())]
+
+
+@router.get("/sheds/{shed_id}", response_model=ShedDetailOut, responses={404: {"description": "Unknown shed"}},
+            summary="One shed: counts by row, cameras, latest snapshot, open alerts")
+def shed_detail(service: ShedServiceDep, shed_id: Annotated[str, Path(min_length=1, max_length=64)]) -> ShedDetailOut:
+    try:
+        overview, snapshot = service.detail(shed_id, _now_ms())
+    except UnknownShed:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown shed {shed_id!r}") from None
+    return shed_detail_out(overview, snapshot)
+
+
+@router.get(
+    "/snapshots/{event_id}", response_class=Response, summary="Evidence image of an event (JPEG)",
+    responses={200: {"content": {"image/jpeg": {}}, "description": "The JPEG bytes"},
+               404: {"description": "No snapshot for this event"}},
+)
+def snapshot(store: StoreDep, event_id: Annotated[str, Path(min_length=1, max_length=200)]) -> Response:
+    jpeg = store.get_snapshot(event_id)
+    if jpeg is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no snapshot for event {event_id!r}")
+    return Response(content=jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get(
@@ -32,7 +60,7 @@ def shed_counts(
 ) -> ShedCountsOut:
     try:
         series = service.series(
-            shed_id, now_ms=time.time_ns() // 1_000_000, from_ms=from_ms, to_ms=to_ms, bucket_ms=bucket
+            shed_id, now_ms=_now_ms(), from_ms=from_ms, to_ms=to_ms, bucket_ms=bucket
         )
     except UnknownShed:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown shed {shed_id!r}") from None

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from cloud_api.api.deps import AdminDep, PrincipalDep, SettingsDep, StoreDep
+from cloud_api.api.schemas import LoginIn, MeOut, TokenOut, UserIn, UserOut
+from cloud_api.services.users import InvalidUser, UserExists, authenticate, create_user, issue_token, revoke_token
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+protected = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/login", response_model=TokenOut, summary="Exchange user name and password for a bearer token",
+    responses={401: {"description": "Wrong user name or password"}},
+)
+def login(body: LoginIn, store: StoreDep, settings: SettingsDep) -> TokenOut:
+    user = authenticate(store, body.username, body.password)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password",
+                            headers={"WWW-Authenticate": "Bearer"})
+    issued = issue_token(store, user, settings.token_ttl_s)
+    return TokenOut(access_token=issued.token, username=user.username, role=user.role,  # type: ignore[arg-type]
+                    expires_ms=issued.expires_ms)
+
+
+@protected.get("/me", response_model=MeOut, summary="Who the presented token belongs to")
+def me(principal: PrincipalDep) -> MeOut:
+    return MeOut(username=principal.username, role=principal.role, kind=principal.kind)  # type: ignore[arg-type]
+
+
+@protected.post("/logout", status_code=204, response_class=Response, summary="Revoke the presented login token")
+def logout(principal: PrincipalDep, store: StoreDep) -> Response:
+    if principal.kind == "user":
+        revoke_token(store, principal.token)
+    return Response(status_code=204)
+
+
+@protected.get("/users", response_model=list[UserOut], summary="All users (admin)")
+def list_users(_: AdminDep, store: StoreDep) -> list[UserOut]:
+    return [UserOut(username=u.username, role=u.role, created_ms=u.created_ms) for u in store.list_users()]  # type: ignore[arg-type]
+
+
+@protected.post(
+    "/users", response_model=UserOut, status_code=201, summary="Create a user (admin)",
+    responses={409: {"description": "The user name is taken"}},
+)
+def add_user(body: UserIn, _: AdminDep, store: StoreDep) -> UserOut:
+    try:
+        user = create_user(store, body.username, body.password, body.role)
+    except UserExists:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"user {body.username!r} exists") from None
+    except InvalidUser as exc:
+        raise HTTPException(422, str(exc)) from None
+    return UserOut(username=user.username, role=user.role, created_ms=user.created_ms)  # type: ignore[arg-type]

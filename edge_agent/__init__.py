@@ -1,0 +1,1 @@
+"""FieldLine edge agent."""

@@ -1,0 +1,126 @@
+"""ONNX Runtime detector for FieldLine-native models (metadata-driven, letterboxed input)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from edge_agent.detections import Detections
+from edge_agent.detectors.base import Detector
+from edge_agent.detectors.nms import batched_nms
+from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
+
+META_PREFIX = "fieldline."
+REQUIRED_META = ("labels", "input_size", "normalization", "decoder")
+SUPPORTED_DECODERS = ("fieldline",)
+SUPPORTED_NORMALIZATION = ("rgb_0_1",)
+
+
+class ModelLoadError(Exception):
+    """The model file is missing, not a valid ONNX model, or lacks FieldLine metadata."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class OnnxDetector(Detector):
+    """Runs a FieldLine-native ONNX model: output [1, N, 4 + C] = xyxy (input px) + class probs."""
+
+    def __init__(self, path: str | Path, conf_threshold: float = 0.25, iou_threshold: float = 0.5,
+                 threads: int = 1, max_det: int = 300, max_candidates: int = 2000):
+        self.path = Path(path)
+        self.conf_threshold = float(conf_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.max_det = max_det
+        self.max_candidates = max_candidates
+        if not self.path.is_file():
+            raise ModelLoadError(f"{self.path}: model file not found")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private exception types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{self.path}: not a valid ONNX model ({first})") from exc
+        raw = self._session.get_modelmeta().custom_metadata_map
+        self._metadata = {k[len(META_PREFIX):]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
+        missing = [k for k in REQUIRED_META if k not in self._metadata]
+        if missing:
+            raise ModelLoadError(f"{self.path}: missing ONNX metadata "
+                                 f"{', '.join(META_PREFIX + k for k in missing)}")
+        try:
+            labels = json.loads(self._metadata["labels"])
+            self._input_size = int(self._metadata["input_size"])
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{self.path}: bad fieldline.labels/input_size metadata ({exc})") from exc
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            raise ModelLoadError(f"{self.path}: fieldline.labels must be a non-empty JSON list of strings")
+        self._labels = tuple(labels)
+        if self._metadata["decoder"] not in SUPPORTED_DECODERS:
+            raise ModelLoadError(f"{self.path}: decoder {self._metadata['decoder']!r} not supported "
+                                 f"here (supported: {', '.join(SUPPORTED_DECODERS)})")
+        if self._metadata["normalization"] not in SUPPORTED_NORMALIZATION:
+            raise ModelLoadError(f"{self.path}: normalization {self._metadata['normalization']!r} unsupported")
+        self._input_name = self._session.get_inputs()[0].name
+        out_shape = self._session.get_outputs()[0].shape
+        if len(out_shape) != 3 or (isinstance(out_shape[2], int) and out_shape[2] != 4 + len(labels)):
+            raise ModelLoadError(f"{self.path}: output shape {out_shape} does not match "
+                                 f"[1, N, 4 + {len(labels)} labels]")
+        self._sha256 = _sha256(self.path)
+
+    @property
+    def labels(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self._labels
+
+    @property
+    def input_size(self) -> int:
+        return self._input_size
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._metadata)
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256
+
+    @property
+    def name(self) -> str:
+        return self._metadata.get("name", self.path.stem)
+
+    @property
+    def version(self) -> str:
+        return self._metadata.get("version", "0")
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \
+                or frame.dtype != np.uint8 or frame.shape[0] == 0 or frame.shape[1] == 0:
+            desc = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
+            raise ValueError(f"frame must be a BGR uint8 array of shape HxWx3, got {desc.strip()}")
+        canvas, lb = letterbox(frame, self._input_size)
+        out = self._session.run(None, {self._input_name: to_tensor_rgb01(canvas)})[0][0]
+        boxes, probs = out[:, :4], out[:, 4:]
+        class_id = probs.argmax(1)
+        conf = probs[np.arange(len(probs)), class_id]
+        keep = conf >= self.conf_threshold
+        boxes, conf, class_id = boxes[keep], conf[keep], class_id[keep]
+        if len(conf) > self.max_candidates:
+            top = np.argpartition(-conf, self.max_candidates)[:self.max_candidates]
+            boxes, conf, class_id = boxes[top], conf[top], class_id[top]
+        idx = batched_nms(boxes, conf, class_id, self.iou_threshold, self.max_det)
+        if len(idx) == 0:
+            return Detections.empty(self._labels)
+        xyxy = lb.to_frame(boxes[idx])
+        return Detections(xyxy, conf[idx].astype(np.float32), class_id[idx].astype(np.int64), None, self._labels)

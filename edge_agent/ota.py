@@ -1,0 +1,119 @@
+"""Over-the-air model updates: fetch, verify sha256, load and run on a sample frame, swap, keep the previous.
+
+Files live in ``{data_dir}/models/``: ``current.onnx`` (what runs), ``previous.onnx`` (the one before, for
+rollback). A candidate that fails any step is deleted and the running model is left untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import numpy as np
+
+from edge_agent.detectors.base import Detector
+
+MAX_MODEL_BYTES = 200 * 1024 * 1024
+
+
+class OtaError(RuntimeError):
+    """An update that was refused; the message says which step failed."""
+
+
+def _fetch(url: str, target: Path, timeout_s: float) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        try:
+            with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=True) as response:
+                if response.status_code != 200:
+                    raise OtaError(f"download {url}: HTTP {response.status_code}")
+                size = 0
+                with target.open("wb") as out:
+                    for chunk in response.iter_bytes(1 << 16):
+                        size += len(chunk)
+                        if size > MAX_MODEL_BYTES:
+                            raise OtaError(f"download {url}: larger than {MAX_MODEL_BYTES} bytes")
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise OtaError(f"download {url}: {exc}") from None
+    elif parsed.scheme in ("file", ""):
+        source = Path(parsed.path if parsed.scheme == "file" else url)
+        if not source.is_file():
+            raise OtaError(f"download {url}: no such file")
+        shutil.copyfile(source, target)
+    else:
+        raise OtaError(f"download {url}: unsupported scheme {parsed.scheme!r} (http, https, file)")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ModelStore:
+    """The agent's local model slots."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir / "models"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.current = self.dir / "current.onnx"
+        self.previous = self.dir / "previous.onnx"
+
+    def install(
+        self,
+        url: str,
+        sha256: str,
+        running: Path,
+        load: Callable[[Path], Detector],
+        sample: np.ndarray | None,
+        timeout_s: float = 60.0,
+    ) -> Detector:
+        """Fetch and check a candidate; on success it becomes ``current`` and ``running`` becomes ``previous``."""
+        candidate = self.dir / "candidate.onnx"
+        try:
+            _fetch(url, candidate, timeout_s)
+            actual = sha256_of(candidate)
+            if actual != sha256.lower():
+                raise OtaError(f"sha256 mismatch: expected {sha256.lower()}, got {actual}")
+            detector = self._try(candidate, load, sample)
+            if running.resolve() != self.previous.resolve():
+                shutil.copyfile(running, self.previous.with_suffix(".tmp"))
+                os.replace(self.previous.with_suffix(".tmp"), self.previous)
+            os.replace(candidate, self.current)
+            return load(self.current)
+        finally:
+            candidate.unlink(missing_ok=True)
+
+    def rollback(self, load: Callable[[Path], Detector], sample: np.ndarray | None) -> Detector:
+        """Make ``previous`` current again (after checking it still loads and runs)."""
+        if not self.previous.is_file():
+            raise OtaError("rollback: there is no previous model")
+        self._try(self.previous, load, sample)
+        swap = self.dir / "swap.onnx"
+        if self.current.is_file():
+            os.replace(self.current, swap)
+        os.replace(self.previous, self.current)
+        if swap.is_file():
+            os.replace(swap, self.previous)
+        return load(self.current)
+
+    @staticmethod
+    def _try(path: Path, load: Callable[[Path], Detector], sample: np.ndarray | None) -> Detector:
+        try:
+            detector = load(path)
+        except Exception as exc:  # noqa: BLE001 - any load failure refuses the update
+            raise OtaError(f"load test failed: {exc}") from None
+        if sample is not None:
+            try:
+                detector.detect(sample)
+            except Exception as exc:  # noqa: BLE001
+                raise OtaError(f"test inference on a sample frame failed: {exc}") from None
+        return detector

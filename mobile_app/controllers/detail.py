@@ -1,0 +1,65 @@
+"""Shed detail: counts by ripeness and row, the 7-day pick-ready trend, snapshot and cameras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobile_app.api_client import ApiError, ApiUnreachable
+from mobile_app.cache import now_ms
+from mobile_app.controllers.session import Session
+from mobile_app.models.sheds import ShedDetail, TrendSeries
+
+DAY_MS = 86_400_000
+TREND_DAYS = 7
+TREND_BUCKET_MS = 6 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class DetailState:
+    shed_id: str
+    detail: ShedDetail | None
+    trend: TrendSeries
+    trend_from_ms: int
+    trend_to_ms: int
+    snapshot_path: str | None
+    fetched_ms: int | None
+    offline: bool
+    error: str | None
+
+
+class ShedDetailController:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def load(self, shed_id: str, at_ms: int | None = None) -> DetailState:
+        to_ms = now_ms() if at_ms is None else at_ms
+        # align the window to whole buckets so the cached key stays stable for a while
+        to_ms = (to_ms // TREND_BUCKET_MS + 1) * TREND_BUCKET_MS
+        from_ms = to_ms - TREND_DAYS * DAY_MS
+        detail = self.session.fetch(f"shed:{shed_id}", lambda c: c.shed(shed_id))
+        series = self.session.fetch(
+            f"shed_counts:{shed_id}", lambda c: c.shed_counts(shed_id, from_ms, to_ms, TREND_BUCKET_MS)
+        )
+        parsed = ShedDetail.from_api(detail.value) if detail.value else None
+        trend = TrendSeries.from_api(series.value) if series.value else TrendSeries(TREND_BUCKET_MS, [])
+        snapshot = self._snapshot(parsed.latest_snapshot) if parsed and parsed.latest_snapshot else None
+        return DetailState(
+            shed_id=shed_id, detail=parsed, trend=trend, trend_from_ms=from_ms, trend_to_ms=to_ms,
+            snapshot_path=snapshot, fetched_ms=detail.fetched_ms, offline=detail.offline, error=detail.error,
+        )
+
+    def _snapshot(self, event_id: str) -> str | None:
+        """Path of the snapshot JPEG on disk, downloading it once (snapshots never change)."""
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in event_id)
+        path: Path = self.session.cache.files_dir / f"snapshot-{safe}.jpg"
+        if path.is_file() and path.stat().st_size:
+            return str(path)
+        try:
+            data = self.session.client.snapshot(event_id)
+        except (ApiUnreachable, ApiError):
+            return None
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return str(path)

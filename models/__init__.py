@@ -1,0 +1,1 @@
+"""FieldLine models: synthetic data, training, export, quantisation, evaluation."""

@@ -1,0 +1,50 @@
+"""The shipped zoo models, evaluated for real on fresh synthetic frames (seed not used in training)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parents[2]
+ZOO = ROOT / "models" / "zoo"
+METRICS = json.loads((ZOO / "tomato-ripeness.metrics.json").read_text())
+TEST_SEED = 777  # training uses 1234, the card holdout 20261, calibration 4242
+
+
+@pytest.mark.parametrize("tag,file", [("fp32", "tomato-ripeness.onnx"), ("int8", "tomato-ripeness.int8.onnx")])
+def test_zoo_model_reaches_card_map(tag: str, file: str) -> None:
+    res = evaluate(ZOO / file, count=100, seed=TEST_SEED)
+    card = METRICS["models"][tag]["map50"]
+    assert res["map50"] >= card - 0.05, (res, card)
+    assert set(res["per_class"]) == {"green", "half_ripe", "ripe"}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    code = "from models.cli import model_app; model_app()"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_eval_cli_json_last_line() -> None:
+    p = _cli("eval", "--model", str(ZOO / "tomato-ripeness.int8.onnx"), "--data", "synth:tomato",
+             "--count", "4", "--seed", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert {"map50", "map50_95", "per_class"} <= set(res)
+
+
+@pytest.mark.parametrize("content", [None, b"garbage bytes, not protobuf"])
+def test_eval_cli_bad_model_exit_2(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "broken.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    p = _cli("eval", "--model", str(path), "--count", "2", "--json")
+    assert p.returncode == 2
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "broken.onnx" in lines[0] and "Traceback" not in p.stderr
