@@ -14,17 +14,20 @@ import numpy as np
 import yaml
 
 from edge_agent.camera_loop import CameraCounters, CameraLoop
+from edge_agent.health import AlertGate
 from edge_agent.commands import CommandError, CommandHandler
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.ota import ModelStore
 from edge_agent.publisher import Publisher
+from edge_agent.rules import AlertOut, EventOut, Outcome
 from edge_agent.snapshots import ByteBudget, annotate, encode_jpeg
 from edge_agent.sources import Frame, SourceError, open_source
 from edge_agent.spool import Spool
 from fieldline import __version__
 from fieldline.contract import (
+    Alert,
     CameraInfo,
     Detection,
     DeviceStats,
@@ -33,6 +36,7 @@ from fieldline.contract import (
     LatencyMs,
     ModelRef,
     Zone,
+    alerts_topic,
     command_topic,
     events_topic,
     snapshot_topic,
@@ -62,6 +66,8 @@ class Agent:
         self.commands = CommandHandler(self)
         self.restart_requested = False
         self._snapshot_seq = 0
+        self._alert_seq = 0
+        self.alert_gate = AlertGate()
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._camera_stop = threading.Event()
@@ -98,21 +104,58 @@ class Agent:
             config_hash=hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:16],
         ).to_json()
 
-    def _emit_count(self, camera: CameraConfig, frame: Frame, detections: Detections, counts: dict[str, int]) -> None:
+    def _on_outcomes(self, camera: CameraConfig, frame: Frame, detections: Detections,
+                     outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if isinstance(outcome, AlertOut):
+                self._emit_alert(camera, outcome, frame.ts_ms)
+            else:
+                self._emit_event(camera, frame, outcome)
+                self.counters[camera.name].events += 1
+
+    def _emit_event(self, camera: CameraConfig, frame: Frame, out: EventOut) -> None:
         height, width = frame.image.shape[:2]
-        boxes, names = detections.normalized_boxes(width, height), detections.label_names()
-        dets = [Detection(label=names[i], score=round(float(detections.confidence[i]), 4),
-                          box=tuple(round(float(v), 5) for v in boxes[i])) for i in range(len(detections))]
-        model = self.model_ref
+        dets_in = out.detections
+        boxes, names = dets_in.normalized_boxes(width, height), dets_in.label_names()
+        tracks = dets_in.tracker_id
+        dets = [Detection(label=names[i], score=round(float(dets_in.confidence[i]), 4),
+                          box=tuple(round(float(v), 5) for v in boxes[i]),
+                          track=int(tracks[i]) if tracks is not None else None) for i in range(len(dets_in))]
+        model, cfg = self.model_ref, self.config
+        jpeg = self._snapshot_jpeg(frame, dets_in) if out.snapshot else None
 
-        def build(seq: int) -> bytes:
-            return Event(
-                id=f"{self.config.device}-{self.boot}-{seq}", device=self.config.device, site=self.config.site,
-                camera=camera.name, boot=self.boot, seq=seq, ts_ms=frame.ts_ms,
-                zone=Zone(**camera.zone.model_dump()), kind="count", model=model, detections=dets, counts=counts,
-            ).to_json()
+        def build(seq: int) -> list[tuple[str, bytes, int]]:
+            event_id = f"{cfg.device}-{self.boot}-{seq}"
+            # the image goes out first, so the event never points at a snapshot the cloud has not got
+            snapshot = [(snapshot_topic(cfg.site, cfg.device, event_id), jpeg, 1)] if jpeg is not None else []
+            return [*snapshot, (events_topic(cfg.site, cfg.device), Event(
+                id=event_id, device=cfg.device, site=cfg.site, camera=camera.name, boot=self.boot, seq=seq,
+                ts_ms=frame.ts_ms, zone=Zone(kind=out.zone.kind, id=out.zone.id, row=out.zone.row), kind=out.kind,
+                model=model, detections=dets, counts=out.counts, verdict=out.verdict,
+                snapshot=event_id if jpeg is not None else None,
+            ).to_json(), 1)]
 
-        self.spool.append_sequenced(events_topic(self.config.site, self.config.device), 1, build)
+        self.spool.append_sequenced(build)
+        self.publisher.notify()
+
+    def _snapshot_jpeg(self, frame: Frame, detections: Detections) -> bytes | None:
+        jpeg = encode_jpeg(annotate(frame.image, detections))
+        if not self.snapshot_budget.take(len(jpeg)):
+            log.info("snapshot skipped: budget of %d bytes/min spent", self.config.snapshot_budget_bytes_per_min)
+            return None
+        return jpeg
+
+    def _emit_alert(self, camera: CameraConfig, out: AlertOut, ts_ms: int) -> None:
+        if not self.alert_gate.allow(out.dedup_key, time.monotonic(), camera.alerts.cooldown_s):
+            return
+        cfg = self.config
+        self._alert_seq += 1
+        zone = Zone(kind=out.zone.kind, id=out.zone.id, row=out.zone.row) if out.zone else None
+        alert = Alert(id=f"{cfg.device}-{self.boot}-a{self._alert_seq}", ts_ms=ts_ms, device=cfg.device,
+                      site=cfg.site, zone=zone, severity=out.severity, code=out.code, message=out.message,
+                      dedup_key=f"{cfg.site}:{cfg.device}:{out.dedup_key}")
+        log.warning("alert %s: %s", out.code, out.message)
+        self.spool.append(alerts_topic(cfg.site, cfg.device), alert.to_json(), qos=1)
         self.publisher.notify()
 
     def publish_snapshot(self, camera: str) -> str:
@@ -121,9 +164,8 @@ class Agent:
         latest = loop.latest_frame() if loop else None
         if latest is None:
             raise CommandError(f"camera {camera!r} has no frame yet" if loop else f"no camera named {camera!r}")
-        frame, detections = latest
-        jpeg = encode_jpeg(annotate(frame.image, detections))
-        if not self.snapshot_budget.take(len(jpeg)):
+        jpeg = self._snapshot_jpeg(*latest)
+        if jpeg is None:
             raise CommandError(f"snapshot budget of {self.config.snapshot_budget_bytes_per_min} bytes/min is spent")
         self._snapshot_seq += 1
         snap_id = f"{self.config.device}-{self.boot}-snap{self._snapshot_seq}"
@@ -206,7 +248,7 @@ class Agent:
                 log.error("camera %s: %s", camera.name, exc)
                 continue
             counters = self.counters.setdefault(camera.name, CameraCounters())
-            loop = CameraLoop(camera, source, lambda: self.detector, self._emit_count, counters)
+            loop = CameraLoop(camera, source, lambda: self.detector, self._on_outcomes, counters)
             self.loops[camera.name] = loop
             thread = threading.Thread(target=loop.run, args=(self._camera_stop,), name=f"camera-{camera.name}",
                                       daemon=True)
@@ -223,6 +265,13 @@ class Agent:
         with self._cameras_lock:
             self._stop_cameras()
             self._start_cameras()
+
+    def _check_silent_cameras(self) -> None:
+        now = time.monotonic()
+        for thread, loop in zip(self._camera_threads, self.loops.values()):
+            silent = now - loop.last_frame_s
+            if thread.is_alive() and silent >= loop.camera.alerts.offline_after_s:
+                self._emit_alert(loop.camera, loop.health.offline(silent), int(time.time() * 1000))
 
     def _stats_loop(self, stop: threading.Event) -> None:
         topic = stats_topic(self.config.site, self.config.device)
@@ -258,6 +307,7 @@ class Agent:
                 with self._cameras_lock:
                     if not any(t.is_alive() for t in self._camera_threads):
                         break
+                    self._check_silent_cameras()
                 stop.wait(0.2)
         finally:
             stop.set()

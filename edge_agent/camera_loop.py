@@ -1,4 +1,7 @@
-"""One camera's pipeline: source → detector → count rule; keeps the latest frame for snapshots and OTA tests."""
+"""One camera's pipeline: source → detector → tracker → rule (+ health checks) → outcomes for the agent.
+
+It keeps the latest frame and detections for snapshots and for the OTA sample-frame test.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,13 @@ from dataclasses import dataclass, field
 from edge_agent.config import CameraConfig
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
-from edge_agent.rules import CountRule
+from edge_agent.health import CameraHealth
+from edge_agent.rules import Outcome, ZoneRef, build_rule
 from edge_agent.sources import Frame, Source
+from edge_agent.tracking import Tracker
 
 log = logging.getLogger(__name__)
+OutcomeSink = Callable[[CameraConfig, Frame, Detections, list[Outcome]], None]
 
 
 @dataclass
@@ -23,6 +29,7 @@ class CameraCounters:
     frames: int = 0
     events: int = 0
     skipped_frames: int = 0
+    model_errors: int = 0
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=500))
 
 
@@ -30,23 +37,27 @@ class CameraLoop:
     """Runs until ``stop`` is set or the source ends. ``detector()`` is read every frame, so a swap is live."""
 
     def __init__(self, camera: CameraConfig, source: Source, detector: Callable[[], Detector],
-                 on_counts: Callable[[CameraConfig, Frame, Detections, dict[str, int]], None],
-                 counters: CameraCounters) -> None:
+                 sink: OutcomeSink, counters: CameraCounters) -> None:
         self.camera = camera
         self.source = source
         self._detector = detector
-        self._on_counts = on_counts
+        self._sink = sink
         self.counters = counters
-        self.latest: tuple[Frame, Detections] | None = None
+        self.health = CameraHealth(camera.name, ZoneRef(camera.zone.kind, camera.zone.id, camera.zone.row),
+                                   camera.alerts)
+        self.last_frame_s = time.monotonic()
+        self._latest: tuple[Frame, Detections] | None = None
         self._latest_lock = threading.Lock()
 
     def latest_frame(self) -> tuple[Frame, Detections] | None:
         with self._latest_lock:
-            return self.latest
+            return self._latest
 
     def run(self, stop: threading.Event) -> None:
         camera, counters = self.camera, self.counters
-        rule = CountRule(self._detector().labels, camera.smoothing_frames, camera.publish_interval_s)
+        labels = self._detector().labels
+        rule = build_rule(camera, labels)
+        tracker = Tracker(camera.tracker) if rule.needs_tracking else None
         period = 1.0 / camera.fps
         next_at = time.monotonic()
         try:
@@ -55,10 +66,15 @@ class CameraLoop:
                 if frame is None:
                     log.info("camera %s: source ended", camera.name)
                     return
+                now = time.monotonic()
+                self.last_frame_s = now
                 counters.frames += 1
                 detector = self._detector()
-                if detector.labels != rule.labels:
-                    rule = CountRule(detector.labels, camera.smoothing_frames, camera.publish_interval_s)
+                if detector.labels != labels:  # a model update changed the label set
+                    labels = detector.labels
+                    rule = build_rule(camera, labels)
+                    tracker = Tracker(camera.tracker) if rule.needs_tracking else None
+                outcomes: list[Outcome] = list(self.health.on_frame(frame.image, now))
                 started = time.perf_counter()
                 try:
                     detections = detector.detect(frame.image)
@@ -66,13 +82,20 @@ class CameraLoop:
                     counters.skipped_frames += 1
                     log.warning("camera %s: frame %d skipped: %s", camera.name, frame.index, exc)
                     continue
+                except Exception as exc:  # noqa: BLE001 - onnxruntime failure: alert, keep the loop alive
+                    counters.model_errors += 1
+                    log.error("camera %s: detector failed on frame %d: %s", camera.name, frame.index, exc)
+                    self._sink(camera, frame, Detections.empty(labels), [self.health.model_error(exc)])
+                    stop.wait(1.0)
+                    continue
                 counters.detect_ms.append((time.perf_counter() - started) * 1000)
                 with self._latest_lock:
-                    self.latest = (frame, detections)
-                decision = rule.update(detections, time.monotonic())
-                if decision is not None:
-                    self._on_counts(camera, frame, detections, decision.counts)
-                    counters.events += 1
+                    self._latest = (frame, detections)
+                tracked = tracker.update(detections) if tracker is not None else None
+                height, width = frame.image.shape[:2]
+                outcomes += rule.process(detections, tracked, (width, height), now)
+                if outcomes:
+                    self._sink(camera, frame, detections, outcomes)
                 next_at = max(next_at + period, time.monotonic() - period)
                 stop.wait(max(0.0, next_at - time.monotonic()))
         finally:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge_agent.tracking import TrackerConfig
+from edge_agent.zones import LineZoneConfig, PolygonZoneConfig
 from fieldline.contract import NAME_PATTERN
 
 
@@ -80,6 +82,56 @@ class FolderSource(_Strict):
 SourceConfig = Annotated[SyntheticSource | VideoSource | FolderSource, Field(discriminator="type")]
 
 
+class CountRuleConfig(_Strict):
+    type: Literal["count"] = Field(default="count", description="Greenhouse: objects per label per zone")
+    mode: Literal["frame", "unique"] = Field(
+        default="frame",
+        description="frame: per-frame counts smoothed by a median (fixed camera); unique: tracked objects counted "
+        "once per sweep (camera on a rail sweeping a row)",
+    )
+    sweep_s: float = Field(default=600.0, gt=0, description="unique mode: the count restarts every sweep")
+    overripe_label: str | None = Field(default=None, description="Label whose share raises an 'overripe' alert")
+    overripe_share: float = Field(default=0.3, gt=0, le=1, description="Share of overripe_label that alerts")
+
+
+class InspectionRuleConfig(_Strict):
+    type: Literal["inspection"] = Field(description="Factory line: one pass/reject event per part")
+    mode: Literal["frame", "line"] = Field(
+        default="frame",
+        description="frame: every frame is one part (triggered or line-scan camera, image folder); line: parts "
+        "are tracked and inspected when they cross `line`",
+    )
+    part_label: str | None = Field(default=None, description="line mode: the label of the part itself")
+    line: LineZoneConfig | None = Field(default=None, description="line mode: the counting line")
+    defect_labels: list[str] | None = Field(
+        default=None, description="Labels that are defects; unset: every label except part_label"
+    )
+    reject_score: float = Field(default=0.5, ge=0, le=1, description="A defect at or above this score rejects")
+    defect_rate_window: int = Field(default=200, ge=10, description="Parts in the sliding defect-rate window")
+    defect_rate_alert: float = Field(default=0.05, gt=0, le=1, description="Defect rate that raises an alert")
+
+    @model_validator(mode="after")
+    def _line_mode_needs_line(self) -> InspectionRuleConfig:
+        if self.mode == "line" and (self.line is None or not self.part_label):
+            raise ValueError("mode 'line' needs both `line` and `part_label`")
+        return self
+
+
+RuleConfig = Annotated[CountRuleConfig | InspectionRuleConfig, Field(discriminator="type")]
+
+
+class CameraAlertsConfig(_Strict):
+    offline_after_s: float = Field(default=30.0, gt=0, description="No frame for this long: camera_offline")
+    black_level: float = Field(default=8.0, ge=0, le=255, description="Mean brightness below this is a black frame")
+    frozen_after_s: float = Field(default=60.0, gt=0, description="Identical frames for this long: camera_frozen")
+    cooldown_s: float = Field(default=600.0, ge=0, description="The same alert is not repeated within this time")
+
+
+class SnapshotPolicy(_Strict):
+    periodic_s: float | None = Field(default=900.0, gt=0, description="Evidence image with a count event this often")
+    on_reject: bool = Field(default=True, description="Evidence image with every reject")
+
+
 class CameraConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Camera name on this device")
     source: SourceConfig = Field(description="Where frames come from")
@@ -91,6 +143,13 @@ class CameraConfig(_Strict):
     smoothing_frames: int = Field(
         default=3, ge=1, le=100, description="Counts are the median over this many recent frames"
     )
+    rule: RuleConfig = Field(default_factory=CountRuleConfig, description="What turns detections into events")
+    zones: list[PolygonZoneConfig] = Field(
+        default_factory=list, description="Polygons mapped to sheds/rows; unset: the whole frame is `zone`"
+    )
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Tracker for unique and line modes")
+    alerts: CameraAlertsConfig = Field(default_factory=CameraAlertsConfig, description="Camera health alerts")
+    snapshots: SnapshotPolicy = Field(default_factory=SnapshotPolicy, description="When to send evidence images")
 
 
 class AgentConfig(_Strict):

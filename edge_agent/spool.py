@@ -71,15 +71,20 @@ class Spool:
             return self._get("dropped")
 
     # ------------------------------------------------------------ outbox
-    def append_sequenced(self, topic: str, qos: int, build: Callable[[int], bytes]) -> int:
-        """Allocate the next ``seq``, build the payload with it and store both in one transaction."""
+    def append_sequenced(self, build: Callable[[int], list[tuple[str, bytes, int]]]) -> int:
+        """Allocate the next ``seq`` and store the messages ``build(seq)`` returns, all in one transaction.
+
+        ``build`` returns ``(topic, payload, qos)`` tuples in publish order (e.g. a snapshot, then its event).
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 seq = self._get("seq") + 1
-                payload = build(seq)
-                self._db.execute("INSERT INTO outbox(topic, payload, qos, created_ms) VALUES (?, ?, ?, ?)",
-                                 (topic, payload, qos, int(time.time() * 1000)))
+                now = int(time.time() * 1000)
+                self._db.executemany(
+                    "INSERT INTO outbox(topic, payload, qos, created_ms) VALUES (?, ?, ?, ?)",
+                    [(topic, payload, qos, now) for topic, payload, qos in build(seq)],
+                )
                 self._set("seq", seq)
                 self._enforce_cap()
                 self._db.execute("COMMIT")

@@ -4,26 +4,26 @@ from edge_agent.spool import Spool
 def test_boot_and_seq_survive_a_restart(tmp_path):
     spool = Spool(tmp_path / "spool.db")
     assert spool.next_boot() == 1
-    seqs = [spool.append_sequenced("t", 1, lambda s: f"e{s}".encode()) for _ in range(3)]
+    seqs = [spool.append_sequenced(lambda s: [("t", f"e{s}".encode(), 1)]) for _ in range(3)]
     spool.close()
     reopened = Spool(tmp_path / "spool.db")
     assert reopened.next_boot() == 2
     assert seqs == [1, 2, 3]
-    assert reopened.append_sequenced("t", 1, lambda s: f"e{s}".encode()) == 4
+    assert reopened.append_sequenced(lambda s: [("t", f"e{s}".encode(), 1)]) == 4
     assert [i.payload for i in reopened.pending(10)] == [b"e1", b"e2", b"e3", b"e4"]
 
 
 def test_failed_build_allocates_no_seq(tmp_path):
     spool = Spool(tmp_path / "spool.db")
 
-    def broken(seq: int) -> bytes:
+    def broken(seq: int) -> list:
         raise ValueError("bad event")
 
     try:
-        spool.append_sequenced("t", 1, broken)
+        spool.append_sequenced(broken)
     except ValueError:
         pass
-    assert spool.append_sequenced("t", 1, lambda s: b"ok") == 1
+    assert spool.append_sequenced(lambda s: [("t", b"ok", 1)]) == 1
     assert spool.depth() == 1
 
 

@@ -1,0 +1,62 @@
+"""Camera health: black and frozen frames (checked per frame), plus a cooldown gate for every alert."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge_agent.config import CameraAlertsConfig
+from edge_agent.rules import AlertOut, ZoneRef
+
+BLACK_FRAMES_IN_A_ROW = 3
+
+
+class CameraHealth:
+    def __init__(self, camera: str, zone: ZoneRef, config: CameraAlertsConfig) -> None:
+        self.camera, self.zone, self.config = camera, zone, config
+        self._black_run = 0
+        self._previous: np.ndarray | None = None
+        self._frozen_since: float | None = None
+
+    def on_frame(self, image: np.ndarray, now_s: float) -> list[AlertOut]:
+        small = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 48), interpolation=cv2.INTER_AREA)
+        alerts = []
+        self._black_run = self._black_run + 1 if float(small.mean()) < self.config.black_level else 0
+        if self._black_run == BLACK_FRAMES_IN_A_ROW:
+            alerts.append(AlertOut("camera_black", "warning", f"camera {self.camera}: the picture is black "
+                                   "(lens covered, lights off or a dead sensor)", f"camera_black:{self.camera}",
+                                   self.zone))
+        if self._previous is not None and int(np.abs(small.astype(np.int16) - self._previous).max()) <= 1:
+            self._frozen_since = self._frozen_since if self._frozen_since is not None else now_s
+            if now_s - self._frozen_since >= self.config.frozen_after_s:
+                alerts.append(AlertOut("camera_frozen", "warning", f"camera {self.camera}: the picture has not "
+                                       f"changed for {now_s - self._frozen_since:.0f} s", f"camera_frozen:{self.camera}",
+                                       self.zone))
+        else:
+            self._frozen_since = None
+        self._previous = small.astype(np.int16)
+        return alerts
+
+    def offline(self, silent_s: float) -> AlertOut:
+        return AlertOut("camera_offline", "critical", f"camera {self.camera}: no frame for {silent_s:.0f} s",
+                        f"camera_offline:{self.camera}", self.zone)
+
+    def model_error(self, error: Exception) -> AlertOut:
+        return AlertOut("model_error", "critical", f"camera {self.camera}: the detector failed: {error}",
+                        f"model_error:{self.camera}", self.zone)
+
+
+class AlertGate:
+    """Lets an alert through once per ``cooldown_s`` for each dedup key."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self.suppressed = 0
+
+    def allow(self, dedup_key: str, now_s: float, cooldown_s: float) -> bool:
+        last = self._last.get(dedup_key)
+        if last is not None and now_s - last < cooldown_s:
+            self.suppressed += 1
+            return False
+        self._last[dedup_key] = now_s
+        return True
