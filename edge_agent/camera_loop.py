@@ -64,8 +64,10 @@ class CameraLoop:
             while not stop.is_set():
                 frame = self.source.read()
                 if frame is None:
-                    log.info("camera %s: source ended", camera.name)
-                    return
+                    if self.source.ended:
+                        log.info("camera %s: source ended", camera.name)
+                        return
+                    continue  # a live source has no new frame yet; the watchdog raises camera_offline
                 now = time.monotonic()
                 self.last_frame_s = now
                 counters.frames += 1

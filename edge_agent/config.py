@@ -71,15 +71,26 @@ class VideoSource(_Strict):
     type: Literal["video"] = Field(description="Video file or RTSP/HTTP stream read with OpenCV/FFmpeg")
     path: str = Field(description="File path or stream URL")
     loop: bool = Field(default=False, description="Start again at the end of a file")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Streams: longest wait between reconnects")
+
+
+class UsbSource(_Strict):
+    type: Literal["usb"] = Field(description="Local camera by index (/dev/video0 is 0)")
+    index: int = Field(default=0, ge=0, le=63, description="Camera index")
+    width: int | None = Field(default=None, ge=160, description="Requested capture width")
+    height: int | None = Field(default=None, ge=120, description="Requested capture height")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest wait between reopen attempts")
 
 
 class FolderSource(_Strict):
     type: Literal["folder"] = Field(description="Image files in a folder, read in name order")
     path: Path = Field(description="Folder with .jpg/.png/.bmp images")
     loop: bool = Field(default=False, description="Start again after the last image")
+    watch: bool = Field(default=False, description="Keep watching for new files (line-scan exports); never ends")
+    poll_s: float = Field(default=0.5, gt=0, description="watch: how often to look for new files")
 
 
-SourceConfig = Annotated[SyntheticSource | VideoSource | FolderSource, Field(discriminator="type")]
+SourceConfig = Annotated[SyntheticSource | VideoSource | UsbSource | FolderSource, Field(discriminator="type")]
 
 
 class CountRuleConfig(_Strict):

@@ -28,7 +28,10 @@ def check_cameras(config: AgentConfig) -> list[Check]:
     for camera in config.cameras:
         try:
             source = open_source(camera.source)
+            deadline = time.monotonic() + 10
             frame = source.read()
+            while frame is None and not source.ended and time.monotonic() < deadline:
+                frame = source.read()  # a live stream may still be connecting
             source.close()
         except SourceError as exc:
             results.append(Check(f"camera {camera.name}", False, str(exc)))

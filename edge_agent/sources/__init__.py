@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_agent.config import FolderSource, SourceConfig, SyntheticSource, VideoSource
+from edge_agent.config import FolderSource, SourceConfig, SyntheticSource, UsbSource, VideoSource
 from edge_agent.sources.base import Frame, Source, SourceError
 
 
@@ -12,10 +12,10 @@ def open_source(config: SourceConfig) -> Source:
         from edge_agent.sources.synthetic import SyntheticCamera
 
         return SyntheticCamera(config)
-    if isinstance(config, VideoSource):
-        from edge_agent.sources.video import VideoFile
+    if isinstance(config, VideoSource | UsbSource):
+        from edge_agent.sources.video import open_video
 
-        return VideoFile(config)
+        return open_video(config)
     if isinstance(config, FolderSource):
         from edge_agent.sources.folder import ImageFolder
 

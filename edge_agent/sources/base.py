@@ -1,4 +1,4 @@
-"""The ``Source`` interface: one verb, ``read()``, returning the next frame or ``None`` at the end."""
+"""The ``Source`` interface: one verb, ``read()``, returning the next frame (or ``None`` when none is ready)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,18 @@ def now_ms() -> int:
 
 
 class Source(ABC):
-    """A frame source. ``corrupt_frames`` counts frames that were skipped because they could not be decoded."""
+    """A frame source.
+
+    ``read()`` returns ``None`` when no frame is ready yet (a live stream that is reconnecting) or when a finite
+    source is exhausted; ``ended`` tells the two apart. ``corrupt_frames`` counts frames skipped as undecodable.
+    """
 
     corrupt_frames: int = 0
+    ended: bool = False
 
     @abstractmethod
     def read(self) -> Frame | None:
-        """The next frame, or ``None`` when a finite source is exhausted."""
+        """The next frame, or ``None`` (see ``ended``)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device or file."""

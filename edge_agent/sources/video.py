@@ -1,25 +1,34 @@
-"""Video file or network stream through OpenCV/FFmpeg."""
+"""Video files, RTSP/HTTP streams and USB cameras through OpenCV/FFmpeg.
+
+Files are read frame by frame in order. Live sources (streams, USB) run a grabber thread that keeps only
+the newest frame, so a slow detector never builds a backlog, and that reopens the source with exponential
+backoff when it drops.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edge_agent.config import VideoSource
+from edge_agent.config import UsbSource, VideoSource
 from edge_agent.sources.base import Frame, Source, SourceError, now_ms
 
-_STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
+log = logging.getLogger(__name__)
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
+READ_WAIT_S = 1.0
 
 
 class VideoFile(Source):
-    """Reads frames in order (FFmpeg itself skips undecodable packets); ``loop`` rewinds at the end."""
+    """A finite video file; ``loop`` rewinds at the end."""
 
     def __init__(self, config: VideoSource) -> None:
         self.config = config
-        is_stream = config.path.startswith(_STREAM_PREFIXES)
-        if not is_stream and not Path(config.path).is_file():
+        if not Path(config.path).is_file():
             raise SourceError(f"video source {config.path!r}: file not found")
         self._capture = cv2.VideoCapture(config.path)
         if not self._capture.isOpened():
@@ -28,7 +37,7 @@ class VideoFile(Source):
         if not ok or first is None:
             self._capture.release()
             raise SourceError(f"video source {config.path!r}: opened but no frame could be decoded")
-        self._pending = first
+        self._pending: np.ndarray | None = first
         self._index = 0
 
     def read(self) -> Frame | None:
@@ -37,6 +46,7 @@ class VideoFile(Source):
         else:
             image = self._next_image()
             if image is None:
+                self.ended = True
                 return None
         frame = Frame(image, now_ms(), self._index)
         self._index += 1
@@ -54,3 +64,80 @@ class VideoFile(Source):
 
     def close(self) -> None:
         self._capture.release()
+
+
+class LiveCapture(Source):
+    """A stream or USB camera with a newest-frame grabber thread and reconnect with backoff."""
+
+    def __init__(self, target: str | int, name: str, reconnect_max_s: float,
+                 size: tuple[int | None, int | None] = (None, None)) -> None:
+        self._target, self.name, self._reconnect_max_s, self._size = target, name, reconnect_max_s, size
+        self._lock = threading.Condition()
+        self._newest: np.ndarray | None = None
+        self._newest_ts = 0
+        self._index = 0
+        self._closed = threading.Event()
+        self.reconnects = 0
+        self.connected = False
+        self._thread = threading.Thread(target=self._grab_loop, name=f"grab-{name}", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> cv2.VideoCapture | None:
+        capture = cv2.VideoCapture(self._target)
+        if self._size[0]:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
+        if self._size[1]:
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
+        if capture.isOpened():
+            return capture
+        capture.release()
+        return None
+
+    def _grab_loop(self) -> None:
+        delay = 1.0
+        while not self._closed.is_set():
+            capture = self._open()
+            if capture is None:
+                log.warning("%s: cannot open; retrying in %.0f s", self.name, delay)
+                self._closed.wait(delay)
+                delay = min(delay * 2, self._reconnect_max_s)
+                continue
+            if self.reconnects or self.connected:
+                log.info("%s: reconnected", self.name)
+            self.connected, delay = True, 1.0
+            while not self._closed.is_set():
+                ok, image = capture.read()
+                if not ok or image is None:
+                    break
+                with self._lock:
+                    self._newest, self._newest_ts = image, now_ms()
+                    self._lock.notify_all()
+            capture.release()
+            if not self._closed.is_set():
+                self.connected = False
+                self.reconnects += 1
+                log.warning("%s: stream lost; reconnecting", self.name)
+
+    def read(self) -> Frame | None:
+        with self._lock:
+            if self._newest is None:
+                self._lock.wait(READ_WAIT_S)
+            if self._newest is None:
+                return None
+            image, ts, self._newest = self._newest, self._newest_ts, None
+        frame = Frame(image, ts, self._index)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+
+
+def open_video(config: VideoSource | UsbSource) -> Source:
+    if isinstance(config, UsbSource):
+        return LiveCapture(config.index, f"usb camera {config.index}", config.reconnect_max_s,
+                           (config.width, config.height))
+    if config.path.startswith(STREAM_PREFIXES):
+        return LiveCapture(config.path, f"stream {config.path}", config.reconnect_max_s)
+    return VideoFile(config)

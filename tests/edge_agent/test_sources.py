@@ -1,0 +1,105 @@
+"""Sources on real files and a real HTTP MJPEG stream: order, corrupt frames, watch mode, reconnect."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.config import FolderSource, SyntheticSource, VideoSource
+from edge_agent.sources import SourceError, open_source
+from tests.support.live_api import free_port, wait_until
+
+
+def image(value: int) -> np.ndarray:
+    return np.full((48, 64, 3), value, np.uint8)
+
+
+def test_folder_reads_in_order_and_skips_corrupt_files(tmp_path):
+    for i, value in enumerate((10, 20, 30)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), image(value))
+    (tmp_path / "1b.png").write_bytes(b"broken")
+    source = open_source(FolderSource(type="folder", path=tmp_path))
+    values = []
+    while (frame := source.read()) is not None:
+        values.append(int(frame.image[0, 0, 0]))
+    assert values == [10, 20, 30] and source.ended and source.corrupt_frames == 1
+
+
+def test_folder_watch_picks_up_new_files_and_never_ends(tmp_path):
+    source = open_source(FolderSource(type="folder", path=tmp_path, watch=True, poll_s=0.05))
+    assert source.read() is None and not source.ended
+    cv2.imwrite(str(tmp_path / "part-1.png"), image(77))
+    frame = wait_until(source.read, timeout=5, what="new file")
+    assert int(frame.image[0, 0, 0]) == 77
+    assert source.read() is None and not source.ended  # each file is read once
+
+
+def test_video_file_frames_and_errors(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for value in range(0, 250, 50):
+        writer.write(image(value))
+    writer.release()
+    source = open_source(VideoSource(type="video", path=str(path)))
+    frames = []
+    while (frame := source.read()) is not None:
+        frames.append(frame)
+    assert len(frames) == 5 and source.ended
+    with pytest.raises(SourceError, match="missing.mp4.*not found"):
+        open_source(VideoSource(type="video", path=str(tmp_path / "missing.mp4")))
+    (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
+    with pytest.raises(SourceError, match="bad.mp4"):
+        open_source(VideoSource(type="video", path=str(tmp_path / "bad.mp4")))
+
+
+class _MjpegStream(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 200, np.uint8))
+        try:
+            for _ in range(int(self.server.frames_per_connection)):  # type: ignore[attr-defined]
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg.tobytes() + b"\r\n")
+                time.sleep(0.02)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_http_stream_reconnects_after_the_server_drops_it():
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), _MjpegStream)
+    server.frames_per_connection = 15  # the "camera" hangs up after 15 frames, then accepts again
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = open_source(VideoSource(type="video", path=f"http://127.0.0.1:{port}/stream.mjpg", reconnect_max_s=1))
+    try:
+        got = 0
+        deadline = time.monotonic() + 30
+        while (got < 30 or source.reconnects < 1) and time.monotonic() < deadline:
+            frame = source.read()
+            if frame is not None:
+                assert frame.image.shape == (120, 160, 3)
+                got += 1
+        assert got >= 30 and source.reconnects >= 1 and not source.ended
+    finally:
+        source.close()
+        server.shutdown()
+
+
+def test_synthetic_camera_ripens_with_simulated_time():
+    source = open_source(SyntheticSource(type="synthetic", seed=3, ripening_per_hour=1.0, time_scale=3600 * 10))
+    before = [f.ripeness for f in source.scene.fruits]
+    time.sleep(0.05)
+    source.read()
+    after = [f.ripeness for f in source.scene.fruits]
+    assert all(b <= a for a, b in zip(after, before)) and sum(after) > sum(before)
