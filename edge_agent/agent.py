@@ -15,6 +15,7 @@ import yaml
 
 from edge_agent.camera_loop import CameraCounters, CameraLoop
 from edge_agent.health import AlertGate
+from edge_agent.home_assistant import discovery_messages, state_message
 from edge_agent.commands import CommandError, CommandHandler
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detections import Detections
@@ -82,6 +83,9 @@ class Agent:
             offline_status=self._status("offline"),
         )
         self.publisher.subscribe(command_topic(config.site, config.device, "+"), self.commands.on_message)
+        if config.home_assistant.enabled:
+            self.publisher.on_connected.append(
+                lambda: discovery_messages(self.config, self.detector.labels, __version__))
 
     def _default_factory(self, path: Path) -> Detector:
         from edge_agent.detectors.onnx_detector import OnnxDetector
@@ -112,6 +116,10 @@ class Agent:
             else:
                 self._emit_event(camera, frame, outcome)
                 self.counters[camera.name].events += 1
+                if outcome.kind == "count" and self.config.home_assistant.enabled:
+                    topic, payload = state_message(self.config, camera.name, outcome.zone.id, outcome.counts,
+                                                   frame.ts_ms)
+                    self.publisher.publish_now(topic, payload, qos=0, retain=True)
 
     def _emit_event(self, camera: CameraConfig, frame: Frame, out: EventOut) -> None:
         height, width = frame.image.shape[:2]

@@ -163,6 +163,11 @@ class CameraConfig(_Strict):
     snapshots: SnapshotPolicy = Field(default_factory=SnapshotPolicy, description="When to send evidence images")
 
 
+class HomeAssistantConfig(_Strict):
+    enabled: bool = Field(default=False, description="Announce each camera's counts as Home Assistant sensors")
+    discovery_prefix: str = Field(default="homeassistant", description="Home Assistant's MQTT discovery prefix")
+
+
 class AgentConfig(_Strict):
     device: str = Field(pattern=NAME_PATTERN, description="Device id, unique per site")
     site: str = Field(pattern=NAME_PATTERN, description="Site id")
@@ -177,6 +182,9 @@ class AgentConfig(_Strict):
         default=None, ge=1, le=65535, description="Serve Prometheus /metrics on this port (off when unset)"
     )
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of the /metrics endpoint")
+    home_assistant: HomeAssistantConfig = Field(
+        default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (optional)"
+    )
     stats_interval_s: float = Field(default=60.0, gt=0.0, description="Seconds between stats messages")
     spool_max_events: int = Field(
         default=100_000, ge=10, description="Outbox cap; beyond it the oldest events are dropped and counted"

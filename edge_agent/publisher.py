@@ -64,6 +64,7 @@ class Publisher:
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
         self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
+        self.on_connected: list[Callable[[], list[tuple[str, bytes]]]] = []  # retained messages sent on connect
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> spool id
         self._early_acks: set[int] = set()  # PUBACKs that arrived before the mid was recorded
@@ -140,6 +141,9 @@ class Publisher:
         client.publish(self._status_topic, self._online_status(), qos=1, retain=True)
         for topic_filter in self._subscriptions:
             client.subscribe(topic_filter, qos=1)
+        for provider in self.on_connected:
+            for topic, payload in provider():
+                client.publish(topic, payload, qos=1, retain=True)
         with self._lock:
             self._inflight.clear()
             self._early_acks.clear()

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from fieldline.config import ConfigError, load_config
+from fieldline.cli_device import device_app
 
 app = typer.Typer(help="FieldLine: edge vision for greenhouses and factory lines.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -26,6 +27,7 @@ app.add_typer(edge_app, name="edge")
 app.add_typer(api_app, name="api")
 app.add_typer(config_app, name="config")
 app.add_typer(contract_app, name="contract")
+app.add_typer(device_app, name="device")
 
 err = Console(stderr=True)
 out = Console()

@@ -278,6 +278,18 @@ def command_reply_topic(site: str, device: str, name: str) -> str:
     return f"{device_root(site, device)}/cmd/{name}/reply"
 
 
+HA_STATE_ROOT = "fieldline-ha"
+
+
+def home_assistant_state_topic(site: str, device: str, camera: str) -> str:
+    """Retained per-camera counts for Home Assistant; outside ``fieldline/v1`` so the cloud ingest ignores it."""
+    return f"{HA_STATE_ROOT}/{_check_name(site, 'site')}/{_check_name(device, 'device')}/{camera}/state"
+
+
+def home_assistant_config_topic(prefix: str, object_id: str) -> str:
+    return f"{prefix}/sensor/{object_id}/config"
+
+
 def subscription(site: str = "+", device: str = "+", shared_group: str | None = None) -> str:
     """Wildcard subscription for everything devices publish, optionally as an MQTT 5 shared subscription."""
     topic = f"{TOPIC_ROOT}/{site}/{device}/#"
