@@ -66,6 +66,11 @@ class Spool:
             return boot
 
     @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._get("seq")
+
+    @property
     def dropped(self) -> int:
         with self._lock:
             return self._get("dropped")

@@ -58,19 +58,22 @@ def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
 class MosquittoBroker:
     """A Mosquitto process with a temp config: anonymous, no persistence, bound to 127.0.0.1."""
 
-    def __init__(self, port: int | None = None, start_timeout: float = 10.0, extra_config: str = "") -> None:
+    def __init__(self, port: int | None = None, start_timeout: float = 10.0, extra_config: str = "",
+                 persistent: bool = False) -> None:
         self.binary = find_mosquitto()
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
         self._start_timeout = start_timeout
         self._workdir = Path(tempfile.mkdtemp(prefix="fieldline-mosquitto-"))
+        self._workdir.chmod(0o777)  # run as root, mosquitto drops to its own user and must write persistence here
         self.config_path = self._workdir / "mosquitto.conf"
         self.log_path = self._workdir / "mosquitto.log"
         self.config_path.write_text(
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
-            "persistence false\n"
-            "log_dest stderr\n"
+            + (f"persistence true\npersistence_location {self._workdir}/\nautosave_interval 1\n"
+               "autosave_on_changes true\n" if persistent else "persistence false\n")
+            + "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
             f"{extra_config}"
         )
@@ -112,6 +115,13 @@ class MosquittoBroker:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+    def kill(self) -> None:
+        """``kill -9``: no clean shutdown, no last save (a power cut or an OOM kill)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
