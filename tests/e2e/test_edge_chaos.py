@@ -5,7 +5,6 @@ An audit subscriber keeps a persistent MQTT session, dedups by event id and chec
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,54 +13,18 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.detectors.onnx_detector import OnnxDetector
-from fieldline.contract import events_topic
 from tests.support.live_api import wait_until
+from tests.support.audit import AuditSubscriber
 from tests.support.mosquitto import MosquittoBroker
 
 pytestmark = pytest.mark.e2e
 MODEL = Path(__file__).resolve().parents[2] / "models" / "zoo" / "tomato-ripeness.int8.onnx"
-
-
-class AuditSubscriber:
-    """Receives events with a persistent session; ``events`` is keyed by id (dedup), ``duplicates`` counted."""
-
-    def __init__(self, port: int, device: str) -> None:
-        self.events: dict[str, dict] = {}
-        self.duplicates = 0
-        self.historical: set[str] = set()  # ids seen at least once with historical=true
-        self._lock = threading.Lock()
-        self._topic = events_topic("farm", device)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"audit-{device}", clean_session=False)
-        self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(self._topic, qos=1)
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, message) -> None:
-        event = json.loads(message.payload)
-        with self._lock:
-            if event["historical"]:
-                self.historical.add(event["id"])
-            if event["id"] in self.events:
-                self.duplicates += 1
-            else:
-                self.events[event["id"]] = event
-
-    def seqs(self) -> list[int]:
-        with self._lock:
-            return sorted(e["seq"] for e in self.events.values())
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def agent_config(tmp_path: Path, port: int, device: str) -> dict:
