@@ -20,6 +20,7 @@ from edge_agent.commands import CommandError, CommandHandler
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
+from edge_agent.detectors.factory import build_detector
 from edge_agent.ota import ModelStore
 from edge_agent.publisher import Publisher
 from edge_agent.rules import AlertOut, EventOut, Outcome
@@ -88,10 +89,7 @@ class Agent:
                 lambda: discovery_messages(self.config, self.detector.labels, __version__))
 
     def _default_factory(self, path: Path) -> Detector:
-        from edge_agent.detectors.onnx_detector import OnnxDetector
-
-        m = self.config.model
-        return OnnxDetector(path, m.conf_threshold, m.iou_threshold, m.threads)
+        return build_detector(self.config.model, path)
 
     # ------------------------------------------------------------------ payloads
     @property
@@ -225,7 +223,9 @@ class Agent:
             return "restart"
         if new.model != old.model:
             try:
-                detector = self._factory(Path(new.model.path))
+                # the default factory reads self.config.model: build from the new settings, not the running ones
+                detector = (self._factory(Path(new.model.path)) if self._factory != self._default_factory
+                            else build_detector(new.model))
             except Exception as exc:  # noqa: BLE001
                 raise CommandError(f"new model settings do not load, the running config is kept: {exc}") from None
             self.detector = detector

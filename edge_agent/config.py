@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from edge_agent.tracking import TrackerConfig
 from edge_agent.zones import LineZoneConfig, PolygonZoneConfig
@@ -43,11 +43,127 @@ class MqttConfig(_Strict):
     reconnect_max_s: float = Field(default=60.0, gt=0, le=3600, description="Upper bound of the reconnect backoff")
 
 
-class ModelConfig(_Strict):
-    path: Path = Field(description="ONNX model file (FieldLine native, metadata inside the file)")
+class _ModelCommon(_Strict):
+    path: Path = Field(description="ONNX model file")
     conf_threshold: float = Field(default=0.35, ge=0.0, le=1.0, description="Minimum detection score")
     iou_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU threshold of class-wise NMS")
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads")
+    max_detections: int = Field(default=300, ge=1, le=10_000, description="At most this many detections per frame")
+
+
+class FieldlineModelConfig(_ModelCommon):
+    type: Literal["fieldline"] = Field(
+        default="fieldline",
+        description="FieldLine-native model: labels, input size and normalisation are read from the file's metadata "
+        "(the default when `type` is omitted)",
+    )
+
+
+class _ForeignModelConfig(_ModelCommon):
+    labels: list[str] | Path = Field(
+        description="Class names in class-id order: a list, or a .txt file (one per line) or .yaml file (a list, "
+        "an {id: name} mapping, or either under `names`)"
+    )
+    input_size: int | tuple[int, int] | None = Field(
+        default=None, description="Network input: a square side or [height, width]; unset: the model's fixed input size"
+    )
+    normalization: Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"] = Field(
+        default="rgb_0_1",
+        description="Input tensor: rgb_0_1 (RGB/255, Ultralytics), rgb_imagenet ((RGB/255-mean)/std), bgr_0_255 "
+        "(raw BGR, YOLOX), bgr_imagenet (ImageNet mean/std on 0..255 BGR, NanoDet/PicoDet)",
+    )
+    resize: Literal["letterbox", "letterbox_top_left", "stretch"] = Field(
+        default="letterbox",
+        description="letterbox: keep aspect, centred, padded; letterbox_top_left: image in the top-left corner "
+        "(YOLOX); stretch: plain resize to the input size (NanoDet/PicoDet trained without keep_ratio)",
+    )
+    pad_value: int = Field(default=114, ge=0, le=255, description="Grey level of the letterbox padding")
+    max_candidates: int = Field(
+        default=2000, ge=1, le=100_000, description="Keep the top-scoring boxes before NMS (bounds the NMS cost)"
+    )
+
+    @field_validator("input_size")
+    @classmethod
+    def _positive_size(cls, v: int | tuple[int, int] | None) -> int | tuple[int, int] | None:
+        sizes = [] if v is None else [v] if isinstance(v, int) else list(v)
+        if any(s < 32 or s > 4096 for s in sizes):
+            raise ValueError("input_size values must be between 32 and 4096 pixels")
+        return v
+
+
+class Yolov5ModelConfig(_ForeignModelConfig):
+    type: Literal["yolov5"] = Field(
+        description="YOLOv5/YOLOv7 export: output [1, N, 5 + C] = cx, cy, w, h (input px), objectness, class "
+        "scores; score = objectness x class score"
+    )
+
+
+class Yolov8ModelConfig(_ForeignModelConfig):
+    type: Literal["yolov8"] = Field(
+        description="YOLOv8 / YOLO11 / YOLO26 without the end-to-end head: output [1, 4 + C, N] (or [1, N, 4 + C]) "
+        "= cx, cy, w, h (input px) then class scores, no objectness"
+    )
+
+
+class YoloE2EModelConfig(_ForeignModelConfig):
+    type: Literal["yolo_e2e"] = Field(
+        description="NMS-free end-to-end head (YOLO26 end-to-end, YOLOv10): output [1, K, 6] = x1, y1, x2, y2 "
+        "(input px), score, class"
+    )
+
+
+class YoloxModelConfig(_ForeignModelConfig):
+    type: Literal["yolox"] = Field(
+        description="YOLOX export: output [1, N, 5 + C]; raw head (grid offsets, log sizes) unless `decoded`"
+    )
+    decoded: bool = Field(
+        default=False, description="The export already decoded boxes to input pixels (decode_in_inference)"
+    )
+    strides: list[int] = Field(default=[8, 16, 32], min_length=1, description="Strides of the head levels, in order")
+    normalization: Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"] = Field(
+        default="bgr_0_255", description="Input tensor normalisation; YOLOX >= 0.2 takes raw 0..255 BGR"
+    )
+    resize: Literal["letterbox", "letterbox_top_left", "stretch"] = Field(
+        default="letterbox_top_left", description="YOLOX pads on the right and bottom (image in the top-left corner)"
+    )
+
+
+class NanodetModelConfig(_ForeignModelConfig):
+    type: Literal["nanodet"] = Field(
+        description="NanoDet-Plus / PicoDet without post-processing: [1, N, C + 4 x (reg_max + 1)] class scores then "
+        "distance distributions (DFL), or separate score and box outputs"
+    )
+    reg_max: int = Field(default=7, ge=1, le=64, description="Largest distance bin; each side has reg_max + 1 bins")
+    strides: list[int] = Field(default=[8, 16, 32, 64], min_length=1, description="Strides of the head levels, in order")
+    cell_offset: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Anchor centre inside a cell: 0 for NanoDet-Plus, 0.5 for PicoDet"
+    )
+    normalization: Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"] = Field(
+        default="bgr_imagenet", description="Input tensor normalisation; NanoDet/PicoDet use ImageNet mean/std on BGR"
+    )
+
+
+def _model_type(value: object) -> str:
+    """``model:`` without ``type`` is a FieldLine-native model (configs written before the other families)."""
+    if isinstance(value, dict):
+        return str(value.get("type", "fieldline"))
+    return str(getattr(value, "type", "fieldline"))
+
+
+ModelConfig = Annotated[
+    Annotated[FieldlineModelConfig, Tag("fieldline")]
+    | Annotated[Yolov5ModelConfig, Tag("yolov5")]
+    | Annotated[Yolov8ModelConfig, Tag("yolov8")]
+    | Annotated[YoloE2EModelConfig, Tag("yolo_e2e")]
+    | Annotated[YoloxModelConfig, Tag("yolox")]
+    | Annotated[NanodetModelConfig, Tag("nanodet")],
+    Discriminator(
+        _model_type,
+        custom_error_type="unknown_model_type",
+        custom_error_message="type must be one of fieldline, yolov5, yolov8, yolo_e2e, yolox, nanodet",
+    ),
+]
+ForeignModelConfig = _ForeignModelConfig
 
 
 class ZoneConfig(_Strict):

@@ -44,14 +44,19 @@ def check_cameras(config: AgentConfig) -> list[Check]:
     return results
 
 
+def _labels_text(labels: tuple[str, ...], shown: int = 8) -> str:
+    more = f" … ({len(labels)} in all)" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
+
+
 def check_model(config: AgentConfig) -> Check:
     import numpy as np
 
-    from edge_agent.detectors.onnx_detector import ModelLoadError, OnnxDetector
+    from edge_agent.detectors.factory import build_detector
+    from edge_agent.detectors.onnx_detector import ModelLoadError
 
     try:
-        detector = OnnxDetector(config.model.path, config.model.conf_threshold, config.model.iou_threshold,
-                                config.model.threads)
+        detector = build_detector(config.model)
     except ModelLoadError as exc:
         return Check("model", False, str(exc))
     frame = np.full((480, 640, 3), 114, np.uint8)
@@ -60,7 +65,7 @@ def check_model(config: AgentConfig) -> Check:
     for _ in range(5):
         detector.detect(frame)
     ms = (time.perf_counter() - started) / 5 * 1000
-    return Check("model", True, f"{detector.name} {detector.version}, labels {', '.join(detector.labels)}, "
+    return Check("model", True, f"{detector.name} {detector.version}, labels {_labels_text(detector.labels)}, "
                                 f"{ms:.1f} ms/frame")
 
 

@@ -72,7 +72,8 @@ def edge_run(
     """Run the edge agent: cameras → detector → counts → MQTT (spooled, nothing lost offline)."""
     from edge_agent.agent import Agent
     from edge_agent.config import AgentConfig
-    from edge_agent.detectors.onnx_detector import ModelLoadError, OnnxDetector
+    from edge_agent.detectors.factory import build_detector
+    from edge_agent.detectors.onnx_detector import ModelLoadError
 
     _setup_logging(verbose)
     try:
@@ -80,7 +81,7 @@ def edge_run(
     except ConfigError as exc:
         _fail(str(exc))
     try:
-        detector = OnnxDetector(cfg.model.path, cfg.model.conf_threshold, cfg.model.iou_threshold, cfg.model.threads)
+        detector = build_detector(cfg.model)
     except ModelLoadError as exc:
         _fail(f"model: {exc}")
     stop = threading.Event()

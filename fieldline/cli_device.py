@@ -32,9 +32,13 @@ def device_add(
     site: Annotated[str, typer.Option("--site", help="Site id, e.g. shouguang-north")],
     mosquitto_dir: MosquittoDir = Path("deploy/mosquitto"),
     rotate: Annotated[bool, typer.Option("--rotate", help="Replace the password of an existing device")] = False,
-    host: Annotated[str, typer.Option(help="Broker host name the device connects to (for the YAML snippet)")] = "mqtt.example.org",
+    host: Annotated[
+        str, typer.Option(help="Broker host name the device connects to (for the YAML snippet)")
+    ] = "mqtt.example.org",
     port: Annotated[int, typer.Option(help="Broker TLS port (for the YAML snippet)")] = 8883,
-    ca_file: Annotated[str, typer.Option(help="CA certificate path on the device (for the YAML snippet)")] = "/etc/fieldline/ca.crt",
+    ca_file: Annotated[
+        str, typer.Option(help="CA certificate path on the device (for the YAML snippet)")
+    ] = "/etc/fieldline/ca.crt",
 ) -> None:
     """Create broker credentials for a device; it may publish only under fieldline/v1/SITE/DEVICE/#.
 

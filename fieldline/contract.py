@@ -208,6 +208,8 @@ def parse_payload(model: type[_Payload], raw: bytes | str) -> Any:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:  # e.g. "[[[[...]]]]" thousands deep: json's recursive decoder gives up
+        raise ContractError("payload is not a FieldLine payload: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ContractError(f"payload must be a JSON object, got {type(data).__name__}")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -19,32 +20,84 @@ class Letterbox:
     pad_y: int
     width: int  # original frame size
     height: int
+    scale_y: float | None = None  # a different vertical scale (stretch resize); None: same as ``scale``
+
+    def _scales(self) -> np.ndarray:
+        sy = self.scale if self.scale_y is None else self.scale_y
+        return np.array([self.scale, sy, self.scale, sy], np.float32)
 
     def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
         """Map boxes from network-input pixels back to original-frame pixels, clipped."""
-        out = (np.asarray(xyxy, np.float32) - np.array([self.pad_x, self.pad_y] * 2, np.float32)) / self.scale
+        out = (np.asarray(xyxy, np.float32) - np.array([self.pad_x, self.pad_y] * 2, np.float32)) / self._scales()
         out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, self.width)
         out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, self.height)
         return out
 
     def to_input(self, xyxy: np.ndarray) -> np.ndarray:
-        return np.asarray(xyxy, np.float32) * self.scale + np.array([self.pad_x, self.pad_y] * 2, np.float32)
+        return np.asarray(xyxy, np.float32) * self._scales() + np.array([self.pad_x, self.pad_y] * 2, np.float32)
 
 
 def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping aspect ratio, centre on a ``size``x``size`` canvas padded with 114."""
+    return fit_to_input(frame, size, size)
+
+
+ResizeMode = Literal["letterbox", "letterbox_top_left", "stretch"]
+
+
+def fit_to_input(frame: np.ndarray, height: int, width: int, mode: ResizeMode = "letterbox",
+                 pad_value: int = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
+    """Map a frame onto a ``height``x``width`` network input.
+
+    ``letterbox``: keep the aspect ratio, centre, pad with ``pad_value`` (FieldLine, Ultralytics);
+    ``letterbox_top_left``: the same, image in the top-left corner (YOLOX); ``stretch``: plain resize.
+    """
     h, w = frame.shape[:2]
-    scale = min(size / w, size / h)
+    if mode == "stretch":
+        sx, sy = width / w, height / h
+        interp = cv2.INTER_AREA if sx * sy < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(frame, (width, height), interpolation=interp) if (width, height) != (w, h) else frame
+        return np.ascontiguousarray(resized), Letterbox(sx, 0, 0, w, h, sy)
+    scale = min(width / w, height / h)
     nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(frame, (nw, nh), interpolation=interp) if (nw, nh) != (w, h) else frame
-    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
-    canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
+    pad_x, pad_y = ((width - nw) // 2, (height - nh) // 2) if mode == "letterbox" else (0, 0)
+    canvas = np.full((height, width, 3), pad_value, np.uint8)
     canvas[pad_y:pad_y + nh, pad_x:pad_x + nw] = resized
     return canvas, Letterbox(scale, pad_x, pad_y, w, h)
 
 
 def to_tensor_rgb01(canvas: np.ndarray) -> np.ndarray:
     """BGR uint8 HxWx3 -> float32 [1,3,H,W] RGB in 0..1 (the ``rgb_0_1`` normalisation)."""
-    rgb = canvas[:, :, ::-1].astype(np.float32) * (1.0 / 255.0)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
+    h, w = canvas.shape[:2]
+    out = np.empty((1, 3, h, w), np.float32)
+    scale = np.float32(1.0 / 255.0)
+    for plane, channel in enumerate((2, 1, 0)):  # one pass per plane into the NCHW buffer: ~2x faster than
+        np.multiply(canvas[:, :, channel], scale, out=out[0, plane])  # astype + transpose + copy, same values
+    return out
+
+
+Normalization = Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"]
+_IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
+_IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def to_tensor(canvas: np.ndarray, normalization: Normalization) -> np.ndarray:
+    """BGR uint8 HxWx3 -> float32 [1,3,H,W] in the model's normalisation.
+
+    ``rgb_0_1``: RGB / 255 (FieldLine, Ultralytics); ``rgb_imagenet``: (RGB / 255 - mean) / std;
+    ``bgr_0_255``: raw BGR values (YOLOX since 0.2); ``bgr_imagenet``: the ImageNet mean/std in BGR
+    channel order on 0..255 values (NanoDet-Plus, PicoDet).
+    """
+    if normalization == "rgb_0_1":
+        return to_tensor_rgb01(canvas)
+    if normalization == "bgr_0_255":
+        return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
+    if normalization == "rgb_imagenet":
+        scaled = (canvas[:, :, ::-1].astype(np.float32) * (1.0 / 255.0) - _IMAGENET_MEAN_RGB) / _IMAGENET_STD_RGB
+    elif normalization == "bgr_imagenet":
+        scaled = (canvas.astype(np.float32) - _IMAGENET_MEAN_RGB[::-1] * 255.0) / (_IMAGENET_STD_RGB[::-1] * 255.0)
+    else:
+        raise ValueError(f"unknown normalization {normalization!r}")
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1)[None])

@@ -1,0 +1,25 @@
+"""The one place that turns a ``model:`` config into a :class:`Detector` (agent, CLI, doctor, OTA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_agent.detectors.base import Detector
+
+
+def build_detector(model_config, path: str | Path | None = None) -> Detector:
+    """Load the detector described by ``model_config`` (any ``ModelConfig`` variant).
+
+    ``path`` overrides ``model_config.path`` (an OTA candidate file with the running settings).
+    Raises :class:`~edge_agent.detectors.onnx_detector.ModelLoadError` naming the file on failure.
+    """
+    if path is not None:
+        model_config = model_config.model_copy(update={"path": Path(path)})
+    if model_config.type == "fieldline":
+        from edge_agent.detectors.onnx_detector import OnnxDetector
+
+        return OnnxDetector(model_config.path, model_config.conf_threshold, model_config.iou_threshold,
+                            model_config.threads, max_det=model_config.max_detections)
+    from edge_agent.detectors.onnx_generic import OnnxGenericDetector
+
+    return OnnxGenericDetector(model_config)
