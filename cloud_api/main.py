@@ -11,13 +11,17 @@ from fastapi import FastAPI
 
 from cloud_api.api.convert import live_message
 from cloud_api.api.routes import api_router
+from cloud_api.api.routes.metrics import metrics_router
 from cloud_api.core import log_redaction
 from cloud_api.core.config import Settings
 from cloud_api.ingest.worker import IngestWorker
 from cloud_api.services.live import LiveHub
+from cloud_api.services.retention import RetentionJob, policy_from
 from cloud_api.services.users import ensure_user
 from cloud_api.storage.records import StoreChange
 from cloud_api.storage.sqlite_store import SqliteStore
+from cloud_api.storage.timeseries import build_timeseries, change_feeder
+from cloud_api.web import mount_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,11 @@ def create_app(settings: Settings) -> FastAPI:
                 hub.publish(*message)
 
         store.add_change_listener(push)
+        timeseries = build_timeseries(settings)  # fed after each commit; SQLite stays the source of truth
+        timeseries.start()
+        store.add_change_listener(change_feeder(timeseries))
+        retention = RetentionJob(store.apply_retention, policy_from(settings), settings.retention_interval_s)
+        retention.start()
         admin = settings.bootstrap_admin
         if admin is not None and ensure_user(store, admin.username, admin.password.get_secret_value(), "admin"):
             log.info("created bootstrap admin user %r", admin.username)
@@ -63,6 +72,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.store = store
         app.state.live = hub
         app.state.ingest = worker
+        app.state.timeseries = timeseries
+        app.state.retention = retention
         if worker is not None:
             worker.start()
         try:
@@ -70,6 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stop()
+            retention.stop()
+            timeseries.close()
             hub.close()
             store.close()
 
@@ -82,4 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(api_router())
+    if settings.metrics_enabled:
+        app.include_router(metrics_router(settings))  # GET /metrics (see routes/metrics.py for auth)
+    mount_dashboard(app)  # GET /qa and /qa/static
     return app

@@ -13,7 +13,7 @@ from typing import Any
 
 from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
 
-from cloud_api.storage import sqlite_alerts, sqlite_sheds
+from cloud_api.storage import sqlite_alerts, sqlite_batch, sqlite_qa, sqlite_retention, sqlite_rollups, sqlite_sheds
 from cloud_api.storage.records import (
     AlertQuery,
     AlertRecord,
@@ -28,6 +28,7 @@ from cloud_api.storage.records import (
     StoreChange,
 )
 from cloud_api.storage.sqlite_metadata import MetadataMixin
+from cloud_api.storage.sqlite_qa import QaMixin
 from cloud_api.storage.sqlite_schema import ConnectionPool
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteStore(MetadataMixin):
+class SqliteStore(MetadataMixin, QaMixin):
     """Events, count time series, devices, alerts, snapshots and dead letters in one SQLite file."""
 
     def __init__(self, path: Path, dead_letter_max_bytes: int = 4096) -> None:
@@ -63,6 +64,8 @@ class SqliteStore(MetadataMixin):
             self._pool = ConnectionPool(self._path)
             if self._pool.create_schema() == 1:
                 self._backfill_alert_lifecycle()
+            sqlite_qa.ensure_schema(self._pool.get())  # factory QA tables (backfilled once when new)
+            sqlite_rollups.ensure_schema(self._pool.get())  # count rollups (backfilled once when new)
 
     def _backfill_alert_lifecycle(self) -> None:
         """Schema 1 -> 2: group the alerts stored before the lifecycle existed (all start active)."""
@@ -115,12 +118,8 @@ class SqliteStore(MetadataMixin):
     # ------------------------------------------------------------ writes
 
     def write_events(self, events: list[Event], received_ms: int) -> int:
-        inserted: list[Event] = []
-        with self._transaction() as conn:
-            for event in events:
-                if self._insert_event(conn, event, received_ms):
-                    inserted.append(event)
-                    self._touch_device(conn, event.site, event.device, received_ms)
+        with self._transaction() as conn:  # a few statements per batch (see sqlite_batch)
+            inserted = sqlite_batch.insert_events(conn, events, received_ms)
         self._emit([StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")])
         return len(inserted)
 
@@ -156,6 +155,9 @@ class SqliteStore(MetadataMixin):
                 (zone.kind, zone.id, event.device, event.camera, zone.row or "", event.id,
                  event.ts_ms, event.boot, event.seq),
             )
+            sqlite_rollups.add_count(conn, event)
+        elif event.kind == "inspection":
+            sqlite_qa.insert_inspection(conn, event)
         return True
 
     def _touch_device(self, conn: sqlite3.Connection, site: str, device: str, received_ms: int) -> None:
@@ -300,6 +302,9 @@ class SqliteStore(MetadataMixin):
 
     def shed_count_buckets(self, shed_id: str, from_ms: int, to_ms: int, bucket_ms: int) -> list[CountBucket]:
         """Per bucket (from_ms + i * bucket_ms), the sum over (device, camera, row) of its last count event."""
+        rollup = sqlite_rollups.table_for(from_ms, bucket_ms)
+        if rollup is not None:  # minute/hour grid: read the rollups, same answer (see sqlite_rollups)
+            return sqlite_rollups.shed_count_buckets(self._conn(), rollup, shed_id, from_ms, to_ms, bucket_ms)
         rows = self._conn().execute(
             "WITH ranked AS ("
             "  SELECT id, :from + ((ts_ms - :from) / :bucket) * :bucket AS bucket_ts, ROW_NUMBER() OVER ("
@@ -330,6 +335,10 @@ class SqliteStore(MetadataMixin):
     def get_snapshot(self, event_id: str) -> bytes | None:
         row = self._conn().execute("SELECT jpeg FROM snapshots WHERE event_id = ?", (event_id,)).fetchone()
         return bytes(row[0]) if row else None
+
+    def apply_retention(self, policy: sqlite_retention.RetentionPolicy, now_ms: int) -> sqlite_retention.RetentionResult:
+        """Delete raw events, snapshots, dead letters and rollups older than the policy allows."""
+        return sqlite_retention.apply(self._conn(), policy, now_ms)
 
     # ------------------------------------------------------------ shed overview
 

@@ -1,0 +1,23 @@
+"""Dependencies of the QA routes (kept apart from api/deps.py; the store is the shared one)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends
+
+from cloud_api.api.deps import get_store
+from cloud_api.services.qa import QaService
+from cloud_api.storage.base import Store
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def get_qa_service(store: Annotated[Store, Depends(get_store)]) -> QaService:
+    return QaService(store)  # type: ignore[arg-type]  # SqliteStore implements QaStore too
+
+
+QaServiceDep = Annotated[QaService, Depends(get_qa_service)]

@@ -1,0 +1,42 @@
+"""The QA dashboard: ``GET /qa`` (one HTML page) and its static files under ``/qa/static``.
+
+Everything the page needs (script, styles, chart code) is served from this package: factories are often
+offline, so nothing comes from a CDN. The page itself holds no data; it logs in through
+``POST /api/v1/auth/login`` (or takes ``?token=`` for kiosks) and reads the JSON API with that token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# the page loads only its own files; images are blob: URLs fetched with the bearer token
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+)
+
+router = APIRouter(tags=["qa dashboard"])
+
+
+@router.get("/qa", response_class=HTMLResponse, summary="The factory QA dashboard (HTML page)",
+            responses={200: {"content": {"text/html": {}}, "description": "The dashboard page"}})
+def dashboard() -> HTMLResponse:
+    html = (STATIC_DIR / "qa.html").read_text(encoding="utf-8")
+    return HTMLResponse(html, headers={
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",  # a kiosk ?token= must not leak through the Referer header
+    })
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """Add ``/qa`` and ``/qa/static`` to the app."""
+    app.include_router(router)
+    app.mount("/qa/static", StaticFiles(directory=STATIC_DIR), name="qa-static")
