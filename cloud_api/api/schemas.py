@@ -186,8 +186,11 @@ class HarvestPlanIn(BaseModel):
 
     operators: list[str] | None = Field(default=None, min_length=1, max_length=20,
                                         description="Operator names; default Settings.harvest_operators")
-    pick_rate_per_min: float | None = Field(default=None, gt=0, description="Fruits per minute per operator")
-    walk_speed_m_per_min: float | None = Field(default=None, gt=0, description="Walking speed, metres per minute")
+    # bounded: a rate like 5e-324 made the plan's minutes infinite, serialised as null against the schema
+    pick_rate_per_min: float | None = Field(default=None, ge=0.1, le=10_000,
+                                            description="Fruits per minute per operator")
+    walk_speed_m_per_min: float | None = Field(default=None, ge=0.1, le=100_000,
+                                               description="Walking speed, metres per minute")
 
     @field_validator("operators")
     @classmethod

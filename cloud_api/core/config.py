@@ -93,6 +93,48 @@ class Settings(BaseModel):
         default=256, ge=1, le=100_000,
         description="Messages buffered per WebSocket client; when a client lags the oldest are dropped and counted",
     )
+    # time series (InfluxDB mirror), retention, /metrics
+    timeseries: Literal["sqlite", "influx"] = Field(
+        default="sqlite",
+        description="Time-series backend: 'sqlite' keeps the series only in the SQLite store; 'influx' also writes"
+        " every stored count/inspection event to InfluxDB (SQLite stays the source of truth)",
+    )
+    influx_url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB 2 base URL, for timeseries 'influx'")
+    influx_token: SecretStr | None = Field(default=None, description="InfluxDB API token (write access to the bucket)")
+    influx_org: str = Field(default="fieldline", min_length=1, description="InfluxDB organisation")
+    influx_bucket: str = Field(default="fieldline", min_length=1, description="InfluxDB bucket the points go to")
+    influx_batch_size: int = Field(default=1000, ge=1, le=50_000, description="Most points sent in one write request")
+    influx_flush_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="Longest time a point waits in the buffer before it is sent"
+    )
+    influx_buffer_max: int = Field(
+        default=200_000, ge=1,
+        description="Points kept in memory while InfluxDB is unreachable; beyond that the oldest are dropped and counted",
+    )
+    influx_retry_min_s: float = Field(default=0.5, gt=0, description="First retry delay after a failed InfluxDB write")
+    influx_retry_max_s: float = Field(default=30.0, gt=0, description="Upper bound of the InfluxDB retry backoff")
+    influx_timeout_s: float = Field(default=5.0, gt=0, description="HTTP timeout of one InfluxDB write request")
+    retention_events_days: int | None = Field(
+        default=90, ge=1,
+        description="Days raw events (with their count points), snapshots and dead letters are kept; null keeps"
+        " them for ever. The latest count of every shed/device/camera/row is always kept",
+    )
+    retention_minute_rollups_days: int | None = Field(
+        default=400, ge=1, description="Days per-minute count rollups are kept; null keeps them for ever"
+    )
+    retention_hour_rollups_days: int | None = Field(
+        default=None, ge=1, description="Days per-hour count rollups are kept; null (default) keeps them for ever"
+    )
+    retention_interval_s: float = Field(
+        default=3600.0, gt=0,
+        description="Seconds between retention cleanups; the first runs one interval after start-up",
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at GET /metrics")
+    metrics_public: bool = Field(
+        default=True,
+        description="Serve /metrics without a token (counters only, no device or user data); set false to"
+        " require a bearer token (any role) when the API is reachable beyond a trusted network",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -117,6 +159,8 @@ class Settings(BaseModel):
             raise ValueError("api_tokens must not contain empty strings")
         if any(position < 0 for position in self.shed_positions_m.values()):
             raise ValueError("shed_positions_m: positions must be >= 0 metres")
+        if self.influx_retry_max_s < self.influx_retry_min_s:
+            raise ValueError("influx_retry_max_s must be >= influx_retry_min_s")
         if len(set(self.harvest_operators)) != len(self.harvest_operators) or not all(self.harvest_operators):
             raise ValueError("harvest_operators must be distinct, non-empty names")
         return self

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from cloud_api.ingest.reasons import reason_class
+
+# upper bounds (seconds) of the store write latency histogram; one observation per store write call
+WRITE_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @dataclass(frozen=True)
@@ -15,6 +20,10 @@ class IngestCountersSnapshot:
     ignored: int  # messages that are not for the cloud (cmd topics) or stale statuses
     store_errors: int  # messages lost because the database write failed twice
     last_ingest_ms: int | None  # receive time of the last message persisted
+    last_event_ts_ms: int | None = None  # capture time (ts_ms) of the newest event in the last batch that stored one
+    dead_letters_by_class: dict[str, int] = field(default_factory=dict)  # see ingest.reasons
+    write_latency_counts: tuple[int, ...] = ()  # per WRITE_LATENCY_BUCKETS bound (not cumulative), then +Inf
+    write_latency_sum_s: float = 0.0
 
     @property
     def processed(self) -> int:
@@ -27,6 +36,28 @@ class IngestCounters:
         self._received = self._stored = self._duplicates = 0
         self._dead_letters = self._ignored = self._store_errors = 0
         self._last_ingest_ms: int | None = None
+        self._last_event_ts_ms: int | None = None
+        self._dead_by_class: dict[str, int] = {}
+        self._latency_counts = [0] * (len(WRITE_LATENCY_BUCKETS) + 1)
+        self._latency_sum_s = 0.0
+
+    def add_dead_letter_reasons(self, reasons: list[str]) -> None:
+        """Count dead letters by reason class (the total is counted by ``add_outcomes``)."""
+        with self._lock:
+            for reason in reasons:
+                cls = reason_class(reason)
+                self._dead_by_class[cls] = self._dead_by_class.get(cls, 0) + 1
+
+    def observe_write(self, seconds: float) -> None:
+        """One store write call (a transaction) took this long."""
+        index = next((i for i, bound in enumerate(WRITE_LATENCY_BUCKETS) if seconds <= bound), len(WRITE_LATENCY_BUCKETS))
+        with self._lock:
+            self._latency_counts[index] += 1
+            self._latency_sum_s += seconds
+
+    def set_last_event_ts(self, ts_ms: int) -> None:
+        with self._lock:
+            self._last_event_ts_ms = ts_ms
 
     def add_received(self, n: int = 1) -> None:
         with self._lock:
@@ -61,4 +92,8 @@ class IngestCounters:
                 ignored=self._ignored,
                 store_errors=self._store_errors,
                 last_ingest_ms=self._last_ingest_ms,
+                last_event_ts_ms=self._last_event_ts_ms,
+                dead_letters_by_class=dict(self._dead_by_class),
+                write_latency_counts=tuple(self._latency_counts),
+                write_latency_sum_s=self._latency_sum_s,
             )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from fieldline.contract import (
+    MAX_EVENT_BYTES,
     Alert,
     CommandReply,
     ContractError,
@@ -79,7 +82,7 @@ class MessageClassifier:
     def _classify(self, topic_name: str, payload: bytes) -> IngestItem:
         topic = parse_topic(topic_name)
         if topic.kind == "events":
-            event = parse_event(payload)
+            event = _fast_event(payload) or parse_event(payload)
             _check_origin(topic, event.site, event.device)
             return EventItem(event)
         if topic.kind == "status":
@@ -108,6 +111,17 @@ class MessageClassifier:
         if not payload.startswith(JPEG_MAGIC):
             raise ContractError("snapshot is not a JPEG (no FF D8 FF start of image marker)")
         return SnapshotItem(site=topic.site, device=topic.device, event_id=topic.arg, jpeg=payload)
+
+
+def _fast_event(payload: bytes) -> Event | None:
+    """The hot path: pydantic parses and validates the JSON in one pass (about twice as fast as json.loads
+    + model_validate). On any problem returns None, and ``parse_event`` produces the usual error message."""
+    if len(payload) > MAX_EVENT_BYTES:
+        return None
+    try:
+        return Event.model_validate_json(payload)
+    except (ValidationError, ValueError):
+        return None
 
 
 def _check_origin(topic: Topic, site: str, device: str) -> None:

@@ -51,7 +51,9 @@ class BatchWriter:
         counters: IngestCounters,
         batch_max: int = 500,
         retry_delay_s: float = 0.5,
+        linger_s: float = 0.002,
     ) -> None:
+        self._linger_s = linger_s
         self._store = store
         self._counters = counters
         self._batch_max = batch_max
@@ -97,11 +99,19 @@ class BatchWriter:
                 return
             batch = [first]
             stop_after = False
+            linger_until = time.monotonic() + self._linger_s
             while len(batch) < self._batch_max:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    # wait a little for more: bigger transactions cost far less per message
+                    wait = linger_until - time.monotonic()
+                    if wait <= 0:
+                        break
+                    try:
+                        nxt = self._queue.get(timeout=wait)
+                    except queue.Empty:
+                        break
                 if nxt is _STOP:
                     stop_after = True
                     break
@@ -137,10 +147,13 @@ class BatchWriter:
         ]
         ignored = sum(1 for p in batch if isinstance(p.item, IgnoredItem))
         if events:
-            self._with_retry(len(events), newest, lambda: self._store.write_events(events, newest), dedup=True)
+            stored = self._with_retry(len(events), newest, lambda: self._store.write_events(events, newest), dedup=True)
+            if stored:
+                self._counters.set_last_event_ts(events[-1].ts_ms)
         if alerts:
             self._with_retry(len(alerts), newest, lambda: self._store.write_alerts(alerts, newest), dedup=True)
         if letters:
+            self._counters.add_dead_letter_reasons([d.reason for d in letters])
             self._with_retry(len(letters), newest, lambda: self._store.write_dead_letters(letters, newest),
                              outcome="dead_letters")
         for pending in batch:
@@ -169,7 +182,9 @@ class BatchWriter:
         """Run one store write, retrying once; count its outcome. Returns the write's result or None."""
         for attempt in (1, 2):
             try:
+                started = time.perf_counter()
                 result = write()
+                self._counters.observe_write(time.perf_counter() - started)
                 break
             except Exception:  # noqa: BLE001 - counted as store_errors below, never stops ingestion
                 log.exception("store write of %d messages failed (attempt %d)", n, attempt)

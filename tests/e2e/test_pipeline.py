@@ -81,7 +81,7 @@ def test_agent_counts_reach_the_api_and_match_ground_truth(broker, api, tmp_path
         def our_sheds() -> dict[str, dict]:
             return {s["id"]: s for s in client.get("/api/v1/sheds").json() if s["id"] in SEEDS}
 
-        sheds = wait_until(lambda: (found := our_sheds()) if len(found) == 3 else None, what="three sheds")
+        sheds = wait_until(lambda: found if len(found := our_sheds()) == 3 else None, what="three sheds")
         devices = client.get("/api/v1/devices").json()
     for shed, seed in SEEDS.items():
         truth, reported = ground_truth(seed), Counter(sheds[shed]["counts"])

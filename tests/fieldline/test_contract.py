@@ -110,3 +110,10 @@ def test_json_schema_covers_every_payload():
     assert set(schemas) == {"event", "status", "alert", "stats", "command", "command_reply"}
     assert "zone" in schemas["event"]["properties"]
     assert "schema" in schemas["event"]["properties"]
+
+
+def test_deeply_nested_json_is_a_contract_error_not_a_crash() -> None:
+    # found by the malformed-payload flood (tests/e2e/test_api_reliability.py): RecursionError escaped parse_event
+    for raw in (b"[" * 5000 + b"]" * 5000, b'{"a": ' * 5000 + b"1" + b"}" * 5000):
+        with pytest.raises(ContractError, match="nested too deeply"):
+            parse_event(raw)

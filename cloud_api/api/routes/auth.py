@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response, status
 
 from cloud_api.api.deps import AdminDep, PrincipalDep, SettingsDep, StoreDep
+from cloud_api.api.errors import UNPROCESSABLE
 from cloud_api.api.schemas import LoginIn, MeOut, TokenOut, UserIn, UserOut
 from cloud_api.services.users import InvalidUser, UserExists, authenticate, create_user, issue_token, revoke_token
 
@@ -43,7 +44,7 @@ def list_users(_: AdminDep, store: StoreDep) -> list[UserOut]:
 
 @protected.post(
     "/users", response_model=UserOut, status_code=201, summary="Create a user (admin)",
-    responses={409: {"description": "The user name is taken"}},
+    responses={409: {"description": "The user name is taken"}, **UNPROCESSABLE},
 )
 def add_user(body: UserIn, _: AdminDep, store: StoreDep) -> UserOut:
     try:

@@ -7,19 +7,22 @@ from fastapi import APIRouter, HTTPException, Query
 from fieldline.contract import Event
 
 from cloud_api.api.deps import StoreDep
+from cloud_api.api.errors import MAX_EPOCH_MS, UNPROCESSABLE
 from cloud_api.storage.records import EventQuery
 
 router = APIRouter(tags=["events"])
 
 
-@router.get("/events", response_model=list[Event], summary="Stored events, newest first")
+@router.get("/events", response_model=list[Event], summary="Stored events, newest first", responses=UNPROCESSABLE)
 def list_events(
     store: StoreDep,
     device: Annotated[str | None, Query(max_length=64)] = None,
     zone: Annotated[str | None, Query(max_length=64, description="Zone id, e.g. shed-07")] = None,
     kind: Annotated[Literal["count", "inspection", "track"] | None, Query()] = None,
-    from_ms: Annotated[int | None, Query(alias="from", ge=0, description="Earliest ts_ms (inclusive)")] = None,
-    to_ms: Annotated[int | None, Query(alias="to", ge=0, description="Latest ts_ms (exclusive)")] = None,
+    from_ms: Annotated[
+        int | None, Query(alias="from", ge=0, le=MAX_EPOCH_MS, description="Earliest ts_ms (inclusive)")
+    ] = None,
+    to_ms: Annotated[int | None, Query(alias="to", ge=0, le=MAX_EPOCH_MS, description="Latest ts_ms (exclusive)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Event]:
     if from_ms is not None and to_ms is not None and from_ms >= to_ms:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from cloud_api.api.convert import shed_detail_out, shed_out
 from cloud_api.api.deps import ShedServiceDep, StoreDep
+from cloud_api.api.errors import MAX_EPOCH_MS, UnprocessableOut
 from cloud_api.api.schemas import CountPointOut, ShedCountsOut, ShedDetailOut, ShedOut
 from cloud_api.services.sheds import InvalidRange, UnknownShed
 
@@ -49,14 +50,23 @@ def snapshot(store: StoreDep, event_id: Annotated[str, Path(min_length=1, max_le
     "/sheds/{shed_id}/counts",
     response_model=ShedCountsOut,
     summary="Counts per label over time, bucketed",
-    responses={404: {"description": "Unknown shed"}, 422: {"description": "Invalid range or bucket"}},
+    responses={
+        404: {"description": "Unknown shed"},
+        422: {"model": UnprocessableOut, "description": "Invalid range or bucket"},
+    },
 )
 def shed_counts(
     service: ShedServiceDep,
     shed_id: Annotated[str, Path(min_length=1, max_length=64)],
-    from_ms: Annotated[int | None, Query(alias="from", ge=0, description="Start, epoch ms; default to - 24 h")] = None,
-    to_ms: Annotated[int | None, Query(alias="to", ge=0, description="End (exclusive), epoch ms; default now")] = None,
-    bucket: Annotated[int | None, Query(ge=1000, description="Bucket size in ms; default 300000")] = None,
+    from_ms: Annotated[
+        int | None, Query(alias="from", ge=0, le=MAX_EPOCH_MS, description="Start, epoch ms; default to - 24 h")
+    ] = None,
+    to_ms: Annotated[
+        int | None, Query(alias="to", ge=0, le=MAX_EPOCH_MS, description="End (exclusive), epoch ms; default now")
+    ] = None,
+    bucket: Annotated[
+        int | None, Query(ge=1000, le=MAX_EPOCH_MS, description="Bucket size in ms; default 300000")
+    ] = None,
 ) -> ShedCountsOut:
     try:
         series = service.series(

@@ -1,0 +1,270 @@
+"""Ingest throughput through a real Mosquitto: bare paho subscriber vs the API ingest worker(s).
+
+    .venv/bin/python bench/ingest.py [--events 50000] [--profile]
+
+One run, one broker (Mosquitto on a free loopback port, ``max_queued_messages`` raised so the broker itself
+never drops), three phases with the same publisher: a separate process publishing N contract-valid count
+events (QoS1, as fast as it can) for a fresh device.
+
+  (a) bare:        a bare paho subscriber (QoS1, auto ack) in its own process; counts messages.
+  (b) worker:      one API ingest worker (IngestWorker + BatchWriter + SqliteStore, acks after commit) in its
+                   own process, on a fresh SQLite file.
+  (c) two workers: two such processes on one SQLite file, sharing an MQTT 5 subscription ($share/...).
+
+Rate = N / (time of the last message received (a) or stored (b, c) - publisher start), the same clock for
+all phases. Audit by seq: lost = seqs never received/stored; duplicates = redeliveries seen (the store keeps
+one). Prints a table; the LAST line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SITE = "bench"
+BROKER_CONFIG = "max_queued_messages 1000000\nmax_inflight_messages 0\n"
+
+
+def payloads(device: str, n: int) -> list[bytes]:
+    now = int(time.time() * 1000)
+    template = {
+        "schema": "fieldline.event/1", "device": device, "site": SITE, "camera": "cam-1", "boot": 1,
+        "zone": {"kind": "shed", "id": "shed-01", "row": "r1"}, "kind": "count",
+        "model": {"name": "tomato-ripeness", "version": "1.0.0", "sha256": "ab" * 32},
+        "detections": [{"label": lab, "score": 0.9, "box": [0.1, 0.1, 0.2, 0.2], "track": None}
+                       for lab in ("ripe", "half_ripe", "green")],
+        "verdict": None, "track_state": None, "historical": False, "snapshot": None,
+    }
+    out = []
+    for seq in range(1, n + 1):
+        event = dict(template, id=f"{device}-1-{seq}", seq=seq, ts_ms=now + seq,
+                     counts={"ripe": seq % 7, "half_ripe": seq % 5, "green": seq % 3})
+        out.append(json.dumps(event, separators=(",", ":")).encode())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- children
+
+
+def child_publish(args: argparse.Namespace) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from fieldline.contract import events_topic
+
+    data = payloads(args.device, args.events)
+    topic = events_topic(SITE, args.device)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", args.port)
+    client.loop_start()
+    start = time.time()
+    infos = [client.publish(topic, payload, qos=1) for payload in data]
+    for info in infos:
+        info.wait_for_publish(timeout=120)
+    end = time.time()
+    client.disconnect()
+    client.loop_stop()
+    print(json.dumps({"start": start, "end": end, "published": sum(i.is_published() for i in infos)}), flush=True)
+
+
+def child_bare(args: argparse.Namespace) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    seqs: list[int] = []
+    last = [0.0]
+    ready = threading.Event()
+    done = threading.Event()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        payload = message.payload
+        i = payload.index(b'"seq":') + 6
+        seqs.append(int(payload[i:payload.index(b",", i)]))
+        last[0] = time.time()
+        if len(seqs) >= args.events:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bare-{uuid.uuid4().hex[:8]}")
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: ready.set()
+    client.connect("127.0.0.1", args.port)
+    client.subscribe(f"fieldline/v1/{SITE}/{args.device}/events", qos=1)
+    client.loop_start()
+    ready.wait(10)
+    print("READY", flush=True)
+    while not done.wait(0.5):
+        if seqs and time.time() - last[0] > 10:
+            break
+    client.disconnect()
+    client.loop_stop()
+    print(json.dumps({"last": last[0], "received": len(seqs), "distinct": len(set(seqs))}), flush=True)
+
+
+def child_worker(args: argparse.Namespace) -> None:
+    from cloud_api.core.config import Settings
+    from cloud_api.ingest.worker import IngestWorker
+    from cloud_api.storage.sqlite_store import SqliteStore
+
+    settings = Settings(
+        data_dir=Path(args.db).parent, db_path=Path(args.db), mqtt_port=args.port, mqtt_client_id=args.client_id,
+        mqtt_protocol="5" if args.group else "3.1.1", shared_group=args.group or None,
+        mqtt_persistent_session=False, ingest_batch_max=args.batch_max,
+    )
+    store = SqliteStore(settings.database_file)
+    store.open()
+    worker = IngestWorker(settings, store)
+    profiler = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="disabled")
+        profiler.start()
+    worker.start()
+    if not worker.wait_connected(10):
+        raise SystemExit("worker did not connect")
+    print("READY", flush=True)
+    sys.stdin.readline()  # the parent says stop
+    worker.stop()
+    if profiler is not None:
+        profiler.stop()
+        Path(args.profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    c = worker.counters()
+    store.close()
+    print(json.dumps({"received": c.received, "stored": c.stored, "duplicates": c.duplicates,
+                      "dead_letters": c.dead_letters, "store_errors": c.store_errors}), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- parent
+
+
+def spawn(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+
+
+def wait_ready(proc: subprocess.Popen[str]) -> None:
+    line = proc.stdout.readline() if proc.stdout else ""
+    if line.strip() != "READY":
+        raise RuntimeError(f"child did not get ready: {line!r}")
+
+
+def last_json(proc: subprocess.Popen[str], timeout: float = 180) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def publish(port: int, device: str, n: int) -> subprocess.Popen[str]:
+    return spawn("--role", "publish", "--port", str(port), "--device", device, "--events", str(n))
+
+
+def phase_bare(port: int, n: int) -> dict[str, Any]:
+    device = "bare-1"
+    sub = spawn("--role", "bare", "--port", str(port), "--device", device, "--events", str(n))
+    wait_ready(sub)
+    pub = publish(port, device, n)
+    p = last_json(pub)
+    s = last_json(sub)
+    return {"events_per_s": s["distinct"] / (s["last"] - p["start"]), "lost": n - s["distinct"],
+            "duplicates": s["received"] - s["distinct"], "publish_per_s": n / (p["end"] - p["start"])}
+
+
+def phase_workers(port: int, n: int, workers: int, batch_max: int, profile: str | None) -> dict[str, Any]:
+    device = f"workers-{workers}"
+    db = Path(tempfile.mkdtemp(prefix="fieldline-bench-")) / "fl.db"
+    group = "fieldline-api" if workers > 1 else ""
+    children = []
+    for i in range(workers):
+        argv = ["--role", "worker", "--port", str(port), "--db", str(db), "--client-id", f"api-{i}-{uuid.uuid4().hex[:6]}",
+                "--group", group, "--batch-max", str(batch_max)]
+        if profile and i == 0:
+            argv += ["--profile", profile]
+        children.append(spawn(*argv))
+    for child in children:
+        wait_ready(child)
+    pub = publish(port, device, n)
+    conn = sqlite3.connect(db, timeout=30)
+    deadline = time.time() + 180
+    done_at = None
+    while time.time() < deadline:
+        stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        if stored >= n:
+            done_at = time.time()
+            break
+        time.sleep(0.02)
+    p = last_json(pub)
+    if done_at is None:
+        time.sleep(5)  # give redeliveries a last chance before the audit
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("stop\n")
+        child.stdin.flush()
+    counters = [last_json(child) for child in children]
+    distinct = conn.execute("SELECT count(DISTINCT seq) FROM events WHERE device = ?", (device,)).fetchone()[0]
+    conn.close()
+    end = done_at or time.time()
+    return {"events_per_s": distinct / (end - p["start"]), "lost": n - distinct,
+            "duplicates": sum(c["duplicates"] for c in counters), "per_worker_stored": [c["stored"] for c in counters],
+            "store_errors": sum(c["store_errors"] for c in counters), "publish_per_s": n / (p["end"] - p["start"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch-max", type=int, default=500)
+    parser.add_argument("--profile", nargs="?", const="ingest-profile.txt", default=None,
+                        help="pyinstrument profile of the single worker written to this file")
+    parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--db", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--client-id", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--group", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role != "main":
+        {"publish": child_publish, "bare": child_bare, "worker": child_worker}[args.role](args)
+        return
+
+    from tests.support.mosquitto import MosquittoBroker
+
+    n = args.events
+    with MosquittoBroker(extra_config=BROKER_CONFIG) as broker:
+        bare = phase_bare(broker.port, n)
+        one = phase_workers(broker.port, n, 1, args.batch_max, args.profile)
+        two = phase_workers(broker.port, n, 2, args.batch_max, None)
+    ratio = one["events_per_s"] / bare["events_per_s"]
+    print(f"ingest bench: {n} count events, QoS1, Mosquitto on loopback, {os.cpu_count()} CPUs\n")
+    print(f"{'phase':<34}{'events/s':>10}{'publish/s':>11}{'lost':>7}{'dups':>7}")
+    for name, r in (("(a) bare paho subscriber", bare), ("(b) 1 ingest worker, SQLite", one),
+                    ("(c) 2 workers, $share, 1 SQLite", two)):
+        print(f"{name:<34}{r['events_per_s']:>10.0f}{r['publish_per_s']:>11.0f}{r['lost']:>7}{r['duplicates']:>7}")
+    print(f"\nworker / bare subscriber: {ratio:.1%}; 2 workers split {two['per_worker_stored']}")
+    if args.profile:
+        print(f"profile of the single worker: {args.profile}")
+    print(json.dumps({
+        "events": n, "events_per_s": round(one["events_per_s"]), "ratio_to_bare_subscriber": round(ratio, 3),
+        "bare_subscriber_events_per_s": round(bare["events_per_s"]), "lost": one["lost"] + two["lost"],
+        "duplicates": one["duplicates"] + two["duplicates"], "two_workers_events_per_s": round(two["events_per_s"]),
+        "two_workers_split": two["per_worker_stored"], "bare_lost": bare["lost"],
+        "store_errors": one["store_errors"] + two["store_errors"],
+        "publish_per_s": round(one["publish_per_s"]),
+    }))
+
+
+if __name__ == "__main__":
+    main()
