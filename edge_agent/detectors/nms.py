@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -32,10 +33,26 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
                 max_det: int = 300) -> np.ndarray:
-    """Class-wise NMS via the coordinate-offset trick (boxes of different classes never overlap)."""
+    """Class-wise greedy NMS; returns kept indices by descending score.
+
+    Uses OpenCV's C++ ``NMSBoxesBatched`` (same greedy rule as :func:`nms`, ~20x faster with the
+    thousands of candidates an mAP evaluation at conf 0.001 produces).
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    b = np.asarray(boxes, np.float64)
+    xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1)
+    keep = cv2.dnn.NMSBoxesBatched(xywh, np.asarray(scores, np.float32), np.asarray(class_ids, np.int32),
+                                   0.0, float(iou_threshold))
+    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+    keep = keep[np.argsort(-np.asarray(scores)[keep], kind="stable")]
+    return keep[:max_det]
+
+
+def batched_nms_reference(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
+                          iou_threshold: float) -> np.ndarray:
+    """Pure-numpy class-wise NMS (coordinate-offset trick), the reference for tests."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     span = float(boxes.max() - boxes.min()) + 1.0
-    offset = (class_ids.astype(np.float32) * span)[:, None]
-    keep = nms(boxes + offset, scores, iou_threshold)
-    return keep[:max_det]
+    return nms(boxes + (class_ids.astype(np.float32) * span)[:, None], scores, iou_threshold)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -98,9 +100,18 @@ def test_device_may_publish_only_its_own_topics(tmp_path: Path) -> None:
         with pytest.raises(MqttConnectRefused):
             MqttProbe(broker.port, dev_b.username, dev_a.password).connect()  # another device's password
 
+        # remove + reload (SIGHUP, what `systemctl reload mosquitto` sends): the open session ends at once
+        still_there = MqttProbe(broker.port, dev_a.username, dev_a.password).connect()
+        kept = MqttProbe(broker.port, dev_b.username, dev_b.password).connect()
         files.remove_device("north", "edge-a")
-        broker.stop()
-        broker.start()
+        assert broker._process is not None  # noqa: SLF001 - the helper has no reload() of its own
+        broker._process.send_signal(signal.SIGHUP)  # noqa: SLF001
+        deadline = time.monotonic() + 5
+        while still_there.client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not still_there.client.is_connected() and kept.client.is_connected()
+        still_there.client.loop_stop()
+        kept.close()
         with pytest.raises(MqttConnectRefused):
             MqttProbe(broker.port, dev_a.username, dev_a.password).connect()
         MqttProbe(broker.port, dev_b.username, dev_b.password).connect().close()

@@ -107,11 +107,21 @@ def test_dockerfile_copies_existing_paths_and_runs_unprivileged() -> None:
     assert (DEPLOY / "Dockerfile.dockerignore").is_file()
 
 
-def test_api_config_of_compose_validates_with_env_secrets() -> None:
-    settings = load_config(DEPLOY / "api.compose.yaml", Settings, environ={
-        "FIELDLINE__API_TOKENS": '["a-token"]', "FIELDLINE__MQTT_PASSWORD": "pw-from-env"})
-    assert settings.mqtt_username == "api" and settings.mqtt_password == "pw-from-env"
-    assert settings.mqtt_port == 1883 and settings.mqtt_persistent_session
+def test_api_config_of_compose_validates_with_the_compose_environment() -> None:
+    """api.compose.yaml plus the FIELDLINE__ variables compose passes must be valid Settings (key names too)."""
+
+    def fill(value: object) -> str:  # ${VAR:-default} / ${VAR:?message} / ${VAR} -> a stand-in value
+        return re.sub(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}", lambda m: f"from-env-{m.group(1).lower()}", str(value))
+
+    environment = _compose()["services"]["api"]["environment"]
+    environ = {k: fill(v) for k, v in environment.items() if k.startswith("FIELDLINE__")}
+    environ["FIELDLINE__TIMEZONE"] = "Asia/Shanghai"  # a real zone instead of the stand-in
+    settings = load_config(DEPLOY / "api.compose.yaml", Settings, environ=environ)
+    assert settings.api_tokens == ["from-env-fieldline_api_token"]
+    assert settings.mqtt_username == "api" and settings.mqtt_password == "from-env-fieldline_mqtt_api_password"
+    assert settings.mqtt_host == "127.0.0.1" and settings.mqtt_port == 1883 and settings.mqtt_persistent_session
+    assert settings.timeseries == "influx" and settings.influx_url == "http://influxdb:8086"
+    assert settings.influx_token is not None
 
 
 def test_grafana_provisioning_points_at_the_dashboard_and_datasource() -> None:
