@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def measure_latency(model: Path, runs: int = 200, seed: int = 31337) -> dict[str
         det.detect(frames[i % len(frames)])
         e2e.append((time.perf_counter() - t0) * 1000)
     return {"session_median_ms": round(float(np.median(t)), 2), "session_p95_ms": round(float(np.percentile(t, 95)), 2),
-            "detect_median_ms": round(float(np.median(e2e)), 2)}
+            "detect_median_ms": round(float(np.median(e2e)), 2), "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def record_metrics(fp32: Path, int8: Path, train_info: dict[str, Any], holdout_count: int = 300,
@@ -79,8 +80,9 @@ estimates box IoU). Load with `edge_agent.detectors.OnnxDetector`.
   shared anchor-free head at strides 8 and 16, {tr['parameters']:,} parameters.
 - **Recipe** (`models/train.py`): scale 0.75-1.45 and placement on 256x256 training crops
   (channels-last), h-flip, S/V jitter (hue +-1.5 only: hue is the label), centre-sampling
-  assigner, quality focal loss + GIoU, AdamW lr 3e-3, warmup + cosine, EMA, batch 16,
-  {tr['steps']} steps = {tr['epochs_done']} epochs, {tr['train_seconds'] / 60:.1f} min training on 2 CPU threads (+ {tr['data_seconds']:.0f} s rendering data).
+  assigner, quality focal loss + GIoU, AdamW lr 3e-3, warmup + cosine over a wall-clock budget,
+  EMA, batch {tr['config']['batch']}, {tr['steps']} steps = {tr['epochs_done']} epochs,
+  {tr['train_seconds'] / 60:.1f} min training on 2 CPU threads (+ {tr['data_seconds']:.0f} s rendering data).
 - **INT8**: onnxruntime static quantisation, QDQ, per-channel weights, Conv ops only, MinMax
   calibration on 100 synthetic frames (seed 4242) letterboxed exactly like the detector.
 
@@ -110,6 +112,9 @@ pycocotools, conf 0.001, class-wise NMS IoU 0.5, one class per box.
 |---|---|---|
 | session.run | {f['latency']['session_median_ms']:.2f} ms | {q['latency']['session_median_ms']:.2f} ms |
 | detect() incl. letterbox + NMS (640x480 frame) | {f['latency']['detect_median_ms']:.2f} ms | {q['latency']['detect_median_ms']:.2f} ms |
+
+The dev box is shared: 1-minute load average during the runs was {f['latency'].get('loadavg_1m', '?')} (FP32) /
+{q['latency'].get('loadavg_1m', '?')} (INT8) on 2 cores, so these are pessimistic; re-measure on the target device.
 
 ## Limits
 
