@@ -137,6 +137,7 @@ class Demo:
                 time.sleep(0.05)
             for thread in agent_threads:
                 thread.start()
+                time.sleep(0.3)  # amqtt mishandles simultaneous connects (a dict changes size mid-iteration)
             (self.data_dir / "demo.json").write_text(json.dumps(info, indent=2))
             if on_ready:
                 on_ready(info)
