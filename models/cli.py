@@ -112,3 +112,9 @@ def card(metrics: Path | None = typer.Option(None, help="metrics JSON (default: 
         record_metrics(ZOO / "tomato-ripeness.onnx", ZOO / "tomato-ripeness.int8.onnx",
                        json.loads(train_info.read_text()), holdout_count, holdout_seed, metrics)
     typer.echo(str(write_card(metrics, out)))
+
+
+# Dataset toolkit verbs: import, stats, predict, bench (implemented in models/toolkit_cli.py).
+from models.toolkit_cli import register as _register_toolkit  # noqa: E402
+
+_register_toolkit(model_app)

@@ -1,0 +1,80 @@
+"""Zoo models against the anchor detectors, side by side in one run, at 1 and 2 intra-op threads.
+
+    .venv/bin/python bench/models.py [--runs 100] [--threads 1,2] [--anchors DIR]
+
+Times the onnxruntime session (random input of each model's shape) of every ``models/zoo/*.onnx`` and every
+anchor ``*.onnx`` (``--anchors``, else ``$FIELDLINE_ANCHORS``, else ``/work/shared/anchors``; skipped with a
+note when absent). Runs are interleaved across models so a noisy machine slows all alike: read the ratios.
+Prints a table; the LAST line is one JSON object: the figures, and each zoo model's speed-up at 1 thread
+against the fastest anchor (anchor median / model median; > 1 means the zoo model is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+
+from models.bench import bench_models, bench_table  # noqa: E402
+
+DEFAULT_ANCHORS = Path("/work/shared/anchors")
+
+
+def speedups(result: dict, zoo: list[str], anchors: list[str], threads: int = 1) -> dict:
+    """Fastest anchor at ``threads`` and each zoo model's speed-up against it."""
+    if not anchors or str(threads) not in next(iter(result["models"].values()))["latency"]:
+        return {"fastest_anchor": None, "speedup_vs_fastest_anchor": {}}
+    key = str(threads)
+    fastest = min(anchors, key=lambda a: result["models"][a]["latency"][key]["median_ms"])
+    ref = result["models"][fastest]["latency"][key]["median_ms"]
+    return {"fastest_anchor": fastest, "fastest_anchor_median_ms": ref, "speedup_threads": threads,
+            "speedup_vs_fastest_anchor": {z: round(ref / result["models"][z]["latency"][key]["median_ms"], 2)
+                                          for z in zoo}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
+    ap.add_argument("--anchors", type=Path, default=None)
+    ap.add_argument("--zoo", type=Path, default=ROOT / "models" / "zoo")
+    args = ap.parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    zoo = sorted(args.zoo.glob("*.onnx"))
+    anchor_dir = args.anchors or Path(os.environ.get("FIELDLINE_ANCHORS", DEFAULT_ANCHORS))
+    anchors = sorted(anchor_dir.glob("*.onnx")) if anchor_dir.is_dir() else []
+    if not anchors:
+        console.print(f"note: no anchor models in {anchor_dir} (set FIELDLINE_ANCHORS); timing the zoo alone")
+    if not zoo:
+        console.print(f"note: no .onnx files in {args.zoo}")
+    files = zoo + anchors
+    if not files:
+        print(json.dumps({"error": "no models to bench"}))
+        return 1
+    threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    res = bench_models(files, threads, runs=args.runs, progress=lambda m: print(m, file=sys.stderr))
+    names = list(res["models"])
+    zoo_names, anchor_names = names[:len(zoo)], names[len(zoo):]
+    res["zoo"], res["anchors"] = zoo_names, anchor_names
+    res.update(speedups(res, zoo_names, anchor_names, 1 if 1 in threads else threads[0]))
+    extra = {n: {"role": "zoo" if n in zoo_names else "anchor"} for n in names}
+    for z, s in res["speedup_vs_fastest_anchor"].items():
+        extra[z]["speed-up 1T"] = f"{s:.2f}x"
+    console.print(bench_table(res, extra, title="zoo vs anchors"))
+    if res["fastest_anchor"]:
+        console.print(f"speed-up = {res['fastest_anchor']} median / model median at {res['speedup_threads']} thread "
+                      f"(> 1: zoo model faster)")
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Side-by-side latency of ONNX models in one process: onnxruntime session time per thread count.
+
+Runs are interleaved (model A, model B, ..., then again) so that a noisy machine slows every model alike:
+compare ratios, not absolute times. Inputs are random tensors of each model's input shape (latency does not
+depend on the values); dynamic dimensions are 1 for the batch and the FieldLine ``input_size`` (else 320).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
+           "tensor(int8)": np.int8, "tensor(double)": np.float64}
+_QDQ_PARAMS = {"QuantizeLinear", "DequantizeLinear"}
+
+
+def count_parameters(path: str | Path) -> int:
+    """Elements of all graph initializers, without the scales/zero points of Q/DQ nodes."""
+    model = onnx.load(str(path), load_external_data=False)
+    qparams = {n.input[i] for n in model.graph.node if n.op_type in _QDQ_PARAMS for i in (1, 2) if len(n.input) > i}
+    total = 0
+    for init in model.graph.initializer:
+        if init.name not in qparams:
+            total += int(np.prod(init.dims)) if len(init.dims) else 1
+    return total
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _feeds(sess: ort.InferenceSession, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    meta = sess.get_modelmeta().custom_metadata_map
+    side = int(meta.get("fieldline.input_size", 320))
+    feeds = {}
+    for inp in sess.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else (1 if i == 0 else side) for i, d in enumerate(inp.shape)]
+        dtype = _DTYPES.get(inp.type, np.float32)
+        x = rng.random(shape, dtype=np.float32)
+        feeds[inp.name] = (x * 255).astype(dtype) if np.issubdtype(dtype, np.integer) else x.astype(dtype)
+    return feeds
+
+
+def bench_models(files: Sequence[str | Path], threads: Sequence[int] = (1, 2), runs: int = 50, warmup: int = 5,
+                 seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Median/p90 ms per model and thread count, parameters and file size, all from one interleaved run."""
+    paths = [Path(f) for f in files]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: model file not found")
+    rng = np.random.default_rng(seed)
+    models: dict[str, dict[str, Any]] = {}
+    names = []
+    for p in paths:
+        name = p.name if p.name not in models else str(p)
+        names.append(name)
+        models[name] = {"path": str(p), "bytes": p.stat().st_size, "parameters": count_parameters(p),
+                        "latency": {}}
+    for t in threads:
+        if progress:
+            progress(f"{t} thread(s): loading {len(paths)} models")
+        sessions = [_session(p, t) for p in paths]
+        feeds = [_feeds(s, rng) for s in sessions]
+        for s, f in zip(sessions, feeds):
+            for _ in range(warmup):
+                s.run(None, f)
+        times: list[list[float]] = [[] for _ in paths]
+        for r in range(runs):
+            for i, (s, f) in enumerate(zip(sessions, feeds)):
+                t0 = time.perf_counter()
+                s.run(None, f)
+                times[i].append((time.perf_counter() - t0) * 1000)
+            if progress and (r + 1) % max(1, runs // 4) == 0:
+                progress(f"{t} thread(s): {r + 1}/{runs} runs")
+        for name, ms in zip(names, times):
+            models[name]["latency"][str(t)] = {"median_ms": round(float(np.median(ms)), 2),
+                                               "p90_ms": round(float(np.percentile(ms, 90)), 2)}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"runs": runs, "threads": [int(t) for t in threads], "onnxruntime": ort.__version__,
+            "cpu_count": os.cpu_count(), "loadavg_1m": None if load is None else round(load, 2), "models": models}
+
+
+def bench_table(result: dict[str, Any], extra: dict[str, dict[str, str]] | None = None, title: str = "latency"):
+    """A rich Table: one row per model, median/p90 per thread count, parameters, size (+ extra columns)."""
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({result['runs']} interleaved runs, onnxruntime {result['onnxruntime']}, "
+                        f"load {result['loadavg_1m']})")
+    table.add_column("model")
+    for t in result["threads"]:
+        table.add_column(f"{t}T median ms", justify="right")
+        table.add_column(f"{t}T p90 ms", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("size MB", justify="right")
+    extra_cols = sorted({k for v in (extra or {}).values() for k in v})
+    for col in extra_cols:
+        table.add_column(col, justify="right")
+    for name, m in result["models"].items():
+        cells = []
+        for t in result["threads"]:
+            lat = m["latency"][str(t)]
+            cells += [f"{lat['median_ms']:.2f}", f"{lat['p90_ms']:.2f}"]
+        table.add_row(name, *cells, f"{m['parameters'] / 1e6:.2f}M", f"{m['bytes'] / 1e6:.2f}",
+                      *((extra or {}).get(name, {}).get(c, "") for c in extra_cols))
+    return table
