@@ -38,7 +38,7 @@ class TrainConfig:
     images: int = 4000
     seed: int = 1234
     epochs: int = 40  # upper bound; the time budget normally ends training first
-    batch: int = 24
+    batch: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
     time_budget_s: float = 800.0  # wall-clock length of the optimisation loop (cosine LR over it)
