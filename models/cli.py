@@ -118,3 +118,8 @@ def card(metrics: Path | None = typer.Option(None, help="metrics JSON (default: 
 from models.toolkit_cli import register as _register_toolkit  # noqa: E402
 
 _register_toolkit(model_app)
+
+# Surface anomaly model (trained on defect-free images only): `fieldline model anomaly fit|eval`.
+from models.anomaly_cli import anomaly_app  # noqa: E402
+
+model_app.add_typer(anomaly_app, name="anomaly")

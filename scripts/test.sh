@@ -17,7 +17,7 @@ fi
 # the tests start their own Mosquitto on free ports; a system-wide one is not needed
 $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
 echo "== python environment"
-bash scripts/setup.sh dev
+bash scripts/setup.sh dev,train  # train: the anomaly and training tests fit real (tiny) torch models
 echo "== tests"
 mkdir -p test-artifacts
 exec .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=600 "$@"

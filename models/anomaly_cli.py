@@ -1,0 +1,95 @@
+"""`fieldline model anomaly ...`: fit / eval the surface-anomaly model (mounted by the main CLI).
+
+    fieldline model anomaly fit --images DIR --out model.onnx     # your own defect-free images
+    fieldline model anomaly fit --synthetic 300 --out model.onnx  # generated surfaces only
+    fieldline model anomaly eval --model model.onnx --free DIR --defect DIR [--defect DIR ...]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+anomaly_app = typer.Typer(help="Defect-free-only surface anomaly model: fit and evaluate.",
+                          no_args_is_help=True, add_completion=False)
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXT)
+    # <name>.png beside <name>.jpg is that image's mask (magnetic-tile layout), not an image
+    return [p for p in files if not (p.suffix.lower() == ".png" and
+                                     any(p.with_suffix(e).exists() for e in (".jpg", ".jpeg")))]
+
+
+@anomaly_app.command()
+def fit(out: Path = typer.Option(..., help="Output .onnx"),
+        images: Path | None = typer.Option(None, help="Folder of defect-free images (recursive)"),
+        synthetic: int = typer.Option(0, help="Fit on this many generated defect-free surfaces instead"),
+        val_fraction: float = typer.Option(0.15, help="Share of images held out to pick the threshold"),
+        target_frr: float = typer.Option(0.01, help="False-reject rate on held-out defect-free images"),
+        encoder_seconds: float = typer.Option(0.0, help="Synthetic-defect pretext training of the encoder, s (0 = seeded random init, the shipped recipe)"),
+        coreset: int = typer.Option(4096), dim: int = typer.Option(48), seed: int = typer.Option(0),
+        input_size: int = typer.Option(256), name: str = typer.Option("surface-anomaly"),
+        version: str = typer.Option("1.0.0")) -> None:
+    """Fit on defect-free images only and export ONNX (heatmap + score, threshold in metadata)."""
+    import numpy as np
+
+    from models.anomaly import export_anomaly_onnx, fit_anomaly, load_gray, synth_free
+
+    if (images is None) == (synthetic <= 0):
+        raise typer.BadParameter("give exactly one of --images or --synthetic N")
+    if images is not None:
+        files = _images(images)
+        if len(files) < 5:
+            raise typer.BadParameter(f"{images}: need at least 5 images, found {len(files)}")
+        x = load_gray(files, input_size)
+        desc = f"{len(files)} defect-free images from {images}"
+    else:
+        x = synth_free(seed, synthetic, input_size)
+        desc = f"{synthetic} synthetic defect-free surfaces (models.synth.surface, seed {seed})"
+    perm = np.random.default_rng(seed).permutation(len(x))
+    nv = max(2, int(round(val_fraction * len(x))))
+    res = fit_anomaly(x[perm[nv:]], x[perm[:nv]], encoder_seconds=encoder_seconds, seed=seed, dim=dim,
+                      coreset=coreset, target_frr=target_frr)
+    path = export_anomaly_onnx(res, out, desc, name, version)
+    typer.echo(json.dumps({"model": str(path), "threshold": res.threshold, **res.info}, indent=2))
+
+
+@anomaly_app.command("eval")
+def eval_(model: Path = typer.Option(..., help="surface-anomaly .onnx"),
+          free: Path = typer.Option(..., help="Folder of defect-free test images"),
+          defect: list[Path] = typer.Option(..., help="Defect folder(s); masks <name>.png beside the images "
+                                                      "are used for pixel AUROC when present"),
+          threshold: float | None = typer.Option(None, help="Override fieldline.threshold")) -> None:
+    """Image (and pixel, with masks) AUROC per defect folder and overall, plus rates at the threshold."""
+    import numpy as np
+
+    from edge_agent.detectors.anomaly import read_anomaly_metadata
+    from models.anomaly import evaluate_sets, load_gray, load_masks, onnx_scorer
+
+    meta = read_anomaly_metadata(model)
+    size = int(meta["input_size"])
+    thr = float(meta["threshold"]) if threshold is None else threshold
+
+    def load(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+        imgs = _images(folder)
+        masks = [p.with_suffix(".png") for p in imgs]
+        x = load_gray(imgs, size)
+        m = load_masks(masks, size) if all(p.exists() and p != i for p, i in zip(masks, imgs)) \
+            else np.zeros((len(imgs), size, size), bool)
+        return x, m
+
+    fx, fm = load(free)
+    groups = {d.name if d.name.lower() != "imgs" else d.parent.name: load(d) for d in defect}
+    res = evaluate_sets(onnx_scorer(model), thr, fx, fm, groups)
+    typer.echo(json.dumps({"model": str(model), "threshold": thr, **res}, indent=2))
+
+
+if __name__ == "__main__":
+    anomaly_app()
