@@ -6,7 +6,6 @@ rollback). A candidate that fails any step is deleted and the running model is l
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import httpx
 import numpy as np
 
 from edge_agent.detectors.base import Detector
+from edge_agent.detectors.session import file_sha256
 
 MAX_MODEL_BYTES = 200 * 1024 * 1024
 
@@ -51,11 +51,7 @@ def _fetch(url: str, target: Path, timeout_s: float) -> None:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 class ModelStore:

@@ -13,11 +13,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
-from edge_agent.detectors.onnx_detector import META_PREFIX, ModelLoadError, _sha256
+from edge_agent.detectors.session import META_PREFIX, ModelLoadError, fieldline_metadata, file_sha256, open_session
 
 REQUIRED_META = ("decoder", "threshold", "input_size", "normalization")
 
@@ -41,19 +40,8 @@ class AnomalyDetector(Detector):
 
     def __init__(self, path: str | Path, threshold: float | None = None, threads: int = 1, min_area: int = 16):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelLoadError(f"{self.path}: model file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several private exception types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{self.path}: not a valid ONNX model ({first})") from exc
-        raw = self._session.get_modelmeta().custom_metadata_map
-        self._metadata = {k[len(META_PREFIX):]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
+        self._session = open_session(self.path, threads)
+        self._metadata = fieldline_metadata(self._session)
         missing = [k for k in REQUIRED_META if k not in self._metadata]
         if missing:
             raise ModelLoadError(f"{self.path}: missing ONNX metadata {', '.join(META_PREFIX + k for k in missing)}")
@@ -71,7 +59,7 @@ class AnomalyDetector(Detector):
             raise ModelLoadError(f"{self.path}: outputs {outs} lack 'heatmap' and 'score'")
         self._input_name = self._session.get_inputs()[0].name
         self.min_area = int(min_area)
-        self._sha256 = _sha256(self.path)
+        self._sha256 = file_sha256(self.path)
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.nms import batched_nms
 from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
+from edge_agent.detectors.session import META_PREFIX, ModelLoadError, fieldline_metadata, file_sha256, open_session
 
-META_PREFIX = "fieldline."
+__all__ = ["ModelLoadError", "OnnxDetector"]
+
 REQUIRED_META = ("labels", "input_size", "normalization", "decoder")
 SUPPORTED_DECODERS = ("fieldline",)
 SUPPORTED_NORMALIZATION = ("rgb_0_1",)
-
-
-class ModelLoadError(Exception):
-    """The model file is missing, not a valid ONNX model, or lacks FieldLine metadata."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class OnnxDetector(Detector):
@@ -43,19 +31,8 @@ class OnnxDetector(Detector):
         self.iou_threshold = float(iou_threshold)
         self.max_det = max_det
         self.max_candidates = max_candidates
-        if not self.path.is_file():
-            raise ModelLoadError(f"{self.path}: model file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several private exception types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{self.path}: not a valid ONNX model ({first})") from exc
-        raw = self._session.get_modelmeta().custom_metadata_map
-        self._metadata = {k[len(META_PREFIX):]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
+        self._session = open_session(self.path, threads)
+        self._metadata = fieldline_metadata(self._session)
         missing = [k for k in REQUIRED_META if k not in self._metadata]
         if missing:
             raise ModelLoadError(f"{self.path}: missing ONNX metadata "
@@ -78,7 +55,7 @@ class OnnxDetector(Detector):
         if len(out_shape) != 3 or (isinstance(out_shape[2], int) and out_shape[2] != 4 + len(labels)):
             raise ModelLoadError(f"{self.path}: output shape {out_shape} does not match "
                                  f"[1, N, 4 + {len(labels)} labels]")
-        self._sha256 = _sha256(self.path)
+        self._sha256 = file_sha256(self.path)
 
     @property
     def labels(self) -> tuple[str, ...]:  # type: ignore[override]

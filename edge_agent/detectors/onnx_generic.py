@@ -7,12 +7,10 @@ config. One pipeline for every family: resize (letterbox) -> tensor -> session -
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import yaml
 
 from edge_agent.detections import Detections
@@ -20,7 +18,7 @@ from edge_agent.detectors import decoders
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.decoders import Candidates
 from edge_agent.detectors.nms import batched_nms
-from edge_agent.detectors.onnx_detector import ModelLoadError
+from edge_agent.detectors.session import ModelLoadError, file_sha256, open_session
 from edge_agent.detectors.preprocess import fit_to_input, to_tensor
 
 Decode = Callable[[list[np.ndarray]], Candidates]
@@ -62,14 +60,6 @@ def load_labels(spec: Sequence[str] | str | Path) -> tuple[str, ...]:
     return labels
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class OnnxGenericDetector(Detector):
     """Runs a non-native ONNX detector described by a config of ``type`` yolov5/yolov8/yolo_e2e/yolox/nanodet."""
 
@@ -79,15 +69,7 @@ class OnnxGenericDetector(Detector):
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: model file not found")
         self._labels = load_labels(config.labels)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(config.threads)
-        opts.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several private exception types
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{self.path}: not a valid ONNX model ({first})") from exc
+        self._session = open_session(self.path, config.threads)
         inp = self._session.get_inputs()[0]
         self._input_name = inp.name
         self._input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
@@ -95,7 +77,7 @@ class OnnxGenericDetector(Detector):
         self._output_names = [o.name for o in self._session.get_outputs()]
         self._decode = self._make_decoder()
         self._check_output_shapes()
-        self._sha256 = _sha256(self.path)
+        self._sha256 = file_sha256(self.path)
         meta = self._session.get_modelmeta()
         self._name = self.path.stem
         self._version = str(meta.version) if meta.version else "0"
