@@ -42,7 +42,9 @@ def measure_latency(model: Path, runs: int = 200, seed: int = 31337) -> dict[str
 
 def record_metrics(fp32: Path, int8: Path, train_info: dict[str, Any], holdout_count: int = 300,
                    holdout_seed: int = 20261, out: Path | None = None) -> dict[str, Any]:
-    metrics: dict[str, Any] = {"train": train_info, "holdout": {"data": "synth:tomato", "count": holdout_count,
+    from edge_agent.detectors.onnx_detector import OnnxDetector
+
+    metrics: dict[str, Any] = {"version": OnnxDetector(fp32).version, "train": train_info, "holdout": {"data": "synth:tomato", "count": holdout_count,
                                                                "seed": holdout_seed}, "models": {}}
     for tag, path in (("fp32", fp32), ("int8", int8)):
         ev = evaluate(path, count=holdout_count, seed=holdout_seed)
@@ -61,7 +63,7 @@ def render_card(metrics: dict[str, Any]) -> str:
         f"| {lab} | {f['per_class'][lab]['ap50']:.3f} | {q['per_class'][lab]['ap50']:.3f} | "
         f"{f['per_class'][lab]['ap50_95']:.3f} | {q['per_class'][lab]['ap50_95']:.3f} |"
         for lab in f["per_class"])
-    return f"""# Model card: tomato-ripeness 1.0.0
+    return f"""# Model card: tomato-ripeness {metrics.get("version", "1.0.0")}
 
 Detects tomato fruits and classifies ripeness as `green` / `half_ripe` / `ripe` (continuous
 ripeness < 0.4 / < 0.75 / else, i.e. the USDA stages collapsed to three). FieldLine-native ONNX
