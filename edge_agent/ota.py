@@ -79,12 +79,12 @@ class ModelStore:
             actual = sha256_of(candidate)
             if actual != sha256.lower():
                 raise OtaError(f"sha256 mismatch: expected {sha256.lower()}, got {actual}")
-            detector = self._try(candidate, load, sample)
+            self._try(candidate, load, sample)  # refuses the update before anything is swapped
             if running.resolve() != self.previous.resolve():
                 shutil.copyfile(running, self.previous.with_suffix(".tmp"))
                 os.replace(self.previous.with_suffix(".tmp"), self.previous)
             os.replace(candidate, self.current)
-            return load(self.current)
+            return load(self.current)  # reloaded from its final path, which the agent persists and reports
         finally:
             candidate.unlink(missing_ok=True)
 

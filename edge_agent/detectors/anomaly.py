@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
-from edge_agent.detectors.session import META_PREFIX, ModelLoadError, fieldline_metadata, file_sha256, open_session
+from edge_agent.detectors.session import (
+    META_PREFIX,
+    ModelFileInfo,
+    ModelLoadError,
+    fieldline_metadata,
+    file_sha256,
+    open_session,
+)
 
 REQUIRED_META = ("decoder", "threshold", "input_size", "normalization")
 
@@ -28,7 +34,7 @@ class AnomalyResult:
     is_anomalous: bool  # score > threshold
 
 
-class AnomalyDetector(Detector):
+class AnomalyDetector(ModelFileInfo, Detector):
     """Anomaly model as a detector: connected regions of heatmap > threshold become ``anomaly`` boxes.
 
     ``threshold`` overrides ``fieldline.threshold``; ``min_area`` (frame px) drops specks.
@@ -60,22 +66,6 @@ class AnomalyDetector(Detector):
         self._input_name = self._session.get_inputs()[0].name
         self.min_area = int(min_area)
         self._sha256 = file_sha256(self.path)
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return dict(self._metadata)
-
-    @property
-    def sha256(self) -> str:
-        return self._sha256
-
-    @property
-    def name(self) -> str:
-        return self._metadata.get("name", self.path.stem)
-
-    @property
-    def version(self) -> str:
-        return self._metadata.get("version", "0")
 
     def preprocess(self, frame: np.ndarray) -> np.ndarray:
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim not in (2, 3) \

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -12,7 +11,14 @@ from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.nms import batched_nms
 from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
-from edge_agent.detectors.session import META_PREFIX, ModelLoadError, fieldline_metadata, file_sha256, open_session
+from edge_agent.detectors.session import (
+    META_PREFIX,
+    ModelFileInfo,
+    ModelLoadError,
+    fieldline_metadata,
+    file_sha256,
+    open_session,
+)
 
 __all__ = ["ModelLoadError", "OnnxDetector"]
 
@@ -21,7 +27,7 @@ SUPPORTED_DECODERS = ("fieldline",)
 SUPPORTED_NORMALIZATION = ("rgb_0_1",)
 
 
-class OnnxDetector(Detector):
+class OnnxDetector(ModelFileInfo, Detector):
     """Runs a FieldLine-native ONNX model: output [1, N, 4 + C] = xyxy (input px) + class probs."""
 
     def __init__(self, path: str | Path, conf_threshold: float = 0.25, iou_threshold: float = 0.5,
@@ -64,22 +70,6 @@ class OnnxDetector(Detector):
     @property
     def input_size(self) -> int:
         return self._input_size
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return dict(self._metadata)
-
-    @property
-    def sha256(self) -> str:
-        return self._sha256
-
-    @property
-    def name(self) -> str:
-        return self._metadata.get("name", self.path.stem)
-
-    @property
-    def version(self) -> str:
-        return self._metadata.get("version", "0")
 
     def detect(self, frame: np.ndarray) -> Detections:
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import onnxruntime as ort
 
@@ -40,3 +41,27 @@ def fieldline_metadata(session: ort.InferenceSession) -> dict[str, str]:
     """The ``fieldline.*`` metadata of a loaded model, without the prefix."""
     raw = session.get_modelmeta().custom_metadata_map
     return {k[len(META_PREFIX):]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
+
+
+class ModelFileInfo:
+    """Identity of a model loaded from a FieldLine ONNX file (needs ``path``, ``_metadata`` and ``_sha256``)."""
+
+    path: Path
+    _metadata: dict[str, str]
+    _sha256: str
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._metadata)
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256
+
+    @property
+    def name(self) -> str:
+        return self._metadata.get("name", self.path.stem)
+
+    @property
+    def version(self) -> str:
+        return self._metadata.get("version", "0")

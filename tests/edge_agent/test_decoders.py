@@ -384,8 +384,8 @@ def anchor(name: str) -> Path:
     if not folder.is_dir():
         if "FIELDLINE_ANCHORS" in os.environ:
             pytest.fail(f"FIELDLINE_ANCHORS={os.environ['FIELDLINE_ANCHORS']} is not a folder")
-        pytest.skip(f"anchor exports not present at {folder} (set FIELDLINE_ANCHORS to the folder with "
-                    f"yolo11n-320.onnx and yolo26n-e2e-320.onnx); the generated-graph tests cover the layouts")
+        pytest.skip(reason=f"anchor exports not present at {folder} (set FIELDLINE_ANCHORS to the folder with "
+                           f"yolo11n-320.onnx and yolo26n-e2e-320.onnx); the generated-graph tests cover the layouts")
     path = folder / name
     if not path.is_file():
         pytest.fail(f"{folder} exists but has no {name}: the anchors folder is incomplete")
