@@ -20,22 +20,28 @@ def free_port() -> int:
 
 
 class LiveApi:
-    """Context manager: ``with LiveApi(settings) as api: httpx.get(api.url + "/api/v1/health")``."""
+    """Context manager: ``with LiveApi(settings) as api: httpx.get(api.url + "/api/v1/health")``.
 
-    def __init__(self, settings: Settings) -> None:
+    ``stop()`` and ``start()`` again reuse the same port, so outage tests can cut the API and bring it back.
+    """
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
         self.settings = settings
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                                     log_level="warning", lifespan="on"))
-        self._server.install_signal_handlers = lambda: None
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
 
     def client(self) -> httpx.Client:
         token = self.settings.api_tokens[0] if self.settings.api_tokens else ""
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
-    def __enter__(self) -> LiveApi:
+    def start(self) -> LiveApi:
+        config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on", ws_ping_interval=None)
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started:
@@ -44,9 +50,17 @@ class LiveApi:
             time.sleep(0.02)
         return self
 
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=15)
+        self._server = self._thread = None
+
+    def __enter__(self) -> LiveApi:
+        return self.start()
+
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
+        self.stop()
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
