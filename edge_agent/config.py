@@ -143,6 +143,17 @@ class NanodetModelConfig(_ForeignModelConfig):
     )
 
 
+class AnomalyModelConfig(_ModelCommon):
+    type: Literal["anomaly"] = Field(
+        description="Anomaly model fitted on defect-free images (models/zoo/surface-anomaly.onnx): regions whose "
+        "heatmap exceeds the threshold become `anomaly` boxes (use with an inspection rule)"
+    )
+    threshold: float | None = Field(
+        default=None, gt=0, description="Anomaly score threshold; unset: the one in the file (picked on validation)"
+    )
+    min_area: int = Field(default=16, ge=1, description="Regions smaller than this many frame pixels are ignored")
+
+
 def _model_type(value: object) -> str:
     """``model:`` without ``type`` is a FieldLine-native model (configs written before the other families)."""
     if isinstance(value, dict):
@@ -156,11 +167,12 @@ ModelConfig = Annotated[
     | Annotated[Yolov8ModelConfig, Tag("yolov8")]
     | Annotated[YoloE2EModelConfig, Tag("yolo_e2e")]
     | Annotated[YoloxModelConfig, Tag("yolox")]
-    | Annotated[NanodetModelConfig, Tag("nanodet")],
+    | Annotated[NanodetModelConfig, Tag("nanodet")]
+    | Annotated[AnomalyModelConfig, Tag("anomaly")],
     Discriminator(
         _model_type,
         custom_error_type="unknown_model_type",
-        custom_error_message="type must be one of fieldline, yolov5, yolov8, yolo_e2e, yolox, nanodet",
+        custom_error_message="type must be one of fieldline, yolov5, yolov8, yolo_e2e, yolox, nanodet, anomaly",
     ),
 ]
 ForeignModelConfig = _ForeignModelConfig

@@ -30,63 +30,139 @@ def synth(out: Path = typer.Option(..., help="Output folder (images/, labels/, c
     typer.echo(str(generate_dataset(out, count, seed, width, height)))
 
 
+DATA_HELP = "synth:tomato | synth:surface | a dataset folder (or COCO .json) with --format"
+FORMAT_HELP = "Dataset format: yolo | coco | voc | supervisely"
+MAP_HELP = "Class renames/merges a=b,c=b (globs ok; 'a=' drops a)"
+
+
+SPLITS_HELP = "train,val,test shares for images outside split folders"
+
+
+def _source(data: str, fmt: str | None, mapping: str | None, classes: str | None, split_seed: int,
+            splits: str = "0.8,0.1,0.1"):
+    from models.data_sources import DataSource
+    from models.datasets import DatasetError
+
+    try:
+        fractions = tuple(float(x) for x in splits.split(","))
+        if len(fractions) != 3:
+            raise ValueError
+    except ValueError:
+        _fail(f"--splits {splits!r}: expected three numbers train,val,test such as 0.8,0.1,0.1")
+    try:
+        src = DataSource.parse(data, fmt, mapping, [c.strip() for c in classes.split(",")] if classes else None,
+                               split_seed, fractions)  # type: ignore[arg-type]
+        src.labels()  # loads and checks the dataset now, before any progress output
+        return src
+    except DatasetError as exc:
+        _fail(str(exc))
+
+
 @model_app.command()
-def train(out_dir: Path = typer.Option(Path("/tmp/fieldline_train"), help="Cache/checkpoint folder"),
-          images: int = typer.Option(4000, help="Synthetic training images"),
-          epochs: int = typer.Option(40), seed: int = typer.Option(1234),
-          time_budget: float = typer.Option(800.0, help="Seconds for the optimisation loop")) -> None:
-    """Train TomatoNet (needs the `train` extra: torch)."""
+def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
+          fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+          mapping: str | None = typer.Option(None, "--map", help=MAP_HELP),
+          classes: str | None = typer.Option(None, help="Class-id order of the model, e.g. green,half_ripe,ripe"),
+          split_seed: int = typer.Option(0, help="Split hash seed for images outside split folders"),
+          splits: str = typer.Option("0.8,0.1,0.1", help=SPLITS_HELP),
+          out_dir: Path = typer.Option(Path("/tmp/fieldline_train"), help="Cache/checkpoint folder"),
+          images: int = typer.Option(4000, help="Synthetic sources: training images to render"),
+          input_size: int = typer.Option(320, help="Square model input (multiple of 32)"),
+          vflip: bool = typer.Option(False, help="Also flip vertically (surfaces, top-down views)"),
+          mosaic: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of 2x2 mosaic samples (small datasets)"),
+          epochs: int = typer.Option(300, help="Upper bound; the time budget normally ends training"),
+          batch: int = typer.Option(16), seed: int = typer.Option(1234), lr: float = typer.Option(3e-3),
+          time_budget: float = typer.Option(800.0, help="Seconds of optimisation (validation excluded)"),
+          val_interval: float = typer.Option(90.0, help="Seconds of training between validation mAP runs"),
+          threads: int = typer.Option(2, help="PyTorch threads"),
+          resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt")) -> None:
+    """Train the <= 1M-parameter detector on synthetic data or an imported dataset (needs torch)."""
     try:
         from models.train import TrainConfig
         from models.train import train as run
     except ImportError as exc:
         _fail(f"training needs PyTorch (pip install 'fieldline[train]'): {exc}")
-    typer.echo(str(run(TrainConfig(out_dir=out_dir, images=images, epochs=epochs, seed=seed,
-                                   time_budget_s=time_budget))))
+    if input_size % 32 or input_size < 64:
+        _fail(f"--input-size {input_size}: must be a multiple of 32, at least 64")
+    src = _source(data, fmt, mapping, classes, split_seed, splits)
+    cfg = TrainConfig(out_dir=out_dir, data=data, fmt=fmt, mapping=mapping, classes=src.classes,
+                      split_seed=split_seed, fractions=src.fractions, images=images, input_size=input_size,
+                      flip_vertical=vflip, mosaic=mosaic,
+                      epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget,
+                      val_interval_s=val_interval, threads=threads)
+    try:
+        typer.echo(str(run(cfg, resume=resume)))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
 
 
 @model_app.command()
 def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
+           name: str = typer.Option("tomato-ripeness", help="Model name written into the file"),
            version: str = typer.Option("1.0.0"),
            train_info: Path | None = typer.Option(None, help="train_info.json (for the data hash)")) -> None:
-    """Export a checkpoint to FieldLine-native ONNX with metadata."""
+    """Export a checkpoint to FieldLine-native ONNX with metadata (labels, input size, data hash ...)."""
     from models.export import export as run
 
+    if not checkpoint.is_file():
+        _fail(f"{checkpoint}: checkpoint not found")
     data_hash = json.loads(train_info.read_text())["train_data_hash"] if train_info else "unknown"
-    typer.echo(str(run(checkpoint, out, version=version, train_data_hash=data_hash)))
+    typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash)))
 
 
 @model_app.command()
 def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
-             calib_count: int = typer.Option(100), keep_head_fp32: bool = typer.Option(False)) -> None:
-    """Static INT8 QDQ per-channel quantisation calibrated on synthetic frames."""
-    from models.quantize import quantize as run
+             data: str = typer.Option("synth:tomato", help="Calibration and check data: " + DATA_HELP),
+             fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+             mapping: str | None = typer.Option(None, "--map", help=MAP_HELP),
+             split_seed: int = typer.Option(0), splits: str = typer.Option("0.8,0.1,0.1", help=SPLITS_HELP),
+             calib_count: int = typer.Option(100), check_count: int = typer.Option(200,
+                                                                                   help="Frames for the mAP check"),
+             max_drop: float = typer.Option(0.01, help="Largest mAP50 drop accepted (0.01 = 1 point)"),
+             force: bool = typer.Option(False, help="Write the INT8 file even if mAP drops more"),
+             keep_head_fp32: bool = typer.Option(False, help="Start with the head convs in FP32")) -> None:
+    """Static INT8 QDQ per-channel, calibrated on training frames; refuses a > 1 point mAP drop."""
+    from models.quantize import QuantizationRefused
+    from models.quantize import quantize_checked as run
 
     if not model.is_file():
         _fail(f"{model}: model file not found")
-    typer.echo(str(run(model, out, calib_count=calib_count, keep_head_fp32=keep_head_fp32)))
+    src = _source(data, fmt, mapping, None, split_seed, splits)
+    try:
+        report = run(model, out, src, calib_count=calib_count, check_count=check_count, max_drop=max_drop,
+                     force=force, keep_head_fp32=keep_head_fp32)
+    except QuantizationRefused as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(report))
 
 
 @model_app.command("eval")
 def eval_(model: Path = typer.Option(..., help="ONNX model file"),
-          data: str = typer.Option("synth:tomato", help="Data source"),
-          count: int = typer.Option(300, help="Images"), seed: int = typer.Option(9001, help="Data seed"),
+          data: str = typer.Option("synth:tomato", help=DATA_HELP),
+          fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+          mapping: str | None = typer.Option(None, "--map", help=MAP_HELP),
+          split: str = typer.Option("test", help="Dataset split: train | val | test"),
+          split_seed: int = typer.Option(0, help="Split hash seed (as used for training)"),
+          splits: str = typer.Option("0.8,0.1,0.1", help=SPLITS_HELP + " (as used for training)"),
+          count: int | None = typer.Option(None, help="Images (synthetic default 300; datasets default all)"),
+          seed: int = typer.Option(9001, help="Synthetic data seed"),
+          plots: Path | None = typer.Option(None, help="Write pr_curves.png and confusion_matrix.png here"),
           as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line")) -> None:
-    """mAP50 / mAP50-95 (pycocotools), overall and per class."""
-    from edge_agent.detectors.onnx_detector import ModelLoadError
+    """mAP50 / mAP50-95 (pycocotools), overall and per class; PR curves and confusion matrix as PNG."""
+    from edge_agent.detectors.onnx_detector import ModelLoadError, OnnxDetector
+    from models.datasets import DatasetError
     from models.evaluate import evaluate
 
+    src = _source(data, fmt, mapping, None, split_seed, splits)
+    if src.is_synthetic and count is None:
+        count = 300
     try:
-        from edge_agent.detectors.onnx_detector import OnnxDetector
-
         OnnxDetector(model)  # fail fast, before any progress output
         with Progress(console=err, transient=True) as bar:
-            task = bar.add_task("eval", total=count)
-            res = evaluate(model, data=data, count=count, seed=seed,
-                           progress=lambda i, n: bar.update(task, completed=i))
-    except ModelLoadError as exc:
-        _fail(str(exc))
-    except ValueError as exc:
+            task = bar.add_task("eval", total=count if src.is_synthetic else src.split_size(split))
+            res = evaluate(model, data=src, count=count, seed=seed, split=split, plots_dir=plots,
+                           progress=lambda i, n: bar.update(task, completed=i, total=n))
+    except (ModelLoadError, DatasetError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(res))
@@ -94,24 +170,32 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
     typer.echo(f"{model}: mAP50 {res['map50']:.3f}  mAP50-95 {res['map50_95']:.3f}  "
                f"({res['images']} images, {res['instances']} instances)")
     for lab, v in res["per_class"].items():
-        typer.echo(f"  {lab:<10} AP50 {v['ap50']:.3f}  AP50-95 {v['ap50_95']:.3f}")
+        typer.echo(f"  {lab:<16} AP50 {v['ap50']:.3f}  AP50-95 {v['ap50_95']:.3f}")
+    if "warning" in res:
+        err.print(f"[yellow]warning:[/] {res['warning']}", highlight=False)
+    if plots is not None:
+        typer.echo(f"plots: {res['plots']['pr_curves']}, {res['plots']['confusion_matrix']}")
 
 
 @model_app.command()
-def card(metrics: Path | None = typer.Option(None, help="metrics JSON (default: zoo)"),
-         out: Path | None = typer.Option(None, help="card .md (default: zoo)"),
-         measure: bool = typer.Option(False, help="Re-measure the zoo models into metrics first"),
-         train_info: Path | None = typer.Option(None, help="train_info.json (with --measure)"),
-         holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261)) -> None:
-    """Write the model card from recorded metrics (optionally re-measure them first)."""
-    from models.card import ZOO, record_metrics, write_card
+def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-ripeness | steel-defect"),
+         measure: bool = typer.Option(False, help="Re-measure the zoo files into NAME.metrics.json first"),
+         train_info: Path | None = typer.Option(None, help="train_info.json of the shipped run (with --measure)"),
+         holdout: str = typer.Option("synth:tomato", help="Synthetic holdout source (with --measure)"),
+         holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261),
+         recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures)"),
+         quantize_report: Path | None = typer.Option(None, help="JSON printed by `model quantize`")) -> None:
+    """Write models/zoo/NAME.card.md from recorded metrics (optionally re-measure them first)."""
+    from models.card import MODEL_TEXT, record_metrics, write_card
 
+    if name not in MODEL_TEXT:
+        _fail(f"--name {name!r}: no card text for it (known: {', '.join(MODEL_TEXT)})")
     if measure:
         if train_info is None:
             _fail("--measure needs --train-info")
-        record_metrics(ZOO / "tomato-ripeness.onnx", ZOO / "tomato-ripeness.int8.onnx",
-                       json.loads(train_info.read_text()), holdout_count, holdout_seed, metrics)
-    typer.echo(str(write_card(metrics, out)))
+        record_metrics(name, json.loads(train_info.read_text()), holdout, holdout_count, holdout_seed, recipes_out,
+                       json.loads(quantize_report.read_text().strip().splitlines()[-1]) if quantize_report else None)
+    typer.echo(str(write_card(name)))
 
 
 # Dataset toolkit verbs: import, stats, predict, bench (implemented in models/toolkit_cli.py).

@@ -1,10 +1,10 @@
-"""COCO-style mAP (pycocotools) of any FieldLine ONNX model on freshly generated synthetic data."""
+"""COCO-style mAP (pycocotools) of a FieldLine ONNX model on fresh synthetic frames or a dataset split."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +13,22 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from edge_agent.detectors.onnx_detector import OnnxDetector
-from models.synth.tomato import LABELS, random_scene, render
+from models.data_sources import DataSource
 
-SYNTH_SOURCES = {"synth:tomato"}
+SYNTH_SOURCES = {"synth:tomato", "synth:surface"}
 
 
 def synth_frames(data: str, count: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
     """Yield (BGR image, boxes xyxy, label names); frame i is seeded with [seed, i]."""
     if data not in SYNTH_SOURCES:
         raise ValueError(f"unknown data source {data!r}; supported: {', '.join(sorted(SYNTH_SOURCES))}")
-    for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        r = render(random_scene(rng), rng)
-        yield r.image, r.boxes, r.labels
+    yield from DataSource.parse(data).frames("test", count, seed)
 
 
 def coco_map(gts: list[tuple[np.ndarray, list[str]]], dets: list[tuple[np.ndarray, np.ndarray, list[str]]],
              labels: tuple[str, ...], size: tuple[int, int] = (640, 480)) -> dict[str, Any]:
     """gts: per image (boxes, labels); dets: per image (boxes, scores, labels). Returns mAP dict."""
+    labels = tuple(dict.fromkeys([*labels, *(lab for _, gl in gts for lab in gl)]))  # data may name more classes
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(labels)]
     images, anns, results = [], [], []
     for img_id, ((gb, gl), (db, ds, dl)) in enumerate(zip(gts, dets), start=1):
@@ -67,24 +65,47 @@ def coco_map(gts: list[tuple[np.ndarray, list[str]]], dets: list[tuple[np.ndarra
             "per_class": per_class, "instances": len(anns)}
 
 
-def evaluate(model_path: str | Path, data: str = "synth:tomato", count: int = 300, seed: int = 9001,
-             conf_threshold: float = 0.001, iou_threshold: float = 0.5, threads: int = 1,
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """mAP50 / mAP50-95 overall and per class for ``model_path`` on ``count`` fresh synthetic frames."""
-    det = OnnxDetector(model_path, conf_threshold=conf_threshold, iou_threshold=iou_threshold, threads=threads)
+def run_detector(det: OnnxDetector, frames: Iterable[tuple[np.ndarray, np.ndarray, list[str]]],
+                 progress: Callable[[int], None] | None = None) -> tuple[list, list]:
+    """-> (ground truth per image, predictions per image) in the shapes of :func:`coco_map`."""
     gts, dets = [], []
-    size = (640, 480)
-    for i, (img, boxes, labs) in enumerate(synth_frames(data, count, seed)):
-        size = (img.shape[1], img.shape[0])
+    for i, (img, boxes, labs) in enumerate(frames):
         d = det.detect(img)
-        gts.append((boxes, labs))
+        gts.append((np.asarray(boxes, np.float32).reshape(-1, 4), list(labs)))
         dets.append((d.xyxy, d.confidence, d.label_names()))
         if progress:
-            progress(i + 1, count)
-    result = coco_map(gts, dets, det.labels, size)
-    labels = tuple(LABELS)
-    if det.labels != labels:
-        result["warning"] = f"model labels {det.labels} differ from generator labels {labels}"
-    result.update({"images": count, "data": data, "seed": seed, "model": str(model_path),
-                   "sha256": det.sha256})
+            progress(i + 1)
+    return gts, dets
+
+
+def evaluate(model_path: str | Path, data: str | DataSource = "synth:tomato", count: int | None = 300,
+             seed: int = 9001, split: str = "test", conf_threshold: float = 0.001, iou_threshold: float = 0.5,
+             threads: int = 1, progress: Callable[[int, int], None] | None = None,
+             plots_dir: str | Path | None = None) -> dict[str, Any]:
+    """mAP50 / mAP50-95 overall and per class for ``model_path``.
+
+    ``data``: ``synth:tomato`` / ``synth:surface`` (``count`` fresh frames from ``seed``) or a
+    :class:`DataSource` for a dataset (its ``split``; ``count`` None = all). With ``plots_dir``, PR curves
+    and a confusion matrix are written there as PNG (see :mod:`models.plots`).
+    """
+    src = data if isinstance(data, DataSource) else DataSource.parse(data)
+    det = OnnxDetector(model_path, conf_threshold=conf_threshold, iou_threshold=iou_threshold, threads=threads)
+    total = count if src.is_synthetic else min(src.split_size(split), count or 10 ** 9)
+    gts, dets = run_detector(det, src.frames(split, total, seed),
+                             (lambda i: progress(i, total)) if progress else None)
+    result = coco_map(gts, dets, det.labels)
+    data_labels = src.labels()
+    if set(det.labels) != set(data_labels):
+        result["warning"] = f"model labels {list(det.labels)} differ from the data's {list(data_labels)}"
+    result.update({"images": len(gts), "data": src.describe(), "model": str(model_path), "sha256": det.sha256})
+    if src.is_synthetic:
+        result["seed"] = seed
+    else:
+        result["split"] = split
+    if plots_dir is not None:
+        from models.plots import write_eval_plots
+
+        labels = list(dict.fromkeys([*det.labels, *data_labels]))
+        plots = write_eval_plots(plots_dir, gts, dets, labels)
+        result["plots"] = {"pr_curves": plots["pr_curves"], "confusion_matrix": plots["confusion_matrix_png"]}
     return result

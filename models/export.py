@@ -1,4 +1,4 @@
-"""Export a trained TomatoNet checkpoint to the FieldLine-native ONNX contract."""
+"""Export a trained detector checkpoint to the FieldLine-native ONNX contract (labels etc. in metadata)."""
 
 from __future__ import annotations
 
@@ -37,25 +37,51 @@ def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
             model.metadata_props.add(key=k, value=v)
 
 
-def export(checkpoint: Path, out: Path, name: str = "tomato-ripeness", version: str = "1.0.0",
-           train_data_hash: str = "unknown", input_size: int = INPUT_SIZE) -> Path:
-    """Checkpoint (EMA state dict) -> ONNX with input ``images`` and output ``detections``."""
-    net = TomatoNet(len(LABELS))
+def load_checkpoint(checkpoint: Path) -> tuple[TomatoNet, dict]:
+    """A ``best.pt`` -> (net in eval mode, info with labels, input_size, width, head_width).
+
+    Checkpoints written before the trainer recorded labels hold only the EMA state dict of the
+    3-class tomato net; they load with the tomato labels.
+    """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net.load_state_dict(state["ema"] if "ema" in state else state)
+    info = {"labels": list(LABELS), "input_size": INPUT_SIZE, "width": 80, "head_width": 96}
+    if isinstance(state, dict) and "ema" in state:
+        info.update({k: state[k] for k in ("labels", "input_size", "width", "head_width") if k in state})
+        state = state["ema"]
+    net = TomatoNet(len(info["labels"]), width=int(info["width"]), head_width=int(info["head_width"]))
+    net.load_state_dict(state)
     net.eval()
-    net.export_mode = True
+    return net, info
+
+
+def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], name: str, version: str,
+               train_data_hash: str = "unknown", input_size: int = INPUT_SIZE) -> Path:
+    """Trained net -> ONNX with input ``images`` [1,3,S,S] and output ``detections`` [1,N,4+C] + metadata."""
+    was_training, net.export_mode = net.training, True
+    net.eval()
     buf = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(net, (torch.zeros(1, 3, input_size, input_size),), buf, dynamo=False,
-                          opset_version=17, input_names=["images"], output_names=["detections"],
-                          do_constant_folding=True)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(net, (torch.zeros(1, 3, input_size, input_size),), buf, dynamo=False,
+                              opset_version=17, input_names=["images"], output_names=["detections"],
+                              do_constant_folding=True)
+    finally:
+        net.export_mode = False
+        net.train(was_training)
     model = onnx.load_from_string(buf.getvalue())
     model.producer_name = "fieldline"
     model.doc_string = f"FieldLine {name} {version}: boxes xyxy in letterboxed input px + class probs"
-    set_metadata(model, fieldline_metadata(name, version, train_data_hash, LABELS, input_size))
+    set_metadata(model, fieldline_metadata(name, version, train_data_hash, tuple(labels), input_size))
     onnx.checker.check_model(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, out)
     return out
+
+
+def export(checkpoint: Path, out: Path, name: str = "tomato-ripeness", version: str = "1.0.0",
+           train_data_hash: str = "unknown", input_size: int | None = None) -> Path:
+    """Checkpoint (``best.pt`` of :func:`models.train.train`) -> FieldLine-native ONNX."""
+    net, info = load_checkpoint(Path(checkpoint))
+    return export_net(net, out, info["labels"], name, version, train_data_hash,
+                      int(input_size or info["input_size"]))

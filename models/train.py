@@ -1,16 +1,17 @@
-"""Train TomatoNet on synthetic tomato scenes (CPU friendly, time-boxed).
+"""Train the compact anchor-free detector (models/net.py) on any source: synthetic generators or any
+dataset that ``fieldline model import`` reads (CPU friendly, time-boxed).
 
-Recipe: images pre-rendered at 640x480 and cached at the detector's letterbox scale (320x240);
-augmentation = random scale (0.75-1.45) and placement on 114-grey 256x256 crops (the net is fully
-convolutional; inference stays 320), horizontal flip, small HSV jitter (hue barely moves: hue *is*
-the ripeness label). Channels-last tensors make the depthwise convs ~2.5x faster on CPU.
-Static centre-sampling assigner, quality focal loss (IoU as soft class target) + GIoU, AdamW,
-warmup + cosine LR, EMA of weights.
+Recipe: every training frame is resized once to the detector's letterbox scale and cached; augmentation =
+random scale (0.75-1.45) and placement on 114-grey square crops (256 for a 320 input: the net is fully
+convolutional, inference stays at full size), horizontal (and optionally vertical) flip, small HSV jitter
+(hue barely moves: for tomatoes hue *is* the ripeness label). Channels-last tensors make the depthwise
+convs ~2.5x faster on CPU. Static centre-sampling assigner, quality focal loss (IoU as soft class target)
++ GIoU, AdamW, warmup + cosine LR over the time budget, EMA of weights; validation mAP (through the ONNX
+edge path) picks ``best.pt``; ``last.pt`` holds everything ``--resume`` needs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -24,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.data_sources import DataSource
 from models.net import STRIDES, TomatoNet, count_parameters, flatten, ltrb_to_xyxy
-from models.synth.tomato import LABELS, random_scene, render
 
 INPUT = 320
 TRAIN_CANVAS = 256  # fully convolutional: train on 256 crops (~2x faster), infer at 320
@@ -35,56 +36,87 @@ CACHE_SCALE = 0.5  # 640x480 -> 320x240, the exact letterbox scale used at infer
 @dataclass
 class TrainConfig:
     out_dir: Path = Path("/tmp/fieldline_train")
-    images: int = 4000
+    data: str = "synth:tomato"  # synth:tomato | synth:surface | a dataset folder/file (then set ``fmt``)
+    fmt: str | None = None  # yolo | coco | voc | supervisely
+    mapping: str | None = None  # class renames/merges, e.g. "b_fully_ripened=ripe,l_fully_ripened=ripe"
+    classes: tuple[str, ...] | None = None  # class-id order of the model
+    split_seed: int = 0
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/val/test for images outside split folders
+    images: int = 4000  # synthetic sources: images rendered for training
+    val_images: int = 100  # synthetic: fresh validation frames; datasets: at most this many of the val split
+    val_interval_s: float = 90.0  # validation mAP at the end of the first epoch after this much training time
+    input_size: int = INPUT
+    train_canvas: int | None = None  # square training crop; None = 0.8 x input (256 at 320), the input below 320
+    flip_vertical: bool = False  # surfaces: defects have no up/down
+    mosaic: float = 0.0  # share of training samples built as 2x2 mosaics of four images (small datasets)
+    width: int = 80
+    head_width: int = 96
     seed: int = 1234
-    epochs: int = 40  # upper bound; the time budget normally ends training first
+    epochs: int = 300  # upper bound; the time budget normally ends training first
     batch: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    time_budget_s: float = 800.0  # wall-clock length of the optimisation loop (cosine LR over it)
+    time_budget_s: float = 800.0  # optimisation time (validation excluded); the cosine LR runs over it
     threads: int = 2
-    workers: int = 2  # processes used to render the dataset
+    workers: int = 2  # processes used to render synthetic data
+
+    def source(self) -> DataSource:
+        return DataSource.parse(self.data, self.fmt, self.mapping, self.classes, self.split_seed, self.fractions)
+
+    def canvas(self) -> int:
+        if self.train_canvas:
+            return self.train_canvas
+        return self.input_size if self.input_size < INPUT else int(round(self.input_size * 0.8 / 32) * 32)
 
 
-def _render_chunk(args: tuple[int, int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    seed, start, stop = args
-    out = []
-    for i in range(start, stop):
-        rng = np.random.default_rng([seed, i])
-        r = render(random_scene(rng), rng)
-        img = cv2.resize(r.image, None, fx=CACHE_SCALE, fy=CACHE_SCALE, interpolation=cv2.INTER_AREA)
-        labels = np.array([LABELS.index(lab) for lab in r.labels], np.int64)
-        out.append((img, r.boxes * CACHE_SCALE, labels))
-    return out
+def _fit(img: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize so the longer side is ``size`` (the detector's letterbox scale)."""
+    h, w = img.shape[:2]
+    s = size / max(h, w)
+    if abs(s - 1) > 1e-6:
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
+                         interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return img, np.asarray(boxes, np.float32).reshape(-1, 4) * s
 
 
-def build_cache(count: int, seed: int, out_dir: Path, workers: int = 2) -> Path:
-    """Render ``count`` scenes once and store them as one npz (reused across runs)."""
-    path = Path(out_dir) / f"cache_{seed}_{count}.npz"
+def build_cache(src: DataSource, count: int, seed: int, size: int, out_dir: Path, workers: int = 2) -> Path:
+    """Fit every training frame to the input scale once; one npz (images padded to size x size + their shapes)."""
+    key = src.data_hash("train", count if src.is_synthetic else None, seed)
+    path = Path(out_dir) / f"cache_{key}_{size}.npz"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    step = 100
-    chunks = [(seed, s, min(count, s + step)) for s in range(0, count, step)]
-    with mp.get_context("fork").Pool(workers) as pool:
-        items = [it for part in pool.map(_render_chunk, chunks) for it in part]
-    imgs = np.stack([it[0] for it in items])
-    counts = np.array([len(it[2]) for it in items])
-    np.savez(path, images=imgs, boxes=np.concatenate([it[1] for it in items]),
-             labels=np.concatenate([it[2] for it in items]), counts=counts)
-    path.with_suffix(".json").write_text(json.dumps({"render_seconds": round(time.perf_counter() - t0, 1)}))
+    if src.is_synthetic:
+        step = 100
+        chunks = [(src, seed, s, min(count, s + step), size) for s in range(0, count, step)]
+        with mp.get_context("fork").Pool(workers) as pool:
+            items = [it for part in pool.map(_synth_chunk, chunks) for it in part]
+    else:
+        items = [(*_fit(img, b, size), labs) for img, b, labs in src.frames("train")]
+    labels = src.labels()
+    imgs = np.full((len(items), size, size, 3), 114, np.uint8)
+    shapes = np.zeros((len(items), 2), np.int32)
+    for k, (img, _, _) in enumerate(items):
+        imgs[k, :img.shape[0], :img.shape[1]] = img
+        shapes[k] = img.shape[:2]
+    np.savez(path, images=imgs, shapes=shapes,
+             boxes=np.concatenate([it[1] for it in items]) if items else np.zeros((0, 4), np.float32),
+             labels=np.array([labels.index(lab) for it in items for lab in it[2]], np.int64),
+             counts=np.array([len(it[2]) for it in items]))
+    path.with_suffix(".json").write_text(json.dumps({"render_seconds": round(time.perf_counter() - t0, 1),
+                                                     "data_hash": key}))
     return path
 
 
-def data_hash(count: int, seed: int) -> str:
-    """Identifies the training set by generator recipe (module source) + seed + count."""
-    src = Path(__file__).with_name("synth").joinpath("tomato.py").read_bytes()
-    return hashlib.sha256(src + f"|{seed}|{count}".encode()).hexdigest()[:16]
+def _synth_chunk(args: tuple[DataSource, int, int, int, int]) -> list[tuple[np.ndarray, np.ndarray, list[str]]]:
+    """Frames start..stop of a synthetic source (frame i depends only on [seed, i])."""
+    src, seed, start, stop, size = args
+    return [(*_fit(img, b, size), labs) for img, b, labs in src.frames("train", stop - start, seed, start=start)]
 
 
 def augment(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-            size: int = TRAIN_CANVAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            size: int = TRAIN_CANVAS, flip_vertical: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scale, place on (or crop to) a size x size grey canvas, flip, S/V jitter."""
     s = 1.0 if rng.uniform() < 0.3 else float(rng.uniform(0.75, 1.45))  # tiny fruit = label noise
     h, w = img.shape[:2]
@@ -107,12 +139,28 @@ def augment(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.rand
     if rng.uniform() < 0.5:
         canvas = canvas[:, ::-1]
         cb = np.stack([size - cb[:, 2], cb[:, 1], size - cb[:, 0], cb[:, 3]], 1)
+    if flip_vertical and rng.uniform() < 0.5:
+        canvas = canvas[::-1]
+        cb = np.stack([cb[:, 0], size - cb[:, 3], cb[:, 2], size - cb[:, 1]], 1)
     hsv = cv2.cvtColor(np.ascontiguousarray(canvas), cv2.COLOR_BGR2HSV).astype(np.float32)
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-1.5, 1.5)) % 180
     hsv[..., 1] *= rng.uniform(0.75, 1.25)
     hsv[..., 2] *= rng.uniform(0.7, 1.3)
     canvas = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
     return canvas, cb.astype(np.float32), lab
+
+
+def mosaic(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four augmented square tiles -> one 2x2 image (small datasets: more objects and contexts per step)."""
+    half = tiles[0][0].shape[0]
+    canvas = np.empty((2 * half, 2 * half, 3), np.uint8)
+    boxes, labels = [], []
+    for k, (img, b, lab) in enumerate(tiles):
+        ox, oy = (k % 2) * half, (k // 2) * half
+        canvas[oy:oy + half, ox:ox + half] = img
+        boxes.append(b + np.array([ox, oy, ox, oy], np.float32))
+        labels.append(lab)
+    return canvas, np.concatenate(boxes).astype(np.float32), np.concatenate(labels)
 
 
 def assign(points: torch.Tensor, strides: torch.Tensor, gt: torch.Tensor, radius: float = 2.5
@@ -191,50 +239,112 @@ class EMA:
                 v.copy_(msd[k])
 
 
-def train(cfg: TrainConfig | None = None, progress: bool = True) -> Path:
-    """Run the whole recipe; returns the path of the EMA checkpoint (``best.pt``)."""
+def validate(net: TomatoNet, frames: list, labels: tuple[str, ...], input_size: int) -> dict:
+    """mAP of the net on held-out frames through the edge path (ONNX export + OnnxDetector + pycocotools)."""
+    import tempfile
+
+    from edge_agent.detectors.onnx_detector import OnnxDetector
+    from models.evaluate import coco_map, run_detector
+    from models.export import export_net
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_net(net, Path(tmp) / "val.onnx", labels, "val", "0", input_size=input_size)
+        det = OnnxDetector(path, conf_threshold=0.001, threads=torch.get_num_threads())
+        gts, dets = run_detector(det, frames)
+    return coco_map(gts, dets, labels)
+
+
+def _checkpoint(model: TomatoNet, ema: EMA, cfg: TrainConfig, labels: tuple[str, ...]) -> dict:
+    return {"ema": ema.model.state_dict(), "labels": list(labels), "input_size": cfg.input_size,
+            "width": cfg.width, "head_width": cfg.head_width}
+
+
+def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = False) -> Path:
+    """Run the recipe; returns the path of the best EMA checkpoint (``best.pt``, by validation mAP50).
+
+    ``resume`` continues from ``out_dir/last.pt`` (weights, EMA, optimiser, step, time spent, RNG states).
+    """
     cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed + 1)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    src = cfg.source()
+    labels = src.labels()
     t_gen = time.perf_counter()
-    cache = build_cache(cfg.images, cfg.seed, out, cfg.workers)
+    cache = build_cache(src, cfg.images, cfg.seed, cfg.input_size, out, cfg.workers)
     meta = cache.with_suffix(".json")  # rendering time is recorded once, when the cache is built
     gen_s = json.loads(meta.read_text())["render_seconds"] if meta.exists() else time.perf_counter() - t_gen
     data = np.load(cache)
-    images, counts = data["images"], data["counts"]
+    images, shapes, counts = data["images"], data["shapes"], data["counts"]
+    if len(images) == 0:
+        raise ValueError(f"{src.describe()}: no training images")
     offsets = np.concatenate([[0], np.cumsum(counts)])
     all_boxes, all_labels = data["boxes"], data["labels"]
+    if src.is_synthetic:
+        val_frames = list(src.frames("val", cfg.val_images, cfg.seed + 7919))
+    else:
+        val_frames = list(src.frames("val", cfg.val_images)) if src.split_size("val") else []
 
-    model = TomatoNet(len(LABELS)).to(memory_format=torch.channels_last)  # ~2.5x faster on CPU
+    model = TomatoNet(len(labels), cfg.width, cfg.head_width).to(memory_format=torch.channels_last)
     ema = EMA(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(images) // cfg.batch
+    batch = min(cfg.batch, len(images))
+    steps_per_epoch = max(1, len(images) // batch)
     total = steps_per_epoch * cfg.epochs
-    warmup = min(150, total // 10)  # steps; after it LR follows a cosine over the time budget
-    step, t0, log = 0, time.perf_counter(), []
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    warmup = min(150, max(1, total // 10))  # steps; after it LR follows a cosine over the time budget
+    step, first_epoch, spent, log, val_log, best_map = 0, 0, 0.0, [], [], -1.0
+    last = out / "last.pt"
+    if resume:
+        if not last.exists():
+            raise FileNotFoundError(f"{last}: nothing to resume")
+        st = torch.load(last, map_location="cpu", weights_only=False)
+        if st.get("labels") != list(labels):
+            raise ValueError(f"{last}: trained on labels {st.get('labels')}, the data has {list(labels)}")
+        model.load_state_dict(st["model"])
+        ema.model.load_state_dict(st["ema"])
+        ema.updates = st["ema_updates"]
+        opt.load_state_dict(st["opt"])
+        step, first_epoch, spent = st["step"], st["epoch"] + 1, st["spent"]
+        log, val_log, best_map = st["log"], st["val_log"], st["best_map"]
+        rng.bit_generator.state = st["np_rng"]
+        torch.set_rng_state(st["torch_rng"])
+    best = out / "best.pt"
+    canvas = cfg.canvas()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), disable=not progress)
+    bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[info]}"),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), disable=not progress)
+    last_val = spent
+    val_text = f"{val_log[-1]['map50']:.3f}" if val_log else "-"
     with bar:
-        task = bar.add_task("train", total=cfg.time_budget_s, info="")
-        for epoch in range(cfg.epochs):
+        task = bar.add_task("train", total=cfg.time_budget_s, completed=spent, info="")
+        for epoch in range(first_epoch, cfg.epochs):
+            if step >= total or spent >= cfg.time_budget_s:
+                break
             order = rng.permutation(len(images))
             model.train()
             for k in range(steps_per_epoch):
-                done = (time.perf_counter() - t0) / cfg.time_budget_s  # schedule runs on wall clock
+                done = spent / cfg.time_budget_s  # the schedule runs on optimisation time
                 if step >= total or done >= 1.0:
                     break
-                batch, targets = [], []
-                for i in order[k * cfg.batch:(k + 1) * cfg.batch]:
+                t_step = time.perf_counter()
+                xs, targets = [], []
+                def sample(i: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     sl = slice(offsets[i], offsets[i + 1])
-                    im, bx, lb = augment(images[i], all_boxes[sl], all_labels[sl], rng)
-                    batch.append(im[:, :, ::-1])  # BGR -> RGB, the model contract
+                    h, w = shapes[i]
+                    return augment(images[i][:h, :w], all_boxes[sl], all_labels[sl], rng, size, cfg.flip_vertical)
+
+                for i in order[k * batch:(k + 1) * batch]:
+                    if cfg.mosaic and rng.uniform() < cfg.mosaic:
+                        others = rng.integers(0, len(images), 3)
+                        im, bx, lb = mosaic([sample(j, canvas // 2) for j in (i, *others)])
+                    else:
+                        im, bx, lb = sample(i, canvas)
+                    xs.append(im[:, :, ::-1])  # BGR -> RGB, the model contract
                     targets.append((torch.from_numpy(bx), torch.from_numpy(lb)))
-                x = torch.from_numpy(np.ascontiguousarray(np.stack(batch))).permute(0, 3, 1, 2).float().div(255)
+                x = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).permute(0, 3, 1, 2).float().div(255)
                 x = x.contiguous(memory_format=torch.channels_last)
                 lr = cfg.lr * (step + 1) / warmup if step < warmup else \
                     cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, done))))
@@ -247,23 +357,37 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> Path:
                 opt.step()
                 ema.update(model)
                 step += 1
-                if step % 10 == 0:
-                    log.append({"step": step, "loss": float(loss.detach()), **parts, "lr": lr})
-                bar.update(task, completed=time.perf_counter() - t0,
-                           info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} cls {parts['cls']:.3f} "
-                                f"box {parts['box']:.3f}")
-            torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "epoch": epoch, "step": step},
-                       out / "last.pt")
-            if step >= total or time.perf_counter() - t0 >= cfg.time_budget_s:
-                break
-    train_s = time.perf_counter() - t0
-    best = out / "best.pt"
-    torch.save(ema.model.state_dict(), best)
-    info = {"config": {k: str(v) for k, v in asdict(cfg).items()}, "steps": step,
-            "epochs_done": round(step / steps_per_epoch, 2), "train_seconds": round(train_s, 1),
-            "data_seconds": round(gen_s, 1), "parameters": count_parameters(model),
-            "images_seen": step * cfg.batch, "train_data_hash": data_hash(cfg.images, cfg.seed),
-            "train_seed": cfg.seed, "train_images": cfg.images, "loss_log": log[-20:]}
+                spent += time.perf_counter() - t_step
+                if step % 10 == 0 or step == 1:
+                    log.append({"step": step, "epoch": epoch, "loss": round(float(loss.detach()), 4),
+                                **{k2: round(v, 4) for k2, v in parts.items()}, "lr": lr})
+                bar.update(task, completed=min(spent, cfg.time_budget_s),
+                           info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
+            finished = step >= total or spent >= cfg.time_budget_s or epoch == cfg.epochs - 1
+            if val_frames and (finished or spent - last_val >= cfg.val_interval_s):
+                last_val = spent
+                res = validate(ema.model, val_frames, labels, cfg.input_size)
+                val_log.append({"step": step, "epoch": epoch, "map50": res["map50"], "map50_95": res["map50_95"]})
+                val_text = f"{res['map50']:.3f}"
+                if res["map50"] > best_map:
+                    best_map = res["map50"]
+                    torch.save(_checkpoint(model, ema, cfg, labels), best)
+            elif not val_frames:
+                torch.save(_checkpoint(model, ema, cfg, labels), best)
+            torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
+                        "opt": opt.state_dict(), "epoch": epoch, "step": step, "spent": spent, "log": log,
+                        "val_log": val_log, "best_map": best_map, "np_rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "labels": list(labels)}, last)
+            bar.update(task, info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
+    if not best.exists():
+        torch.save(_checkpoint(model, ema, cfg, labels), best)
+    info = {"config": {k: str(v) for k, v in asdict(cfg).items()}, "data": src.describe(), "labels": list(labels),
+            "steps": step, "epochs_done": round(step / steps_per_epoch, 2), "train_seconds": round(spent, 1),
+            "data_seconds": round(gen_s, 1), "parameters": count_parameters(model), "images_seen": step * batch,
+            "train_images": int(len(images)), "val_images": len(val_frames),
+            "train_data_hash": src.data_hash("train", cfg.images if src.is_synthetic else None, cfg.seed),
+            "train_seed": cfg.seed, "input_size": cfg.input_size, "best_val_map50": best_map if val_log else None,
+            "val_log": val_log, "loss_log": log[-20:], "first_losses": log[:3]}
     (out / "train_info.json").write_text(json.dumps(info, indent=2))
     return best
 

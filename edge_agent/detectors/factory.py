@@ -20,6 +20,11 @@ def build_detector(model_config, path: str | Path | None = None) -> Detector:
 
         return OnnxDetector(model_config.path, model_config.conf_threshold, model_config.iou_threshold,
                             model_config.threads, max_det=model_config.max_detections)
+    if model_config.type == "anomaly":
+        from edge_agent.detectors.anomaly import AnomalyDetector
+
+        return AnomalyDetector(model_config.path, model_config.threshold, model_config.threads,
+                               min_area=model_config.min_area)
     from edge_agent.detectors.onnx_generic import OnnxGenericDetector
 
     return OnnxGenericDetector(model_config)

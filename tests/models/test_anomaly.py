@@ -163,3 +163,25 @@ def test_cli_fit_and_eval(tmp_path: Path) -> None:
     res = json.loads(r.output)
     assert res["free_images"] == 4 and res["per_group"]["images"]["images"] == 4
     assert 0.0 <= res["overall"]["image_auroc"] <= 1.0
+
+
+def test_edge_config_type_anomaly_builds_the_detector(fitted) -> None:
+    """`model: {type: anomaly}` in an agent config loads the anomaly model through the edge factory."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from edge_agent.config import ModelConfig
+    from edge_agent.detectors import build_detector
+
+    _, path = fitted
+    cfg = TypeAdapter(ModelConfig).validate_python({"type": "anomaly", "path": str(path), "min_area": 4})
+    det = build_detector(cfg)
+    assert isinstance(det, AnomalyDetector) and det.labels == ("anomaly",) and det.min_area == 4
+    strict = build_detector(cfg.model_copy(update={"threshold": 1e9}))
+    clean = (_line(1, 700, False)[0, 0] * 255).round().astype(np.uint8)
+    bad = clean.copy()
+    bad[30:38, 20:28] = bad[30:38, 20:28] // 3
+    frame = np.repeat(bad[..., None], 3, axis=2)
+    assert len(det.detect(frame)) >= 1
+    assert len(strict.detect(frame)) == 0  # the config threshold overrides the file's
+    with pytest.raises(ValidationError, match="threshold"):
+        TypeAdapter(ModelConfig).validate_python({"type": "anomaly", "path": str(path), "threshold": -1})

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# steel-defect (shipped): trained on synthetic surfaces only (models/synth/surface.py), 224 input.
+set -euo pipefail
+OUT=${OUT:-/tmp/fieldline-recipes}/steel-defect
+BUDGET=${BUDGET:-600}
+VERSION=${VERSION:-1.0.0}
+ZOO=${ZOO:-models/zoo}
+mkdir -p "$OUT"
+fieldline model train --data synth:surface --images 3000 --input-size 224 --vflip --out-dir "$OUT/run" \
+  --time-budget "$BUDGET" --val-interval 90 --seed 4321
+fieldline model export --checkpoint "$OUT/run/best.pt" --out "$ZOO/steel-defect.onnx" --name steel-defect \
+  --version "$VERSION" --train-info "$OUT/run/train_info.json"
+fieldline model quantize --model "$ZOO/steel-defect.onnx" --out "$ZOO/steel-defect.int8.onnx" --data synth:surface \
+  | tail -n 1 > "$OUT/quantize.json"
+cp "$OUT/run/train_info.json" "$OUT/train_info.json"

@@ -1,0 +1,192 @@
+"""The toolkit's train -> export -> quantize -> eval path, for real (torch + onnxruntime + pycocotools).
+
+One short training run on a tiny generated YOLO dataset (coloured squares and discs) is shared by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="training needs the train extra (torch)")
+
+from edge_agent.detectors import OnnxDetector  # noqa: E402
+from models.data_sources import DataSource  # noqa: E402
+from models.evaluate import coco_map, evaluate  # noqa: E402
+from models.export import export  # noqa: E402
+from models.quantize import QuantizationRefused, quantize, quantize_checked  # noqa: E402
+from models.train import TrainConfig, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SHAPES = ["square", "disc"]
+
+
+def _shapes_dataset(root: Path, count: int = 48, seed: int = 3) -> Path:
+    """YOLO dataset: 160x120 noisy grey images with 1-3 red squares / blue discs (classes.txt order = SHAPES)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("\n".join(SHAPES) + "\n")
+    for i in range(count):
+        img = rng.integers(90, 140, (120, 160, 3), dtype=np.uint8)
+        lines = []
+        for _ in range(int(rng.integers(1, 4))):
+            s = int(rng.integers(18, 40))
+            x, y = int(rng.integers(0, 160 - s)), int(rng.integers(0, 120 - s))
+            k = int(rng.integers(0, 2))
+            if k == 0:
+                cv2.rectangle(img, (x, y), (x + s - 1, y + s - 1), (40, 40, 220), -1)
+            else:
+                cv2.circle(img, (x + s // 2, y + s // 2), s // 2, (220, 80, 30), -1)
+            lines.append(f"{k} {(x + s / 2) / 160:.5f} {(y + s / 2) / 120:.5f} {s / 160:.5f} {s / 120:.5f}")
+        cv2.imwrite(str(root / "images" / f"s{i:03d}.png"), img)
+        (root / "labels" / f"s{i:03d}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("train")
+    data = _shapes_dataset(tmp / "data")
+    cfg = TrainConfig(out_dir=tmp / "run", data=str(data), fmt="yolo", input_size=160, images=0, batch=8,
+                      time_budget_s=25, val_interval_s=8, lr=4e-3, width=32, head_width=32, threads=2)
+    best = train(cfg, progress=False)
+    info = json.loads((tmp / "run" / "train_info.json").read_text())
+    onnx_path = export(best, tmp / "shapes.onnx", name="shapes", version="0.3.0",
+                       train_data_hash=info["train_data_hash"])
+    return {"tmp": tmp, "data": data, "cfg": cfg, "best": best, "info": info, "onnx": onnx_path}
+
+
+def test_training_reduces_loss_and_validates(trained: dict) -> None:
+    info = trained["info"]
+    first, last = info["first_losses"][0]["loss"], np.mean([x["loss"] for x in info["loss_log"][-5:]])
+    assert last < 0.6 * first, (first, last)
+    assert info["parameters"] < 1_000_000
+    assert info["labels"] == SHAPES
+    assert len(info["val_log"]) >= 2  # validation mAP during training, through the ONNX edge path
+    assert info["best_val_map50"] == max(v["map50"] for v in info["val_log"])
+    assert info["best_val_map50"] > 0.3
+
+
+def test_export_metadata_round_trip_and_detection(trained: dict) -> None:
+    det = OnnxDetector(trained["onnx"], conf_threshold=0.3)
+    assert det.labels == tuple(SHAPES)
+    assert det.input_size == 160
+    meta = det.metadata
+    assert meta["name"] == "shapes" and meta["version"] == "0.3.0"
+    assert meta["train_data_hash"] == trained["info"]["train_data_hash"]
+    assert meta["decoder"] == "fieldline" and meta["normalization"] == "rgb_0_1"
+    # a fresh image the net never saw: one big red square
+    img = np.full((120, 160, 3), 115, np.uint8)
+    cv2.rectangle(img, (50, 30), (84, 64), (40, 40, 220), -1)
+    d = det.detect(img)
+    assert len(d) >= 1
+    best = int(np.argmax(d.confidence))
+    assert d.label_names()[best] == "square"
+    x1, y1, x2, y2 = d.xyxy[best]
+    inter = max(0, min(x2, 85) - max(x1, 50)) * max(0, min(y2, 65) - max(y1, 30))
+    assert inter / ((x2 - x1) * (y2 - y1) + 35 * 35 - inter) > 0.5
+
+
+def test_resume_continues_steps_and_keeps_history(trained: dict, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["tmp"] / "run", run)
+    before = trained["info"]
+    cfg = TrainConfig(**{**trained["cfg"].__dict__, "out_dir": run, "time_budget_s": 31})
+    train(cfg, progress=False, resume=True)
+    after = json.loads((run / "train_info.json").read_text())
+    assert after["steps"] > before["steps"]
+    assert after["train_seconds"] >= 30
+    assert after["val_log"][:len(before["val_log"])] == before["val_log"]
+    assert after["first_losses"] == before["first_losses"]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path, trained: dict) -> None:
+    cfg = TrainConfig(**{**trained["cfg"].__dict__, "out_dir": tmp_path / "empty"})
+    with pytest.raises(FileNotFoundError, match="last.pt: nothing to resume"):
+        train(cfg, progress=False, resume=True)
+
+
+def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path) -> None:
+    src = DataSource.parse(str(trained["data"]), "yolo")
+    q = quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=20, source=src)
+    f32, i8 = OnnxDetector(trained["onnx"]), OnnxDetector(q)
+    assert i8.metadata["quantization"].startswith("int8-qdq-per-channel")
+    from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
+
+    for img, _, _ in src.frames("val"):
+        x = to_tensor_rgb01(letterbox(img, 160)[0])
+        a = f32._session.run(None, {"images": x})[0][0]  # noqa: SLF001
+        b = i8._session.run(None, {"images": x})[0][0]  # noqa: SLF001
+        top = a[:, 4:].max(1) > 0.3  # confident locations: scores and boxes must survive INT8
+        assert np.abs(a[:, 4:] - b[:, 4:]).max() < 0.15
+        if top.any():
+            assert np.abs(a[top, :4] - b[top, :4]).max() < 8.0  # px at 160 input
+
+
+def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path) -> None:
+    src = DataSource.parse(str(trained["data"]), "yolo")
+    out = tmp_path / "q.onnx"
+    with pytest.raises(QuantizationRefused, match="exceeds"):
+        quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0)  # nothing can pass
+    assert not out.exists()
+    rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0, force=True)
+    assert out.exists() and rep["forced"] and len(rep["attempts"]) == 2  # retried with the head in FP32
+    assert rep["attempts"][1]["head_fp32"] is True
+    rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=1.0)
+    assert "forced" not in rep and rep["attempts"][0]["head_fp32"] is False
+
+
+def test_eval_on_dataset_split_writes_plots(trained: dict, tmp_path: Path) -> None:
+    src = DataSource.parse(str(trained["data"]), "yolo")
+    res = evaluate(trained["onnx"], src, split="val", plots_dir=tmp_path / "plots")
+    assert res["images"] == src.split_size("val") > 0
+    assert 0.0 <= res["map50"] <= 1.0 and set(res["per_class"]) == set(SHAPES)
+    for key in ("pr_curves", "confusion_matrix"):
+        img = cv2.imread(res["plots"][key])
+        assert img is not None and img.shape[0] > 200
+
+
+def test_cli_train_rejects_bad_input(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fieldline.cli", "model", "train", *args,
+                               "--out-dir", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT,
+                              timeout=120)
+
+    r = run("--data", str(tmp_path / "missing"), "--format", "yolo")
+    assert r.returncode == 2 and "missing: no such file or folder" in r.stderr
+    r = run("--data", str(tmp_path), "--format", "yolo")
+    assert r.returncode == 2 and str(tmp_path) in r.stderr
+    r = run("--data", "synth:nope")
+    assert r.returncode == 2 and "unknown synthetic source" in r.stderr
+    r = run("--input-size", "100")
+    assert r.returncode == 2 and "multiple of 32" in r.stderr
+
+
+def test_coco_map_matches_a_hand_computed_fixture() -> None:
+    """Two GT boxes; detections TP(0.9), FP(0.8), TP(0.7) -> precision 1, .5, .667 at recall .5, .5, 1.
+
+    COCO's 101-point interpolation: recall 0..0.5 (51 points) at precision 1, 0.51..1 (50 points) at 2/3
+    -> AP = (51 + 50 * 2/3) / 101 = 0.8350 at every IoU threshold (the TPs are exact boxes).
+    """
+    gts = [(np.array([[10, 10, 50, 50], [100, 100, 140, 150]], np.float32), ["a", "a"])]
+    dets = [(np.array([[10, 10, 50, 50], [200, 10, 240, 50], [100, 100, 140, 150]], np.float32),
+             np.array([0.9, 0.8, 0.7]), ["a", "a", "a"])]
+    res = coco_map(gts, dets, ("a",))
+    assert res["map50"] == pytest.approx((51 + 50 * 2 / 3) / 101, abs=1e-4)
+    assert res["map50_95"] == pytest.approx(res["map50"], abs=1e-4)
+    # stretch the second TP so its IoU is 0.58: a TP at IoU thresholds 0.5 and 0.55 only (2 of 10)
+    dets2 = [(np.array([[10, 10, 50, 50], [200, 10, 240, 50], [100, 100, 140, 100 + 50 / 0.58]], np.float32),
+              np.array([0.9, 0.8, 0.7]), ["a", "a", "a"])]
+    res2 = coco_map(gts, dets2, ("a",))
+    assert res2["map50"] == pytest.approx(res["map50"], abs=1e-4)
+    only_first = 51 / 101  # from IoU 0.6 on, the third detection is an FP: recall stops at 0.5
+    assert res2["map50_95"] == pytest.approx((2 * res["map50"] + 8 * only_first) / 10, abs=1e-3)
