@@ -214,3 +214,54 @@ def test_linear_assignment_is_optimal():
 def test_box_iou():
     iou = box_iou(np.array([box(50, 50), box(50, 50)]), np.array([box(50, 50), box(70, 50), box(500, 500)]))
     np.testing.assert_allclose(iou, [[1.0, 1 / 3, 0.0]] * 2)
+
+
+def _best_total_by_brute_force(iou: np.ndarray) -> float:
+    """Largest summed IoU over every one-to-one assignment of the rows (rows <= columns)."""
+    n, m = iou.shape
+    return max(sum(iou[r, c] for r, c in zip(range(n), cols)) for cols in itertools.permutations(range(m), n))
+
+
+def test_component_matching_is_optimal_on_random_sparse_overlaps() -> None:
+    from edge_agent.tracking import match_by_iou
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n, m = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        iou = rng.uniform(0.3, 1.0, (n, m)) * (rng.uniform(size=(n, m)) < 0.35)
+        pairs = match_by_iou(iou)
+        assert len({r for r, _ in pairs}) == len(pairs) == len({c for _, c in pairs})  # one to one
+        assert all(iou[r, c] > 0 for r, c in pairs)
+        total = sum(iou[r, c] for r, c in pairs)
+        ref = _best_total_by_brute_force(iou) if n <= m else _best_total_by_brute_force(iou.T)
+        assert total == pytest.approx(ref)
+
+
+def test_kalman_bank_matches_the_textbook_filter() -> None:
+    """Batched predict/update == the explicit matrix form x' = F x, P' = F P F^T + Q; K = P H^T (H P H^T + R)^-1."""
+    from edge_agent.tracking import KalmanBank
+
+    bank = KalmanBank()
+    boxes = np.array([[10, 20, 50, 80], [100, 100, 120, 110]], np.float64)
+    bank.add(boxes)
+    x, p = bank.mean.copy(), bank.cov.copy()
+    bank.predict(np.array([False, True]))
+    f = np.eye(8) + np.eye(8, k=4)
+    h = np.eye(4, 8)
+    for i in range(2):
+        xi = x[i].copy()
+        if i == 1:
+            xi[6:8] = 0
+        size = np.tile(xi[2:4], 2)
+        q = np.diag(np.concatenate([size / 20, size / 160]) ** 2)
+        np.testing.assert_allclose(bank.mean[i], f @ xi)
+        np.testing.assert_allclose(bank.cov[i], f @ p[i] @ f.T + q)
+    x, p = bank.mean.copy(), bank.cov.copy()
+    z_box = np.array([[14, 22, 54, 84]], np.float64)
+    bank.update([0], z_box)
+    z = np.array([34, 53, 40, 62], np.float64)
+    r = np.diag((np.tile(x[0, 2:4], 2) / 20) ** 2)
+    k = p[0] @ h.T @ np.linalg.inv(h @ p[0] @ h.T + r)
+    np.testing.assert_allclose(bank.mean[0], x[0] + k @ (z - h @ x[0]), rtol=1e-9)
+    np.testing.assert_allclose(bank.cov[0], (np.eye(8) - k @ h) @ p[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(bank.mean[1], x[1])  # rows not updated stay as predicted
