@@ -107,21 +107,11 @@ def rebuild(conn: sqlite3.Connection, table: RollupTable) -> None:
     )
 
 
-def add_count(conn: sqlite3.Connection, event: Event) -> None:
-    """Fold one newly stored count event into every rollup (inside the caller's write transaction)."""
-    zone = event.zone
-    counts = _counts_json(event.counts)
-    for table in TABLES:
-        bucket = (event.ts_ms // table.unit_ms) * table.unit_ms
-        conn.execute(
-            _UPSERTS[table.name],
-            (zone.kind, zone.id, bucket, event.device, event.camera, zone.row or "",
-             event.ts_ms, event.boot, event.seq, event.id, counts),
-        )
-
-
 def add_counts(conn: sqlite3.Connection, events: list[Event]) -> None:
-    """``add_count`` for a batch: each (table, key, unit) is upserted once, with its last event of the batch."""
+    """Fold newly stored count events into every rollup (inside the caller's write transaction).
+
+    Each (table, key, unit) is upserted once, with its last event of the batch.
+    """
     for table in TABLES:
         last: dict[tuple[str, str, int, str, str, str], Event] = {}
         for e in events:

@@ -123,43 +123,6 @@ class SqliteStore(MetadataMixin, QaMixin):
         self._emit([StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")])
         return len(inserted)
 
-    def _insert_event(self, conn: sqlite3.Connection, event: Event, received_ms: int) -> bool:
-        zone = event.zone
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO events (id, device, site, camera, kind, zone_kind, zone_id, row, ts_ms,"
-            " boot, seq, historical, payload, received_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                event.id, event.device, event.site, event.camera, event.kind, zone.kind, zone.id, zone.row,
-                event.ts_ms, event.boot, event.seq, int(event.historical),
-                event.to_json().decode("utf-8"), received_ms,
-            ),
-        )
-        if cur.rowcount != 1:
-            return False
-        if event.kind == "count":
-            conn.executemany(
-                "INSERT INTO count_points (event_id, zone_kind, zone_id, row, device, camera, ts_ms, label, n)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                [
-                    (event.id, zone.kind, zone.id, zone.row, event.device, event.camera, event.ts_ms, label, n)
-                    for label, n in event.counts.items()
-                ],
-            )
-            conn.execute(
-                "INSERT INTO latest_counts (zone_kind, zone_id, device, camera, row_key, event_id, ts_ms, boot, seq)"
-                " VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (zone_kind, zone_id, device, camera, row_key) DO UPDATE SET"
-                " event_id = excluded.event_id, ts_ms = excluded.ts_ms, boot = excluded.boot, seq = excluded.seq"
-                " WHERE (excluded.ts_ms, excluded.boot, excluded.seq)"
-                " > (latest_counts.ts_ms, latest_counts.boot, latest_counts.seq)",
-                (zone.kind, zone.id, event.device, event.camera, zone.row or "", event.id,
-                 event.ts_ms, event.boot, event.seq),
-            )
-            sqlite_rollups.add_count(conn, event)
-        elif event.kind == "inspection":
-            sqlite_qa.insert_inspection(conn, event)
-        return True
-
     def _touch_device(self, conn: sqlite3.Connection, site: str, device: str, received_ms: int) -> None:
         conn.execute(
             "INSERT INTO devices (device, site, state, last_seen_ms, first_seen_ms) VALUES (?,?,'unknown',?,?)"
