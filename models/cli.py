@@ -21,13 +21,23 @@ def _fail(msg: str) -> None:
 
 @model_app.command()
 def synth(out: Path = typer.Option(..., help="Output folder (images/, labels/, classes.txt)"),
-          count: int = typer.Option(100, help="Number of images"),
+          kind: str = typer.Option("tomato", help="tomato (greenhouse rows) | surface (steel/tile defects + masks)"),
+          count: int = typer.Option(100, min=1, help="Number of images"),
           seed: int = typer.Option(0, help="Generator seed"),
-          width: int = 640, height: int = 480) -> None:
-    """Generate a YOLO-format synthetic tomato dataset."""
-    from models.synth.tomato import generate_dataset
+          width: int = typer.Option(640, help="tomato: image width"), height: int = typer.Option(480),
+          size: int = typer.Option(256, help="surface: square image side"),
+          defect_fraction: float = typer.Option(0.5, min=0.0, max=1.0, help="surface: share with defects")) -> None:
+    """Generate a seedable synthetic dataset in YOLO format (surface also writes masks/ and annotations.json)."""
+    if kind == "tomato":
+        from models.synth.tomato import generate_dataset
 
-    typer.echo(str(generate_dataset(out, count, seed, width, height)))
+        typer.echo(str(generate_dataset(out, count, seed, width, height)))
+    elif kind == "surface":
+        from models.synth.surface import generate_surface_dataset
+
+        typer.echo(str(generate_surface_dataset(out, count, seed, defect_fraction, size)))
+    else:
+        _fail(f"--kind {kind!r}: expected tomato or surface")
 
 
 DATA_HELP = "synth:tomato | synth:surface | a dataset folder (or COCO .json) with --format"

@@ -106,8 +106,11 @@ def read_yolo(src: Path) -> Dataset:
     """Read a YOLO dataset folder (flat images/ + labels/, or images/<split>/, or <split>/images/)."""
     root = src if src.is_dir() else src.parent
     classes = read_classes(root)
-    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and "labels" not in
-                    p.relative_to(root).parts)
+    found = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS and "labels" not in
+             p.relative_to(root).parts]
+    if any("images" in p.relative_to(root).parts for p in found):  # masks/, previews/ ... beside images/
+        found = [p for p in found if "images" in p.relative_to(root).parts]
+    images = sorted(found)
     if not images:
         raise DatasetError(f"{root}: no images found")
     samples, warnings = [], []

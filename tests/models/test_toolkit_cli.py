@@ -79,3 +79,15 @@ def test_bench_json_last_line_lists_the_models() -> None:
     assert set(m["latency"]) == {"1", "2"} and m["latency"]["1"]["median_ms"] > 0
     assert m["bytes"] == INT8.stat().st_size and 200_000 < m["parameters"] < 400_000
     assert res["threads"] == [1, 2] and "tomato-ripeness.onnx" in res["models"]
+
+
+def test_synth_surface_writes_a_dataset_the_importer_reads(tmp_path: Path) -> None:
+    out = tmp_path / "surf"
+    r = _run("synth", "--out", out, "--kind", "surface", "--count", "8", "--seed", "4", "--defect-fraction", "0.5")
+    assert r.exit_code == 0, r.output
+    assert len(list((out / "masks").glob("*.png"))) == 8  # masks sit beside images/ ...
+    stats = json.loads(_run("stats", out, "--format", "yolo", "--json").output.strip().splitlines()[-1])
+    assert stats["images"] == 8  # ... and are not read as images
+    assert stats["images_without_boxes"] == 4
+    assert set(stats["instances_per_class"]) <= {"scratch", "crack", "pit", "inclusion", "patch", "fray"}
+    assert _run("synth", "--out", tmp_path / "x", "--kind", "leaves").exit_code == 2
