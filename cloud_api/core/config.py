@@ -47,6 +47,11 @@ class Settings(BaseModel):
     )
     mqtt_reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay after a broker loss")
     mqtt_reconnect_max_s: float = Field(default=10.0, gt=0, description="Upper bound of the reconnect backoff")
+    mqtt_tls_ca_file: Path | None = Field(
+        default=None, description="CA certificate (PEM) of the broker: set it to connect over TLS (e.g. port 8883)"
+    )
+    mqtt_tls_cert_file: Path | None = Field(default=None, description="Client certificate (PEM), if the broker asks")
+    mqtt_tls_key_file: Path | None = Field(default=None, description="Private key of mqtt_tls_cert_file (PEM)")
     shared_group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
@@ -153,6 +158,14 @@ class Settings(BaseModel):
             raise ValueError("shared_group needs mqtt_protocol '5' (shared subscriptions are an MQTT 5 feature)")
         if self.mqtt_password is not None and self.mqtt_username is None:
             raise ValueError("mqtt_password is set but mqtt_username is not")
+        if (self.mqtt_tls_cert_file or self.mqtt_tls_key_file) and not self.mqtt_tls_ca_file:
+            raise ValueError("mqtt_tls_cert_file/mqtt_tls_key_file need mqtt_tls_ca_file (TLS is off without it)")
+        if bool(self.mqtt_tls_cert_file) != bool(self.mqtt_tls_key_file):
+            raise ValueError("mqtt_tls_cert_file and mqtt_tls_key_file go together")
+        for name in ("mqtt_tls_ca_file", "mqtt_tls_cert_file", "mqtt_tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: {path} is not a readable file")
         if self.mqtt_reconnect_max_s < self.mqtt_reconnect_min_s:
             raise ValueError("mqtt_reconnect_max_s must be >= mqtt_reconnect_min_s")
         if any(not token for token in self.api_tokens):

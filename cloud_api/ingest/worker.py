@@ -92,6 +92,10 @@ class IngestWorker:
         )
         if s.mqtt_username is not None:
             client.username_pw_set(s.mqtt_username, s.mqtt_password)
+        if s.mqtt_tls_ca_file is not None:  # server certificate and host name are verified
+            client.tls_set(ca_certs=str(s.mqtt_tls_ca_file),
+                           certfile=str(s.mqtt_tls_cert_file) if s.mqtt_tls_cert_file else None,
+                           keyfile=str(s.mqtt_tls_key_file) if s.mqtt_tls_key_file else None)
         client.reconnect_delay_set(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

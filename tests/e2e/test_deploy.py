@@ -235,6 +235,55 @@ def test_production_mosquitto_config_with_tls_acl_and_an_edge_publisher(tmp_path
             MqttProbe(broker.port).connect()  # anonymous on the loopback listener
 
 
+def test_api_ingest_over_tls_with_its_broker_credentials(tmp_path: Path) -> None:
+    """An API worker on another host reaches the broker on the TLS listener (mqtt_tls_ca_file)."""
+    from cloud_api.ingest.worker import IngestWorker
+    from cloud_api.storage.records import EventQuery
+    from cloud_api.storage.sqlite_store import SqliteStore
+
+    config_dir, data_dir = tmp_path / "mosquitto", tmp_path / "data"
+    data_dir.mkdir()
+    _make_certs(config_dir / "certs", "broker.test")
+    _make_certs(tmp_path / "other-ca", "broker.test")
+    files = MosquittoAuthFiles(config_dir)
+    device = files.add_device("north", "gh-edge-02")
+    api = files.ensure_api_user()
+    assert api is not None
+    tls_port = free_port()
+    ca_file = config_dir / "certs" / "ca.crt"
+
+    def settings(ca: Path, sub: str) -> Settings:
+        return Settings(data_dir=tmp_path / sub, mqtt_host="127.0.0.1", mqtt_port=tls_port, mqtt_username=api.username,
+                        mqtt_password=api.password, mqtt_tls_ca_file=ca, mqtt_client_id=f"api-{sub}",
+                        mqtt_reconnect_min_s=0.2, mqtt_reconnect_max_s=0.5)
+
+    with _production_broker(config_dir, data_dir, tls_port):
+        store = SqliteStore(tmp_path / "api.db")
+        store.open()
+        worker = IngestWorker(settings(ca_file, "good"), store)
+        impostor = IngestWorker(settings(tmp_path / "other-ca" / "ca.crt", "bad"), SqliteStore(tmp_path / "bad.db"))
+        try:
+            worker.start()
+            impostor.start()
+            assert worker.wait_connected(10)
+            with MqttProbe(tls_port, device.username, device.password, ca_file=ca_file) as edge:
+                payload = json.dumps(event_dict(device="gh-edge-02", site="north", id="gh-edge-02-1-1")).encode()
+                edge.publish(events_topic("north", "gh-edge-02"), payload)
+            deadline = time.time() + 10
+            while time.time() < deadline and not store.list_events(EventQuery(device="gh-edge-02")):
+                time.sleep(0.05)
+            assert [e["id"] for e in store.list_events(EventQuery(device="gh-edge-02"))] == ["gh-edge-02-1-1"]
+            assert not impostor.connected  # a broker certificate its CA did not sign is refused
+        finally:
+            worker.stop()
+            impostor.stop(timeout=2)
+            store.close()
+    with pytest.raises(ValueError, match="mqtt_tls_ca_file: .* is not a readable file"):
+        Settings(data_dir=tmp_path, mqtt_tls_ca_file=tmp_path / "missing.crt")
+    with pytest.raises(ValueError, match="need mqtt_tls_ca_file"):
+        Settings(data_dir=tmp_path, mqtt_tls_cert_file=ca_file, mqtt_tls_key_file=ca_file)
+
+
 def test_make_certs_renews_the_server_certificate_but_keeps_the_ca(tmp_path: Path) -> None:
     _make_certs(tmp_path, "broker.test", "10.0.0.5")
     ca_before = (tmp_path / "ca.crt").read_bytes()
