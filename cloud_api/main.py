@@ -15,6 +15,7 @@ from cloud_api.api.routes.metrics import metrics_router
 from cloud_api.core import log_redaction
 from cloud_api.core.config import Settings
 from cloud_api.ingest.worker import IngestWorker
+from cloud_api.services.login_throttle import LoginThrottle
 from cloud_api.services.live import LiveHub
 from cloud_api.services.retention import RetentionJob, policy_from
 from cloud_api.services.users import ensure_user
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(settings.login_max_failures, lockout_s=settings.login_lockout_s)
     app.include_router(api_router())
     if settings.metrics_enabled:
         app.include_router(metrics_router(settings))  # GET /metrics (see routes/metrics.py for auth)

@@ -71,6 +71,10 @@ class Settings(BaseModel):
     bootstrap_admin: BootstrapAdmin | None = Field(
         default=None, description="Admin user created at start-up if it does not exist yet"
     )
+    login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="Wrong passwords (per user name and address, in 5 min) before a lockout"
+    )
+    login_lockout_s: float = Field(default=60.0, ge=0, description="Seconds a locked-out login must wait")
     token_ttl_s: int | None = Field(
         default=30 * 24 * 3600, ge=60, description="Lifetime of login tokens in seconds; null means they never expire"
     )

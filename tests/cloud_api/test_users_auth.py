@@ -161,3 +161,42 @@ def test_create_user_checks_input_and_ensure_user_keeps_the_password(tmp_path: P
     stored = store.get_user("ann")
     assert stored is not None and stored.role == "operator" and verify_password(PASSWORD, stored.password_hash)
     store.close()
+
+
+def test_repeated_wrong_passwords_lock_that_login_out_for_a_while(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, bootstrap_admin={"username": "boss", "password": PASSWORD},
+                            login_max_failures=3, login_lockout_s=1.5)
+    with ApiServer(settings) as api:
+        def attempt(password: str, username: str = "boss") -> httpx.Response:
+            return api.anon.post("/auth/login", json={"username": username, "password": password})
+
+        assert [attempt("guess-1").status_code, attempt("guess-2").status_code] == [401, 401]
+        assert attempt("guess-3").status_code == 401  # the third failure starts the lockout
+        locked = attempt(PASSWORD)  # even the right password waits: guessing must not be confirmed
+        assert locked.status_code == 429 and 1 <= int(locked.headers["Retry-After"]) <= 2
+        assert "too many failed logins for 'boss'" in locked.json()["detail"]
+        assert attempt("whatever", username="someone-else").status_code == 401  # other names are not locked
+        import time
+
+        time.sleep(1.6)
+        assert attempt(PASSWORD).status_code == 200
+        assert attempt("guess-4").status_code == 401  # a success reset the count: one failure is not a lockout
+        assert attempt(PASSWORD).status_code == 200
+
+
+def test_login_throttle_window_and_memory_bound() -> None:
+    from cloud_api.services.login_throttle import LoginThrottle
+
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=2, window_s=10, lockout_s=5, clock=lambda: now[0], max_keys=50)
+    throttle.failed("Ann", "10.0.0.1")
+    now[0] = 11.0  # the first failure left the window
+    throttle.failed("ann", "10.0.0.1")
+    assert throttle.retry_after("ann", "10.0.0.1") == 0
+    throttle.failed("ANN", "10.0.0.1")  # names are case-insensitive
+    assert throttle.retry_after("ann", "10.0.0.1") == pytest.approx(5)
+    assert throttle.retry_after("ann", "10.0.0.2") == 0  # per address
+    for i in range(500):
+        throttle.failed(f"random-{i}", "10.0.0.9")
+        now[0] += 20  # each old entry has left the window by the next flood step
+    assert len(throttle._failures) <= 51  # noqa: SLF001

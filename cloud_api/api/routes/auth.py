@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+import math
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from cloud_api.api.deps import AdminDep, PrincipalDep, SettingsDep, StoreDep
 from cloud_api.api.errors import UNPROCESSABLE
@@ -13,13 +15,23 @@ protected = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post(
     "/login", response_model=TokenOut, summary="Exchange user name and password for a bearer token",
-    responses={401: {"description": "Wrong user name or password"}},
+    responses={401: {"description": "Wrong user name or password"},
+               429: {"description": "Too many wrong passwords for this user name from this address; see Retry-After"}},
 )
-def login(body: LoginIn, store: StoreDep, settings: SettingsDep) -> TokenOut:
+def login(body: LoginIn, request: Request, store: StoreDep, settings: SettingsDep) -> TokenOut:
+    throttle = request.app.state.login_throttle
+    address = request.client.host if request.client else "?"
+    wait = throttle.retry_after(body.username, address)
+    if wait > 0:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            f"too many failed logins for {body.username!r}; try again in {math.ceil(wait)} s",
+                            headers={"Retry-After": str(math.ceil(wait))})
     user = authenticate(store, body.username, body.password)
     if user is None:
+        throttle.failed(body.username, address)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password",
                             headers={"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(body.username, address)
     issued = issue_token(store, user, settings.token_ttl_s)
     return TokenOut(access_token=issued.token, username=user.username, role=user.role,  # type: ignore[arg-type]
                     expires_ms=issued.expires_ms)
