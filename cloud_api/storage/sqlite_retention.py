@@ -1,5 +1,5 @@
-"""Retention cleanup of the SQLite store: raw events (with their count points), snapshots, dead letters
-and the minute/hour count rollups, each with its own age limit.
+"""Retention cleanup of the SQLite store: raw events (with their count points and, for inspections, their
+QA rows), snapshots, dead letters and the minute/hour count rollups, each with its own age limit.
 
 Deletes run in small transactions so the ingest writer never waits long for the write lock. The event
 that is the latest count of a (shed, device, camera, row) is kept however old it is: the shed overview
@@ -34,6 +34,7 @@ class RetentionResult:
     dead_letters: int = 0
     minute_rollups: int = 0
     hour_rollups: int = 0
+    inspections: int = 0
 
 
 
@@ -51,7 +52,7 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
 
 def apply(conn: sqlite3.Connection, policy: RetentionPolicy, now_ms: int, chunk: int = 2000) -> RetentionResult:
     """Delete what ``policy`` says is too old, as of ``now_ms``; returns how many rows went per table."""
-    events = points = snapshots = letters = minutes = hours = 0
+    events = points = snapshots = letters = minutes = hours = inspections = 0
     if policy.events_days is not None:
         cutoff = now_ms - policy.events_days * DAY_MS
         while True:
@@ -65,8 +66,10 @@ def apply(conn: sqlite3.Connection, policy: RetentionPolicy, now_ms: int, chunk:
                 break
 
             def drop(c: sqlite3.Connection, ids: list[tuple[str]] = ids) -> int:
-                nonlocal points
+                nonlocal points, inspections
                 points += c.executemany("DELETE FROM count_points WHERE event_id = ?", ids).rowcount
+                inspections += c.executemany("DELETE FROM inspections WHERE event_id = ?", ids).rowcount
+                c.executemany("DELETE FROM reject_defects WHERE event_id = ?", ids)
                 return c.executemany("DELETE FROM events WHERE id = ?", ids).rowcount
 
             events += _in_transaction(conn, drop)
@@ -81,4 +84,4 @@ def apply(conn: sqlite3.Connection, policy: RetentionPolicy, now_ms: int, chunk:
         cutoff = now_ms - policy.hour_rollups_days * DAY_MS
         hours = _in_transaction(conn, lambda c: sqlite_rollups.delete_older_than(c, sqlite_rollups.HOUR, cutoff))
     return RetentionResult(events=events, count_points=points, snapshots=snapshots, dead_letters=letters,
-                           minute_rollups=minutes, hour_rollups=hours)
+                           minute_rollups=minutes, hour_rollups=hours, inspections=inspections)

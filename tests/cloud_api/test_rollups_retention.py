@@ -178,3 +178,23 @@ def test_rollup_table_choice() -> None:
     assert sqlite_rollups.table_for(H0, 5 * MIN) is sqlite_rollups.MINUTE
     assert sqlite_rollups.table_for(H0 + 1, HOUR) is None
     assert sqlite_rollups.table_for(H0, 30_000) is None
+
+
+def test_retention_takes_the_qa_rows_of_old_inspections_with_them(store: SqliteStore) -> None:
+    from tests.cloud_api.qa_builders import inspection
+
+    now = H0 + 100 * DAY
+    old = [inspection("line-1", now - 40 * DAY + i, "reject", seq=i, defects=[("scratch", 0.9, (0.1, 0.2, 0.3, 0.4))])
+           for i in range(3)]
+    new = [inspection("line-1", now - DAY + i, v, seq=10 + i, defects=[("pit", 0.8, (0.5, 0.6, 0.7, 0.8))] if v == "reject"
+                      else []) for i, v in enumerate(["pass", "reject"])]
+    store.write_events([*old, *new], received_ms=now)
+    assert table_count(store, "inspections") == 5 and table_count(store, "reject_defects") == 4
+
+    result = store.apply_retention(RetentionPolicy(events_days=30, minute_rollups_days=None, hour_rollups_days=None),
+                                   now)
+
+    assert (result.events, result.inspections) == (3, 3)
+    conn = store._conn()  # noqa: SLF001
+    assert {r[0] for r in conn.execute("SELECT event_id FROM inspections")} == {e.id for e in new}
+    assert {r[0] for r in conn.execute("SELECT event_id FROM reject_defects")} == {new[1].id}
