@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 
 import onnx
@@ -61,7 +62,10 @@ def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], n
     net.eval()
     buf = io.BytesIO()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter is deliberate: the dynamo one needs onnxscript and gives the same graph here
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*",
+                                    category=DeprecationWarning)
             torch.onnx.export(net, (torch.zeros(1, 3, input_size, input_size),), buf, dynamo=False,
                               opset_version=17, input_names=["images"], output_names=["detections"],
                               do_constant_folding=True)

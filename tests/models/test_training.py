@@ -54,8 +54,10 @@ def _shapes_dataset(root: Path, count: int = 48, seed: int = 3) -> Path:
 def trained(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("train")
     data = _shapes_dataset(tmp / "data")
+    # bounded by epochs, not by the clock, so a busy machine trains as far as a quiet one; one thread because
+    # two spin-waiting OpenMP threads crawl when the machine is busy
     cfg = TrainConfig(out_dir=tmp / "run", data=str(data), fmt="yolo", input_size=160, images=0, batch=8,
-                      time_budget_s=25, val_interval_s=8, lr=4e-3, width=32, head_width=32, threads=2)
+                      epochs=30, time_budget_s=600, val_interval_s=5, lr=4e-3, width=32, head_width=32, threads=1)
     best = train(cfg, progress=False)
     info = json.loads((tmp / "run" / "train_info.json").read_text())
     onnx_path = export(best, tmp / "shapes.onnx", name="shapes", version="0.3.0",
@@ -71,7 +73,7 @@ def test_training_reduces_loss_and_validates(trained: dict) -> None:
     assert info["labels"] == SHAPES
     assert len(info["val_log"]) >= 2  # validation mAP during training, through the ONNX edge path
     assert info["best_val_map50"] == max(v["map50"] for v in info["val_log"])
-    assert info["best_val_map50"] > 0.3
+    assert info["best_val_map50"] > 0.5
 
 
 def test_export_metadata_round_trip_and_detection(trained: dict) -> None:
@@ -100,11 +102,11 @@ def test_resume_continues_steps_and_keeps_history(trained: dict, tmp_path: Path)
     run = tmp_path / "run"
     shutil.copytree(trained["tmp"] / "run", run)
     before = trained["info"]
-    cfg = TrainConfig(**{**trained["cfg"].__dict__, "out_dir": run, "time_budget_s": 31})
+    cfg = TrainConfig(**{**trained["cfg"].__dict__, "out_dir": run, "epochs": 33})
     train(cfg, progress=False, resume=True)
     after = json.loads((run / "train_info.json").read_text())
-    assert after["steps"] > before["steps"]
-    assert after["train_seconds"] >= 30
+    assert after["steps"] == before["steps"] + 3 * (before["steps"] // 30)  # three more epochs, not a restart
+    assert after["train_seconds"] > before["train_seconds"]
     assert after["val_log"][:len(before["val_log"])] == before["val_log"]
     assert after["first_losses"] == before["first_losses"]
 
