@@ -49,9 +49,13 @@ class FrameCalibration(CalibrationDataReader):
 
 
 def head_conv_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the final classification/regression convolutions (kept FP32 on request)."""
+    """The detection head's convolutions (shared head blocks + final cls/reg), kept FP32 on request.
+
+    Measured on the NEU-DET model: the final convs alone in FP32 recover about half of the INT8 loss, the
+    whole head a little more; the backbone and neck stay INT8 (they hold most of the compute).
+    """
     return [n.name for n in model.graph.node if n.op_type == "Conv"
-            and (n.name.startswith("/cls") or n.name.startswith("/reg"))]
+            and n.name.startswith(("/cls", "/reg", "/head"))]
 
 
 def quantize(fp32: Path, out: Path, calib_count: int = 100, seed: int = CALIB_SEED,
