@@ -44,7 +44,7 @@ from edge_agent.camera_loop import CameraCounters, CameraLoop  # noqa: E402
 from edge_agent.config import AgentConfig, VideoSource  # noqa: E402
 from edge_agent.detectors import build_detector, onnx_detector  # noqa: E402
 from edge_agent.detectors.onnx_generic import OnnxGenericDetector  # noqa: E402
-from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01  # noqa: E402
+from edge_agent.detectors.preprocess import letterbox_rgb01  # noqa: E402
 from edge_agent.health import CameraHealth  # noqa: E402
 from edge_agent.rules import ZoneRef, build_rule  # noqa: E402
 from edge_agent.sources.video import VideoFile  # noqa: E402
@@ -151,9 +151,8 @@ class StagedDetector:
         if isinstance(detector, OnnxGenericDetector):
             detector.preprocess = self.pre.wrap(detector.preprocess)
             detector.infer = self.infer.wrap(detector.infer)
-        else:  # the native OnnxDetector calls the shared letterbox/tensor functions and its session
-            self._patches = [mock.patch.object(onnx_detector, "letterbox", self.pre.wrap(letterbox)),
-                             mock.patch.object(onnx_detector, "to_tensor_rgb01", self.pre.wrap(to_tensor_rgb01))]
+        else:  # the native OnnxDetector calls the shared letterbox-to-tensor function and its session
+            self._patches = [mock.patch.object(onnx_detector, "letterbox_rgb01", self.pre.wrap(letterbox_rgb01))]
             detector._session = _TimedSession(detector._session, self.infer)
 
     def __enter__(self) -> StagedDetector:
@@ -242,8 +241,8 @@ def inference_alone(detector, repeats: int = 100) -> list[float]:
         tensor, _ = detector.preprocess(frame)
         run = lambda: detector.infer(tensor)  # noqa: E731
     else:
-        canvas, _ = letterbox(frame, detector.input_size)
-        feed = {detector._session.get_inputs()[0].name: to_tensor_rgb01(canvas)}
+        tensor, _ = letterbox_rgb01(frame, detector.input_size)
+        feed = {detector._session.get_inputs()[0].name: tensor}
         run = lambda: detector._session.run(None, feed)  # noqa: E731
     for _ in range(5):
         run()

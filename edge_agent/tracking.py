@@ -317,7 +317,8 @@ class Tracker:
                 self._ended_ids.append(track.track_id)
             # an unconfirmed track that missed a frame is dropped silently: it never had an id
         self._kalman.keep(rows)
-        self._kalman.add(detections.xyxy[np.asarray(free_high, np.int64)])
+        if free_high:
+            self._kalman.add(detections.xyxy[np.asarray(free_high, np.int64)])
         for d in free_high:
             track = _Track(int(detections.class_id[d]))
             self._confirm_if_due(track)

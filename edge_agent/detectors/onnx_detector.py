@@ -10,7 +10,7 @@ import numpy as np
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.nms import batched_nms
-from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
+from edge_agent.detectors.preprocess import letterbox_rgb01
 from edge_agent.detectors.session import (
     META_PREFIX,
     ModelFileInfo,
@@ -76,13 +76,13 @@ class OnnxDetector(ModelFileInfo, Detector):
                 or frame.dtype != np.uint8 or frame.shape[0] == 0 or frame.shape[1] == 0:
             desc = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
             raise ValueError(f"frame must be a BGR uint8 array of shape HxWx3, got {desc.strip()}")
-        canvas, lb = letterbox(frame, self._input_size)
-        out = self._session.run(None, {self._input_name: to_tensor_rgb01(canvas)})[0][0]
-        boxes, probs = out[:, :4], out[:, 4:]
+        x, lb = letterbox_rgb01(frame, self._input_size)
+        out = self._session.run(None, {self._input_name: x})[0][0]
+        probs = out[:, 4:]
+        keep = np.flatnonzero(probs.max(1) >= self.conf_threshold)  # most locations are background: drop first
+        boxes, probs = out[keep, :4], probs[keep]
         class_id = probs.argmax(1)
         conf = probs[np.arange(len(probs)), class_id]
-        keep = conf >= self.conf_threshold
-        boxes, conf, class_id = boxes[keep], conf[keep], class_id[keep]
         if len(conf) > self.max_candidates:
             top = np.argpartition(-conf, self.max_candidates)[:self.max_candidates]
             boxes, conf, class_id = boxes[top], conf[top], class_id[top]

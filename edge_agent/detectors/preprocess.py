@@ -95,6 +95,29 @@ def to_tensor_rgb01(canvas: np.ndarray) -> np.ndarray:
     return out
 
 
+def letterbox_rgb01(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
+    """``to_tensor_rgb01(letterbox(frame, size))`` in one step (same values, the FieldLine hot path).
+
+    The resized picture is written straight into the float tensor, and only the padding is filled with the
+    pad value, so no uint8 canvas is built and copied, and the float conversion covers the picture alone.
+    """
+    h, w = frame.shape[:2]
+    scale = min(size / w, size / h)
+    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    resized = resize_fast(frame, nw, nh)
+    px, py = (size - nw) // 2, (size - nh) // 2
+    out = np.empty((1, 3, size, size), np.float32)
+    k = np.float32(1.0 / 255.0)
+    pad = np.float32(PAD_VALUE) * k  # rounded exactly like the picture's pixels
+    out[0, :, :py, :] = pad
+    out[0, :, py + nh:, :] = pad
+    out[0, :, py:py + nh, :px] = pad
+    out[0, :, py:py + nh, px + nw:] = pad
+    for plane, channel in enumerate((2, 1, 0)):
+        np.multiply(resized[:, :, channel], k, out=out[0, plane, py:py + nh, px:px + nw])
+    return out, Letterbox(scale, px, py, w, h)
+
+
 Normalization = Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"]
 _IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)
