@@ -122,7 +122,7 @@ def main() -> None:
             {"id": f"shed-{i % args.sheds + 1:02d}", "q": {"from": week_from, "to": now, "bucket": HOUR}}
             for i in range(args.requests)
         ]
-        sample = client.get(f"/api/v1/sheds/shed-01/counts", params=trend_params[0]["q"]).json()
+        sample = client.get("/api/v1/sheds/shed-01/counts", params=trend_params[0]["q"]).json()
         for _ in range(5):  # warm up connections and caches
             client.get("/api/v1/sheds")
         overview = timed(client, "/api/v1/sheds", [{}] * args.requests)

@@ -7,7 +7,6 @@ from fieldline.contract import (
     Alert,
     ContractError,
     DeviceStatus,
-    Event,
     json_schemas,
     parse_event,
     parse_payload,
