@@ -37,6 +37,8 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
+    # interleaved sessions: a pool that spin-waits after its run would steal the cores from the next model
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

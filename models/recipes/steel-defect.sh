@@ -10,6 +10,6 @@ fieldline model train --data synth:surface --images 3000 --input-size 224 --vfli
   --time-budget "$BUDGET" --val-interval 90 --seed 4321
 fieldline model export --checkpoint "$OUT/run/best.pt" --out "$ZOO/steel-defect.onnx" --name steel-defect \
   --version "$VERSION" --train-info "$OUT/run/train_info.json"
-fieldline model quantize --model "$ZOO/steel-defect.onnx" --out "$ZOO/steel-defect.int8.onnx" --data synth:surface \
+fieldline model quantize --model "$ZOO/steel-defect.onnx" --out "$ZOO/steel-defect.int8.onnx" --data synth:surface --calib-count 300 --check-count 300 \
   | tail -n 1 > "$OUT/quantize.json"
 cp "$OUT/run/train_info.json" "$OUT/train_info.json"

