@@ -3,11 +3,14 @@
 set -euo pipefail
 OUT=${OUT:-/tmp/fieldline-recipes}/steel-defect
 BUDGET=${BUDGET:-600}
+MORE=${MORE:-1500}  # then resumed to this many seconds (a warm restart of the cosine schedule)
 VERSION=${VERSION:-1.0.0}
 ZOO=${ZOO:-models/zoo}
 mkdir -p "$OUT"
 fieldline model train --data synth:surface --images 3000 --input-size 224 --vflip --out-dir "$OUT/run" \
   --time-budget "$BUDGET" --val-interval 90 --seed 4321
+fieldline model train --data synth:surface --images 3000 --input-size 224 --vflip --out-dir "$OUT/run" \
+  --time-budget "$MORE" --val-interval 90 --seed 4321 --resume
 fieldline model export --checkpoint "$OUT/run/best.pt" --out "$ZOO/steel-defect.onnx" --name steel-defect \
   --version "$VERSION" --train-info "$OUT/run/train_info.json"
 fieldline model quantize --model "$ZOO/steel-defect.onnx" --out "$ZOO/steel-defect.int8.onnx" --data synth:surface --calib-count 300 --check-count 300 \
