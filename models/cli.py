@@ -50,22 +50,9 @@ SPLITS_HELP = "train,val,test shares for images outside split folders"
 
 def _source(data: str, fmt: str | None, mapping: str | None, classes: str | None, split_seed: int,
             splits: str = "0.8,0.1,0.1"):
-    from models.data_sources import DataSource
-    from models.datasets import DatasetError
+    from models.toolkit_cli import source_from_options
 
-    try:
-        fractions = tuple(float(x) for x in splits.split(","))
-        if len(fractions) != 3:
-            raise ValueError
-    except ValueError:
-        _fail(f"--splits {splits!r}: expected three numbers train,val,test such as 0.8,0.1,0.1")
-    try:
-        src = DataSource.parse(data, fmt, mapping, [c.strip() for c in classes.split(",")] if classes else None,
-                               split_seed, fractions)  # type: ignore[arg-type]
-        src.labels()  # loads and checks the dataset now, before any progress output
-        return src
-    except DatasetError as exc:
-        _fail(str(exc))
+    return source_from_options(data, fmt, mapping, classes, split_seed, splits)
 
 
 @model_app.command()

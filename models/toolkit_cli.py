@@ -22,8 +22,11 @@ def _fail(msg: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _load(src: Path, fmt: str, mapping: str | None, classes: str | None, seed: int, splits: str):
-    from models.datasets import DatasetError, assign_splits, load_dataset, parse_mapping, remap, reorder
+def source_from_options(data: str, fmt: str | None, mapping: str | None, classes: str | None, split_seed: int,
+                        splits: str = "0.8,0.1,0.1"):
+    """The CLI options that name data (shared by import/stats and train/quantize/eval) -> a checked DataSource."""
+    from models.data_sources import DataSource
+    from models.datasets import DatasetError
 
     try:
         fractions = tuple(float(x) for x in splits.split(","))
@@ -31,13 +34,17 @@ def _load(src: Path, fmt: str, mapping: str | None, classes: str | None, seed: i
             raise ValueError
     except ValueError:
         _fail(f"--splits {splits!r}: expected three numbers train,val,test such as 0.8,0.1,0.1")
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     try:
-        ds = remap(load_dataset(src, fmt.lower()), parse_mapping(mapping))
-        if classes:
-            ds = reorder(ds, [c.strip() for c in classes.split(",") if c.strip()])
-        return assign_splits(ds, seed, fractions)  # type: ignore[arg-type]
+        src = DataSource.parse(data, fmt, mapping, names, split_seed, fractions)  # type: ignore[arg-type]
+        src.labels()  # loads and checks the dataset now, before any progress output
+        return src
     except DatasetError as exc:
         _fail(str(exc))
+
+
+def _load(src: Path, fmt: str, mapping: str | None, classes: str | None, seed: int, splits: str):
+    return source_from_options(str(src), fmt, mapping, classes, seed, splits).dataset()
 
 
 def _print_stats(stats: dict, as_json: bool) -> None:
