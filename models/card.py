@@ -213,7 +213,9 @@ def render_card(metrics: dict[str, Any]) -> str:
     size = tr.get("input_size", 320)
     quant = metrics.get("quantization")
     quant_text = (f" Checked against FP32 on {quant['check'].get('count')} held-out frames: mAP50 {quant['fp32_map50']:.3f} -> "
-                  f"{quant['int8_map50']:.3f}; head convs in FP32: {quant['head_fp32']}." if quant else "")
+                  f"{quant['int8_map50']:.3f}; head convs in FP32: {quant['head_fp32']}"
+                  + ("; over the 1-point limit, written with `--force`." if quant.get("forced") else ".")
+                  if quant else "")
     return f"""# Model card: {name} {metrics.get("version", "1.0.0")}
 
 {text['what']} FieldLine-native ONNX contract: input `images` float32 [1,3,{size},{size}] RGB 0..1 (letterboxed,

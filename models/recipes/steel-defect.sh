@@ -4,7 +4,7 @@ set -euo pipefail
 OUT=${OUT:-/tmp/fieldline-recipes}/steel-defect
 BUDGET=${BUDGET:-600}
 MORE=${MORE:-1500}  # then resumed to this many seconds (a warm restart of the cosine schedule)
-VERSION=${VERSION:-1.0.0}
+VERSION=${VERSION:-1.1.0}
 ZOO=${ZOO:-models/zoo}
 mkdir -p "$OUT"
 fieldline model train --data synth:surface --images 3000 --input-size 224 --vflip --out-dir "$OUT/run" \
@@ -13,6 +13,8 @@ fieldline model train --data synth:surface --images 3000 --input-size 224 --vfli
   --time-budget "$MORE" --val-interval 90 --seed 4321 --resume
 fieldline model export --checkpoint "$OUT/run/best.pt" --out "$ZOO/steel-defect.onnx" --name steel-defect \
   --version "$VERSION" --train-info "$OUT/run/train_info.json"
-fieldline model quantize --model "$ZOO/steel-defect.onnx" --out "$ZOO/steel-defect.int8.onnx" --data synth:surface --calib-count 300 --check-count 300 \
-  | tail -n 1 > "$OUT/quantize.json"
+# 1.1.0: INT8 loses 2.5 mAP50 points even with the head in FP32, so `quantize` refuses without --force; the
+# INT8 file ships for devices where it pays, and the card names FP32 (also the faster here) as the default.
+fieldline model quantize --model "$ZOO/steel-defect.onnx" --out "$ZOO/steel-defect.int8.onnx" --data synth:surface \
+  --calib-count 300 --check-count 300 --force | tail -n 1 > "$OUT/quantize.json"
 cp "$OUT/run/train_info.json" "$OUT/train_info.json"
