@@ -97,7 +97,7 @@ def predict_cmd(src: Path = typer.Argument(..., help="An image or a folder of im
                 out_dir: Path = typer.Option(..., "--out", help="Folder for the annotated PNGs"),
                 conf: float = typer.Option(0.35, help="Minimum score"),
                 model_type: str = typer.Option("fieldline", "--type", help="fieldline | yolov5 | yolov8 | "
-                                               "yolo_e2e | yolox | nanodet"),
+                                               "yolo_e2e | yolox | nanodet | anomaly"),
                 labels: str | None = typer.Option(None, help="Labels (file or a,b,c) for non-FieldLine models"),
                 ) -> None:
     """Run a detector (the edge agent's factory) on images and save them with the boxes drawn."""
