@@ -89,9 +89,8 @@ def side_by_side(files: dict[str, Path], runs: int = 100) -> dict[str, Any]:
 
     anchors = sorted(ANCHORS.glob("*.onnx")) if ANCHORS.is_dir() else []
     res = bench_models([*files.values(), *anchors], (1, 2), runs=runs, warmup=10)
-    by_path = {m["path"]: name for name, m in res["models"].items()}
-    res["models"] = {({str(p): tag for tag, p in files.items()}.get(m["path"], by_path[m["path"]])): m
-                     for m in res["models"].values()}
+    tags = {str(p): tag for tag, p in files.items()}  # the zoo files are named by tag (fp32/int8), anchors by file
+    res["models"] = {tags.get(m["path"], name): m for name, m in res["models"].items()}
     if anchors:
         fastest = min((a.name for a in anchors), key=lambda n: res["models"][n]["latency"]["1"]["median_ms"])
         res["fastest_anchor"] = fastest

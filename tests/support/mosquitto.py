@@ -22,6 +22,18 @@ from types import TracebackType
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
 
 
+
+def terminate(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM and wait; SIGKILL if it does not exit in ``timeout`` s (nothing to do if already gone)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
 class MosquittoNotInstalled(RuntimeError):
     pass
 
@@ -107,14 +119,7 @@ class MosquittoBroker:
 
     def stop(self, timeout: float = 5.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        terminate(process, timeout)
 
     def kill(self) -> None:
         """``kill -9``: no clean shutdown, no last save (a power cut or an OOM kill)."""
