@@ -265,3 +265,13 @@ def test_kalman_bank_matches_the_textbook_filter() -> None:
     np.testing.assert_allclose(bank.mean[0], x[0] + k @ (z - h @ x[0]), rtol=1e-9)
     np.testing.assert_allclose(bank.cov[0], (np.eye(8) - k @ h) @ p[0], rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(bank.mean[1], x[1])  # rows not updated stay as predicted
+
+    # a second predict, now with a velocity and cross-covariances from the update: still F x and F P F^T + Q
+    x, p = bank.mean.copy(), bank.cov.copy()
+    assert np.abs(x[0, 4:]).max() > 0 and np.abs(p[0, :4, 4:]).max() > 0
+    bank.predict(np.array([False, False]))
+    for i in range(2):
+        size = np.tile(x[i, 2:4], 2)
+        q = np.diag(np.concatenate([size / 20, size / 160]) ** 2)
+        np.testing.assert_allclose(bank.mean[i], f @ x[i], rtol=1e-12)
+        np.testing.assert_allclose(bank.cov[i], f @ p[i] @ f.T + q, rtol=1e-12)
