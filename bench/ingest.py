@@ -118,6 +118,7 @@ def child_bare(args: argparse.Namespace) -> None:
 
 def child_worker(args: argparse.Namespace) -> None:
     from cloud_api.core.config import Settings
+    from cloud_api.core.gc_tuning import tune_for_server
     from cloud_api.ingest.worker import IngestWorker
     from cloud_api.storage.sqlite_store import SqliteStore
 
@@ -129,6 +130,7 @@ def child_worker(args: argparse.Namespace) -> None:
     store = SqliteStore(settings.database_file)
     store.open()
     worker = IngestWorker(settings, store)
+    tune_for_server()  # as ``fieldline api serve`` does
     profiler = None
     if args.profile:
         from pyinstrument import Profiler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from cloud_api.core.config import Settings
+from cloud_api.core.gc_tuning import tune_for_server
 from cloud_api.main import create_app
 
 
@@ -16,4 +17,6 @@ def build_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000, 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM); the lifespan stops ingest and closes the store."""
-    build_server(settings, host, port, log_level).run()
+    server = build_server(settings, host, port, log_level)
+    tune_for_server()
+    server.run()

@@ -35,3 +35,18 @@ def test_every_field_is_described() -> None:
     missing = [name for name, field in Settings.model_fields.items() if not field.description]
     assert missing == []
     assert Settings(shared_group="fieldline-api", mqtt_protocol="5").shared_group == "fieldline-api"
+
+
+def test_server_gc_tuning_freezes_start_up_objects_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from cloud_api.core.gc_tuning import YOUNG_THRESHOLD, tune_for_server
+
+    before = gc.get_threshold()
+    try:
+        tune_for_server()
+        assert gc.get_freeze_count() > 1000  # the modules and objects loaded so far
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
