@@ -50,8 +50,15 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
 
 REAL_DATA: dict[str, list[dict[str, str]]] = {
     "tomato-ripeness": [{
-        "dir": "laboro", "title": "Laboro Tomato subset (test split, 56 images)",
+        "dir": "laboro", "title": "Laboro Tomato subset (test split, 56 images), trained from random weights",
         "recipe": "models/recipes/laboro-tomato.sh",
+        "licence": "CC BY-NC-SA 4.0 (non-commercial): the weights trained on it are not shipped"}, {
+        "dir": "laboro-finetune",
+        "title": "Laboro Tomato subset (test split, 56 images), fine-tuned from the synthetic-trained model",
+        "recipe": "models/recipes/laboro-tomato.sh",
+        "note": "Stage 1 of the recipe trains on `synth:tomato` (800 s, 25 % mosaics, seed 1234); stage 2 starts "
+                "from its `best.pt` (`--init-from`) and trains on the Laboro train split like the run above, at "
+                "learning rate 0.001.",
         "licence": "CC BY-NC-SA 4.0 (non-commercial): the weights trained on it are not shipped"}],
     "steel-defect": [{
         "dir": "neu-det", "title": "NEU-DET (20 % test split, split seed 0, 358 images)",
@@ -110,7 +117,7 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
                  "eval": json.loads((d / "eval_test.json").read_text()),
                  "train": {k: tr.get(k) for k in ("data", "labels", "steps", "epochs_done", "train_seconds",
                                                   "parameters", "train_images", "val_images", "input_size",
-                                                  "best_val_map50", "train_data_hash")}}
+                                                  "best_val_map50", "train_data_hash", "init_from")}}
         if (d / "eval_zoo_on_test.json").exists():
             entry["shipped_model_eval"] = json.loads((d / "eval_zoo_on_test.json").read_text())
         if (d / "quantize.json").exists():
@@ -178,15 +185,31 @@ def _latency_section(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _init_text(train: dict[str, Any]) -> str:
+    init = train.get("init_from")
+    if not init:
+        return ", from random weights"
+    return f", starting from a checkpoint with labels {', '.join(init['source_labels'])}"
+
+
+def refresh_real_data(name: str, recipes_out: Path) -> None:
+    """Re-read the real-data figures from the recipes' outputs into NAME.metrics.json (nothing re-measured)."""
+    path = ZOO / f"{name}.metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["real_data"] = _real_data(name, recipes_out)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
 def _real_data_section(metrics: dict[str, Any]) -> str:
     parts = []
     for r in metrics.get("real_data", []):
         ev, tr = r["eval"], r["train"]
         rows = "\n".join(f"| {lab} | {v['ap50']:.3f} | {v['ap50_95']:.3f} |" for lab, v in ev["per_class"].items())
-        text = (f"### {r['title']}\n\nLicence: {r['licence']}. Recipe: `{r['recipe']}` (`fieldline model train` on "
+        note = f"{r['note']}\n\n" if r.get("note") else ""
+        text = (f"### {r['title']}\n\n{note}Licence: {r['licence']}. Recipe: `{r['recipe']}` (`fieldline model train` on "
                 f"the train split: {tr['train_images']} images, input {tr['input_size']}, {tr['steps']} steps = "
                 f"{tr['epochs_done']} epochs in {tr['train_seconds'] / 60:.1f} min on 2 CPU threads, "
-                f"{tr['parameters']:,} parameters).\n\n"
+                f"{tr['parameters']:,} parameters{_init_text(tr)}).\n\n"
                 f"mAP50 **{ev['map50']:.3f}**, mAP50-95 {ev['map50_95']:.3f} on {ev['images']} test images "
                 f"({ev['instances']} boxes).\n\n| class | AP50 | AP50-95 |\n|---|---|---|\n{rows}\n")
         if "int8" in r:

@@ -72,7 +72,10 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
           time_budget: float = typer.Option(800.0, help="Seconds of optimisation (validation excluded)"),
           val_interval: float = typer.Option(90.0, help="Seconds of training between validation mAP runs"),
           threads: int = typer.Option(2, help="PyTorch threads"),
-          resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt")) -> None:
+          resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt"),
+          init_from: Path | None = typer.Option(
+              None, help="Fine-tune: start from this checkpoint (e.g. a run on synth:tomato) instead of random "
+                         "weights; the best start for a few hundred labelled images")) -> None:
     """Train the <= 1M-parameter detector on synthetic data or an imported dataset (needs torch)."""
     try:
         from models.train import TrainConfig
@@ -86,7 +89,7 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
                       split_seed=split_seed, fractions=src.fractions, images=images, input_size=input_size,
                       flip_vertical=vflip, mosaic=mosaic,
                       epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget,
-                      val_interval_s=val_interval, threads=threads)
+                      val_interval_s=val_interval, threads=threads, init_from=init_from)
     try:
         typer.echo(str(run(cfg, resume=resume)))
     except (FileNotFoundError, ValueError) as exc:
@@ -180,10 +183,10 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
          train_info: Path | None = typer.Option(None, help="train_info.json of the shipped run (with --measure)"),
          holdout: str = typer.Option("synth:tomato", help="Synthetic holdout source (with --measure)"),
          holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261),
-         recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures)"),
+         recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures; alone: refresh just those)"),
          quantize_report: Path | None = typer.Option(None, help="JSON printed by `model quantize`")) -> None:
     """Write models/zoo/NAME.card.md from recorded metrics (optionally re-measure them first)."""
-    from models.card import MODEL_TEXT, record_metrics, write_card
+    from models.card import MODEL_TEXT, record_metrics, refresh_real_data, write_card
 
     if name not in MODEL_TEXT:
         _fail(f"--name {name!r}: no card text for it (known: {', '.join(MODEL_TEXT)})")
@@ -192,6 +195,8 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
             _fail("--measure needs --train-info")
         record_metrics(name, json.loads(train_info.read_text()), holdout, holdout_count, holdout_seed, recipes_out,
                        json.loads(quantize_report.read_text().strip().splitlines()[-1]) if quantize_report else None)
+    elif recipes_out is not None:  # only the real-data figures changed
+        refresh_real_data(name, recipes_out)
     typer.echo(str(write_card(name)))
 
 

@@ -59,6 +59,7 @@ class TrainConfig:
     time_budget_s: float = 800.0  # optimisation time (validation excluded); the cosine LR runs over it
     threads: int = 2
     workers: int = 2  # processes used to render synthetic data
+    init_from: Path | None = None  # fine-tune: start from this checkpoint's weights (best.pt / last.pt)
 
     def source(self) -> DataSource:
         return DataSource.parse(self.data, self.fmt, self.mapping, self.classes, self.split_seed, self.fractions)
@@ -259,6 +260,38 @@ def _checkpoint(model: TomatoNet, ema: EMA, cfg: TrainConfig, labels: tuple[str,
             "width": cfg.width, "head_width": cfg.head_width}
 
 
+def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], cfg: TrainConfig) -> dict:
+    """Copy a checkpoint's (EMA) weights into ``model`` before training: fine-tuning a small dataset from a
+    model trained on plenty of (e.g. synthetic) images instead of from random weights.
+
+    The network widths must match. Class rows of the classification layer are copied by label name, so the
+    label order may differ; labels the checkpoint does not know start from the fresh initialisation.
+    Returns what was loaded, for ``train_info.json``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from {path}: no such checkpoint")
+    st = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(st, dict) or "ema" not in st:
+        raise ValueError(f"--init-from {path}: not a FieldLine training checkpoint (best.pt or last.pt)")
+    for key, want in (("width", cfg.width), ("head_width", cfg.head_width)):
+        if key in st and st[key] != want:
+            raise ValueError(f"--init-from {path}: {key} {st[key]} differs from this run's {want}")
+    source_labels = list(st.get("labels") or [])
+    weights, own = st["ema"], model.state_dict()
+    shared = [lab for lab in labels if lab in source_labels]
+    for name, tensor in weights.items():
+        if name in ("cls.weight", "cls.bias"):
+            for lab in shared:  # the class axis is the first one
+                own[name][labels.index(lab)] = tensor[source_labels.index(lab)]
+        elif name in own and own[name].shape == tensor.shape:
+            own[name].copy_(tensor)
+        else:
+            raise ValueError(f"--init-from {path}: layer {name} does not fit this network")
+    model.load_state_dict(own)
+    return {"path": str(path), "source_labels": source_labels, "labels_copied": shared}
+
+
 def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = False) -> Path:
     """Run the recipe; returns the path of the best EMA checkpoint (``best.pt``, by validation mAP50).
 
@@ -288,6 +321,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
         val_frames = list(src.frames("val", cfg.val_images)) if src.split_size("val") else []
 
     model = TomatoNet(len(labels), cfg.width, cfg.head_width).to(memory_format=torch.channels_last)
+    init = load_initial_weights(model, cfg.init_from, labels, cfg) if cfg.init_from and not resume else None
     ema = EMA(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batch = min(cfg.batch, len(images))
@@ -387,6 +421,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
             "train_images": int(len(images)), "val_images": len(val_frames),
             "train_data_hash": src.data_hash("train", cfg.images if src.is_synthetic else None, cfg.seed),
             "train_seed": cfg.seed, "input_size": cfg.input_size, "best_val_map50": best_map if val_log else None,
+            "init_from": init,
             "val_log": val_log, "loss_log": log[-20:], "first_losses": log[:3]}
     (out / "train_info.json").write_text(json.dumps(info, indent=2))
     return best

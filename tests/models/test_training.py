@@ -117,6 +117,42 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path, trained: dic
         train(cfg, progress=False, resume=True)
 
 
+def test_init_from_copies_weights_and_class_rows_by_label_name(trained: dict) -> None:
+    import torch
+
+    from models.net import TomatoNet
+    from models.train import load_initial_weights
+
+    source = torch.load(trained["best"], map_location="cpu", weights_only=False)
+    cfg = trained["cfg"]
+    model = TomatoNet(2, cfg.width, cfg.head_width)
+    fresh_bias = model.state_dict()["cls.bias"].clone()
+    info = load_initial_weights(model, trained["best"], ("disc", "star"), cfg)
+    own = model.state_dict()
+    assert info["labels_copied"] == ["disc"] and info["source_labels"] == SHAPES
+    torch.testing.assert_close(own["stem.0.0.weight"], source["ema"]["stem.0.0.weight"])
+    torch.testing.assert_close(own["cls.weight"][0], source["ema"]["cls.weight"][SHAPES.index("disc")])
+    torch.testing.assert_close(own["cls.bias"][1], fresh_bias[1])  # "star" is new: fresh initialisation
+    wider = TrainConfig(**{**cfg.__dict__, "width": cfg.width * 2})
+    with pytest.raises(ValueError, match="width 32 differs from this run's 64"):
+        load_initial_weights(TomatoNet(2, wider.width, wider.head_width), trained["best"], ("disc",), wider)
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        load_initial_weights(model, trained["tmp"] / "missing.pt", ("disc",), cfg)
+
+
+def test_fine_tuning_starts_from_the_checkpoint_not_from_scratch(trained: dict, tmp_path: Path) -> None:
+    common = {**trained["cfg"].__dict__, "epochs": 1, "val_interval_s": 0}
+    scratch = TrainConfig(**{**common, "out_dir": tmp_path / "scratch"})
+    tuned = TrainConfig(**{**common, "out_dir": tmp_path / "tuned", "init_from": trained["best"]})
+    train(scratch, progress=False)
+    train(tuned, progress=False)
+    s = json.loads((tmp_path / "scratch" / "train_info.json").read_text())
+    t = json.loads((tmp_path / "tuned" / "train_info.json").read_text())
+    assert t["init_from"]["labels_copied"] == SHAPES and s["init_from"] is None
+    assert t["first_losses"][0]["loss"] < 0.5 * s["first_losses"][0]["loss"]
+    assert t["val_log"][0]["map50"] > 0.5 > s["val_log"][0]["map50"]
+
+
 def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path) -> None:
     src = DataSource.parse(str(trained["data"]), "yolo")
     q = quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=20, source=src)
