@@ -1,8 +1,10 @@
 """Factory QA: per-line counts, defect rate trend, Pareto of defect classes, p-chart and reject gallery.
 
-Windows are ``[from_ms, to_ms)`` in UTC epoch ms (default: the last 8 hours). Buckets start at multiples of
-the bucket size since the epoch (so a 10-minute bucket starts at :00, :10, ...); the first and last bucket
-may be cut by the window. When no bucket size is given one is chosen so the window has at most
+Windows are ``[from_ms, to_ms)`` in UTC epoch ms (default: the last 8 hours). Buckets are aligned to the
+site's local clock (``Settings.timezone``): a 10-minute bucket starts at :00, :10, ..., a day bucket at local
+midnight, also where the UTC offset is not whole hours. The offset in force at the window's start is used
+for the whole window, so across a daylight-saving change day buckets are off by an hour after it. The first
+and last bucket may be cut by the window. When no bucket size is given one is chosen so the window has at most
 ``TARGET_BUCKETS`` buckets.
 """
 
@@ -13,6 +15,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from cloud_api.services import spc
 from cloud_api.storage.qa_records import (
@@ -133,8 +136,19 @@ def _csv_safe(text: str) -> str:
 
 
 class QaService:
-    def __init__(self, store: QaStore) -> None:
+    def __init__(self, store: QaStore, timezone: str = "UTC") -> None:
         self._store = store
+        self._zone = ZoneInfo(timezone)
+
+    def utc_offset_ms(self, at_ms: int) -> int:
+        """The site's UTC offset at one instant (e.g. +8 h in Asia/Shanghai), in ms."""
+        offset = datetime.fromtimestamp(at_ms / 1000, tz=self._zone).utcoffset()
+        return int(offset.total_seconds() * 1000) if offset else 0
+
+    def bucket_start(self, ts_ms: int, window: Window, bucket_ms: int) -> int:
+        """Start of the local-clock bucket holding ``ts_ms`` (see the module docstring)."""
+        shift = self.utc_offset_ms(window.from_ms) % bucket_ms
+        return ((ts_ms + shift) // bucket_ms) * bucket_ms - shift
 
     # ------------------------------------------------------------ arguments
 
@@ -183,14 +197,13 @@ class QaService:
 
     def _buckets(self, line: str | None, window: Window, bucket_ms: int) -> list[InspectionBucket]:
         self.check_line(line)
-        return self._store.qa_buckets(line, window.from_ms, window.to_ms, bucket_ms)
+        return self._store.qa_buckets(line, window.from_ms, window.to_ms, bucket_ms, self.utc_offset_ms(window.from_ms))
 
     def trend(self, line: str | None, window: Window, bucket_ms: int) -> list[TrendPoint]:
         """Every bucket of the window, oldest first; empty buckets have parts 0 and rate None."""
         found = {b.ts_ms: b for b in self._buckets(line, window, bucket_ms)}
         points = []
-        start = (window.from_ms // bucket_ms) * bucket_ms
-        for ts in range(start, window.to_ms, bucket_ms):
+        for ts in range(self.bucket_start(window.from_ms, window, bucket_ms), window.to_ms, bucket_ms):
             b = found.get(ts)
             parts, rejects = (b.parts, b.rejects) if b else (0, 0)
             points.append(TrendPoint(ts_ms=ts, parts=parts, rejects=rejects, rate=defect_rate(parts, rejects)))

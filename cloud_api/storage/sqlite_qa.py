@@ -179,12 +179,15 @@ class QaMixin:
         ).fetchone()
         return InspectionTotals(parts=int(parts), rejects=int(rejects))
 
-    def qa_buckets(self, line: str | None, from_ms: int, to_ms: int, bucket_ms: int) -> list[InspectionBucket]:
+    def qa_buckets(self, line: str | None, from_ms: int, to_ms: int, bucket_ms: int,
+                   offset_ms: int = 0) -> list[InspectionBucket]:
+        """Buckets start where (ts_ms + offset_ms) is a multiple of bucket_ms (offset: the site's UTC offset)."""
         where, params = _line_filter(line)
+        shift = offset_ms % bucket_ms  # in [0, bucket): keeps the dividend non-negative
         rows = self._conn().execute(
-            "SELECT (ts_ms / :bucket) * :bucket AS bucket_ts, count(*), sum(reject) FROM inspections"
-            f" WHERE ts_ms >= :from AND ts_ms < :to{where} GROUP BY bucket_ts ORDER BY bucket_ts",
-            {"from": from_ms, "to": to_ms, "bucket": bucket_ms, **params},
+            "SELECT ((ts_ms + :shift) / :bucket) * :bucket - :shift AS bucket_ts, count(*), sum(reject)"
+            f" FROM inspections WHERE ts_ms >= :from AND ts_ms < :to{where} GROUP BY bucket_ts ORDER BY bucket_ts",
+            {"from": from_ms, "to": to_ms, "bucket": bucket_ms, "shift": shift, **params},
         ).fetchall()
         return [InspectionBucket(ts_ms=int(t), parts=int(n), rejects=int(d)) for t, n, d in rows]
 

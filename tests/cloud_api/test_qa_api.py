@@ -336,3 +336,31 @@ def test_inspections_published_over_mqtt_are_counted(tmp_path: Path, broker: Mos
         summary = wait_until(four_parts, 10, "4 inspected parts")
         assert (summary["rejects"], summary["defects"]) == (2, [{"label": "scratches", "count": 2, "parts": 2}])
         assert [line["id"] for line in server.get("/lines")] == ["line-9"]
+
+
+def test_buckets_follow_the_sites_local_clock(tmp_path: Path) -> None:
+    """Asia/Kolkata is UTC+05:30: a day bucket starts at local midnight (18:30 UTC), an hour bucket at :30 UTC."""
+    day, hour = 24 * 60 * MIN, 60 * MIN
+    local_midnight = 1_700_073_000_000  # 2023-11-16 00:00 +05:30 = 2023-11-15 18:30 UTC
+    # 23:50 and 00:10 local (one part each side of midnight), then 06:00 local the next morning
+    times = [local_midnight - 10 * MIN, local_midnight + 10 * MIN, local_midnight + 6 * hour]
+    store = SqliteStore(tmp_path / "tz.db")
+    store.open()
+    try:
+        store.write_events([inspection("line-1", ts, "reject" if i == 0 else "pass", seq=i + 1,
+                                       defects=[("crazing", 0.8, (0, 0, 1, 1))] if i == 0 else None)
+                            for i, ts in enumerate(times)], times[-1])
+        window = QaService.window(0, local_midnight - 12 * hour, local_midnight + 12 * hour)
+        local = QaService(store, "Asia/Kolkata")
+        assert local.utc_offset_ms(local_midnight) == 5 * hour + 30 * MIN
+        points = local.trend("line-1", window, day)
+        assert [(p.ts_ms, p.parts, p.rejects) for p in points] == [
+            (local_midnight - day, 1, 1), (local_midnight, 2, 0)]
+        hourly = [(p.ts_ms, p.parts) for p in local.trend("line-1", window, hour) if p.parts]
+        assert hourly == [(local_midnight - hour, 1), (local_midnight, 1), (local_midnight + 6 * hour, 1)]
+        assert [p.ts_ms for p in local.trend("line-1", window, day)] == local.pchart("line-1", window, day).timestamps
+        # in UTC both parts around local midnight fall into the UTC day that started 18.5 h earlier
+        utc = QaService(store, "UTC").trend("line-1", window, day)
+        assert [(p.ts_ms % day, p.parts) for p in utc] == [(0, 2), (0, 1)]
+    finally:
+        store.close()
