@@ -21,20 +21,21 @@ def alert_out(r: AlertRecord) -> AlertOut:
     )
 
 
-def _shed_fields(o: ShedOverview) -> dict[str, Any]:
+def _shed_fields(o: ShedOverview, names: dict[str, str]) -> dict[str, Any]:
     return {
-        "id": o.id, "name": o.id, "counts": o.counts, "updated_ms": o.updated_ms, "site": o.site,
+        "id": o.id, "name": names.get(o.id, o.id), "counts": o.counts, "updated_ms": o.updated_ms, "site": o.site,
         "pick_ready": o.pick_ready, "trend": o.trend, "camera_state": o.camera_state, "open_alerts": o.open_alerts,
     }
 
 
-def shed_out(o: ShedOverview) -> ShedOut:
-    return ShedOut(**_shed_fields(o))
+def shed_out(o: ShedOverview, names: dict[str, str]) -> ShedOut:
+    """``names``: Settings.zone_names (display names by zone id)."""
+    return ShedOut(**_shed_fields(o, names))
 
 
-def shed_detail_out(o: ShedOverview, latest_snapshot: str | None) -> ShedDetailOut:
+def shed_detail_out(o: ShedOverview, latest_snapshot: str | None, names: dict[str, str]) -> ShedDetailOut:
     return ShedDetailOut(
-        **_shed_fields(o),
+        **_shed_fields(o, names),
         rows=[ShedRowOut(row=r.row, counts=r.counts) for r in o.rows],
         cameras=[ShedCameraOut(device=c.device, camera=c.camera, state=c.state, last_seen_ms=c.last_seen_ms)  # type: ignore[arg-type]
                  for c in o.cameras],

@@ -11,7 +11,7 @@ RuleName = Literal["beyond_3sigma", "2_of_3_beyond_2sigma", "4_of_5_beyond_1sigm
 
 class LineOut(BaseModel):
     id: str = Field(description="Line id (zone.id of its inspection events)")
-    name: str = Field(description="Display name (the id until lines get metadata)")
+    name: str = Field(description="Display name: Settings.zone_names, else the id")
     site: str = Field(description="Site of the device behind the newest inspection")
     parts: int = Field(description="Parts inspected in the window")
     rejects: int = Field(description="Parts rejected in the window")

@@ -61,7 +61,7 @@ CameraState = Literal["online", "offline", "unknown"]
 
 class ShedOut(BaseModel):
     id: str
-    name: str
+    name: str = Field(description="Display name: Settings.zone_names, else the id")
     counts: dict[str, int] = Field(description="Sum over (device, camera, row) of the latest count event")
     updated_ms: int = Field(description="ts_ms of the newest of those count events")
     site: str | None = Field(description="Site of the device behind the newest count")

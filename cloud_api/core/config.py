@@ -85,6 +85,11 @@ class Settings(BaseModel):
         default_factory=lambda: ["ripe"], min_length=1,
         description="Count labels that are ready to pick; a shed's pick_ready is the sum of their counts",
     )
+    zone_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Display names of sheds and lines by zone id, e.g. {\"shed-07\": \"Shed 7 (cherry)\", "
+                    "\"line-2\": \"Press line 2\"}; the phone app and the QA dashboard show the id when absent",
+    )
     shed_spacing_m: float = Field(
         default=40.0, gt=0, description="Walkway distance between neighbouring sheds (natural order), metres"
     )
@@ -174,6 +179,9 @@ class Settings(BaseModel):
             raise ValueError("mqtt_reconnect_max_s must be >= mqtt_reconnect_min_s")
         if any(not token for token in self.api_tokens):
             raise ValueError("api_tokens must not contain empty strings")
+        bad = [zone for zone, name in self.zone_names.items() if not name.strip() or len(name) > 100]
+        if bad:
+            raise ValueError(f"zone_names: the name of {bad[0]!r} must be 1..100 characters, not blank")
         if any(position < 0 for position in self.shed_positions_m.values()):
             raise ValueError("shed_positions_m: positions must be >= 0 metres")
         if self.influx_retry_max_s < self.influx_retry_min_s:

@@ -50,3 +50,12 @@ def test_server_gc_tuning_freezes_start_up_objects_and_raises_the_young_threshol
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_blank_zone_names_are_rejected(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from cloud_api.core.config import Settings
+
+    with pytest.raises(ValidationError, match="zone_names: the name of 'line-2' must be 1..100 characters"):
+        Settings(data_dir=tmp_path, zone_names={"line-1": "Press 1", "line-2": "  "})

@@ -68,7 +68,7 @@ def seed_events() -> list[Event]:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    settings = settings_for(tmp_path_factory.mktemp("qa"))
+    settings = settings_for(tmp_path_factory.mktemp("qa"), zone_names={"line-2": "Press line 2"})
     with ApiServer(settings) as server:
         store: SqliteStore = server.server.config.app.state.store
         events = seed_events()
@@ -90,7 +90,7 @@ def test_lines_with_counts_in_the_window(api: ApiServer) -> None:
     assert (one["parts"], one["rejects"], one["site"], one["name"]) == (300, 23, "site-a", "line-1")
     assert one["defect_rate"] == pytest.approx(23 / 300)
     assert one["last_ts_ms"] == B + 9 * BUCKET + 39 * (BUCKET // 40)
-    assert (two["parts"], two["rejects"], two["site"]) == (4, 1, "plant-b")
+    assert (two["parts"], two["rejects"], two["site"], two["name"]) == (4, 1, "plant-b", "Press line 2")
     assert two["defect_rate"] == pytest.approx(0.25)
     assert (ten["parts"], ten["rejects"], ten["defect_rate"], ten["last_ts_ms"]) == (0, 0, None, B - 60 * MIN)
 

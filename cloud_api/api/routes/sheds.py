@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from cloud_api.api.convert import shed_detail_out, shed_out
-from cloud_api.api.deps import ShedServiceDep, StoreDep
+from cloud_api.api.deps import SettingsDep, ShedServiceDep, StoreDep
 from cloud_api.api.errors import MAX_EPOCH_MS, UnprocessableOut
 from cloud_api.api.schemas import CountPointOut, ShedCountsOut, ShedDetailOut, ShedOut
 from cloud_api.services.sheds import InvalidRange, UnknownShed
@@ -20,18 +20,19 @@ def _now_ms() -> int:
 
 @router.get("/sheds", response_model=list[ShedOut],
             summary="Every shed with its counts, pick-ready fruits, 24 h trend, camera state and open alerts")
-def list_sheds(service: ShedServiceDep) -> list[ShedOut]:
-    return [shed_out(o) for o in service.overview(_now_ms())]
+def list_sheds(service: ShedServiceDep, settings: SettingsDep) -> list[ShedOut]:
+    return [shed_out(o, settings.zone_names) for o in service.overview(_now_ms())]
 
 
 @router.get("/sheds/{shed_id}", response_model=ShedDetailOut, responses={404: {"description": "Unknown shed"}},
             summary="One shed: counts by row, cameras, latest snapshot, open alerts")
-def shed_detail(service: ShedServiceDep, shed_id: Annotated[str, Path(min_length=1, max_length=64)]) -> ShedDetailOut:
+def shed_detail(service: ShedServiceDep, settings: SettingsDep,
+                shed_id: Annotated[str, Path(min_length=1, max_length=64)]) -> ShedDetailOut:
     try:
         overview, snapshot = service.detail(shed_id, _now_ms())
     except UnknownShed:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown shed {shed_id!r}") from None
-    return shed_detail_out(overview, snapshot)
+    return shed_detail_out(overview, snapshot, settings.zone_names)
 
 
 @router.get(
