@@ -7,7 +7,7 @@
    program is installed; otherwise with OpenCV's own writer ('mp4v', MPEG-4 Part 2: the opencv-python
    wheels ship no H.264 encoder) and says so.
 2. Pins the process to one core (``--cores``), onnxruntime to 1 intra-op thread, OpenCV to 1 thread.
-3. Times, in the same run: a staged pass (decode, letterbox+tensor, inference, decode of the
+3. Times, in the same run: a staged pass (decode, scale to the input size, pad+tensor, inference, decode of the
    outputs + NMS, camera health, tracking, rules) per frame; then ``--rounds`` interleaved rounds of decode
    alone, inference alone on one tensor and the whole agent loop end to end (``CameraLoop`` on a ``video`` source, frame-rate cap lifted, events into the
    real SQLite spool, no broker).
@@ -47,7 +47,7 @@ from edge_agent.detectors.onnx_generic import OnnxGenericDetector  # noqa: E402
 from edge_agent.detectors.preprocess import letterbox_rgb01  # noqa: E402
 from edge_agent.health import CameraHealth  # noqa: E402
 from edge_agent.rules import ZoneRef, build_rule  # noqa: E402
-from edge_agent.sources.video import VideoFile  # noqa: E402
+from edge_agent.sources.video import open_video  # noqa: E402
 from edge_agent.tracking import Tracker  # noqa: E402
 from models.synth.tomato import random_scene, render  # noqa: E402
 
@@ -168,9 +168,9 @@ class StagedDetector:
         else:
             self.detector._session = self.detector._session._session
 
-    def detect(self, frame: np.ndarray):
+    def detect_frame(self, frame):
         started = CLOCK()
-        det = self.detector.detect(frame)
+        det = self.detector.detect_frame(frame)
         total = (CLOCK() - started) * 1000
         pre, infer = self.pre.take(), self.infer.take()
         return det, {"preprocess": pre, "inference": infer, "postprocess": total - pre - infer}
@@ -186,7 +186,7 @@ def agent_config(model: dict, video: Path, data_dir: Path) -> AgentConfig:
 
 
 def decode_alone(video: Path) -> list[float]:
-    source = VideoFile(VideoSource(type="video", path=str(video)))
+    source = open_video(VideoSource(type="video", path=str(video)))
     times = []
     while True:
         started = CLOCK()
@@ -200,36 +200,41 @@ def decode_alone(video: Path) -> list[float]:
 
 def staged_pass(config: AgentConfig, detector, video: Path) -> dict[str, list[float]]:
     camera = config.cameras[0]
-    source = VideoFile(camera.source)
+    source = open_video(camera.source)
     rule = build_rule(camera, detector.labels)
     tracker = Tracker(camera.tracker)
     health = CameraHealth(camera.name, ZoneRef(camera.zone.kind, camera.zone.id, camera.zone.row), camera.alerts)
     stages: dict[str, list[float]] = {k: [] for k in
-                                      ("decode", "preprocess", "inference", "postprocess", "health", "tracking",
-                                       "rules", "detections")}
+                                      ("decode", "scale", "preprocess", "inference", "postprocess", "health",
+                                       "tracking", "rules", "detections")}
     with StagedDetector(detector) as staged:
-        while True:
+        while True:  # the steps of CameraLoop.run, timed one by one
             t0 = CLOCK()
             frame = source.read()
             t1 = CLOCK()
             if frame is None:
                 break
             now = time.monotonic()
-            health.on_frame(frame.image, now)
+            fit = detector.input_fit(*frame.size)
+            if fit:
+                frame.scaled(*fit)  # cached: detect_frame reuses it
             t2 = CLOCK()
-            det, parts = staged.detect(frame.image)
+            det, parts = staged.detect_frame(frame)
             t3 = CLOCK()
-            tracked = tracker.update(det)
+            health.on_frame(frame.preview(), now)
             t4 = CLOCK()
-            rule.process(det, tracked, (frame.image.shape[1], frame.image.shape[0]), now)
+            tracked = tracker.update(det)
             t5 = CLOCK()
+            rule.process(det, tracked, frame.size, now)
+            t6 = CLOCK()
             if frame.index > 0:  # frame 0 was decoded when the file was opened
                 stages["decode"].append((t1 - t0) * 1000)
-            stages["health"].append((t2 - t1) * 1000)
+            stages["scale"].append((t2 - t1) * 1000)
             for k, v in parts.items():
                 stages[k].append(v)
-            stages["tracking"].append((t4 - t3) * 1000)
-            stages["rules"].append((t5 - t4) * 1000)
+            stages["health"].append((t4 - t3) * 1000)
+            stages["tracking"].append((t5 - t4) * 1000)
+            stages["rules"].append((t6 - t5) * 1000)
             stages["detections"].append(len(det))
     source.close()
     return stages
@@ -261,7 +266,7 @@ def agent_loop(config: AgentConfig, detector) -> tuple[float, float, int, int]:
     agent = Agent(config, detector)
     camera = config.cameras[0].model_copy(update={"fps": 1e9})  # uncapped: measure throughput, not the cap
     counters = CameraCounters()
-    loop = CameraLoop(camera, VideoFile(camera.source), lambda: agent.detector, agent._on_outcomes, counters)
+    loop = CameraLoop(camera, open_video(camera.source), lambda: agent.detector, agent._on_outcomes, counters)
     started, cpu_started = time.perf_counter(), CLOCK()
     loop.run(threading.Event())
     seconds, cpu = time.perf_counter() - started, CLOCK() - cpu_started
@@ -347,12 +352,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     decode_ms, overhead = main_row["decode_alone"], main_row["ratio"]
-    cols = ["decode", "preprocess", "inference", "postprocess", "health", "tracking", "rules", "e2e_ms", "fps",
+    cols = ["decode", "scale", "preprocess", "inference", "postprocess", "health", "tracking", "rules", "e2e_ms", "fps",
             "fps_wall"]
     print(f"\nvideo: {codec}; 1280x720; {os.sched_getaffinity(0).__len__()} core(s), onnxruntime 1 thread, "
           f"OpenCV {cv2.getNumThreads()} thread")
     print("CPU ms of this process (the machine is shared: wall time moves with other loads, CPU time much less).")
     print("stages: medians of a staged pass; e2e: the agent's CameraLoop over the whole video, mean per frame;")
+    print("decode: the agent's video source (PyAV: H.264 to YUV frames); scale: YUV to BGR at the network's")
+    print("input size (FFmpeg swscale), the full-size BGR picture is never made; preprocess: pad + tensor.")
     print("decode alone (the video read through the agent's source) and inference alone (one tensor, 100 runs):")
     print("means, the same statistic as e2e (I-frames and GC pauses count on both sides).")
     print("fps = frames per CPU second on the pinned core (what a dedicated core gives); fps_wall = as measured")
@@ -371,7 +378,7 @@ def main() -> None:
     result = {
         "fps": main_row["fps"], "fps_wall": main_row["fps_wall"], "overhead_ratio": overhead,
         "e2e_ms": main_row["e2e_ms"], "e2e_wall_ms": main_row["e2e_wall_ms"], "clock": "process CPU time",
-        "stages_ms": {"decode": decode_ms, **{k: main_row[k] for k in cols[1:7]},
+        "stages_ms": {"decode": decode_ms, **{k: main_row[k] for k in cols[1:8]},
                       "inference_alone": main_row["inference_alone"]},
         "rss_mb": {"start": round(rss_start, 1), "ready": round(rss_ready, 1), "end": round(rss_end, 1)},
         "overhead_ratio_rounds": [r["ratio"] for r in main_row["rounds"]],

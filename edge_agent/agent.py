@@ -120,7 +120,7 @@ class Agent:
                     self.publisher.publish_now(topic, payload, qos=0, retain=True)
 
     def _emit_event(self, camera: CameraConfig, frame: Frame, out: EventOut) -> None:
-        height, width = frame.image.shape[:2]
+        width, height = frame.size
         dets_in = out.detections
         boxes, names = dets_in.normalized_boxes(width, height), dets_in.label_names()
         tracks = dets_in.tracker_id

@@ -76,10 +76,9 @@ class CameraLoop:
                     labels = detector.labels
                     rule = build_rule(camera, labels)
                     tracker = Tracker(camera.tracker) if rule.needs_tracking else None
-                outcomes: list[Outcome] = list(self.health.on_frame(frame.image, now))
                 started = time.perf_counter()
                 try:
-                    detections = detector.detect(frame.image)
+                    detections = detector.detect_frame(frame)
                 except ValueError as exc:
                     counters.skipped_frames += 1
                     log.warning("camera %s: frame %d skipped: %s", camera.name, frame.index, exc)
@@ -91,11 +90,12 @@ class CameraLoop:
                     stop.wait(1.0)
                     continue
                 counters.detect_ms.append((time.perf_counter() - started) * 1000)
+                # after detection: the health check reads the detector's small copy instead of the full frame
+                outcomes: list[Outcome] = list(self.health.on_frame(frame.preview(), now))
                 with self._latest_lock:
                     self._latest = (frame, detections)
                 tracked = tracker.update(detections) if tracker is not None else None
-                height, width = frame.image.shape[:2]
-                outcomes += rule.process(detections, tracked, (width, height), now)
+                outcomes += rule.process(detections, tracked, frame.size, now)
                 if outcomes:
                     self._sink(camera, frame, detections, outcomes)
                 next_at = max(next_at + period, time.monotonic() - period)

@@ -51,6 +51,13 @@ class Detections:
         return Detections(self.xyxy[mask], self.confidence[mask], self.class_id[mask],
                           None if self.tracker_id is None else self.tracker_id[mask], self.labels)
 
+    def rescaled(self, sx: float, sy: float, size: tuple[int, int]) -> "Detections":
+        """Boxes multiplied by (sx, sy) and clipped to a ``size`` = (width, height) frame."""
+        xyxy = self.xyxy * np.array([sx, sy, sx, sy], np.float32)
+        np.clip(xyxy[:, 0::2], 0, size[0], out=xyxy[:, 0::2])
+        np.clip(xyxy[:, 1::2], 0, size[1], out=xyxy[:, 1::2])
+        return Detections(xyxy, self.confidence, self.class_id, self.tracker_id, self.labels)
+
     def normalized_boxes(self, width: int, height: int) -> np.ndarray:
         """Boxes scaled to 0..1 by the frame size (the wire format), clipped."""
         scale = np.array([width, height, width, height], np.float32)

@@ -39,7 +39,7 @@ def check_cameras(config: AgentConfig) -> list[Check]:
         if frame is None:
             results.append(Check(f"camera {camera.name}", False, "opened but delivered no frame"))
         else:
-            h, w = frame.image.shape[:2]
+            w, h = frame.size
             results.append(Check(f"camera {camera.name}", True, f"{w}x{h} frame read"))
     return results
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_agent.detections import Detections
+
+if TYPE_CHECKING:
+    from edge_agent.sources.base import Frame
 
 
 class Detector(ABC):
@@ -15,3 +19,22 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, frame: np.ndarray) -> Detections:
         """Detect objects in one BGR uint8 HxWx3 frame; boxes in that frame's pixels."""
+
+    def input_fit(self, width: int, height: int) -> tuple[int, int] | None:
+        """The size a ``width`` x ``height`` frame is resized to before padding, or None when the detector
+        does not resize that way; detectors that letterbox or stretch return it so the frame can be scaled
+        by its source."""
+        return None
+
+    def detect_frame(self, frame: Frame) -> Detections:
+        """Detect on a source :class:`Frame`; boxes in the full frame's pixels.
+
+        With ``input_fit``, the detector runs on ``frame.scaled(...)`` (made once, shared with the health
+        check; a decoder makes it from YUV without the full-size BGR picture) and its boxes are scaled back.
+        """
+        fit = self.input_fit(frame.width, frame.height)
+        if fit is None or fit == frame.size:
+            return self.detect(frame.image)
+        small = self.detect(frame.scaled(*fit))
+        return small.rescaled(frame.width / fit[0], frame.height / fit[1], frame.size)
+

@@ -10,7 +10,7 @@ import numpy as np
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.nms import batched_nms
-from edge_agent.detectors.preprocess import letterbox_rgb01
+from edge_agent.detectors.preprocess import fitted_size, letterbox_rgb01
 from edge_agent.detectors.session import (
     META_PREFIX,
     ModelFileInfo,
@@ -70,6 +70,9 @@ class OnnxDetector(ModelFileInfo, Detector):
     @property
     def input_size(self) -> int:
         return self._input_size
+
+    def input_fit(self, width: int, height: int) -> tuple[int, int]:
+        return fitted_size(width, height, self._input_size, self._input_size)
 
     def detect(self, frame: np.ndarray) -> Detections:
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \

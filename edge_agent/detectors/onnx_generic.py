@@ -19,7 +19,7 @@ from edge_agent.detectors.base import Detector
 from edge_agent.detectors.decoders import Candidates
 from edge_agent.detectors.nms import batched_nms
 from edge_agent.detectors.session import ModelLoadError, file_sha256, open_session
-from edge_agent.detectors.preprocess import fit_to_input, to_tensor
+from edge_agent.detectors.preprocess import fit_to_input, fitted_size, to_tensor
 
 Decode = Callable[[list[np.ndarray]], Candidates]
 
@@ -148,6 +148,12 @@ class OnnxGenericDetector(Detector):
     @property
     def version(self) -> str:
         return self._version
+
+    def input_fit(self, width: int, height: int) -> tuple[int, int]:
+        h, w = self._input_hw
+        if self.config.resize == "stretch":
+            return w, h
+        return fitted_size(width, height, w, h)
 
     # ------------------------------------------------------------------ stages (public for the bench)
     def preprocess(self, frame: np.ndarray):

@@ -55,6 +55,12 @@ def resize_fast(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return frame if (width, height) == (w, h) else cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def fitted_size(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
+    """The size a ``width`` x ``height`` picture takes inside a box, keeping its aspect ratio (letterbox)."""
+    scale = min(box_width / width, box_height / height)
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
 def letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping aspect ratio, centre on a ``size``x``size`` canvas padded with 114."""
     return fit_to_input(frame, size, size)
@@ -77,7 +83,7 @@ def fit_to_input(frame: np.ndarray, height: int, width: int, mode: ResizeMode = 
         resized = cv2.resize(frame, (width, height), interpolation=interp) if (width, height) != (w, h) else frame
         return np.ascontiguousarray(resized), Letterbox(sx, 0, 0, w, h, sy)
     scale = min(width / w, height / h)
-    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    nw, nh = fitted_size(w, h, width, height)
     resized = resize_fast(frame, nw, nh)
     pad_x, pad_y = ((width - nw) // 2, (height - nh) // 2) if mode == "letterbox" else (0, 0)
     canvas = np.full((height, width, 3), pad_value, np.uint8)
@@ -103,7 +109,7 @@ def letterbox_rgb01(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox
     """
     h, w = frame.shape[:2]
     scale = min(size / w, size / h)
-    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    nw, nh = fitted_size(w, h, size, size)
     resized = resize_fast(frame, nw, nh)
     px, py = (size - nw) // 2, (size - nh) // 2
     out = np.empty((1, 3, size, size), np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,12 +13,69 @@ class SourceError(RuntimeError):
     """A source that cannot be opened at all (missing file, unreadable stream); names the source."""
 
 
-@dataclass
 class Frame:
-    image: np.ndarray  # BGR uint8, HxWx3
-    ts_ms: int  # capture time, UTC epoch ms
-    index: int  # frame number from this source
-    truth: dict[str, int] | None = field(default=None)  # ground-truth counts, synthetic sources only
+    """One captured frame.
+
+    ``image`` is the full-size BGR uint8 HxWx3 picture. Decoders that deliver another format (YUV from FFmpeg)
+    make it on first use only (snapshots), and make the detector's smaller copy (``scaled``) straight from
+    their own format, which skips building and reading a full-size BGR frame on every frame.
+    """
+
+    __slots__ = ("_image", "_make_image", "_make_scaled", "_scaled", "height", "index", "truth", "ts_ms", "width")
+
+    def __init__(self, image: np.ndarray, ts_ms: int, index: int, truth: dict[str, int] | None = None) -> None:
+        self._image: np.ndarray | None = image
+        self.ts_ms = ts_ms  # capture time, UTC epoch ms
+        self.index = index  # frame number from this source
+        self.truth = truth  # ground-truth counts, synthetic sources only
+        self.height, self.width = image.shape[:2]
+        self._make_image: Callable[[], np.ndarray] | None = None
+        self._make_scaled: Callable[[int, int], np.ndarray] | None = None
+        self._scaled: dict[tuple[int, int], np.ndarray] = {}
+
+    @classmethod
+    def deferred(cls, width: int, height: int, make_image: Callable[[], np.ndarray],
+                 make_scaled: Callable[[int, int], np.ndarray], ts_ms: int, index: int) -> Frame:
+        """A frame whose pictures are made on demand by the source (``make_scaled(w, h)``: BGR at w x h)."""
+        frame = cls.__new__(cls)
+        frame._image, frame._make_image, frame._make_scaled, frame._scaled = None, make_image, make_scaled, {}
+        frame.ts_ms, frame.index, frame.truth, frame.width, frame.height = ts_ms, index, None, width, height
+        return frame
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            assert self._make_image is not None
+            self._image, self._make_image = self._make_image(), None
+        return self._image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the full picture."""
+        return self.width, self.height
+
+    def scaled(self, width: int, height: int) -> np.ndarray:
+        """The picture at ``width`` x ``height`` (area-averaged when shrinking); kept, so the detector and the
+        health check share one copy."""
+        key = (width, height)
+        out = self._scaled.get(key)
+        if out is None:
+            if (width, height) == self.size:
+                out = self.image
+            elif self._image is None and self._make_scaled is not None:
+                out = self._make_scaled(width, height)
+            else:
+                from edge_agent.detectors.preprocess import resize_fast  # a leaf module; imported late
+
+                out = resize_fast(self.image, width, height)
+            self._scaled[key] = out
+        return out
+
+    def preview(self) -> np.ndarray:
+        """The smallest picture made so far (the full one if none): enough for brightness/frozen checks."""
+        if self._scaled:
+            return min(self._scaled.values(), key=lambda a: a.shape[0] * a.shape[1])
+        return self.image
 
 
 def now_ms() -> int:

@@ -139,4 +139,8 @@ def open_video(config: VideoSource | UsbSource) -> Source:
                            (config.width, config.height))
     if config.path.startswith(STREAM_PREFIXES):
         return LiveCapture(config.path, f"stream {config.path}", config.reconnect_max_s)
-    return VideoFile(config)
+    try:
+        from edge_agent.sources.pyav_video import PyAvVideoFile
+    except ImportError:  # PyAV missing (a platform without its wheels): OpenCV decodes to BGR instead
+        return VideoFile(config)
+    return PyAvVideoFile(config)

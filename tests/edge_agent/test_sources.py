@@ -57,6 +57,80 @@ def test_video_file_frames_and_errors(tmp_path):
         open_source(VideoSource(type="video", path=str(tmp_path / "bad.mp4")))
 
 
+def _textured_clip(path, frames: int = 12, size: tuple[int, int] = (640, 360)) -> list[np.ndarray]:
+    """An MPEG-4 clip of a blurred noise texture panning right; returns the frames OpenCV decodes from it."""
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur((rng.random((size[1], size[0], 3)) * 255).astype(np.uint8), (0, 0), 3)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+    for i in range(frames):
+        writer.write(np.roll(base, 4 * i, axis=1))
+    writer.release()
+    capture, decoded = cv2.VideoCapture(str(path)), []
+    while (got := capture.read())[0]:
+        decoded.append(got[1])
+    return decoded
+
+
+def test_pyav_file_frames_match_opencv_and_scale_without_the_full_picture(tmp_path):
+    from edge_agent.detectors.preprocess import resize_fast
+    from edge_agent.sources.pyav_video import PyAvVideoFile
+
+    path = tmp_path / "clip.mp4"
+    reference = _textured_clip(path)
+    source = open_source(VideoSource(type="video", path=str(path)))
+    assert isinstance(source, PyAvVideoFile)  # files go through PyAV when it is installed
+    frames = []
+    while (frame := source.read()) is not None:
+        frames.append(frame)
+    source.close()  # deferred pictures stay valid after the file is closed
+    assert source.ended and [f.index for f in frames] == list(range(len(reference)))
+    first = frames[0]
+    assert first.size == (640, 360)
+    small = first.scaled(320, 180)  # FFmpeg scales from YUV; the full BGR picture is not made for it
+    assert small.shape == (180, 320, 3) and first._image is None
+    assert first.scaled(320, 180) is small and first.preview() is small
+    assert np.abs(small.astype(int) - resize_fast(reference[0], 320, 180).astype(int)).mean() < 3
+    for frame, ref in zip(frames, reference, strict=True):  # the same colour conversion as OpenCV's
+        assert np.abs(frame.image.astype(int) - ref.astype(int)).mean() < 1
+
+
+def test_pyav_file_loops_and_reports_bad_files(tmp_path):
+    from edge_agent.sources.pyav_video import PyAvVideoFile
+
+    path = tmp_path / "clip.mp4"
+    count = len(_textured_clip(path, frames=5))
+    source = PyAvVideoFile(VideoSource(type="video", path=str(path), loop=True))
+    indices = [source.read().index for _ in range(3 * count)]
+    assert indices == list(range(3 * count)) and not source.ended
+    source.close()
+    (tmp_path / "notes.mp4").write_text("not a video at all\n")
+    with pytest.raises(SourceError, match="notes.mp4.*cannot open"):
+        PyAvVideoFile(VideoSource(type="video", path=str(tmp_path / "notes.mp4")))
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(path.read_bytes()[:200])  # the header without the frames
+    with pytest.raises(SourceError, match="truncated.mp4"):
+        PyAvVideoFile(VideoSource(type="video", path=str(truncated)))
+
+
+def test_detect_frame_equals_detect_on_the_full_picture(tmp_path):
+    """The detector on the source's scaled copy finds the same boxes, in full-frame pixels."""
+    from models.synth.tomato import random_scene, render
+
+    from edge_agent.detectors import OnnxDetector
+    from edge_agent.sources import Frame
+
+    det = OnnxDetector("models/zoo/tomato-ripeness.onnx", conf_threshold=0.3)
+    rng = np.random.default_rng(5)
+    picture = render(random_scene(rng, 1280, 720), rng).image
+    frame = Frame(picture, 0, 0)
+    assert det.input_fit(1280, 720) == (320, 180)
+    direct, via_frame = det.detect(picture), det.detect_frame(frame)
+    assert len(direct) >= 3 and len(via_frame) == len(direct)
+    np.testing.assert_allclose(via_frame.xyxy, direct.xyxy, atol=0.5)
+    np.testing.assert_array_equal(via_frame.class_id, direct.class_id)
+    assert frame.preview().shape == (180, 320, 3)  # the health check reads the detector's copy
+
+
 class _MjpegStream(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         self.send_response(200)
