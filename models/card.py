@@ -61,8 +61,15 @@ REAL_DATA: dict[str, list[dict[str, str]]] = {
                 "learning rate 0.001.",
         "licence": "CC BY-NC-SA 4.0 (non-commercial): the weights trained on it are not shipped"}],
     "steel-defect": [{
-        "dir": "neu-det", "title": "NEU-DET (20 % test split, split seed 0, 358 images)",
+        "dir": "neu-det", "title": "NEU-DET (20 % test split, split seed 0, 358 images), trained from random weights",
         "recipe": "models/recipes/neu-det.sh",
+        "licence": "no licence stated (research use): the weights trained on it are not shipped"}, {
+        "dir": "neu-det-finetune",
+        "title": "NEU-DET (the same split), fine-tuned from this model's synthetic-trained checkpoint",
+        "recipe": "models/recipes/neu-det.sh",
+        "note": "Starts from the `best.pt` behind the shipped steel-defect model (`--init-from`; only `inclusion` "
+                "is a class both know, the other class rows start fresh) and trains on the NEU-DET train split at "
+                "learning rate 0.001.",
         "licence": "no licence stated (research use): the weights trained on it are not shipped"}],
 }
 

@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
-# NEU-DET steel defects: 20 % test split (split seed 0), the 30 Validation_Images for checkpoint choice.
+# NEU-DET steel defects: 20 % test split (split seed 0), the 30 Validation_Images for checkpoint choice,
+# two ways: from random weights, and fine-tuned from the shipped steel-defect model's checkpoint (trained on
+# FieldLine's synthetic surfaces by models/recipes/steel-defect.sh, whose OUT this recipe shares).
 # Research-only data: the weights are NOT shipped; the figures go into the steel-defect card.
 set -euo pipefail
 DATA=${DATA:-../shared/datasets/neu-det}
-OUT=${OUT:-/tmp/fieldline-recipes}/neu-det
+ROOT=${OUT:-/tmp/fieldline-recipes}
 BUDGET=${BUDGET:-1500}
-mkdir -p "$OUT"
-fieldline model train --data "$DATA" --format voc --splits 0.8,0,0.2 --split-seed 0 --input-size 224 --vflip \
-  --out-dir "$OUT/run" --time-budget "$BUDGET" --val-interval 120 --seed 11
-fieldline model export --checkpoint "$OUT/run/best.pt" --out "$OUT/neu-det.onnx" --name neu-det \
-  --version 0.0.0-eval --train-info "$OUT/run/train_info.json"
-fieldline model eval --model "$OUT/neu-det.onnx" --data "$DATA" --format voc --splits 0.8,0,0.2 --split-seed 0 \
-  --split test --plots "$OUT/plots" --json | tail -n 1 > "$OUT/eval_test.json"
-fieldline model quantize --model "$OUT/neu-det.onnx" --out "$OUT/neu-det.int8.onnx" --data "$DATA" --format voc \
-  --splits 0.8,0,0.2 --split-seed 0 --force | tail -n 1 > "$OUT/quantize.json"
-cat "$OUT/eval_test.json"
+FINETUNE_BUDGET=${FINETUNE_BUDGET:-1200}
+SPLIT=(--data "$DATA" --format voc --splits 0.8,0,0.2 --split-seed 0)
+
+evaluate() {  # $1 = output folder of one run
+  fieldline model export --checkpoint "$1/run/best.pt" --out "$1/neu-det.onnx" --name neu-det \
+    --version 0.0.0-eval --train-info "$1/run/train_info.json"
+  fieldline model eval --model "$1/neu-det.onnx" "${SPLIT[@]}" --split test --plots "$1/plots" --json \
+    | tail -n 1 > "$1/eval_test.json"
+}
+
+# 1. From random weights (the INT8 check is forced: the figures are reported, nothing is shipped).
+mkdir -p "$ROOT/neu-det"
+fieldline model train "${SPLIT[@]}" --input-size 224 --vflip --out-dir "$ROOT/neu-det/run" \
+  --time-budget "$BUDGET" --val-interval 120 --seed 11
+evaluate "$ROOT/neu-det"
+fieldline model quantize --model "$ROOT/neu-det/neu-det.onnx" --out "$ROOT/neu-det/neu-det.int8.onnx" "${SPLIT[@]}" \
+  --force | tail -n 1 > "$ROOT/neu-det/quantize.json"
+
+# 2. Fine-tuned from the synthetic-trained steel-defect checkpoint (run models/recipes/steel-defect.sh first).
+if [ -f "$ROOT/steel-defect/run/best.pt" ]; then
+  mkdir -p "$ROOT/neu-det-finetune"
+  fieldline model train "${SPLIT[@]}" --input-size 224 --vflip --out-dir "$ROOT/neu-det-finetune/run" \
+    --time-budget "$FINETUNE_BUDGET" --val-interval 120 --seed 11 --lr 0.001 \
+    --init-from "$ROOT/steel-defect/run/best.pt"
+  evaluate "$ROOT/neu-det-finetune"
+fi
+cat "$ROOT"/neu-det*/eval_test.json
