@@ -141,7 +141,9 @@ def test_init_from_copies_weights_and_class_rows_by_label_name(trained: dict) ->
 
 
 def test_fine_tuning_starts_from_the_checkpoint_not_from_scratch(trained: dict, tmp_path: Path) -> None:
-    common = {**trained["cfg"].__dict__, "epochs": 1, "val_interval_s": 0}
+    # a small learning rate: with one epoch there is no warm-up, and fresh AdamW moments move every weight
+    # by about the learning rate on the first steps, whatever the gradient (the recipes warm up 150 steps)
+    common = {**trained["cfg"].__dict__, "epochs": 1, "val_interval_s": 0, "lr": 2e-4}
     scratch = TrainConfig(**{**common, "out_dir": tmp_path / "scratch"})
     tuned = TrainConfig(**{**common, "out_dir": tmp_path / "tuned", "init_from": trained["best"]})
     train(scratch, progress=False)
@@ -150,7 +152,10 @@ def test_fine_tuning_starts_from_the_checkpoint_not_from_scratch(trained: dict, 
     t = json.loads((tmp_path / "tuned" / "train_info.json").read_text())
     assert t["init_from"]["labels_copied"] == SHAPES and s["init_from"] is None
     assert t["first_losses"][0]["loss"] < 0.5 * s["first_losses"][0]["loss"]
-    assert t["val_log"][0]["map50"] > 0.5 > s["val_log"][0]["map50"]
+    source_map, tuned_map, scratch_map = (trained["info"]["best_val_map50"], t["val_log"][0]["map50"],
+                                          s["val_log"][0]["map50"])
+    assert tuned_map > 0.8 * source_map, (source_map, tuned_map)
+    assert scratch_map < 0.5 * tuned_map, (scratch_map, tuned_map)
 
 
 def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path) -> None:
