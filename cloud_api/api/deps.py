@@ -59,7 +59,7 @@ def get_hub(request: Request) -> LiveHub:
 def get_shed_service(
     store: Annotated[Store, Depends(get_store)], settings: Annotated[Settings, Depends(get_settings)]
 ) -> ShedService:
-    return ShedService(store, settings.pick_ready_labels)
+    return ShedService(store, settings.pick_ready_labels, settings.pick_ready_labels_by_shed)
 
 
 def get_alert_service(store: Annotated[Store, Depends(get_store)]) -> AlertService:

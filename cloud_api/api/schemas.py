@@ -65,7 +65,8 @@ class ShedOut(BaseModel):
     counts: dict[str, int] = Field(description="Sum over (device, camera, row) of the latest count event")
     updated_ms: int = Field(description="ts_ms of the newest of those count events")
     site: str | None = Field(description="Site of the device behind the newest count")
-    pick_ready: int = Field(description="Sum of the counts of the pick-ready labels (Settings.pick_ready_labels)")
+    pick_ready: int = Field(description="Sum of the counts of the pick-ready labels (Settings.pick_ready_labels, "
+                                        "or the shed's own list in Settings.pick_ready_labels_by_shed)")
     trend: int = Field(description="pick_ready now minus pick_ready 24 h ago; 0 when unknown")
     camera_state: CameraState = Field(
         description="offline if any camera of the shed is offline, online if all are online, else unknown"

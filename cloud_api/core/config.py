@@ -85,6 +85,11 @@ class Settings(BaseModel):
         default_factory=lambda: ["ripe"], min_length=1,
         description="Count labels that are ready to pick; a shed's pick_ready is the sum of their counts",
     )
+    pick_ready_labels_by_shed: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per-shed pick-ready labels overriding pick_ready_labels, e.g. {\"shed-12\": [\"half_ripe\", "
+                    "\"ripe\"]} for a shed picked early for a long haul",
+    )
     zone_names: dict[str, str] = Field(
         default_factory=dict,
         description="Display names of sheds and lines by zone id, e.g. {\"shed-07\": \"Shed 7 (cherry)\", "
@@ -179,6 +184,9 @@ class Settings(BaseModel):
             raise ValueError("mqtt_reconnect_max_s must be >= mqtt_reconnect_min_s")
         if any(not token for token in self.api_tokens):
             raise ValueError("api_tokens must not contain empty strings")
+        empty = [shed for shed, labels in self.pick_ready_labels_by_shed.items() if not labels]
+        if empty:
+            raise ValueError(f"pick_ready_labels_by_shed: {empty[0]!r} needs at least one label")
         bad = [zone for zone, name in self.zone_names.items() if not name.strip() or len(name) > 100]
         if bad:
             raise ValueError(f"zone_names: the name of {bad[0]!r} must be 1..100 characters, not blank")

@@ -74,15 +74,19 @@ def camera_state(cameras: Sequence[ShedCamera]) -> str:
 
 
 class ShedService:
-    def __init__(self, store: Store, pick_ready_labels: Sequence[str] = ("ripe",)) -> None:
+    def __init__(self, store: Store, pick_ready_labels: Sequence[str] = ("ripe",),
+                 pick_ready_by_shed: dict[str, list[str]] | None = None) -> None:
         self._store = store
         self._pick_ready_labels = tuple(pick_ready_labels)
+        self._pick_ready_by_shed = {shed: tuple(labels) for shed, labels in (pick_ready_by_shed or {}).items()}
 
     def list(self) -> list[ShedSummary]:
         return self._store.list_sheds()
 
-    def pick_ready(self, counts: dict[str, int]) -> int:
-        return sum(counts.get(label, 0) for label in self._pick_ready_labels)
+    def pick_ready(self, counts: dict[str, int], shed: str | None = None) -> int:
+        """Fruits ready to pick: the counts of the shed's pick-ready labels (its own list, else the default)."""
+        labels = self._pick_ready_by_shed.get(shed, self._pick_ready_labels) if shed else self._pick_ready_labels
+        return sum(counts.get(label, 0) for label in labels)
 
     def overview(self, now_ms: int, shed_id: str | None = None) -> list[ShedOverview]:
         """Every shed with counts (or just ``shed_id``), with pick-ready, trend, cameras and open alerts.
@@ -106,10 +110,10 @@ class ShedService:
                 _add(counts, item.counts)
                 _add(rows.setdefault(item.row, {}), item.counts)
             cameras = self._cameras(shed, items, devices)
-            pick_ready = self.pick_ready(counts)
+            pick_ready = self.pick_ready(counts, shed)
             result.append(ShedOverview(
                 id=shed, site=sites.get(shed), counts=counts, updated_ms=max(i.ts_ms for i in items),
-                pick_ready=pick_ready, trend=pick_ready - self.pick_ready(past[shed]) if shed in past else 0,
+                pick_ready=pick_ready, trend=pick_ready - self.pick_ready(past[shed], shed) if shed in past else 0,
                 camera_state=camera_state(cameras), open_alerts=alerts.get(shed, 0),
                 rows=[ShedRow(row=r, counts=c) for r, c in sorted(rows.items(), key=lambda kv: natural_key(kv[0] or ""))],
                 cameras=cameras,

@@ -59,3 +59,12 @@ def test_blank_zone_names_are_rejected(tmp_path) -> None:
 
     with pytest.raises(ValidationError, match="zone_names: the name of 'line-2' must be 1..100 characters"):
         Settings(data_dir=tmp_path, zone_names={"line-1": "Press 1", "line-2": "  "})
+
+
+def test_a_shed_with_no_pick_ready_labels_is_rejected(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from cloud_api.core.config import Settings
+
+    with pytest.raises(ValidationError, match="pick_ready_labels_by_shed: 'shed-3' needs at least one label"):
+        Settings(data_dir=tmp_path, pick_ready_labels_by_shed={"shed-3": []})

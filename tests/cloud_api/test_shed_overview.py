@@ -27,7 +27,8 @@ def count(shed: str, ts_ms: int, counts: dict[str, int], *, device: str, seq: in
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     settings = settings_for(tmp_path_factory.mktemp("overview"), pick_ready_labels=["ripe", "red"],
-                            zone_names={"shed-2": "Shed 2 (cherry)"})
+                            zone_names={"shed-2": "Shed 2 (cherry)"},
+                            pick_ready_labels_by_shed={"shed-4": ["green"]})  # shed-4 is picked green
     with ApiServer(settings) as api:
         store: SqliteStore = api.server.config.app.state.store
         now = time.time_ns() // 1_000_000
@@ -69,7 +70,7 @@ def test_sheds_list_overview_fields(seeded: ApiServer) -> None:
     assert two["name"] == "Shed 2 (cherry)"  # Settings.zone_names; shed-1 has none and shows its id
     assert seeded.get("/sheds/shed-2")["name"] == "Shed 2 (cherry)"
     four = sheds["shed-4"]
-    assert (four["pick_ready"], four["camera_state"], four["open_alerts"]) == (0, "online", 0)
+    assert (four["pick_ready"], four["camera_state"], four["open_alerts"]) == (8, "online", 0)  # its own labels
 
 
 def test_shed_detail_rows_cameras_snapshot(seeded: ApiServer) -> None:
