@@ -1,7 +1,7 @@
 """Memory soak: the agent runs a camera for N minutes against Mosquitto; RSS is sampled along the way.
 
 Prints a table of samples and, last, one JSON line with `rss_start_mb`, `rss_end_mb`, `growth_mb` and the
-frames processed. Run: `.venv/bin/python bench/edge_soak.py --minutes 30`.
+frames processed. Run: `.venv/bin/python bench/edge_soak.py --minutes 30 [--video FILE]`.
 """
 
 from __future__ import annotations
@@ -39,13 +39,16 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--sample-s", type=float, default=30.0)
+    parser.add_argument("--video", type=Path, help="loop this video file (the PyAV path) instead of a synthetic camera")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fieldline-soak-"))
+    source = ({"type": "video", "path": str(args.video), "loop": True} if args.video
+              else {"type": "synthetic", "seed": 5, "time_scale": 3600})
     with MosquittoBroker() as broker:
         config = AgentConfig.model_validate({
             "device": "soak", "site": "farm", "data_dir": tmp, "mqtt": {"host": "127.0.0.1", "port": broker.port},
             "model": {"path": MODEL},
-            "cameras": [{"name": "cam-1", "source": {"type": "synthetic", "seed": 5, "time_scale": 3600},
+            "cameras": [{"name": "cam-1", "source": source,
                          "zone": {"id": "shed-01"}, "fps": args.fps, "publish_interval_s": 5,
                          "snapshots": {"periodic_s": 60}}],
         })
