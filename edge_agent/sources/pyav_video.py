@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,7 @@ class PyAvVideoFile(Source):
             raise SourceError(f"video source {config.path!r}: file not found")
         self._threads = threads if threads is not None else min(4, len(os.sched_getaffinity(0)))
         self._container: av.container.InputContainer | None = None
-        self._frames = self._open()
+        self._packets = self._open()
         first = self._next_video_frame()
         if first is None:
             self.close()
@@ -46,7 +47,7 @@ class PyAvVideoFile(Source):
         self._pending: av.VideoFrame | None = first
         self._index = 0
 
-    def _open(self) -> Iterator[av.VideoFrame]:
+    def _open(self) -> Iterator[av.Packet]:
         try:
             container = av.open(self.config.path)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -59,22 +60,31 @@ class PyAvVideoFile(Source):
         stream.codec_context.thread_count = self._threads
         stream.thread_type = "AUTO" if self._threads > 1 else "SLICE"
         self._container = container
-        return container.decode(stream)
+        self._decoded: deque[av.VideoFrame] = deque()
+        return container.demux(stream)  # packet by packet: a damaged one is skipped, the file goes on
 
     def _next_video_frame(self) -> av.VideoFrame | None:
         corrupt = 0
-        while corrupt < MAX_CORRUPT_IN_A_ROW:
+        while not self._decoded:
             try:
-                return next(self._frames)
+                packet = next(self._packets)  # the last one (empty) flushes the decoder's buffered frames
             except StopIteration:
                 return None
-            except av.error.FFmpegError as exc:  # a damaged packet: skip it, count it, go on
+            except av.error.FFmpegError as exc:  # the container itself is damaged: nothing after it is readable
+                self.corrupt_frames += 1
+                log.error("video source %s: cannot read past a damaged part of the file: %s", self.config.path, exc)
+                return None
+            try:
+                self._decoded.extend(packet.decode())
+            except av.error.FFmpegError as exc:
                 corrupt += 1
                 self.corrupt_frames += 1
                 log.warning("video source %s: undecodable frame skipped: %s", self.config.path, exc)
-        log.error("video source %s: %d undecodable frames in a row; treating the file as ended",
-                  self.config.path, corrupt)
-        return None
+                if corrupt >= MAX_CORRUPT_IN_A_ROW:
+                    log.error("video source %s: %d undecodable frames in a row; treating the file as ended",
+                              self.config.path, corrupt)
+                    return None
+        return self._decoded.popleft()
 
     def read(self) -> Frame | None:
         if self._pending is not None:
@@ -83,7 +93,7 @@ class PyAvVideoFile(Source):
             video_frame = self._next_video_frame()
             if video_frame is None and self.config.loop and self._index > 0:
                 self.close()
-                self._frames = self._open()
+                self._packets = self._open()
                 video_frame = self._next_video_frame()
             if video_frame is None:
                 self.ended = True

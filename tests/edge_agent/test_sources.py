@@ -112,6 +112,29 @@ def test_pyav_file_loops_and_reports_bad_files(tmp_path):
         PyAvVideoFile(VideoSource(type="video", path=str(truncated)))
 
 
+def test_pyav_file_skips_and_counts_damaged_frames_and_reads_on(tmp_path):
+    """Two MJPEG frames overwritten with garbage: FFmpeg refuses them; the frames after them still arrive."""
+    from edge_agent.sources.pyav_video import PyAvVideoFile
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(30):
+        writer.write(np.full((120, 160, 3), 8 * i, np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 3) if data[i:i + 3] == b"\xff\xd8\xff"]  # JPEG start markers
+    assert len(starts) == 30
+    for k in (10, 20):
+        data[starts[k]:starts[k + 1] - 64] = b"\xff" * (starts[k + 1] - 64 - starts[k])
+    path.write_bytes(bytes(data))
+    source = PyAvVideoFile(VideoSource(type="video", path=str(path)))
+    grey = []
+    while (frame := source.read()) is not None:
+        grey.append(int(frame.image[60, 80, 0]))
+    assert source.ended and source.corrupt_frames == 2 and len(grey) == 28
+    assert grey[-1] == pytest.approx(8 * 29, abs=3)  # the file was read to its end
+
+
 def test_detect_frame_equals_detect_on_the_full_picture(tmp_path):
     """The detector on the source's scaled copy finds the same boxes, in full-frame pixels."""
     from models.synth.tomato import random_scene, render
