@@ -77,21 +77,26 @@ class CameraLoop:
                     rule = build_rule(camera, labels)
                     tracker = Tracker(camera.tracker) if rule.needs_tracking else None
                 started = time.perf_counter()
+                failure: list[Outcome] | None = None
                 try:
                     detections = detector.detect_frame(frame)
                 except ValueError as exc:
                     counters.skipped_frames += 1
                     log.warning("camera %s: frame %d skipped: %s", camera.name, frame.index, exc)
-                    continue
+                    failure = []
                 except Exception as exc:  # noqa: BLE001 - onnxruntime failure: alert, keep the loop alive
                     counters.model_errors += 1
                     log.error("camera %s: detector failed on frame %d: %s", camera.name, frame.index, exc)
-                    self._sink(camera, frame, Detections.empty(labels), [self.health.model_error(exc)])
-                    stop.wait(1.0)
+                    failure = [self.health.model_error(exc)]
+                # every frame is health-checked, after detection so it reads the detector's small copy
+                outcomes: list[Outcome] = list(self.health.on_frame(frame.preview(), now))
+                if failure is not None:
+                    if failure or outcomes:
+                        self._sink(camera, frame, Detections.empty(labels), failure + outcomes)
+                    if failure:
+                        stop.wait(1.0)
                     continue
                 counters.detect_ms.append((time.perf_counter() - started) * 1000)
-                # after detection: the health check reads the detector's small copy instead of the full frame
-                outcomes: list[Outcome] = list(self.health.on_frame(frame.preview(), now))
                 with self._latest_lock:
                     self._latest = (frame, detections)
                 tracked = tracker.update(detections) if tracker is not None else None

@@ -118,3 +118,41 @@ def test_black_and_frozen_frames_alert_and_the_gate_dedups():
     gate = AlertGate()
     assert gate.allow("k", 0, 600) and not gate.allow("k", 10, 600) and gate.allow("k", 700, 600)
     assert gate.suppressed == 1
+
+
+def test_frames_are_health_checked_even_when_the_detector_fails():
+    """A broken model and a covered lens at once: the loop reports both, and keeps running."""
+    import threading
+
+    from edge_agent.camera_loop import CameraCounters, CameraLoop
+    from edge_agent.detectors.base import Detector
+    from edge_agent.sources import Frame, Source
+
+    class BrokenModel(Detector):
+        labels = ("ripe",)
+
+        def detect(self, frame: np.ndarray) -> Detections:
+            raise RuntimeError("ONNX Runtime: bad allocation")
+
+    class BlackFrames(Source):
+        def __init__(self, count: int) -> None:
+            self.left = count
+
+        def read(self) -> Frame | None:
+            if self.left == 0:
+                self.ended = True
+                return None
+            self.left -= 1
+            return Frame(np.zeros((48, 64, 3), np.uint8), 0, 3 - self.left)
+
+    camera = CameraConfig.model_validate({"name": "cam-1", "source": {"type": "synthetic"}, "zone": {"id": "shed-01"}})
+    codes: list[str] = []
+    stop = threading.Event()
+    loop = CameraLoop(camera, BlackFrames(3), BrokenModel, lambda cam, frame, det, outs: codes.extend(
+        o.code for o in outs if isinstance(o, AlertOut)), CameraCounters())
+    safety_net = threading.Timer(10, stop.set)  # the source ends after 3 frames; this only bounds a hang
+    safety_net.start()
+    loop.run(stop)
+    safety_net.cancel()
+    assert codes.count("model_error") == 3 and "camera_black" in codes
+    assert loop.counters.model_errors == 3
