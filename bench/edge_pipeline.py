@@ -43,8 +43,9 @@ from edge_agent.agent import Agent  # noqa: E402
 from edge_agent.camera_loop import CameraCounters, CameraLoop  # noqa: E402
 from edge_agent.config import AgentConfig, VideoSource  # noqa: E402
 from edge_agent.detectors import build_detector, onnx_detector  # noqa: E402
+from edge_agent.detectors.onnx_detector import OnnxDetector  # noqa: E402
 from edge_agent.detectors.onnx_generic import OnnxGenericDetector  # noqa: E402
-from edge_agent.detectors.preprocess import letterbox_rgb01  # noqa: E402
+from edge_agent.detectors.preprocess import letterbox_rgb01, planes_to_letterboxed_rgb01  # noqa: E402
 from edge_agent.health import CameraHealth  # noqa: E402
 from edge_agent.rules import ZoneRef, build_rule  # noqa: E402
 from edge_agent.sources.video import open_video  # noqa: E402
@@ -151,8 +152,10 @@ class StagedDetector:
         if isinstance(detector, OnnxGenericDetector):
             detector.preprocess = self.pre.wrap(detector.preprocess)
             detector.infer = self.infer.wrap(detector.infer)
-        else:  # the native OnnxDetector calls the shared letterbox-to-tensor function and its session
-            self._patches = [mock.patch.object(onnx_detector, "letterbox_rgb01", self.pre.wrap(letterbox_rgb01))]
+        else:  # the native OnnxDetector calls the shared letterbox-to-tensor functions and its session
+            self._patches = [mock.patch.object(onnx_detector, "letterbox_rgb01", self.pre.wrap(letterbox_rgb01)),
+                             mock.patch.object(onnx_detector, "planes_to_letterboxed_rgb01",
+                                               self.pre.wrap(planes_to_letterboxed_rgb01))]
             detector._session = _TimedSession(detector._session, self.infer)
 
     def __enter__(self) -> StagedDetector:
@@ -216,8 +219,8 @@ def staged_pass(config: AgentConfig, detector, video: Path) -> dict[str, list[fl
                 break
             now = time.monotonic()
             fit = detector.input_fit(*frame.size)
-            if fit:
-                frame.scaled(*fit)  # cached: detect_frame reuses it
+            if fit:  # cached: detect_frame reuses it (the native detector reads planes)
+                frame.scaled_planes(*fit) if isinstance(detector, OnnxDetector) else frame.scaled(*fit)
             t2 = CLOCK()
             det, parts = staged.detect_frame(frame)
             t3 = CLOCK()
@@ -358,8 +361,8 @@ def main() -> None:
           f"OpenCV {cv2.getNumThreads()} thread")
     print("CPU ms of this process (the machine is shared: wall time moves with other loads, CPU time much less).")
     print("stages: medians of a staged pass; e2e: the agent's CameraLoop over the whole video, mean per frame;")
-    print("decode: the agent's video source (PyAV: H.264 to YUV frames); scale: YUV to BGR at the network's")
-    print("input size (FFmpeg swscale), the full-size BGR picture is never made; preprocess: pad + tensor.")
+    print("decode: the agent's video source (PyAV: H.264 to YUV frames); scale: YUV to R, G, B planes at the")
+    print("network's input size (FFmpeg swscale), the full-size BGR picture is never made; preprocess: pad + tensor.")
     print("decode alone (the video read through the agent's source) and inference alone (one tensor, 100 runs):")
     print("means, the same statistic as e2e (I-frames and GC pauses count on both sides).")
     print("fps = frames per CPU second on the pinned core (what a dedicated core gives); fps_wall = as measured")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.nms import batched_nms
-from edge_agent.detectors.preprocess import fitted_size, letterbox_rgb01
+from edge_agent.detectors.preprocess import Letterbox, fitted_size, letterbox_rgb01, planes_to_letterboxed_rgb01
 from edge_agent.detectors.session import (
     META_PREFIX,
     ModelFileInfo,
@@ -19,6 +20,9 @@ from edge_agent.detectors.session import (
     file_sha256,
     open_session,
 )
+
+if TYPE_CHECKING:
+    from edge_agent.sources.base import Frame
 
 __all__ = ["ModelLoadError", "OnnxDetector"]
 
@@ -79,7 +83,17 @@ class OnnxDetector(ModelFileInfo, Detector):
                 or frame.dtype != np.uint8 or frame.shape[0] == 0 or frame.shape[1] == 0:
             desc = f"{type(frame).__name__} {getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}"
             raise ValueError(f"frame must be a BGR uint8 array of shape HxWx3, got {desc.strip()}")
-        x, lb = letterbox_rgb01(frame, self._input_size)
+        return self._detect_tensor(*letterbox_rgb01(frame, self._input_size))
+
+    def detect_frame(self, frame: Frame) -> Detections:
+        """Runs on the source's R, G, B planes at the fitted size (see ``Frame.scaled_planes``)."""
+        fit = self.input_fit(frame.width, frame.height)
+        if fit == frame.size:
+            return self.detect(frame.image)
+        small = self._detect_tensor(*planes_to_letterboxed_rgb01(frame.scaled_planes(*fit), self._input_size))
+        return small.rescaled(frame.width / fit[0], frame.height / fit[1], frame.size)
+
+    def _detect_tensor(self, x: np.ndarray, lb: Letterbox) -> Detections:
         out = self._session.run(None, {self._input_name: x})[0][0]
         probs = out[:, 4:]
         best = probs[:, 0].copy()  # row maximum, one column at a time: with a handful of classes this is

@@ -102,15 +102,24 @@ def to_tensor_rgb01(canvas: np.ndarray) -> np.ndarray:
 
 
 def letterbox_rgb01(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """``to_tensor_rgb01(letterbox(frame, size))`` in one step (same values, the FieldLine hot path).
-
-    The resized picture is written straight into the float tensor, and only the padding is filled with the
-    pad value, so no uint8 canvas is built and copied, and the float conversion covers the picture alone.
-    """
+    """``to_tensor_rgb01(letterbox(frame, size))`` in one step (same values, the FieldLine hot path)."""
     h, w = frame.shape[:2]
-    scale = min(size / w, size / h)
     nw, nh = fitted_size(w, h, size, size)
     resized = resize_fast(frame, nw, nh)
+    tensor, lb = planes_to_letterboxed_rgb01((resized[:, :, 2], resized[:, :, 1], resized[:, :, 0]), size)
+    return tensor, Letterbox(min(size / w, size / h), lb.pad_x, lb.pad_y, w, h)
+
+
+def planes_to_letterboxed_rgb01(planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+                                size: int) -> tuple[np.ndarray, Letterbox]:
+    """R, G, B uint8 planes that already fit a ``size`` square -> centred float32 [1,3,size,size] tensor in 0..1.
+
+    Each plane is written straight into the tensor and only the padding is filled with the pad value, so no
+    uint8 canvas is built and copied, and the float conversion covers the picture alone.
+    """
+    nh, nw = planes[0].shape
+    if nw > size or nh > size:
+        raise ValueError(f"planes of {nw}x{nh} do not fit a {size}x{size} input")
     px, py = (size - nw) // 2, (size - nh) // 2
     out = np.empty((1, 3, size, size), np.float32)
     k = np.float32(1.0 / 255.0)
@@ -119,9 +128,9 @@ def letterbox_rgb01(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox
     out[0, :, py + nh:, :] = pad
     out[0, :, py:py + nh, :px] = pad
     out[0, :, py:py + nh, px + nw:] = pad
-    for plane, channel in enumerate((2, 1, 0)):
-        np.multiply(resized[:, :, channel], k, out=out[0, plane, py:py + nh, px:px + nw])
-    return out, Letterbox(scale, px, py, w, h)
+    for index, plane in enumerate(planes):
+        np.multiply(plane, k, out=out[0, index, py:py + nh, px:px + nw])
+    return out, Letterbox(1.0, px, py, nw, nh)
 
 
 Normalization = Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"]

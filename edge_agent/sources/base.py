@@ -6,7 +6,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+import cv2
 import numpy as np
+
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]  # R, G, B uint8 planes of one picture
 
 
 class SourceError(RuntimeError):
@@ -17,11 +20,13 @@ class Frame:
     """One captured frame.
 
     ``image`` is the full-size BGR uint8 HxWx3 picture. Decoders that deliver another format (YUV from FFmpeg)
-    make it on first use only (snapshots), and make the detector's smaller copy (``scaled``) straight from
-    their own format, which skips building and reading a full-size BGR frame on every frame.
+    make it on first use only (snapshots), and make the detector's smaller copy (``scaled`` or
+    ``scaled_planes``) straight from their own format, which skips building and reading a full-size BGR frame
+    on every frame.
     """
 
-    __slots__ = ("_image", "_make_image", "_make_scaled", "_scaled", "height", "index", "truth", "ts_ms", "width")
+    __slots__ = ("_image", "_make_image", "_make_planes", "_make_scaled", "_planes", "_scaled", "height", "index",
+                 "truth", "ts_ms", "width")
 
     def __init__(self, image: np.ndarray, ts_ms: int, index: int, truth: dict[str, int] | None = None) -> None:
         self._image: np.ndarray | None = image
@@ -31,14 +36,19 @@ class Frame:
         self.height, self.width = image.shape[:2]
         self._make_image: Callable[[], np.ndarray] | None = None
         self._make_scaled: Callable[[int, int], np.ndarray] | None = None
+        self._make_planes: Callable[[int, int], Planes] | None = None
         self._scaled: dict[tuple[int, int], np.ndarray] = {}
+        self._planes: dict[tuple[int, int], Planes] = {}
 
     @classmethod
     def deferred(cls, width: int, height: int, make_image: Callable[[], np.ndarray],
-                 make_scaled: Callable[[int, int], np.ndarray], ts_ms: int, index: int) -> Frame:
-        """A frame whose pictures are made on demand by the source (``make_scaled(w, h)``: BGR at w x h)."""
+                 make_scaled: Callable[[int, int], np.ndarray], ts_ms: int, index: int,
+                 make_planes: Callable[[int, int], Planes] | None = None) -> Frame:
+        """A frame whose pictures are made on demand by the source (``make_scaled(w, h)``: BGR at w x h;
+        ``make_planes(w, h)``: the R, G, B planes at w x h)."""
         frame = cls.__new__(cls)
         frame._image, frame._make_image, frame._make_scaled, frame._scaled = None, make_image, make_scaled, {}
+        frame._make_planes, frame._planes = make_planes, {}
         frame.ts_ms, frame.index, frame.truth, frame.width, frame.height = ts_ms, index, None, width, height
         return frame
 
@@ -62,6 +72,9 @@ class Frame:
         if out is None:
             if (width, height) == self.size:
                 out = self.image
+            elif key in self._planes:
+                red, green, blue = self._planes[key]
+                out = cv2.merge((blue, green, red))
             elif self._image is None and self._make_scaled is not None:
                 out = self._make_scaled(width, height)
             else:
@@ -71,11 +84,30 @@ class Frame:
             self._scaled[key] = out
         return out
 
+    def scaled_planes(self, width: int, height: int) -> Planes:
+        """The picture at ``width`` x ``height`` as three uint8 planes (R, G, B), kept like ``scaled``.
+
+        Networks read planes (NCHW), so a source that can write planes (FFmpeg's ``gbrp``) saves
+        unpicking every pixel of an interleaved BGR copy; otherwise they are views into ``scaled``.
+        """
+        key = (width, height)
+        planes = self._planes.get(key)
+        if planes is None:
+            if key not in self._scaled and self._image is None and self._make_planes is not None:
+                planes = self._make_planes(width, height)
+            else:
+                bgr = self.scaled(width, height)
+                planes = (bgr[:, :, 2], bgr[:, :, 1], bgr[:, :, 0])
+            self._planes[key] = planes
+        return planes
+
     def preview(self) -> np.ndarray:
         """The smallest picture made so far (the full one if none): enough for brightness/frozen checks."""
-        if self._scaled:
-            return min(self._scaled.values(), key=lambda a: a.shape[0] * a.shape[1])
-        return self.image
+        sizes = [*self._scaled, *self._planes]
+        if not sizes:
+            return self.image
+        smallest = min(sizes, key=lambda wh: wh[0] * wh[1])
+        return self.scaled(*smallest)
 
 
 def now_ms() -> int:

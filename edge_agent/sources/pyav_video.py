@@ -20,7 +20,7 @@ import av.error
 import numpy as np
 
 from edge_agent.config import VideoSource
-from edge_agent.sources.base import Frame, Source, SourceError, now_ms
+from edge_agent.sources.base import Frame, Planes, Source, SourceError, now_ms
 
 log = logging.getLogger(__name__)
 MAX_CORRUPT_IN_A_ROW = 100  # then the file is treated as ended rather than spinning on garbage
@@ -28,6 +28,18 @@ MAX_CORRUPT_IN_A_ROW = 100  # then the file is treated as ended rather than spin
 
 def _bgr(frame: av.VideoFrame, width: int | None = None, height: int | None = None) -> np.ndarray:
     return frame.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
+
+
+def _rgb_planes(frame: av.VideoFrame, width: int, height: int) -> Planes:
+    """R, G, B planes at ``width`` x ``height`` from swscale's planar ``gbrp`` (views into its buffers).
+
+    Planar output also follows an area-averaged OpenCV resize of the full picture more closely (mean
+    difference ~0.8 vs ~2.5 levels for swscale's packed bgr24 path, on a 720p test pattern).
+    """
+    small = frame.reformat(format="gbrp", width=width, height=height, interpolation="AREA")
+    green, blue, red = (np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+                        for plane in small.planes)
+    return red, green, blue
 
 
 class PyAvVideoFile(Source):
@@ -99,7 +111,8 @@ class PyAvVideoFile(Source):
                 self.ended = True
                 return None
         frame = Frame.deferred(video_frame.width, video_frame.height, lambda: _bgr(video_frame),
-                               lambda w, h: _bgr(video_frame, w, h), now_ms(), self._index)
+                               lambda w, h: _bgr(video_frame, w, h), now_ms(), self._index,
+                               lambda w, h: _rgb_planes(video_frame, w, h))
         self._index += 1
         return frame
 

@@ -25,3 +25,16 @@ def test_fused_letterbox_tensor_equals_the_two_steps(shape: tuple[int, int, int]
     fused, lb2 = letterbox_rgb01(img, 320)
     assert lb2 == lb
     np.testing.assert_array_equal(fused, to_tensor_rgb01(canvas))
+
+
+def test_planes_to_letterboxed_tensor_matches_letterbox_and_rejects_oversized_planes():
+    from edge_agent.detectors.preprocess import letterbox_rgb01, planes_to_letterboxed_rgb01
+
+    picture = np.random.default_rng(3).integers(0, 255, (180, 320, 3), np.uint8)
+    planes = (picture[:, :, 2].copy(), picture[:, :, 1].copy(), picture[:, :, 0].copy())
+    tensor, lb = planes_to_letterboxed_rgb01(planes, 320)
+    expected, expected_lb = letterbox_rgb01(picture, 320)
+    np.testing.assert_array_equal(tensor, expected)
+    assert (lb.pad_x, lb.pad_y) == (expected_lb.pad_x, expected_lb.pad_y) == (0, 70)
+    with pytest.raises(ValueError, match="400x180 do not fit a 320x320"):
+        planes_to_letterboxed_rgb01(tuple(np.zeros((180, 400), np.uint8) for _ in range(3)), 320)

@@ -94,6 +94,39 @@ def test_pyav_file_frames_match_opencv_and_scale_without_the_full_picture(tmp_pa
         assert np.abs(frame.image.astype(int) - ref.astype(int)).mean() < 1
 
 
+def test_pyav_planes_are_made_from_yuv_and_shared_with_the_bgr_copy(tmp_path):
+    """The detector's R, G, B planes come from swscale's planar output, close to an area resize of the
+    full picture; the BGR copy and the health preview are built from them, never from a full BGR frame."""
+    from edge_agent.sources.pyav_video import PyAvVideoFile
+
+    path = tmp_path / "clip.mp4"
+    reference = _textured_clip(path, frames=3)
+    source = PyAvVideoFile(VideoSource(type="video", path=str(path)))
+    frame = source.read()
+    source.close()
+    red, green, blue = frame.scaled_planes(320, 180)
+    assert frame._image is None and red.shape == green.shape == blue.shape == (180, 320)
+    assert red.dtype == np.uint8 and frame.scaled_planes(320, 180)[0] is red
+    area = cv2.resize(reference[0], (320, 180), interpolation=cv2.INTER_AREA).astype(int)
+    for plane, channel in ((red, 2), (green, 1), (blue, 0)):
+        assert np.abs(plane.astype(int) - area[:, :, channel]).mean() < 2.5
+    bgr = frame.preview()
+    assert frame._image is None and bgr.shape == (180, 320, 3)
+    np.testing.assert_array_equal(bgr, np.dstack([blue, green, red]))
+
+
+def test_planes_of_an_in_memory_frame_are_views_of_its_scaled_copy():
+    from edge_agent.sources import Frame
+
+    picture = np.random.default_rng(1).integers(0, 255, (360, 640, 3), np.uint8)
+    frame = Frame(picture, 0, 0)
+    red, green, blue = frame.scaled_planes(160, 90)
+    small = frame.scaled(160, 90)
+    np.testing.assert_array_equal(np.dstack([blue, green, red]), small)
+    assert np.shares_memory(red, small)  # no second copy of the picture
+    assert np.shares_memory(frame.scaled_planes(640, 360)[2], picture)  # full size: views of the picture
+
+
 def test_pyav_file_loops_and_reports_bad_files(tmp_path):
     from edge_agent.sources.pyav_video import PyAvVideoFile
 
@@ -152,6 +185,7 @@ def test_detect_frame_equals_detect_on_the_full_picture(tmp_path):
     np.testing.assert_allclose(via_frame.xyxy, direct.xyxy, atol=0.5)
     np.testing.assert_array_equal(via_frame.class_id, direct.class_id)
     assert frame.preview().shape == (180, 320, 3)  # the health check reads the detector's copy
+    np.testing.assert_array_equal(frame.scaled_planes(320, 180)[0], frame.scaled(320, 180)[:, :, 2])
 
 
 class _MjpegStream(BaseHTTPRequestHandler):
