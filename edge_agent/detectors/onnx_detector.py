@@ -90,8 +90,10 @@ class OnnxDetector(ModelFileInfo, Detector):
         fit = self.input_fit(frame.width, frame.height)
         if fit == frame.size:
             return self.detect(frame.image)
-        small = self._detect_tensor(*planes_to_letterboxed_rgb01(frame.scaled_planes(*fit), self._input_size))
-        return small.rescaled(frame.width / fit[0], frame.height / fit[1], frame.size)
+        x, lb = planes_to_letterboxed_rgb01(frame.scaled_planes(*fit), self._input_size)
+        # boxes mapped from the input straight to full-frame pixels (input = frame * fit / size + pad)
+        full = Letterbox(fit[0] / frame.width, lb.pad_x, lb.pad_y, frame.width, frame.height, fit[1] / frame.height)
+        return self._detect_tensor(x, full)
 
     def _detect_tensor(self, x: np.ndarray, lb: Letterbox) -> Detections:
         out = self._session.run(None, {self._input_name: x})[0][0]
