@@ -245,7 +245,7 @@ def greedy_coreset(x: torch.Tensor, m: int, seed: int = 0) -> torch.Tensor:
 
 @dataclass
 class FitResult:
-    net: AnomalyNet
+    net: nn.Module  # AnomalyNet (knn) or anomaly_seg.SegAnomalyNet: [B,1,S,S] -> (heatmap, score)
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -362,8 +362,9 @@ def export_anomaly_onnx(fit: FitResult, out: Path, train_data: str, name: str = 
                           input_names=["image"], output_names=["heatmap", "score"], do_constant_folding=True)
     model = onnx.load_from_string(buf.getvalue())
     model.producer_name = "fieldline"
-    model.doc_string = (f"FieldLine {name} {version}: kNN patch anomaly map (memory bank of defect-free "
-                        f"patches) and image score = max of the map")
+    method = ("U-Net defect probability map, trained on defect-free images with painted defects"
+              if fit.info.get("method") == "seg" else "kNN patch anomaly map (memory bank of defect-free patches)")
+    model.doc_string = f"FieldLine {name} {version}: {method}; image score = max of the map"
     for k, v in anomaly_metadata(fit.threshold, s, train_data, name, version).items():
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
@@ -419,7 +420,7 @@ def evaluate_sets(scorer, threshold: float, free: np.ndarray, free_masks: np.nda
     res["overall"] = {"image_auroc": round(auroc(y_all, s_all), 4),
                       "pixel_auroc": round(auroc(np.concatenate(pix_m), np.concatenate(pix_h)), 4),
                       **_rates(s_all, y_all, threshold)}
-    res["pixel_eval_note"] = "pixel AUROC on every 2nd pixel in x and y of the 256x256 maps/masks"
+    res["pixel_eval_note"] = f"pixel AUROC on every 2nd pixel in x and y of the {fh.shape[-1]}x{fh.shape[-2]} maps/masks"
     return res
 
 

@@ -1,6 +1,7 @@
 """`fieldline model anomaly ...`: fit / eval the surface-anomaly model (mounted by the main CLI).
 
     fieldline model anomaly fit --images DIR --out model.onnx     # your own defect-free images
+    fieldline model anomaly fit --images DIR --method seg --seconds 900 --out model.onnx
     fieldline model anomaly fit --synthetic 300 --out model.onnx  # generated surfaces only
     fieldline model anomaly eval --model model.onnx --free DIR --defect DIR [--defect DIR ...]
 """
@@ -33,17 +34,26 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         synthetic: int = typer.Option(0, help="Fit on this many generated defect-free surfaces instead"),
         val_fraction: float = typer.Option(0.15, help="Share of images held out to pick the threshold"),
         target_frr: float = typer.Option(0.01, help="False-reject rate on held-out defect-free images"),
-        encoder_seconds: float = typer.Option(0.0, help="Synthetic-defect pretext training of the encoder, s (0 = seeded random init, the shipped recipe)"),
+        method: str = typer.Option("knn", help="knn: memory bank of patch features (fits in ~2 min); seg: a small "
+                                               "U-Net trained to find defects painted onto your images (--seconds "
+                                               "of training; better on real tiles, see the model card)"),
+        seconds: float = typer.Option(600.0, help="seg: training time budget in seconds"),
+        encoder_seconds: float = typer.Option(0.0, help="knn: synthetic-defect pretext training of the encoder, s (0 = seeded random init, the shipped recipe)"),
         coreset: int = typer.Option(4096), dim: int = typer.Option(48), seed: int = typer.Option(0),
-        input_size: int = typer.Option(256), name: str = typer.Option("surface-anomaly"),
-        version: str = typer.Option("1.0.0")) -> None:
+        input_size: int | None = typer.Option(None, help="Model input side (default 256 for knn, 128 for seg)"),
+        name: str = typer.Option("surface-anomaly"), version: str = typer.Option("1.0.0")) -> None:
     """Fit on defect-free images only and export ONNX (heatmap + score, threshold in metadata)."""
     import numpy as np
 
-    from models.anomaly import export_anomaly_onnx, fit_anomaly, load_gray, synth_free
+    from models.anomaly import INPUT_SIZE, export_anomaly_onnx, fit_anomaly, load_gray, synth_free
+    from models.anomaly_seg import SEG_INPUT_SIZE, fit_segmenter
 
+    if method not in ("knn", "seg"):
+        raise typer.BadParameter(f"--method must be knn or seg, not {method!r}")
     if (images is None) == (synthetic <= 0):
         raise typer.BadParameter("give exactly one of --images or --synthetic N")
+    if input_size is None:
+        input_size = SEG_INPUT_SIZE if method == "seg" else INPUT_SIZE
     if images is not None:
         files = _images(images)
         if len(files) < 5:
@@ -55,8 +65,15 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         desc = f"{synthetic} synthetic defect-free surfaces (models.synth.surface, seed {seed})"
     perm = np.random.default_rng(seed).permutation(len(x))
     nv = max(2, int(round(val_fraction * len(x))))
-    res = fit_anomaly(x[perm[nv:]], x[perm[:nv]], encoder_seconds=encoder_seconds, seed=seed, dim=dim,
-                      coreset=coreset, target_frr=target_frr)
+    train, val = x[perm[nv:]], x[perm[:nv]]
+    try:
+        if method == "seg":
+            res = fit_segmenter(train, val, seconds=seconds, seed=seed, target_frr=target_frr)
+        else:
+            res = fit_anomaly(train, val, encoder_seconds=encoder_seconds, seed=seed, dim=dim, coreset=coreset,
+                              target_frr=target_frr)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     path = export_anomaly_onnx(res, out, desc, name, version)
     typer.echo(json.dumps({"model": str(path), "threshold": res.threshold, **res.info}, indent=2))
 

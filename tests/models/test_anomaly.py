@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -185,3 +186,82 @@ def test_edge_config_type_anomaly_builds_the_detector(fitted) -> None:
     assert len(strict.detect(frame)) == 0  # the config threshold overrides the file's
     with pytest.raises(ValidationError, match="threshold"):
         TypeAdapter(ModelConfig).validate_python({"type": "anomaly", "path": str(path), "threshold": -1})
+
+
+# ------------------------------------------------------------------ method "seg": U-Net on painted defects
+
+def test_painted_defect_changes_only_the_masked_pixels() -> None:
+    from models.anomaly_seg import paint_defect
+
+    free = _line(4, 0, False)[:, 0]
+    for seed in range(12):
+        painted, mask = paint_defect(free[0], np.random.default_rng(seed), free)
+        again, _ = paint_defect(free[0], np.random.default_rng(seed), free)
+        np.testing.assert_array_equal(painted, again)  # seeded
+        assert painted.shape == free[0].shape and painted.dtype == np.float32
+        assert 0.0 <= painted.min() and painted.max() <= 1.0
+        if mask.any():
+            far = ~(cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)
+            np.testing.assert_allclose(painted[far], free[0][far], atol=1e-6)  # untouched away from the defect
+            assert np.abs(painted[mask] - free[0][mask]).mean() > 0.02  # and visibly changed on it
+
+
+@pytest.fixture(scope="module")
+def seg_fitted(tmp_path_factory: pytest.TempPathFactory):
+    from models.anomaly_seg import fit_segmenter
+
+    x = _line(36, 0, False)
+    res = fit_segmenter(x[:28], x[28:], seconds=120, max_steps=160, batch=8, width=8, eval_every=40, seed=0)
+    path = export_anomaly_onnx(res, tmp_path_factory.mktemp("seg") / "seg.onnx", "test")
+    return res, path
+
+
+def test_seg_fit_learns_to_find_defects_it_never_saw(seg_fitted) -> None:
+    """Fitted on defect-free images only (painted defects): the generator's real defects score higher."""
+    res, _ = seg_fitted
+    info = res.info
+    assert info["method"] == "seg" and info["steps"] == 160 and info["best_step"] in (40, 80, 120, 160)
+    assert info["proxy_auroc"] > 0.8 and 0.0 < res.threshold < 1.0
+    x = np.concatenate([_line(12, 500, False), _line(12, 900, True)])
+    s, hm = score_images(res.net, x)
+    assert hm.shape == (24, SIZE, SIZE)
+    assert auroc(np.r_[np.zeros(12), np.ones(12)], s) > 0.75
+
+
+def test_seg_onnx_round_trip_and_edge_detector(seg_fitted) -> None:
+    res, path = seg_fitted
+    x = np.concatenate([_line(2, 300, False), _line(1, 400, True)])
+    s_t, h_t = score_images(res.net, x)
+    s_o, h_o = onnx_scorer(path)(x)
+    np.testing.assert_allclose(s_o, s_t, atol=1e-4)
+    np.testing.assert_allclose(h_o, h_t, atol=1e-4)
+    det = AnomalyDetector(path)
+    assert det.threshold == pytest.approx(res.threshold, rel=1e-5) and det.input_size == SIZE
+    frame = np.repeat((x[2, 0] * 255).astype(np.uint8)[..., None], 3, axis=2)
+    assert det.score(frame).heatmap.shape == (SIZE, SIZE)
+
+
+def test_seg_rejects_sizes_it_cannot_pool() -> None:
+    from models.anomaly_seg import fit_segmenter
+
+    with pytest.raises(ValueError, match="multiple of 8"):
+        fit_segmenter(np.zeros((4, 1, 60, 60), np.float32), np.zeros((2, 1, 60, 60), np.float32), max_steps=1)
+    with pytest.raises(ValueError, match="at least 2 training and 2 validation"):
+        fit_segmenter(np.zeros((4, 1, 64, 64), np.float32), np.zeros((1, 1, 64, 64), np.float32), max_steps=1)
+
+
+def test_cli_fit_method_seg(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from models.anomaly_cli import anomaly_app
+
+    runner = CliRunner()
+    out = tmp_path / "seg.onnx"
+    r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--input-size", "64",
+                                    "--method", "seg", "--seconds", "4"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["method"] == "seg" and info["input_size"] == 64 and info["steps"] >= 1
+    assert AnomalyDetector(out).input_size == 64
+    r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "svm"])
+    assert r.exit_code != 0 and "knn or seg" in r.output
