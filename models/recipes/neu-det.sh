@@ -7,7 +7,7 @@ set -euo pipefail
 DATA=${DATA:-../shared/datasets/neu-det}
 ROOT=${OUT:-/tmp/fieldline-recipes}
 BUDGET=${BUDGET:-1500}
-FINETUNE_BUDGET=${FINETUNE_BUDGET:-1200}
+FINETUNE_BUDGET=${FINETUNE_BUDGET:-2700}
 SPLIT=(--data "$DATA" --format voc --splits 0.8,0,0.2 --split-seed 0)
 
 evaluate() {  # $1 = output folder of one run
