@@ -198,6 +198,13 @@ def fit_segmenter(train: np.ndarray, val: np.ndarray, *, seconds: float = 600.0,
     def elapsed() -> float:
         return time.perf_counter() - started
 
+    def checkpoint() -> None:
+        nonlocal best
+        score = auroc(labels, np.r_[_scores(net, val), _scores(net, painted_val)])
+        history.append((step, round(score, 4)))
+        if score > best[0]:
+            best = (score, step, copy.deepcopy(net.state_dict()))
+
     while elapsed() < seconds and (max_steps is None or step < max_steps):
         progress = min(1.0, elapsed() / seconds) if max_steps is None else step / max_steps
         for group in opt.param_groups:
@@ -212,15 +219,9 @@ def fit_segmenter(train: np.ndarray, val: np.ndarray, *, seconds: float = 600.0,
         opt.step()
         step += 1
         if step % eval_every == 0:
-            score = auroc(labels, np.r_[_scores(net, val), _scores(net, painted_val)])
-            history.append((step, round(score, 4)))
-            if score > best[0]:
-                best = (score, step, copy.deepcopy(net.state_dict()))
+            checkpoint()
     if not history or history[-1][0] != step:  # the last steps count too
-        score = auroc(labels, np.r_[_scores(net, val), _scores(net, painted_val)])
-        history.append((step, round(score, 4)))
-        if score > best[0]:
-            best = (score, step, copy.deepcopy(net.state_dict()))
+        checkpoint()
     net.load_state_dict(best[2])
     net.eval()
     val_scores = _scores(net, val)
