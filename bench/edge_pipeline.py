@@ -45,8 +45,8 @@ from edge_agent.config import AgentConfig, VideoSource  # noqa: E402
 from edge_agent.detectors import build_detector, onnx_detector  # noqa: E402
 from edge_agent.detectors.onnx_detector import OnnxDetector  # noqa: E402
 from edge_agent.detectors.onnx_generic import OnnxGenericDetector  # noqa: E402
-from edge_agent.detectors.preprocess import letterbox_rgb01, planes_to_letterboxed_rgb01  # noqa: E402
-from edge_agent.health import CameraHealth  # noqa: E402
+from edge_agent.detectors.preprocess import PlanesCanvas, letterbox_rgb01  # noqa: E402
+from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth  # noqa: E402
 from edge_agent.rules import ZoneRef, build_rule  # noqa: E402
 from edge_agent.sources.video import open_video  # noqa: E402
 from edge_agent.tracking import Tracker  # noqa: E402
@@ -152,10 +152,9 @@ class StagedDetector:
         if isinstance(detector, OnnxGenericDetector):
             detector.preprocess = self.pre.wrap(detector.preprocess)
             detector.infer = self.infer.wrap(detector.infer)
-        else:  # the native OnnxDetector calls the shared letterbox-to-tensor functions and its session
+        else:  # the native OnnxDetector calls the shared letterbox-to-tensor code and its session
             self._patches = [mock.patch.object(onnx_detector, "letterbox_rgb01", self.pre.wrap(letterbox_rgb01)),
-                             mock.patch.object(onnx_detector, "planes_to_letterboxed_rgb01",
-                                               self.pre.wrap(planes_to_letterboxed_rgb01))]
+                             mock.patch.object(PlanesCanvas, "write", self.pre.wrap(PlanesCanvas.write))]
             detector._session = _TimedSession(detector._session, self.infer)
 
     def __enter__(self) -> StagedDetector:
@@ -224,7 +223,7 @@ def staged_pass(config: AgentConfig, detector, video: Path) -> dict[str, list[fl
             t2 = CLOCK()
             det, parts = staged.detect_frame(frame)
             t3 = CLOCK()
-            health.on_frame(frame.preview(), now)
+            health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now)
             t4 = CLOCK()
             tracked = tracker.update(det)
             t5 = CLOCK()

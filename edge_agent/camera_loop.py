@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from edge_agent.config import CameraConfig
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
-from edge_agent.health import CameraHealth
+from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth
 from edge_agent.rules import Outcome, ZoneRef, build_rule
 from edge_agent.sources import Frame, Source
 from edge_agent.tracking import Tracker
@@ -89,7 +89,7 @@ class CameraLoop:
                     log.error("camera %s: detector failed on frame %d: %s", camera.name, frame.index, exc)
                     failure = [self.health.model_error(exc)]
                 # every frame is health-checked, after detection so it reads the detector's small copy
-                outcomes: list[Outcome] = list(self.health.on_frame(frame.preview(), now))
+                outcomes: list[Outcome] = list(self.health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now))
                 if failure is not None:
                     if failure or outcomes:
                         self._sink(camera, frame, Detections.empty(labels), failure + outcomes)

@@ -7,8 +7,10 @@ import numpy as np
 
 from edge_agent.config import CameraAlertsConfig
 from edge_agent.rules import AlertOut, ZoneRef
+from edge_agent.sources.base import sample_grid
 
 BLACK_FRAMES_IN_A_ROW = 3
+GRID_COLS, GRID_ROWS = 64, 48
 
 
 class CameraHealth:
@@ -19,18 +21,24 @@ class CameraHealth:
         self._frozen_since: float | None = None
 
     def on_frame(self, image: np.ndarray, now_s: float) -> list[AlertOut]:
-        # a 64x48 grid of single pixels is plenty for brightness and change: ~3000 pixels, not 900k on 720p
-        # (a frozen stream repeats every pixel exactly, so no averaging is needed to see it)
-        h, w = image.shape[:2]
-        grid = image[::max(1, h // 48), ::max(1, w // 64)][:48, :64]
-        small = cv2.cvtColor(np.ascontiguousarray(grid), cv2.COLOR_BGR2GRAY) if grid.ndim == 3 else grid
+        """Checks one picture (BGR or grey, any size)."""
+        return self.on_grid(np.ascontiguousarray(sample_grid(image, GRID_COLS, GRID_ROWS)), now_s)
+
+    def on_grid(self, grid: np.ndarray, now_s: float) -> list[AlertOut]:
+        """Checks a picture already reduced to a grid of single pixels (``Frame.grid``).
+
+        A 64x48 grid is plenty for brightness and change: ~3000 pixels, not 900k on 720p (a frozen stream
+        repeats every pixel exactly, so no averaging is needed to see it).
+        """
+        small = cv2.cvtColor(grid, cv2.COLOR_BGR2GRAY) if grid.ndim == 3 else grid
         alerts = []
-        self._black_run = self._black_run + 1 if float(small.mean()) < self.config.black_level else 0
+        self._black_run = self._black_run + 1 if cv2.mean(small)[0] < self.config.black_level else 0
         if self._black_run == BLACK_FRAMES_IN_A_ROW:
             alerts.append(AlertOut("camera_black", "warning", f"camera {self.camera}: the picture is black "
                                    "(lens covered, lights off or a dead sensor)", f"camera_black:{self.camera}",
                                    self.zone))
-        if self._previous is not None and int(np.abs(small.astype(np.int16) - self._previous).max()) <= 1:
+        previous, self._previous = self._previous, small
+        if previous is not None and previous.shape == small.shape and cv2.norm(small, previous, cv2.NORM_INF) <= 1:
             self._frozen_since = self._frozen_since if self._frozen_since is not None else now_s
             if now_s - self._frozen_since >= self.config.frozen_after_s:
                 alerts.append(AlertOut("camera_frozen", "warning", f"camera {self.camera}: the picture has not "
@@ -38,7 +46,6 @@ class CameraHealth:
                                        self.zone))
         else:
             self._frozen_since = None
-        self._previous = small.astype(np.int16)
         return alerts
 
     def offline(self, silent_s: float) -> AlertOut:

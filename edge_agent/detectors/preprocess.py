@@ -29,9 +29,7 @@ class Letterbox:
     def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
         """Map boxes from network-input pixels back to original-frame pixels, clipped."""
         out = (np.asarray(xyxy, np.float32) - np.array([self.pad_x, self.pad_y] * 2, np.float32)) / self._scales()
-        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, self.width)
-        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, self.height)
-        return out
+        return np.clip(out, 0, np.array([self.width, self.height] * 2, np.float32), out=out)
 
     def to_input(self, xyxy: np.ndarray) -> np.ndarray:
         return np.asarray(xyxy, np.float32) * self._scales() + np.array([self.pad_x, self.pad_y] * 2, np.float32)
@@ -131,6 +129,27 @@ def planes_to_letterboxed_rgb01(planes: tuple[np.ndarray, np.ndarray, np.ndarray
     for index, plane in enumerate(planes):
         np.multiply(plane, k, out=out[0, index, py:py + nh, px:px + nw])
     return out, Letterbox(1.0, px, py, nw, nh)
+
+
+class PlanesCanvas:
+    """The ``planes_to_letterboxed_rgb01`` tensor for one picture size, reused frame after frame.
+
+    The padding is written once; each frame writes only the picture, so no 1.2 MB tensor (at 320) is
+    allocated and padded per frame. One canvas per thread: a tensor is only valid until the next ``write``.
+    """
+
+    def __init__(self, width: int, height: int, size: int) -> None:
+        blank = np.zeros((height, width), np.uint8)
+        self.tensor, self.letterbox = planes_to_letterboxed_rgb01((blank, blank, blank), size)
+        px, py = self.letterbox.pad_x, self.letterbox.pad_y
+        self._views = [self.tensor[0, c, py:py + height, px:px + width] for c in range(3)]
+
+    def write(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """The tensor holding these R, G, B planes (of this canvas's size) in 0..1."""
+        k = np.float32(1.0 / 255.0)
+        for view, plane in zip(self._views, planes, strict=True):
+            np.multiply(plane, k, out=view)
+        return self.tensor
 
 
 Normalization = Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"]

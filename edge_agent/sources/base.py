@@ -101,6 +101,17 @@ class Frame:
             self._planes[key] = planes
         return planes
 
+    def grid(self, cols: int = 64, rows: int = 48) -> np.ndarray:
+        """A ``rows`` x ``cols`` BGR grid of single pixels, evenly spaced over the smallest picture made so far.
+
+        Enough for brightness and frozen-picture checks; sampled from the planes when only planes were made
+        (no full-size or merged copy is built for it).
+        """
+        if self._planes and not self._scaled:
+            red, green, blue = self._planes[min(self._planes, key=lambda wh: wh[0] * wh[1])]
+            return cv2.merge([sample_grid(p, cols, rows) for p in (blue, green, red)])
+        return np.ascontiguousarray(sample_grid(self.preview(), cols, rows))
+
     def preview(self) -> np.ndarray:
         """The smallest picture made so far (the full one if none): enough for brightness/frozen checks."""
         sizes = [*self._scaled, *self._planes]
@@ -108,6 +119,12 @@ class Frame:
             return self.image
         smallest = min(sizes, key=lambda wh: wh[0] * wh[1])
         return self.scaled(*smallest)
+
+
+def sample_grid(image: np.ndarray, cols: int, rows: int) -> np.ndarray:
+    """Every k-th pixel so that at most ``rows`` x ``cols`` remain (a view)."""
+    h, w = image.shape[:2]
+    return image[::max(1, h // rows), ::max(1, w // cols)][:rows, :cols]
 
 
 def now_ms() -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import av
 import av.error
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from edge_agent.config import VideoSource
 from edge_agent.sources.base import Frame, Planes, Source, SourceError, now_ms
@@ -30,16 +32,27 @@ def _bgr(frame: av.VideoFrame, width: int | None = None, height: int | None = No
     return frame.to_ndarray(format="bgr24", width=width, height=height, interpolation="AREA")
 
 
-def _rgb_planes(frame: av.VideoFrame, width: int, height: int) -> Planes:
-    """R, G, B planes at ``width`` x ``height`` from swscale's planar ``gbrp`` (views into its buffers).
+class PlanesScaler:
+    """R, G, B planes at the network's size from swscale's planar ``gbrp`` output (views into its buffers).
 
     Planar output also follows an area-averaged OpenCV resize of the full picture more closely (mean
     difference ~0.8 vs ~2.5 levels for swscale's packed bgr24 path, on a 720p test pattern).
+    One scaler per source keeps one swscale context (``frame.reformat`` builds a new one, filters included,
+    for every frame) and scales on the calling thread: ~0.38 -> 0.32 ms per 720p frame. The lock covers the
+    rare second caller (a model swap testing another input size on the latest frame).
     """
-    small = frame.reformat(format="gbrp", width=width, height=height, interpolation="AREA")
-    green, blue, red = (np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
-                        for plane in small.planes)
-    return red, green, blue
+
+    def __init__(self) -> None:
+        self._reformatter = VideoReformatter()
+        self._lock = threading.Lock()
+
+    def __call__(self, frame: av.VideoFrame, width: int, height: int) -> Planes:
+        with self._lock:
+            small = self._reformatter.reformat(frame, format="gbrp", width=width, height=height,
+                                               interpolation="AREA", threads=1)
+        green, blue, red = (np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+                            for plane in small.planes)
+        return red, green, blue
 
 
 class PyAvVideoFile(Source):
@@ -58,6 +71,7 @@ class PyAvVideoFile(Source):
             raise SourceError(f"video source {config.path!r}: opened but no frame could be decoded")
         self._pending: av.VideoFrame | None = first
         self._index = 0
+        self._planes = PlanesScaler()
 
     def _open(self) -> Iterator[av.Packet]:
         try:
@@ -112,7 +126,7 @@ class PyAvVideoFile(Source):
                 return None
         frame = Frame.deferred(video_frame.width, video_frame.height, lambda: _bgr(video_frame),
                                lambda w, h: _bgr(video_frame, w, h), now_ms(), self._index,
-                               lambda w, h: _rgb_planes(video_frame, w, h))
+                               lambda w, h: self._planes(video_frame, w, h))
         self._index += 1
         return frame
 

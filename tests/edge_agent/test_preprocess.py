@@ -38,3 +38,16 @@ def test_planes_to_letterboxed_tensor_matches_letterbox_and_rejects_oversized_pl
     assert (lb.pad_x, lb.pad_y) == (expected_lb.pad_x, expected_lb.pad_y) == (0, 70)
     with pytest.raises(ValueError, match="400x180 do not fit a 320x320"):
         planes_to_letterboxed_rgb01(tuple(np.zeros((180, 400), np.uint8) for _ in range(3)), 320)
+
+
+def test_planes_canvas_reuses_one_tensor_and_keeps_its_padding():
+    from edge_agent.detectors.preprocess import PlanesCanvas, planes_to_letterboxed_rgb01
+
+    canvas = PlanesCanvas(320, 180, 320)
+    rng = np.random.default_rng(4)
+    for _ in range(3):  # each write replaces the picture; the padding written once stays right
+        planes = tuple(rng.integers(0, 255, (180, 320), np.uint8) for _ in range(3))
+        tensor = canvas.write(planes)
+        expected, lb = planes_to_letterboxed_rgb01(planes, 320)
+        np.testing.assert_array_equal(tensor, expected)
+        assert tensor is canvas.tensor and (canvas.letterbox.pad_x, canvas.letterbox.pad_y) == (lb.pad_x, lb.pad_y)

@@ -110,9 +110,28 @@ def test_pyav_planes_are_made_from_yuv_and_shared_with_the_bgr_copy(tmp_path):
     area = cv2.resize(reference[0], (320, 180), interpolation=cv2.INTER_AREA).astype(int)
     for plane, channel in ((red, 2), (green, 1), (blue, 0)):
         assert np.abs(plane.astype(int) - area[:, :, channel]).mean() < 2.5
+    grid = frame.grid(64, 48)  # the health check's pixels, sampled from the planes without merging them
+    assert grid.shape == (48, 64, 3) and not frame._scaled
     bgr = frame.preview()
     assert frame._image is None and bgr.shape == (180, 320, 3)
     np.testing.assert_array_equal(bgr, np.dstack([blue, green, red]))
+    np.testing.assert_array_equal(grid, bgr[::3, ::5][:48, :64])
+
+
+def test_pyav_planes_of_a_frame_survive_the_scaling_of_later_frames(tmp_path):
+    """One swscale context serves the whole file; every frame still gets its own output buffers."""
+    from edge_agent.sources.pyav_video import PyAvVideoFile
+
+    path = tmp_path / "clip.mp4"
+    reference = _textured_clip(path, frames=6)
+    source = PyAvVideoFile(VideoSource(type="video", path=str(path)))
+    frames = [source.read() for _ in range(len(reference))]
+    source.close()
+    first = [p.copy() for p in frames[0].scaled_planes(320, 180)]
+    later = [f.scaled_planes(320, 180) for f in frames[1:]]
+    for kept, now in zip(first, frames[0].scaled_planes(320, 180), strict=True):
+        np.testing.assert_array_equal(kept, now)
+    assert np.abs(later[-1][1].astype(int) - first[1]).mean() > 1  # the clip moves: later planes differ
 
 
 def test_planes_of_an_in_memory_frame_are_views_of_its_scaled_copy():
@@ -186,6 +205,35 @@ def test_detect_frame_equals_detect_on_the_full_picture(tmp_path):
     np.testing.assert_array_equal(via_frame.class_id, direct.class_id)
     assert frame.preview().shape == (180, 320, 3)  # the health check reads the detector's copy
     np.testing.assert_array_equal(frame.scaled_planes(320, 180)[0], frame.scaled(320, 180)[:, :, 2])
+
+
+def test_one_detector_serves_several_camera_threads():
+    """Cameras share the agent's detector; each thread has its own input tensor, so results never mix."""
+    from models.synth.tomato import random_scene, render
+
+    from edge_agent.detectors import OnnxDetector
+    from edge_agent.sources import Frame
+
+    det = OnnxDetector("models/zoo/tomato-ripeness.onnx", conf_threshold=0.3)
+    pictures = []
+    for seed in (6, 7):
+        rng = np.random.default_rng(seed)
+        pictures.append(render(random_scene(rng, 1280, 720), rng).image)
+    expected = [det.detect_frame(Frame(p, 0, 0)).xyxy for p in pictures]
+    assert not np.array_equal(expected[0], expected[1])
+    mismatches: list[int] = []
+
+    def camera(k: int) -> None:
+        for _ in range(25):
+            if not np.array_equal(det.detect_frame(Frame(pictures[k], 0, 0)).xyxy, expected[k]):
+                mismatches.append(k)
+
+    threads = [threading.Thread(target=camera, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mismatches == []
 
 
 class _MjpegStream(BaseHTTPRequestHandler):
