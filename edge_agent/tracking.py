@@ -64,7 +64,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = size_a[:, 0] * size_a[:, 1]
     area_b = size_b[:, 0] * size_b[:, 1]
     union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return inter / np.maximum(union, 1e-12)  # union 0 means inter 0: IoU 0
 
 
 def linear_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
@@ -155,8 +155,13 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
 
 def _xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2,
-                     np.maximum(b[:, 2] - b[:, 0], 1.0), np.maximum(b[:, 3] - b[:, 1], 1.0)], 1)
+    out = np.empty_like(b)
+    out[:, :2] = (b[:, :2] + b[:, 2:]) * 0.5
+    out[:, 2:] = np.maximum(b[:, 2:] - b[:, :2], 1.0)
+    return out
+
+
+_SIZE_TWICE = [2, 3, 2, 3]  # (w, h, w, h): the box size beside each of the four coordinates
 
 
 class KalmanBank:
@@ -193,7 +198,7 @@ class KalmanBank:
 
     def add(self, boxes_xyxy: np.ndarray) -> None:
         z = _xyxy_to_cxcywh(boxes_xyxy)
-        size = np.tile(z[:, 2:4], 2)
+        size = z[:, _SIZE_TWICE]
         self.mean = np.concatenate([self.mean, np.concatenate([z, np.zeros_like(z)], 1)])
         self.pos_var = np.concatenate([self.pos_var, (2 * self.POS_STD * size) ** 2])
         self.cross = np.concatenate([self.cross, np.zeros_like(z)])
@@ -209,7 +214,7 @@ class KalmanBank:
         if not len(self.mean):
             return
         self.mean[np.asarray(freeze_size, bool), 6:8] = 0.0
-        size = np.tile(self.mean[:, 2:4], 2)
+        size = self.mean[:, _SIZE_TWICE]
         # x' = x + v;  P' = F P F^T + Q with F = [[1, 1], [0, 1]] per coordinate
         self.mean[:, :4] += self.mean[:, 4:]
         self.pos_var += 2 * self.cross + self.vel_var + (self.POS_STD * size) ** 2
@@ -223,7 +228,7 @@ class KalmanBank:
             return
         z = _xyxy_to_cxcywh(boxes_xyxy)
         m, pos_var, cross, vel_var = self.mean[rows], self.pos_var[rows], self.cross[rows], self.vel_var[rows]
-        innovation_var = pos_var + (self.POS_STD * np.tile(m[:, 2:4], 2)) ** 2
+        innovation_var = pos_var + (self.POS_STD * m[:, _SIZE_TWICE]) ** 2
         gain_pos, gain_vel = pos_var / innovation_var, cross / innovation_var
         residual = z - m[:, :4]
         m[:, :4] += gain_pos * residual
