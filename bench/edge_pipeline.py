@@ -322,7 +322,7 @@ def main() -> None:
     ap.add_argument("--anchors", type=Path, default=Path(os.environ.get("FIELDLINE_ANCHORS",
                                                                        REPO.parent / "shared" / "anchors")))
     ap.add_argument("--cores", type=int, default=1, help="pin the process to this many cores")
-    ap.add_argument("--rounds", type=int, default=5,
+    ap.add_argument("--rounds", type=int, default=15,
                     help="interleaved rounds of decode alone / inference alone / end to end (median reported)")
     args = ap.parse_args()
 

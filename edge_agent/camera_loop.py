@@ -103,8 +103,10 @@ class CameraLoop:
                 outcomes += rule.process(detections, tracked, frame.size, now)
                 if outcomes:
                     self._sink(camera, frame, detections, outcomes)
-                next_at = max(next_at + period, time.monotonic() - period)
-                stop.wait(max(0.0, next_at - time.monotonic()))
+                now = time.monotonic()
+                next_at = max(next_at + period, now - period)
+                if next_at > now:  # behind the frame rate (or uncapped): straight on to the next frame
+                    stop.wait(next_at - now)
         finally:
             counters.skipped_frames += self.source.corrupt_frames
             self.source.close()

@@ -48,6 +48,16 @@ class _BoundCanvas:
         self.binding.bind_cpu_input(input_name, canvas.tensor)
         self.binding.bind_output(output.name, "cpu", 0, self.output.dtype, list(self.output.shape),
                                  self.output.ctypes.data)
+        self._to_frame: dict[tuple[int, int], Letterbox] = {}
+
+    def to_frame(self, width: int, height: int) -> Letterbox:
+        """Maps boxes from the input straight to the pixels of a ``width`` x ``height`` frame (kept per size)."""
+        lb = self._to_frame.get((width, height))
+        if lb is None:
+            pad = self.canvas.letterbox  # input = frame * picture size / frame size + pad
+            lb = self._to_frame[width, height] = Letterbox(pad.width / width, pad.pad_x, pad.pad_y, width, height,
+                                                           pad.height / height)
+        return lb
 
 
 class OnnxDetector(ModelFileInfo, Detector):
@@ -112,11 +122,8 @@ class OnnxDetector(ModelFileInfo, Detector):
             return self.detect(frame.image)
         bound = self._bound(fit)
         bound.canvas.write(frame.scaled_planes(*fit))
-        # boxes mapped from the input straight to full-frame pixels (input = frame * fit / size + pad)
-        lb = bound.canvas.letterbox
-        full = Letterbox(fit[0] / frame.width, lb.pad_x, lb.pad_y, frame.width, frame.height, fit[1] / frame.height)
         self._session.run_with_iobinding(bound.binding)
-        return self._decode(bound.output[0], full)
+        return self._decode(bound.output[0], bound.to_frame(frame.width, frame.height))
 
     def _bound(self, fit: tuple[int, int]) -> _BoundCanvas:
         """This thread's input canvas for pictures of size ``fit`` (made on first use)."""
