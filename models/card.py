@@ -222,7 +222,8 @@ def _real_data_section(metrics: dict[str, Any]) -> str:
         if "int8" in r:
             i8 = r["int8"]
             text += (f"\nINT8 of that model (checked on {i8['check']['split']}): mAP50 {i8['int8_map50']:.3f} vs "
-                     f"FP32 {i8['fp32_map50']:.3f} (head FP32: {i8['head_fp32']}).\n")
+                     f"FP32 {i8['fp32_map50']:.3f} ({i8.get('calibration', 'minmax')} calibration, head FP32: "
+                     f"{i8['head_fp32']}; the best of {len(i8['attempts'])} attempts).\n")
         if "shipped_model_eval" in r:
             s = r["shipped_model_eval"]
             text += (f"\nThe shipped synthetic-trained model on the same test split: mAP50 {s['map50']:.3f}, "
@@ -241,6 +242,7 @@ def render_card(metrics: dict[str, Any]) -> str:
     labels = list(f["per_class"])
     size = tr.get("input_size", 320)
     quant = metrics.get("quantization")
+    calibration = {"percentile": "99.999th-percentile", "minmax": "MinMax"}[(quant or {}).get("calibration", "minmax")]
     quant_text = (f" Checked against FP32 on {quant['check'].get('count')} held-out frames: mAP50 {quant['fp32_map50']:.3f} -> "
                   f"{quant['int8_map50']:.3f}; head convs in FP32: {quant['head_fp32']}"
                   + ("; over the 1-point limit, written with `--force`." if quant.get("forced") else ".")
@@ -263,8 +265,8 @@ score estimates box IoU). Labels, input size and normalisation are in the file's
   loss + GIoU, AdamW, warmup + cosine over a time budget, EMA; batch {tr['config']['batch']}, {tr['steps']} steps
   = {tr['epochs_done']} epochs, **{tr['train_seconds'] / 60:.1f} min training** on 2 CPU threads
   (+ {tr['data_seconds']:.0f} s rendering data).
-- **INT8**: onnxruntime static quantisation, QDQ, per-channel weights, Conv ops only, MinMax calibration on
-  training-distribution frames letterboxed exactly like the detector.{quant_text}
+- **INT8**: onnxruntime static quantisation, QDQ, per-channel weights, Conv ops only, {calibration} calibration
+  on {(quant or {}).get("calib_count", 100)} training-distribution frames letterboxed exactly like the detector.{quant_text}
 
 ## Files
 

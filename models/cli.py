@@ -116,21 +116,25 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
              fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
              mapping: str | None = typer.Option(None, "--map", help=MAP_HELP),
              split_seed: int = typer.Option(0), splits: str = typer.Option("0.8,0.1,0.1", help=SPLITS_HELP),
-             calib_count: int = typer.Option(100), check_count: int = typer.Option(200,
+             calib_count: int = typer.Option(300, help="Calibration frames"), check_count: int = typer.Option(200,
                                                                                    help="Frames for the mAP check"),
              max_drop: float = typer.Option(0.01, help="Largest mAP50 drop accepted (0.01 = 1 point)"),
              force: bool = typer.Option(False, help="Write the INT8 file even if mAP drops more"),
-             keep_head_fp32: bool = typer.Option(False, help="Start with the head convs in FP32")) -> None:
+             keep_head_fp32: bool = typer.Option(False, help="Start with the head convs in FP32"),
+             calibration: str = typer.Option("auto", help="Activation ranges: percentile (99.999th, robust to "
+                                                           "outliers) | minmax | auto (percentile, then minmax)")) -> None:
     """Static INT8 QDQ per-channel, calibrated on training frames; refuses a > 1 point mAP drop."""
-    from models.quantize import QuantizationRefused
+    from models.quantize import CALIBRATIONS, QuantizationRefused
     from models.quantize import quantize_checked as run
 
     if not model.is_file():
         _fail(f"{model}: model file not found")
+    if calibration != "auto" and calibration not in CALIBRATIONS:
+        _fail(f"--calibration {calibration!r}: expected auto or one of {', '.join(CALIBRATIONS)}")
     src = _source(data, fmt, mapping, None, split_seed, splits)
     try:
         report = run(model, out, src, calib_count=calib_count, check_count=check_count, max_drop=max_drop,
-                     force=force, keep_head_fp32=keep_head_fp32)
+                     force=force, keep_head_fp32=keep_head_fp32, calibration=calibration)
     except QuantizationRefused as exc:
         _fail(str(exc))
     typer.echo(json.dumps(report))

@@ -32,5 +32,7 @@ if [ -f "$ROOT/steel-defect/run/best.pt" ]; then
     --time-budget "$FINETUNE_BUDGET" --val-interval 120 --seed 11 --lr 0.001 \
     --init-from "$ROOT/steel-defect/run/best.pt"
   evaluate "$ROOT/neu-det-finetune"
+  fieldline model quantize --model "$ROOT/neu-det-finetune/neu-det.onnx" \
+    --out "$ROOT/neu-det-finetune/neu-det.int8.onnx" "${SPLIT[@]}" --force | tail -n 1 > "$ROOT/neu-det-finetune/quantize.json"
 fi
 cat "$ROOT"/neu-det*/eval_test.json

@@ -158,11 +158,12 @@ def test_fine_tuning_starts_from_the_checkpoint_not_from_scratch(trained: dict, 
     assert scratch_map < 0.5 * tuned_map, (scratch_map, tuned_map)
 
 
-def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("calibration", ["percentile", "minmax"])
+def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path, calibration: str) -> None:
     src = DataSource.parse(str(trained["data"]), "yolo")
-    q = quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=20, source=src)
+    q = quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=20, source=src, calibration=calibration)
     f32, i8 = OnnxDetector(trained["onnx"]), OnnxDetector(q)
-    assert i8.metadata["quantization"].startswith("int8-qdq-per-channel")
+    assert i8.metadata["quantization"] == f"int8-qdq-per-channel-{calibration}"
     from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
 
     for img, _, _ in src.frames("val"):
@@ -178,12 +179,19 @@ def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path) -> None:
 def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path) -> None:
     src = DataSource.parse(str(trained["data"]), "yolo")
     out = tmp_path / "q.onnx"
+    with pytest.raises(ValueError, match="calibration 'entropy'"):
+        quantize(trained["onnx"], out, source=src, calibration="entropy")
     with pytest.raises(QuantizationRefused, match="exceeds"):
         quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0)  # nothing can pass
     assert not out.exists()
     rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0, force=True)
-    assert out.exists() and rep["forced"] and len(rep["attempts"]) == 2  # retried with the head in FP32
-    assert rep["attempts"][1]["head_fp32"] is True
+    # every calibration with the head in INT8, then in FP32; the best of them is written
+    assert out.exists() and rep["forced"]
+    assert [(a["calibration"], a["head_fp32"]) for a in rep["attempts"]] == [
+        ("percentile", False), ("minmax", False), ("percentile", True), ("minmax", True)]
+    assert rep["drop"] == min(a["drop"] for a in rep["attempts"])
+    assert OnnxDetector(out).metadata["quantization"] == "int8-qdq-per-channel-{}{}".format(
+        rep["calibration"], "-head-fp32" if rep["head_fp32"] else "")
     rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=1.0)
     assert "forced" not in rep and rep["attempts"][0]["head_fp32"] is False
 
