@@ -30,7 +30,7 @@ class CameraHealth:
         A 64x48 grid is plenty for brightness and change: ~3000 pixels, not 900k on 720p (a frozen stream
         repeats every pixel exactly, so no averaging is needed to see it).
         """
-        small = cv2.cvtColor(grid, cv2.COLOR_BGR2GRAY) if grid.ndim == 3 else grid
+        small = cv2.cvtColor(grid, cv2.COLOR_BGR2GRAY) if grid.ndim == 3 else grid.copy()  # kept for the next frame
         alerts = []
         self._black_run = self._black_run + 1 if cv2.mean(small)[0] < self.config.black_level else 0
         if self._black_run == BLACK_FRAMES_IN_A_ROW:
