@@ -4,8 +4,9 @@
 one synthetic-only encoder pretext run shared by both models, the shipped fit on synthetic
 defect-free surfaces, the magnetic-tile evaluation fit (its weights go to a temp dir only: the
 MT licence does not allow shipping them), evaluations, latency. ``... card`` re-renders the card.
-``... seg [seconds]`` fits the ``seg`` method (``models.anomaly_seg``) on the same MT split for
-``seconds`` (default 900), evaluates it the same way and adds it to the metrics and the card.
+``... seg [seconds [size [crop]]]`` fits the ``seg`` method (``models.anomaly_seg``) on the same MT split for
+``seconds`` (default 900; input side ``size``, trained on ``crop``-sized pieces), evaluates it the same way
+and adds it to the metrics and the card.
 """
 
 from __future__ import annotations
@@ -100,8 +101,11 @@ def build(out_dir: Path = ZOO, encoder_seconds: float = 150.0, fit_count: int = 
     return metrics
 
 
-def build_seg(seconds: float = 900.0, out_dir: Path = ZOO) -> dict[str, Any]:
-    """The ``seg`` method on the MT split (evaluation only, weights in a temp dir), added to the metrics."""
+def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = None,
+              crop: int | None = None) -> dict[str, Any]:
+    """The ``seg`` method on the MT split (evaluation only, weights in a temp dir), added to the metrics.
+
+    ``size``: the model's input side (default ``SEG_INPUT_SIZE``); ``crop``: train on crops of this side."""
     import torch
 
     from models.anomaly import evaluate_sets, export_anomaly_onnx, load_gray, load_mt_groups, measure_latency, \
@@ -110,9 +114,9 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO) -> dict[str, Any]:
 
     torch.set_num_threads(2)
     sp = mt_split(seed=SEEDS["mt_split"])
-    size = SEG_INPUT_SIZE
+    size = size or SEG_INPUT_SIZE
     fit = fit_segmenter(load_gray(sp["fit"], size), load_gray(sp["val"], size), seconds=seconds,
-                        seed=SEEDS["fit"])
+                        seed=SEEDS["fit"], crop=crop)
     with tempfile.TemporaryDirectory() as tmp:  # MT-trained weights never land in the repo
         path = export_anomaly_onnx(fit, Path(tmp) / "mt-seg.onnx", "magnetic-tile MT_Free fit split (NOT shippable)",
                                    name="surface-anomaly-mt-seg-eval")
@@ -301,13 +305,15 @@ def main(argv: list[str]) -> None:
         m = build(encoder_seconds=secs)
         print(json.dumps({k: m[k] for k in ("fit_seconds_total", "wall_seconds_build")}))
     elif cmd == "seg":
-        m = build_seg(float(argv[1]) if len(argv) > 1 else 900.0)
+        m = build_seg(float(argv[1]) if len(argv) > 1 else 900.0, size=int(argv[2]) if len(argv) > 2 else None,
+                      crop=int(argv[3]) if len(argv) > 3 else None)
         print(json.dumps(m["seg_mt_eval_model"]["eval"]["overall"]))
     elif cmd == "card":
         m = json.loads((ZOO / METRICS_NAME).read_text())
         (ZOO / CARD_NAME).write_text(render_card(m))
     else:
-        raise SystemExit("usage: python -m models.anomaly_card [build [encoder_seconds] | seg [seconds] | card]")
+        raise SystemExit("usage: python -m models.anomaly_card [build [encoder_seconds] | seg [seconds [size [crop]]] "
+                         "| card]")
 
 
 if __name__ == "__main__":

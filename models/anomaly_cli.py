@@ -41,6 +41,8 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         encoder_seconds: float = typer.Option(0.0, help="knn: synthetic-defect pretext training of the encoder, s (0 = seeded random init, the shipped recipe)"),
         coreset: int = typer.Option(4096), dim: int = typer.Option(48), seed: int = typer.Option(0),
         input_size: int | None = typer.Option(None, help="Model input side (default 256 for knn, 128 for seg)"),
+        crop: int | None = typer.Option(None, help="seg: train on random crops of this side (e.g. --input-size "
+                                                   "256 --crop 128 keeps thin defects visible)"),
         name: str = typer.Option("surface-anomaly"), version: str = typer.Option("1.0.0")) -> None:
     """Fit on defect-free images only and export ONNX (heatmap + score, threshold in metadata)."""
     import numpy as np
@@ -50,6 +52,8 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
 
     if method not in ("knn", "seg"):
         raise typer.BadParameter(f"--method must be knn or seg, not {method!r}")
+    if crop is not None and method != "seg":
+        raise typer.BadParameter("--crop is for --method seg")
     if (images is None) == (synthetic <= 0):
         raise typer.BadParameter("give exactly one of --images or --synthetic N")
     if input_size is None:
@@ -68,7 +72,7 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
     train, val = x[perm[nv:]], x[perm[:nv]]
     try:
         if method == "seg":
-            res = fit_segmenter(train, val, seconds=seconds, seed=seed, target_frr=target_frr)
+            res = fit_segmenter(train, val, seconds=seconds, seed=seed, target_frr=target_frr, crop=crop)
         else:
             res = fit_anomaly(train, val, encoder_seconds=encoder_seconds, seed=seed, dim=dim, coreset=coreset,
                               target_frr=target_frr)

@@ -86,19 +86,24 @@ def paint_defect(image: np.ndarray, rng: np.random.Generator, donors: np.ndarray
 
 
 def painted_batch(free: np.ndarray, rng: np.random.Generator, batch: int,
-                  defect_share: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch`` defect-free images (``free``: [N,S,S]), flipped at random, ``defect_share`` of them painted."""
-    size = free.shape[-1]
+                  defect_share: float = 0.7, crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` defect-free images (``free``: [N,S,S]), flipped at random, ``defect_share`` of them painted;
+    with ``crop``, a random ``crop`` x ``crop`` piece of each image."""
+    full = free.shape[-1]
+    size = crop or full
     images = np.empty((batch, 1, size, size), np.float32)
     masks = np.zeros((batch, 1, size, size), np.float32)
     for i in range(batch):
-        image = free[rng.integers(len(free))]
+        image, donors = free[rng.integers(len(free))], free
+        if size < full:
+            y, x = rng.integers(0, full - size + 1, 2)
+            image, donors = image[y:y + size, x:x + size], free[:, y:y + size, x:x + size]
         if rng.random() < 0.5:
             image = image[:, ::-1]
         if rng.random() < 0.5:
             image = image[::-1]
         if rng.random() < defect_share:
-            image, mask = paint_defect(image, rng, free)
+            image, mask = paint_defect(image, rng, donors)
             masks[i, 0] = mask
         images[i, 0] = image
     return torch.from_numpy(images), torch.from_numpy(masks)
@@ -172,16 +177,19 @@ def proxy_set(val: np.ndarray, seed: int, copies: int = 2) -> np.ndarray:
 
 def fit_segmenter(train: np.ndarray, val: np.ndarray, *, seconds: float = 600.0, seed: int = 0,
                   target_frr: float = 0.01, batch: int = 16, lr: float = 2e-3, width: int = 24,
-                  eval_every: int = 100, max_steps: int | None = None) -> FitResult:
+                  eval_every: int = 100, max_steps: int | None = None, crop: int | None = None) -> FitResult:
     """Fit on defect-free ``train`` and pick checkpoint + threshold on defect-free ``val`` ([N,1,S,S], 0..1).
 
     Trains for ``seconds`` of wall-clock time (or ``max_steps``), AdamW with a cosine decay over the budget.
+    ``crop``: train on random ``crop``-sized pieces (the U-Net is fully convolutional and runs on the whole
+    picture): a larger input keeps thin defects (cracks) visible at the cost of a step of a smaller one.
     """
     if len(train) < 2 or len(val) < 2:
         raise ValueError(f"need at least 2 training and 2 validation images (got {len(train)} and {len(val)})")
     size = int(train.shape[-1])
-    if size % 8:
-        raise ValueError(f"input size {size} must be a multiple of 8 (three 2x poolings in the U-Net)")
+    if size % 8 or (crop is not None and (crop % 8 or not 8 <= crop <= size)):
+        raise ValueError(f"input size {size}, crop {crop}: each must be a multiple of 8 (three 2x poolings in "
+                         "the U-Net) and the crop no larger than the input")
     started = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -205,11 +213,11 @@ def fit_segmenter(train: np.ndarray, val: np.ndarray, *, seconds: float = 600.0,
         if score > best[0]:
             best = (score, step, copy.deepcopy(net.state_dict()))
 
-    while elapsed() < seconds and (max_steps is None or step < max_steps):
+    while (step == 0 or elapsed() < seconds) and (max_steps is None or step < max_steps):  # at least one step
         progress = min(1.0, elapsed() / seconds) if max_steps is None else step / max_steps
         for group in opt.param_groups:
             group["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
-        images, masks = painted_batch(free, rng, batch)
+        images, masks = painted_batch(free, rng, batch, crop=crop)
         logits = net.unet(images)
         prob = torch.sigmoid(logits)
         dice = 1 - (2 * (prob * masks).sum() + 1) / (prob.sum() + masks.sum() + 1)
@@ -229,6 +237,7 @@ def fit_segmenter(train: np.ndarray, val: np.ndarray, *, seconds: float = 600.0,
     info: dict[str, Any] = {
         "method": "seg", "fit_seconds": round(elapsed(), 1), "steps": step, "batch": batch, "lr": lr,
         "width": width, "parameters": sum(p.numel() for p in net.parameters()), "input_size": size,
+        "train_crop": crop or size,
         "train_images": int(len(train)), "val_images": int(len(val)), "seed": seed, "target_frr": target_frr,
         "best_step": best[1], "proxy_auroc": round(best[0], 4), "proxy_history": history,
         "threshold_rule": f"{1 - target_frr:.2f} quantile of defect-free validation image scores "

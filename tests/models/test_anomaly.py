@@ -248,6 +248,22 @@ def test_seg_rejects_sizes_it_cannot_pool() -> None:
         fit_segmenter(np.zeros((4, 1, 60, 60), np.float32), np.zeros((2, 1, 60, 60), np.float32), max_steps=1)
     with pytest.raises(ValueError, match="at least 2 training and 2 validation"):
         fit_segmenter(np.zeros((4, 1, 64, 64), np.float32), np.zeros((1, 1, 64, 64), np.float32), max_steps=1)
+    for crop in (36, 128):  # not poolable; larger than the input
+        with pytest.raises(ValueError, match="crop"):
+            fit_segmenter(np.zeros((4, 1, 64, 64), np.float32), np.zeros((2, 1, 64, 64), np.float32), max_steps=1,
+                          crop=crop)
+
+
+def test_painted_batch_crops_pieces_of_the_pictures() -> None:
+    from models.anomaly_seg import painted_batch
+
+    free = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
+    images, masks = painted_batch(free, np.random.default_rng(1), 6, defect_share=0.0, crop=32)
+    assert images.shape == masks.shape == (6, 1, 32, 32) and not masks.any()
+    for piece in images[:, 0].numpy():  # unpainted: each is a (possibly flipped) window of one source picture
+        variants = [piece, piece[::-1], piece[:, ::-1], piece[::-1, ::-1]]
+        assert any(np.array_equal(v, f[y:y + 32, x:x + 32]) for v in variants for f in free
+                   for y in range(33) for x in range(33))
 
 
 def test_cli_fit_method_seg(tmp_path: Path) -> None:
@@ -263,5 +279,12 @@ def test_cli_fit_method_seg(tmp_path: Path) -> None:
     info = json.loads(r.output)
     assert info["method"] == "seg" and info["input_size"] == 64 and info["steps"] >= 1
     assert AnomalyDetector(out).input_size == 64
+    r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--input-size", "64",
+                                    "--method", "seg", "--seconds", "4", "--crop", "32"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["train_crop"] == 32 and AnomalyDetector(out).input_size == 64  # runs on the whole picture
+    r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--crop", "32"])
+    assert r.exit_code != 0 and "--crop is for --method seg" in r.output
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "svm"])
     assert r.exit_code != 0 and "knn or seg" in r.output
