@@ -187,8 +187,10 @@ def _latency_section(metrics: dict[str, Any]) -> str:
                           f"FP32 {sbs['speedup_1t']['fp32']:.1f}x, INT8 {sbs['speedup_1t']['int8']:.1f}x."]
     default = metrics.get("default")
     if default:
+        why = ("INT8 is not automatically faster on this CPU" if default == "fp32" else
+               "its activations run in INT8 too, so no float round trip between layers")
         lines += ["", f"**Default file: {metrics['models'][default]['file']}** ({default.upper()}: the faster of the "
-                      "two at 1 thread in this run; INT8 is not automatically faster on this CPU)."]
+                      f"two at 1 thread in this run; {why})."]
     return "\n".join(lines)
 
 
@@ -243,6 +245,8 @@ def render_card(metrics: dict[str, Any]) -> str:
     size = tr.get("input_size", 320)
     quant = metrics.get("quantization")
     calibration = {"percentile": "99.999th-percentile", "minmax": "MinMax"}[(quant or {}).get("calibration", "minmax")]
+    scope_text = {"layers": "convolutions, SiLU activations and residual adds (the whole chain runs in INT8)",
+                  "conv": "Conv ops only"}[(quant or {}).get("scope", "conv")]
     quant_text = (f" Checked against FP32 on {quant['check'].get('count')} held-out frames: mAP50 {quant['fp32_map50']:.3f} -> "
                   f"{quant['int8_map50']:.3f}; head convs in FP32: {quant['head_fp32']}"
                   + ("; over the 1-point limit, written with `--force`." if quant.get("forced") else ".")
@@ -265,7 +269,7 @@ score estimates box IoU). Labels, input size and normalisation are in the file's
   loss + GIoU, AdamW, warmup + cosine over a time budget, EMA; batch {tr['config']['batch']}, {tr['steps']} steps
   = {tr['epochs_done']} epochs, **{tr['train_seconds'] / 60:.1f} min training** on 2 CPU threads
   (+ {tr['data_seconds']:.0f} s rendering data).
-- **INT8**: onnxruntime static quantisation, QDQ, per-channel weights, Conv ops only, {calibration} calibration
+- **INT8**: onnxruntime static quantisation, QDQ, per-channel weights, {scope_text}, {calibration} calibration
   on {(quant or {}).get("calib_count", 100)} training-distribution frames letterboxed exactly like the detector.{quant_text}
 
 ## Files

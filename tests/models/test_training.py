@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 pytest.importorskip("torch", reason="training needs the train extra (torch)")
@@ -164,16 +165,27 @@ def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path, calibrat
     q = quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=20, source=src, calibration=calibration)
     f32, i8 = OnnxDetector(trained["onnx"]), OnnxDetector(q)
     assert i8.metadata["quantization"] == f"int8-qdq-per-channel-{calibration}"
+    graph = onnx.load(str(q)).graph
+    producer = {out: n.op_type for n in graph.node for out in n.output}
+    sigmoids = [(n.name.count("/") >= 2, producer.get(n.input[0])) for n in graph.node if n.op_type == "Sigmoid"]
+    # the network's SiLU activations read INT8 (through QDQ), the top-level box decode stays float
+    assert all((src == "DequantizeLinear") == inner for inner, src in sigmoids)
+    assert {inner for inner, _ in sigmoids} == {True, False}
+    assert i8.metadata["quantized_ops"] == "Conv,Sigmoid,Mul,Add"
     from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
 
+    score_diffs = []
     for img, _, _ in src.frames("val"):
         x = to_tensor_rgb01(letterbox(img, 160)[0])
         a = f32._session.run(None, {"images": x})[0][0]  # noqa: SLF001
         b = i8._session.run(None, {"images": x})[0][0]  # noqa: SLF001
-        top = a[:, 4:].max(1) > 0.3  # confident locations: scores and boxes must survive INT8
-        assert np.abs(a[:, 4:] - b[:, 4:]).max() < 0.15
+        score_diffs.append(np.abs(a[:, 4:] - b[:, 4:]).ravel())
+        top = a[:, 4:].max(1) > 0.3  # confident locations: boxes must survive INT8
         if top.any():
             assert np.abs(a[top, :4] - b[top, :4]).max() < 8.0  # px at 160 input
+    # scores: typically 0.03 at the 99.9th percentile, a rare location up to ~0.16 (measured over several runs)
+    score_diffs = np.concatenate(score_diffs)
+    assert np.percentile(score_diffs, 99.9) < 0.08 and score_diffs.max() < 0.3
 
 
 def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path) -> None:
@@ -187,11 +199,18 @@ def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path)
     rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0, force=True)
     # every calibration with the head in INT8, then in FP32; the best of them is written
     assert out.exists() and rep["forced"]
-    assert [(a["calibration"], a["head_fp32"]) for a in rep["attempts"]] == [
-        ("percentile", False), ("minmax", False), ("percentile", True), ("minmax", True)]
+    assert [(a["scope"], a["head_fp32"], a["calibration"]) for a in rep["attempts"]] == [
+        (scope, head, cal) for scope in ("layers", "conv") for head in (False, True) for cal in ("percentile", "minmax")]
     assert rep["drop"] == min(a["drop"] for a in rep["attempts"])
-    assert OnnxDetector(out).metadata["quantization"] == "int8-qdq-per-channel-{}{}".format(
+    written = OnnxDetector(out).metadata
+    assert written["quantization"] == "int8-qdq-per-channel-{}{}".format(
         rep["calibration"], "-head-fp32" if rep["head_fp32"] else "")
+    assert written["quantized_ops"] == {"layers": "Conv,Sigmoid,Mul,Add", "conv": "Conv"}[rep["scope"]]
+    kept = out.read_bytes()  # a refused run leaves an existing file alone
+    with pytest.raises(QuantizationRefused):
+        quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0, keep_head_fp32=True,
+                         calibration="minmax")
+    assert out.read_bytes() == kept
     rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=1.0)
     assert "forced" not in rep and rep["attempts"][0]["head_fp32"] is False
 
