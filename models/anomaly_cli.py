@@ -41,8 +41,9 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         encoder_seconds: float = typer.Option(0.0, help="knn: synthetic-defect pretext training of the encoder, s (0 = seeded random init, the shipped recipe)"),
         coreset: int = typer.Option(4096), dim: int = typer.Option(48), seed: int = typer.Option(0),
         input_size: int | None = typer.Option(None, help="Model input side (default 256 for knn, 128 for seg)"),
-        crop: int | None = typer.Option(None, help="seg: train on random crops of this side (e.g. --input-size "
-                                                   "256 --crop 128 keeps thin defects visible)"),
+        crop: int | None = typer.Option(None, help="seg: train on random crops of this side, run on the whole "
+                                                   "picture (magnetic tiles, --input-size 256 --crop 128: cracks and "
+                                                   "blowholes score better, large uneven areas worse; see the card)"),
         name: str = typer.Option("surface-anomaly"), version: str = typer.Option("1.0.0")) -> None:
     """Fit on defect-free images only and export ONNX (heatmap + score, threshold in metadata)."""
     import numpy as np

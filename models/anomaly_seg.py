@@ -182,7 +182,8 @@ def fit_segmenter(train: np.ndarray, val: np.ndarray, *, seconds: float = 600.0,
 
     Trains for ``seconds`` of wall-clock time (or ``max_steps``), AdamW with a cosine decay over the budget.
     ``crop``: train on random ``crop``-sized pieces (the U-Net is fully convolutional and runs on the whole
-    picture): a larger input keeps thin defects (cracks) visible at the cost of a step of a smaller one.
+    picture): a larger input keeps thin defects visible, but each piece loses the picture's global view (on
+    magnetic tiles, 256 on 128 crops: cracks 0.67 -> 0.70 AUROC, blowholes 0.87 -> 0.90, uneven 0.78 -> 0.58).
     """
     if len(train) < 2 or len(val) < 2:
         raise ValueError(f"need at least 2 training and 2 validation images (got {len(train)} and {len(val)})")
