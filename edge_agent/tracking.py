@@ -124,6 +124,10 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
     Solved per connected component of the overlap graph: most fruits overlap one predicted box only,
     so the Hungarian step runs on the few small clusters of touching fruit, not on the whole frame.
     """
+    positive = iou > 0
+    per_row, per_col = positive.sum(1), positive.sum(0)
+    if not len(per_row) or not len(per_col) or (per_row.max() <= 1 and per_col.max() <= 1):
+        return [(int(r), int(c)) for r, c in np.argwhere(positive)]  # no box competes: nothing to solve
     n, _ = iou.shape
     parent = list(range(n + iou.shape[1]))
 
@@ -133,7 +137,7 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
             x = parent[x]
         return x
 
-    edges = np.argwhere(iou > 0)
+    edges = np.argwhere(positive)
     for r, c in edges.tolist():
         parent[root(r)] = root(n + c)
     groups: dict[int, tuple[list[int], list[int]]] = {}
@@ -306,16 +310,17 @@ class Tracker:
         for track in self._tracks:
             track.misses += 1
         conf = detections.confidence
-        high = np.nonzero(conf >= cfg.high_threshold)[0]
-        low = np.nonzero((conf >= cfg.low_threshold) & (conf < cfg.high_threshold))[0]
+        high = np.nonzero(conf >= cfg.high_threshold)[0].tolist()
+        low = np.nonzero((conf >= cfg.low_threshold) & (conf < cfg.high_threshold))[0].tolist()
+        iou = self._iou_with_tracks(detections)  # (tracks, detections), computed once for both passes
 
         # Pass 1: confident boxes vs every track (confirmed, tentative and lost).
-        matches, free_tracks, free_high = self._associate(
-            list(range(len(self._tracks))), high, detections, cfg.match_iou)
+        matches, free_tracks, free_high = self._associate(iou, list(range(len(self._tracks))), high,
+                                                          cfg.match_iou)
         # Pass 2: low-score boxes vs confirmed tracks seen in the previous frame. Lost tracks are
         # left out (as in ByteTrack): a weak box where a fruit used to be is often a leaf.
         candidates = [t for t in free_tracks if self._tracks[t].confirmed and self._tracks[t].misses == 1]
-        low_matches, _, _ = self._associate(candidates, low, detections, cfg.low_match_iou)
+        low_matches, _, _ = self._associate(iou, candidates, low, cfg.low_match_iou)
         matches += low_matches
 
         matched_tracks = {t for t, _ in matches}
@@ -361,19 +366,28 @@ class Tracker:
             self._next_id += 1
             self._new_ids.append(track.track_id)
 
-    def _associate(self, track_idx: list[int], det_idx: np.ndarray, detections: Detections,
-                   min_iou: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
-        """Optimal IoU matching; returns (track, detection) pairs and the unmatched of each side."""
-        det_idx = [int(d) for d in det_idx]
-        if not track_idx or not det_idx:
-            return [], list(track_idx), det_idx
-        track_boxes = self._kalman.boxes(track_idx)
-        iou = box_iou(track_boxes, detections.xyxy[det_idx])
+    def _iou_with_tracks(self, detections: Detections) -> np.ndarray:
+        """IoU of every predicted track box with every detection; 0 across classes when ``class_aware``."""
+        if not self._tracks or not len(detections):
+            return np.zeros((len(self._tracks), len(detections)))
+        iou = box_iou(self._kalman.boxes(), detections.xyxy)
         if self.config.class_aware:
-            track_cls = np.array([self._tracks[t].class_id for t in track_idx])
-            iou[track_cls[:, None] != detections.class_id[det_idx][None, :]] = 0.0
-        iou[iou < min_iou] = 0.0  # invalid pairs are worth the same as no match
-        pairs = match_by_iou(iou)
+            track_cls = np.array([t.class_id for t in self._tracks])
+            iou[track_cls[:, None] != detections.class_id[None, :]] = 0.0
+        return iou
+
+    @staticmethod
+    def _associate(iou: np.ndarray, track_idx: list[int], det_idx: list[int],
+                   min_iou: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """Optimal IoU matching of some tracks (rows of ``iou``) with some detections (its columns).
+
+        Returns (track, detection) pairs and the unmatched of each side.
+        """
+        if not track_idx or not det_idx:
+            return [], list(track_idx), list(det_idx)
+        sub = iou[track_idx][:, det_idx]  # a copy: the thresholding below leaves ``iou`` intact
+        sub[sub < min_iou] = 0.0  # invalid pairs are worth the same as no match
+        pairs = match_by_iou(sub)
         used_r = {r for r, _ in pairs}
         used_c = {c for _, c in pairs}
         return ([(track_idx[r], det_idx[c]) for r, c in pairs],

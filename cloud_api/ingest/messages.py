@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -26,6 +27,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 @dataclass(frozen=True)
 class EventItem:
     event: Event
+    payload: bytes | None = None  # the JSON it was parsed from, stored as received
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class IgnoredItem:
 
 
 IngestItem = EventItem | StatusItem | AlertItem | StatsItem | SnapshotItem | DeadLetterItem | IgnoredItem
+Classify = Callable[[str, bytes], IngestItem]  # (topic, payload) -> item
 
 
 class MessageClassifier:
@@ -84,7 +87,7 @@ class MessageClassifier:
         if topic.kind == "events":
             event = _fast_event(payload) or parse_event(payload)
             _check_origin(topic, event.site, event.device)
-            return EventItem(event)
+            return EventItem(event, payload)
         if topic.kind == "status":
             status = parse_payload(DeviceStatus, payload)
             _check_origin(topic, status.site, status.device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -21,7 +22,7 @@ from fieldline.contract import subscription
 
 from cloud_api.core.config import Settings
 from cloud_api.ingest.counters import IngestCounters, IngestCountersSnapshot
-from cloud_api.ingest.messages import DeadLetterItem, IngestItem, MessageClassifier
+from cloud_api.ingest.messages import MessageClassifier
 from cloud_api.ingest.writer import BatchWriter
 from cloud_api.storage.base import Store
 
@@ -41,11 +42,13 @@ class IngestWorker:
         self._settings = settings
         self._counters = IngestCounters()
         self._classifier = MessageClassifier(snapshot_max_bytes=settings.snapshot_max_bytes)
-        self._writer = BatchWriter(store, self._counters, batch_max=settings.ingest_batch_max)
+        self._writer = BatchWriter(store, self._counters, self._classifier.classify,
+                                   batch_max=settings.ingest_batch_max)
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
-        self._generation = 0  # bumped on every connection; acks from an older connection are dropped
-        self._lock = threading.Lock()
+        # bumped on every connection (paho's thread); acks from an older connection are dropped. The writer
+        # thread only reads it: an int read needs no lock
+        self._generation = 0
 
     @property
     def topic_filter(self) -> str:
@@ -134,8 +137,7 @@ class IngestWorker:
         if reason.is_failure:
             log.warning("MQTT connect to %s:%s refused: %s", self._settings.mqtt_host, self._settings.mqtt_port, reason)
             return
-        with self._lock:
-            self._generation += 1
+        self._generation += 1
         client.subscribe(self.topic_filter, qos=1)
         log.info("MQTT connected to %s:%s, subscribing %s",
                  self._settings.mqtt_host, self._settings.mqtt_port, self.topic_filter)
@@ -158,25 +160,11 @@ class IngestWorker:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "backslashreplace")  # noqa: SLF001 - keep the bad topic visible
-        payload = bytes(message.payload)
-        try:
-            item: IngestItem = self._classifier.classify(topic, payload)
-        except Exception as exc:  # noqa: BLE001 - an exception here would kill paho's network thread
-            log.exception("unexpected error classifying a message on %s", topic)
-            item = DeadLetterItem(topic=topic, reason=f"internal error: {type(exc).__name__}: {exc}", raw=payload)
-        self._writer.submit(item, received, self._ack_for(client, message))
+        ack = None if message.qos == 0 else partial(self._ack, client, self._generation, message.mid, message.qos)
+        self._writer.submit_raw(topic, bytes(message.payload), received, ack)
 
-    def _ack_for(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> Any:
-        if message.qos == 0:
-            return None
-        with self._lock:
-            generation = self._generation
-        mid, qos = message.mid, message.qos
-
-        def ack() -> None:
-            with self._lock:
-                current = self._generation
-            if current == generation:  # a mid from an older connection may now name another message
-                client.ack(mid, qos)
-
-        return ack
+    def _ack(self, client: mqtt.Client, generation: int, mid: int, qos: int) -> None:
+        """PUBACK after the commit, unless the connection changed: a mid from an older one may name another
+        message now (the broker redelivers the old one, and dedup drops the copy)."""
+        if generation == self._generation:
+            client.ack(mid, qos)

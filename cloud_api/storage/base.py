@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
@@ -38,8 +38,12 @@ class Store(Protocol):
         ...
 
     # writes (called from the ingest writer thread)
-    def write_events(self, events: list[Event], received_ms: int) -> int:
-        """Store events in one transaction; duplicates by id are ignored. Returns how many were new."""
+    def write_events(self, events: list[Event], received_ms: int, payloads: Sequence[bytes | None] | None = None) -> int:
+        """Store events in one transaction; duplicates by id are ignored. Returns how many were new.
+
+        ``payloads``: the JSON each event was parsed from, kept as received (fields of a newer minor version
+        included); without it the events are serialised again.
+        """
         ...
 
     def write_status(self, status: DeviceStatus, received_ms: int) -> bool:

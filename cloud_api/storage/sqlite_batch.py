@@ -35,30 +35,46 @@ _UPSERT_LATEST = (
 )
 
 
-def new_events(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Event]:
-    """The events whose id is neither stored nor earlier in this batch, in batch order."""
-    unique: dict[str, Event] = {}
-    for event in events:
-        unique.setdefault(event.id, event)
+def new_events(conn: sqlite3.Connection, events: Sequence[Event],
+               payloads: Sequence[bytes | None] | None = None) -> list[tuple[Event, bytes | None]]:
+    """The events whose id is neither stored nor earlier in this batch, in batch order, with their payloads."""
+    unique: dict[str, tuple[Event, bytes | None]] = {}
+    for event, payload in zip(events, payloads or [None] * len(events), strict=True):
+        unique.setdefault(event.id, (event, payload))
     ids = list(unique)
     stored: set[str] = set()
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i:i + _CHUNK]
         marks = ",".join("?" * len(chunk))
         stored.update(row[0] for row in conn.execute(f"SELECT id FROM events WHERE id IN ({marks})", chunk))
-    return [event for event_id, event in unique.items() if event_id not in stored]
+    return [pair for event_id, pair in unique.items() if event_id not in stored]
 
 
-def insert_events(conn: sqlite3.Connection, events: Sequence[Event], received_ms: int) -> list[Event]:
-    """Insert the new events of a batch (inside the caller's write transaction); returns them."""
-    fresh = new_events(conn, events)
-    if not fresh:
-        return fresh
+def _payload_text(event: Event, payload: bytes | None) -> str:
+    """The event's JSON as received when given (already parsed, so valid UTF-8 JSON), else serialised."""
+    if payload is not None:
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return event.to_json().decode("utf-8")
+
+
+def insert_events(conn: sqlite3.Connection, events: Sequence[Event], received_ms: int,
+                  payloads: Sequence[bytes | None] | None = None) -> list[Event]:
+    """Insert the new events of a batch (inside the caller's write transaction); returns them.
+
+    ``payloads`` (one per event) are stored as received instead of serialising each event again.
+    """
+    pairs = new_events(conn, events, payloads)
+    if not pairs:
+        return []
     conn.executemany(_INSERT_EVENT, [
         (e.id, e.device, e.site, e.camera, e.kind, e.zone.kind, e.zone.id, e.zone.row, e.ts_ms, e.boot, e.seq,
-         int(e.historical), e.to_json().decode("utf-8"), received_ms)
-        for e in fresh
+         int(e.historical), _payload_text(e, payload), received_ms)
+        for e, payload in pairs
     ])
+    fresh = [e for e, _ in pairs]
     counts = [e for e in fresh if e.kind == "count"]
     if counts:
         conn.executemany(_INSERT_POINT, [

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,9 +117,9 @@ class SqliteStore(MetadataMixin, QaMixin):
 
     # ------------------------------------------------------------ writes
 
-    def write_events(self, events: list[Event], received_ms: int) -> int:
+    def write_events(self, events: list[Event], received_ms: int, payloads: Sequence[bytes | None] | None = None) -> int:
         with self._transaction() as conn:  # a few statements per batch (see sqlite_batch)
-            inserted = sqlite_batch.insert_events(conn, events, received_ms)
+            inserted = sqlite_batch.insert_events(conn, events, received_ms, payloads)
         self._emit([StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")])
         return len(inserted)
 

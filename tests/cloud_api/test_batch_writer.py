@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from cloud_api.ingest.counters import IngestCounters
-from cloud_api.ingest.messages import DeadLetterItem, EventItem, MessageClassifier
+from cloud_api.ingest.messages import DeadLetterItem, EventItem, IngestItem, MessageClassifier
 from cloud_api.ingest.writer import BatchWriter
 from cloud_api.storage.records import EventQuery
 from cloud_api.storage.sqlite_store import SqliteStore
 from fieldline.contract import Event
-from tests.cloud_api.cloudapi_builders import T0, count_event
+from tests.cloud_api.cloudapi_builders import SITE, T0, count_event, event_payload
 
 
 class EventsDownStore(SqliteStore):
@@ -58,3 +61,56 @@ def test_database_errors_are_counted_and_writing_goes_on(tmp_path: Path) -> None
     assert acked == ["event", "letter"]
     assert store.list_dead_letters(5)[0].reason.startswith("payload is not JSON")
     store.close()
+
+
+def test_raw_messages_are_classified_by_the_writer_and_kept_as_received(tmp_path: Path) -> None:
+    """``submit_raw`` (the MQTT path): the writer thread validates; valid events are stored with their JSON as
+    sent (a field from a newer minor version survives), bad ones become dead letters; acks follow the commit."""
+    store = SqliteStore(tmp_path / "w.db")
+    store.open()
+    counters = IngestCounters()
+    writer = BatchWriter(store, counters, MessageClassifier(snapshot_max_bytes=10).classify)
+    topic = f"fieldline/v1/{SITE}/edge-1/events"
+    sent = json.dumps(event_payload(seq=7) | {"future_field": {"added_in": "1.1"}}).encode()
+    acked: list[tuple[str, int]] = []
+    writer.start()
+    writer.submit_raw(topic, sent, T0, ack=lambda: acked.append(("event", len(store.list_events(EventQuery())))))
+    writer.submit_raw(topic, b'{"schema": "fieldline.event/1"', T0, ack=lambda: acked.append(("letter", 0)))
+    assert writer.wait_idle(5)
+    writer.stop()
+    assert acked == [("event", 1), ("letter", 0)]
+    [stored] = store.list_events(EventQuery())
+    assert stored == json.loads(sent)  # as received, not re-serialised
+    assert Event.model_validate(stored).seq == 7  # and still a valid event for the API, which drops the extra
+    snap = counters.snapshot()
+    assert (snap.stored, snap.dead_letters) == (1, 1)
+    assert store.list_dead_letters(5)[0].reason.startswith("payload is not JSON")
+    store.close()
+
+
+def test_a_classifier_crash_becomes_a_dead_letter_and_the_batch_goes_on(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    store.open()
+    counters = IngestCounters()
+    classifier = MessageClassifier(snapshot_max_bytes=10)
+
+    def classify(topic: str, payload: bytes) -> IngestItem:
+        if payload == b"boom":
+            raise KeyError("bug in a classifier")
+        return classifier.classify(topic, payload)
+
+    writer = BatchWriter(store, counters, classify)
+    writer.start()
+    writer.submit_raw(f"fieldline/v1/{SITE}/edge-1/events", b"boom", T0)
+    writer.submit_raw(f"fieldline/v1/{SITE}/edge-1/events", json.dumps(event_payload(seq=1)).encode(), T0)
+    assert writer.wait_idle(5)
+    writer.stop()
+    assert (counters.snapshot().stored, counters.snapshot().dead_letters) == (1, 1)
+    assert store.list_dead_letters(5)[0].reason == "internal error: KeyError: 'bug in a classifier'"
+    store.close()
+
+
+def test_submit_raw_without_a_classifier_is_refused(tmp_path: Path) -> None:
+    writer = BatchWriter(SqliteStore(tmp_path / "w.db"), IngestCounters())
+    with pytest.raises(RuntimeError, match="classify"):
+        writer.submit_raw("fieldline/v1/s/d/events", b"{}", T0)
