@@ -60,8 +60,9 @@ class IngestCounters:
             self._last_event_ts_ms = ts_ms
 
     def add_received(self, n: int = 1) -> None:
-        with self._lock:
-            self._received += n
+        """Called by the MQTT network thread only, once per message: no lock (the sole writer; an int read
+        by ``snapshot`` is never torn)."""
+        self._received += n
 
     def add_outcomes(
         self,

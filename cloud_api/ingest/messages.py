@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import ValidationError
 
@@ -22,6 +23,10 @@ from fieldline.contract import (
 )
 
 JPEG_MAGIC = b"\xff\xd8\xff"
+
+# Devices publish on a few topics each (events, status, alerts, stats): parse each once, not per message.
+# Snapshot topics (one per event id) pass through the bounded cache without crowding it for long.
+_parse_topic = lru_cache(maxsize=4096)(parse_topic)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class MessageClassifier:
             return DeadLetterItem(topic=topic, reason=str(exc), raw=payload)
 
     def _classify(self, topic_name: str, payload: bytes) -> IngestItem:
-        topic = parse_topic(topic_name)
+        topic = _parse_topic(topic_name)
         if topic.kind == "events":
             event = _fast_event(payload) or parse_event(payload)
             _check_origin(topic, event.site, event.device)
