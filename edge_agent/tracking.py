@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from itertools import permutations
+from math import perm
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -124,10 +126,10 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
     Solved per connected component of the overlap graph: most fruits overlap one predicted box only,
     so the Hungarian step runs on the few small clusters of touching fruit, not on the whole frame.
     """
-    positive = iou > 0
-    per_row, per_col = positive.sum(1), positive.sum(0)
-    if not len(per_row) or not len(per_col) or (per_row.max() <= 1 and per_col.max() <= 1):
-        return [(int(r), int(c)) for r, c in np.argwhere(positive)]  # no box competes: nothing to solve
+    edge_rows, edge_cols = (iou > 0).nonzero()
+    edges = list(zip(edge_rows.tolist(), edge_cols.tolist()))  # row-major: already sorted
+    if len(set(edge_rows.tolist())) == len(edges) == len(set(edge_cols.tolist())):
+        return edges  # no box competes for another: nothing to solve
     n, _ = iou.shape
     parent = list(range(n + iou.shape[1]))
 
@@ -137,11 +139,10 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
             x = parent[x]
         return x
 
-    edges = np.argwhere(positive)
-    for r, c in edges.tolist():
+    for r, c in edges:
         parent[root(r)] = root(n + c)
     groups: dict[int, tuple[list[int], list[int]]] = {}
-    for r, c in edges.tolist():
+    for r, c in edges:
         g = groups.setdefault(root(r), ([], []))
         if r not in g[0]:
             g[0].append(r)
@@ -152,9 +153,26 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
         if len(rows) == 1 and len(cols) == 1:
             pairs.append((rows[0], cols[0]))
             continue
-        sub = iou[np.ix_(rows, cols)]
-        pairs += [(rows[r], cols[c]) for r, c in linear_assignment(1.0 - sub) if sub[r, c] > 0.0]
+        sub = iou[rows][:, cols]
+        if perm(max(len(rows), len(cols)), min(len(rows), len(cols))) <= SMALL_CLUSTER_ASSIGNMENTS:
+            chosen = _best_by_enumeration(sub.tolist())
+        else:
+            chosen = linear_assignment(1.0 - sub)
+        pairs += [(rows[r], cols[c]) for r, c in chosen if sub[r, c] > 0.0]
     return sorted(pairs)
+
+
+SMALL_CLUSTER_ASSIGNMENTS = 24  # up to this many one-to-one assignments, trying them all is the faster way
+
+
+def _best_by_enumeration(values: list[list[float]]) -> list[tuple[int, int]]:
+    """Maximum-sum one-to-one pairs of a small matrix, every assignment tried (two touching fruits and two
+    predicted boxes: 2 assignments, in plain Python, where the numpy Hungarian step costs ~50 us)."""
+    n, m = len(values), len(values[0])
+    if n > m:
+        return [(r, c) for c, r in _best_by_enumeration([list(col) for col in zip(*values)])]
+    best = max(permutations(range(m), n), key=lambda cols: sum(values[r][c] for r, c in enumerate(cols)))
+    return list(enumerate(best))
 
 
 def _xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
