@@ -1,11 +1,18 @@
 """Ingest throughput through a real Mosquitto: bare paho subscriber vs the API ingest worker(s).
 
-    .venv/bin/python bench/ingest.py [--events 50000] [--rounds 5] [--profile]
+    .venv/bin/python bench/ingest.py [--events 50000] [--rounds 3] [--layout both|shared|pinned] [--profile]
 
 One run, one broker (Mosquitto on a free loopback port, ``max_queued_messages`` raised so the broker itself
 never drops), phases with the same publisher: a separate process publishing N contract-valid count
 events (QoS1, as fast as it can) for a fresh device. Phases (a) and (b) run back to back ``--rounds`` times
 and the ratio reported is the median round's: on a shared 2-core machine single rounds vary by +-0.1.
+
+Two CPU layouts (both by default). On a 2-core machine the publisher (in production: dozens of remote devices)
+takes a whole core, so with every process free to run anywhere ("shared") each microsecond the consumer
+spends slows the publisher that paces it, and the ratio measures the machine's CPU budget as much as the
+consumer. "pinned" puts publisher and broker on CPU 0 and the consumer (bare subscriber or worker) on CPU 1:
+each consumer gets the same core, and the ratio says whether the worker keeps up with what the transport
+delivers. The JSON line reports both; its ``ratio_to_bare_subscriber`` is the pinned one when measured.
 
   (a) bare:        a bare paho subscriber (QoS1, auto ack) in its own process; counts messages.
   (b) worker:      one API ingest worker (IngestWorker + BatchWriter + SqliteStore, acks after commit) in its
@@ -158,7 +165,12 @@ def child_worker(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------- parent
 
 
+PINNED = False  # --pin: see main()
+
+
 def spawn(*argv: str) -> subprocess.Popen[str]:
+    if PINNED:
+        argv += ("--cpu", "0" if argv[argv.index("--role") + 1] == "publish" else "1")
     return subprocess.Popen([sys.executable, __file__, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, cwd=ROOT)
 
@@ -236,10 +248,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch-max", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="bare-then-worker rounds; the ratio reported is the median round's (the machine is noisy)")
     parser.add_argument("--profile", nargs="?", const="ingest-profile.txt", default=None,
                         help="pyinstrument profile of the single worker written to this file")
+    parser.add_argument("--layout", choices=("both", "shared", "pinned"), default="both",
+                        help="shared: every process on any CPU (publisher, broker and consumer compete); pinned: "
+                             "publisher and broker on CPU 0, the subscriber or worker on CPU 1 (devices and broker "
+                             "elsewhere, the consumer with a core of its own); both (default)")
+    parser.add_argument("--cpu", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="", help=argparse.SUPPRESS)
@@ -247,6 +264,8 @@ def main() -> None:
     parser.add_argument("--client-id", default="", help=argparse.SUPPRESS)
     parser.add_argument("--group", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
     if args.role != "main":
         {"publish": child_publish, "bare": child_bare, "worker": child_worker}[args.role](args)
         return
@@ -254,42 +273,80 @@ def main() -> None:
     from tests.support.mosquitto import MosquittoBroker
 
     n = args.events
-    rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    layouts = ("shared", "pinned") if args.layout == "both" else (args.layout,)
+    results: dict[str, dict[str, Any]] = {}
     with MosquittoBroker(extra_config=BROKER_CONFIG) as broker:
-        for r in range(args.rounds):  # bare and worker back to back, so each ratio sees one machine state
-            bare = phase_bare(broker.port, n, f"bare-{r}")
-            one = phase_workers(broker.port, n, 1, args.batch_max, args.profile if r == 0 else None, f"one-{r}")
-            rounds.append((bare, one))
+        for layout in layouts:
+            results[layout] = run_rounds(broker, layout, args, args.profile if layout == layouts[0] else None)
+        set_layout(broker, "shared")
         two = phase_workers(broker.port, n, 2, args.batch_max, None, "two")
+    print(f"ingest bench: {n} count events per phase, QoS1, Mosquitto on loopback, {os.cpu_count()} CPUs")
+    for layout, result in results.items():
+        print_rounds(layout, result)
+    print(f"\n(c) 2 workers, $share, 1 SQLite, shared CPUs: {two['events_per_s']:.0f} events/s "
+          f"(publisher {two['publish_per_s']:.0f}/s, lost {two['lost']}, duplicates {two['duplicates']}, "
+          f"{two['cpu_us_per_event']:.0f} us of worker CPU per event), split {two['per_worker_stored']}")
+    if args.profile:
+        print(f"profile of the single worker (first round): {args.profile}")
+    main_layout = results.get("pinned") or results["shared"]
+    figures: dict[str, Any] = {
+        "events": n, "layout": "pinned" if "pinned" in results else "shared",
+        "events_per_s": round(main_layout["one"]["events_per_s"]),
+        "ratio_to_bare_subscriber": round(main_layout["ratio"], 3),
+        "bare_subscriber_events_per_s": round(main_layout["bare"]["events_per_s"]),
+        "worker_cpu_us_per_event": round(main_layout["one"]["cpu_us_per_event"], 1),
+        "two_workers_events_per_s": round(two["events_per_s"]), "two_workers_split": two["per_worker_stored"],
+    }
+    for layout, result in results.items():
+        figures[f"{layout}_ratio"] = round(result["ratio"], 3)
+        figures[f"{layout}_ratio_rounds"] = [round(x, 3) for x in result["ratios"]]
+        figures[f"{layout}_events_per_s"] = round(result["one"]["events_per_s"])
+        figures[f"{layout}_bare_events_per_s"] = round(result["bare"]["events_per_s"])
+    everything = [o for r in results.values() for _, o in r["rounds"]] + [two]
+    figures.update(
+        lost=sum(o["lost"] for o in everything), duplicates=sum(o["duplicates"] for o in everything),
+        bare_lost=sum(b["lost"] for r in results.values() for b, _ in r["rounds"]),
+        store_errors=sum(o["store_errors"] for o in everything),
+    )
+    print(json.dumps(figures))
+
+
+def set_layout(broker: Any, layout: str) -> None:
+    global PINNED
+    PINNED = layout == "pinned"
+    assert broker.pid is not None
+    os.sched_setaffinity(broker.pid, {0} if PINNED else set(range(os.cpu_count() or 1)))
+
+
+def run_rounds(broker: Any, layout: str, args: argparse.Namespace, profile: str | None) -> dict[str, Any]:
+    """``args.rounds`` bare-then-worker rounds (back to back, so each ratio sees one machine state)."""
+    set_layout(broker, layout)
+    rounds = []
+    for r in range(args.rounds):
+        bare = phase_bare(broker.port, args.events, f"bare-{layout}-{r}")
+        one = phase_workers(broker.port, args.events, 1, args.batch_max, profile if r == 0 else None,
+                            f"one-{layout}-{r}")
+        rounds.append((bare, one))
     ratios = [one["events_per_s"] / bare["events_per_s"] for bare, one in rounds]
     middle = sorted(range(len(rounds)), key=lambda i: ratios[i])[len(rounds) // 2]  # the median round
-    bare, one = rounds[middle]
-    ratio = ratios[middle]
-    print(f"ingest bench: {n} count events per phase, QoS1, Mosquitto on loopback, {os.cpu_count()} CPUs\n")
-    print(f"{'round':>5}  {'phase':<34}{'events/s':>10}{'publish/s':>11}{'lost':>7}{'dups':>7}{'ratio':>8}"
+    return {"rounds": rounds, "ratios": ratios, "middle": middle, "ratio": ratios[middle],
+            "bare": rounds[middle][0], "one": rounds[middle][1]}
+
+
+def print_rounds(layout: str, result: dict[str, Any]) -> None:
+    where = ("publisher and broker on CPU 0, subscriber / worker on CPU 1" if layout == "pinned"
+             else "every process on any CPU")
+    print(f"\nlayout {layout}: {where}")
+    print(f"{'round':>5}  {'phase':<30}{'events/s':>10}{'publish/s':>11}{'lost':>7}{'dups':>7}{'ratio':>8}"
           f"{'worker CPU us/event':>21}")
-    for i, (b, o) in enumerate(rounds, 1):
-        for name, r, shown in (("(a) bare paho subscriber", b, ""), ("(b) 1 ingest worker, SQLite", o, f"{ratios[i - 1]:.3f}")):
+    for i, (bare, one) in enumerate(result["rounds"], 1):
+        for name, r, shown in (("(a) bare paho subscriber", bare, ""),
+                               ("(b) 1 ingest worker, SQLite", one, f"{result['ratios'][i - 1]:.3f}")):
             cpu = f"{r['cpu_us_per_event']:.0f}" if "cpu_us_per_event" in r else ""
-            print(f"{i:>5}  {name:<34}{r['events_per_s']:>10.0f}{r['publish_per_s']:>11.0f}{r['lost']:>7}"
+            print(f"{i:>5}  {name:<30}{r['events_per_s']:>10.0f}{r['publish_per_s']:>11.0f}{r['lost']:>7}"
                   f"{r['duplicates']:>7}{shown:>8}{cpu:>21}")
-    print(f"{'':>5}  {'(c) 2 workers, $share, 1 SQLite':<34}{two['events_per_s']:>10.0f}{two['publish_per_s']:>11.0f}"
-          f"{two['lost']:>7}{two['duplicates']:>7}{'':>8}{two['cpu_us_per_event']:>21.0f}")
-    print(f"\nworker / bare subscriber, median of {len(rounds)} rounds: {ratio:.1%} (round {middle + 1}; "
-          f"target >= 80 %); 2 workers split {two['per_worker_stored']}")
-    if args.profile:
-        print(f"profile of the single worker (round 1): {args.profile}")
-    print(json.dumps({
-        "events": n, "events_per_s": round(one["events_per_s"]), "ratio_to_bare_subscriber": round(ratio, 3),
-        "ratio_rounds": [round(x, 3) for x in ratios],
-        "bare_subscriber_events_per_s": round(bare["events_per_s"]),
-        "lost": sum(o["lost"] for _, o in rounds) + two["lost"],
-        "duplicates": sum(o["duplicates"] for _, o in rounds) + two["duplicates"],
-        "two_workers_events_per_s": round(two["events_per_s"]),
-        "two_workers_split": two["per_worker_stored"], "bare_lost": sum(b["lost"] for b, _ in rounds),
-        "store_errors": sum(o["store_errors"] for _, o in rounds) + two["store_errors"],
-        "publish_per_s": round(one["publish_per_s"]), "worker_cpu_us_per_event": round(one["cpu_us_per_event"], 1),
-    }))
+    print(f"worker / bare subscriber ({layout}), median of {len(result['rounds'])} rounds: {result['ratio']:.1%} "
+          f"(round {result['middle'] + 1}; target >= 80 %)")
 
 
 if __name__ == "__main__":

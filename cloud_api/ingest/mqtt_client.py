@@ -9,15 +9,20 @@ against 18-19 us with this client.
 ``BufferedSocket`` wraps the connected socket (plain, TLS or websocket): ``recv`` serves paho's small reads
 from one 64 KiB read, and ``pending()`` (which paho's loop already asks TLS and websocket sockets for)
 tells the loop that data is waiting, so it does not block in ``select``. ``IngestClient.loop_read`` goes
-on reading while whole packets wait in that buffer.
+on reading while whole packets wait in that buffer, then calls ``after_read`` (the ingest worker writes
+what it received there, on this same thread).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
+
+log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 MAX_PACKETS_PER_READ = 1000  # then the loop writes (PUBACKs) and checks the keep-alive before reading on
@@ -51,7 +56,13 @@ class BufferedSocket:
 
 
 class IngestClient(mqtt.Client):
-    """``mqtt.Client`` on a ``BufferedSocket``, reading every packet already received in one loop pass."""
+    """``mqtt.Client`` on a ``BufferedSocket``, reading every packet already received in one loop pass.
+
+    ``after_read`` runs on the network thread after each pass that read something; an exception there is
+    logged, never raised into paho's loop (it would end the network thread).
+    """
+
+    after_read: Callable[[], object] | None = None
 
     def _create_socket(self) -> Any:  # paho's connection factory (TCP, unix, TLS, websockets), wrapped
         return BufferedSocket(super()._create_socket())
@@ -63,4 +74,9 @@ class IngestClient(mqtt.Client):
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not isinstance(sock, BufferedSocket) or not sock.pending():
                 break
             rc = super().loop_read(1)
+        if self.after_read is not None:
+            try:
+                self.after_read()
+            except Exception:  # noqa: BLE001 - see the class docstring
+                log.exception("ingest: the after-read step failed")
         return rc

@@ -1,7 +1,8 @@
-"""The MQTT ingest worker: a paho-mqtt (>= 2) subscriber feeding the batch writer.
+"""The MQTT ingest worker: a paho-mqtt (>= 2) subscriber feeding the batch writer, both on one thread.
 
 The paho network thread reconnects with exponential backoff whenever the broker goes away; the API keeps
-serving meanwhile. Messages are acknowledged (PUBACK) only after they are committed to the store.
+serving meanwhile. After each pass that read messages it writes them (``BatchWriter.write_held``), and
+acknowledges them (PUBACK) only after they are committed to the store.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ class IngestWorker:
         """Start the writer and the MQTT network thread; returns at once (connection happens in background)."""
         if self._client is not None:
             return
-        self._writer.start()
         client = self._build_client()
         self._client = client
         s = self._settings
@@ -78,11 +78,11 @@ class IngestWorker:
         """Disconnect, then write whatever was already received."""
         client, self._client = self._client, None
         if client is not None:
-            self._writer.wait_idle(timeout)  # so the acks of what is already queued still go out
+            self._writer.wait_idle(timeout)  # so the acks of what is already held still go out
             client.disconnect()
             client.loop_stop()
+            self._writer.write_held()  # anything read in the very last pass (not acknowledged: redelivered)
         self._connected.clear()
-        self._writer.stop(timeout)
 
     def _build_client(self) -> mqtt.Client:
         s = self._settings
@@ -105,6 +105,7 @@ class IngestWorker:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.after_read = self._writer.write_held
         return client
 
     # ------------------------------------------------------------ state for tests and /health
@@ -162,7 +163,7 @@ class IngestWorker:
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "backslashreplace")  # noqa: SLF001 - keep the bad topic visible
         ack = None if message.qos == 0 else partial(self._ack, client, self._generation, message.mid, message.qos)
-        self._writer.submit_raw(topic, bytes(message.payload), received, ack)
+        self._writer.hold_raw(topic, bytes(message.payload), received, ack)
 
     def _ack(self, client: mqtt.Client, generation: int, mid: int, qos: int) -> None:
         """PUBACK after the commit, unless the connection changed: a mid from an older one may name another
