@@ -67,6 +67,26 @@ class IngestClient(mqtt.Client):
     def _create_socket(self) -> Any:  # paho's connection factory (TCP, unix, TLS, websockets), wrapped
         return BufferedSocket(super()._create_socket())
 
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        """Every message straight to ``on_message``.
+
+        paho's own version first looks for per-topic callbacks (``message_callback_add``, not used here)
+        with a matcher whose recursive closure is a reference cycle: six objects per message that only the
+        garbage collector frees (84,000 per 14,000 messages, 3-5 us per message of collection time).
+        An exception from ``on_message`` is logged rather than ending the network thread.
+        """
+        with self._callback_mutex:
+            on_message = self.on_message
+        if on_message is not None:
+            with self._in_callback_mutex:
+                try:
+                    on_message(self, self._userdata, message)
+                except Exception:  # noqa: BLE001
+                    log.exception("ingest: on_message failed on message id %s", message.mid)
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        raise NotImplementedError("IngestClient hands every message to on_message (per-topic callbacks unused)")
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
         for _ in range(MAX_PACKETS_PER_READ):
