@@ -1,6 +1,6 @@
 """Ingest throughput through a real Mosquitto: bare paho subscriber vs the API ingest worker(s).
 
-    .venv/bin/python bench/ingest.py [--events 50000] [--rounds 3] [--layout both|shared|pinned] [--profile]
+    .venv/bin/python bench/ingest.py [--events 50000] [--rounds 3] [--layout both|shared|pinned]
 
 One run, one broker (Mosquitto on a free loopback port, ``max_queued_messages`` raised so the broker itself
 never drops), phases with the same publisher: a separate process publishing N contract-valid count
@@ -12,7 +12,8 @@ takes a whole core, so with every process free to run anywhere ("shared") each m
 spends slows the publisher that paces it, and the ratio measures the machine's CPU budget as much as the
 consumer. "pinned" puts publisher and broker on CPU 0 and the consumer (bare subscriber or worker) on CPU 1:
 each consumer gets the same core, and the ratio says whether the worker keeps up with what the transport
-delivers. The JSON line reports both; its ``ratio_to_bare_subscriber`` is the pinned one when measured.
+delivers. The JSON line reports both; its ``ratio_to_bare_subscriber`` is the shared one when measured.
+To see where a worker's time goes: ``py-spy record --subprocesses -- python bench/ingest.py --layout pinned``.
 
   (a) bare:        a bare paho subscriber (QoS1, auto ack) in its own process; counts messages.
   (b) worker:      one API ingest worker (IngestWorker + BatchWriter + SqliteStore, acks after commit) in its
@@ -139,12 +140,6 @@ def child_worker(args: argparse.Namespace) -> None:
     store.open()
     worker = IngestWorker(settings, store)
     tune_for_server()  # as ``fieldline api serve`` does
-    profiler = None
-    if args.profile:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(async_mode="disabled")
-        profiler.start()
     worker.start()
     if not worker.wait_connected(10):
         raise SystemExit("worker did not connect")
@@ -153,9 +148,6 @@ def child_worker(args: argparse.Namespace) -> None:
     sys.stdin.readline()  # the parent says stop
     worker.stop()
     cpu_s = time.process_time() - cpu_start
-    if profiler is not None:
-        profiler.stop()
-        Path(args.profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
     c = worker.counters()
     store.close()
     print(json.dumps({"received": c.received, "stored": c.stored, "duplicates": c.duplicates,
@@ -165,7 +157,7 @@ def child_worker(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------- parent
 
 
-PINNED = False  # --pin: see main()
+PINNED = False  # the "pinned" layout: see set_layout()
 
 
 def spawn(*argv: str) -> subprocess.Popen[str]:
@@ -200,16 +192,13 @@ def phase_bare(port: int, n: int, device: str) -> dict[str, Any]:
             "duplicates": s["received"] - s["distinct"], "publish_per_s": n / (p["end"] - p["start"])}
 
 
-def phase_workers(port: int, n: int, workers: int, batch_max: int, profile: str | None,
-                  device: str) -> dict[str, Any]:
+def phase_workers(port: int, n: int, workers: int, batch_max: int, device: str) -> dict[str, Any]:
     db = Path(tempfile.mkdtemp(prefix="fieldline-bench-")) / "fl.db"
     group = "fieldline-api" if workers > 1 else ""
     children = []
     for i in range(workers):
         argv = ["--role", "worker", "--port", str(port), "--db", str(db), "--client-id", f"api-{i}-{uuid.uuid4().hex[:6]}",
                 "--group", group, "--batch-max", str(batch_max)]
-        if profile and i == 0:
-            argv += ["--profile", profile]
         children.append(spawn(*argv))
     for child in children:
         wait_ready(child)
@@ -250,8 +239,6 @@ def main() -> None:
     parser.add_argument("--batch-max", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3,
                         help="bare-then-worker rounds; the ratio reported is the median round's (the machine is noisy)")
-    parser.add_argument("--profile", nargs="?", const="ingest-profile.txt", default=None,
-                        help="pyinstrument profile of the single worker written to this file")
     parser.add_argument("--layout", choices=("both", "shared", "pinned"), default="both",
                         help="shared: every process on any CPU (publisher, broker and consumer compete); pinned: "
                              "publisher and broker on CPU 0, the subscriber or worker on CPU 1 (devices and broker "
@@ -277,20 +264,18 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with MosquittoBroker(extra_config=BROKER_CONFIG) as broker:
         for layout in layouts:
-            results[layout] = run_rounds(broker, layout, args, args.profile if layout == layouts[0] else None)
+            results[layout] = run_rounds(broker, layout, args)
         set_layout(broker, "shared")
-        two = phase_workers(broker.port, n, 2, args.batch_max, None, "two")
+        two = phase_workers(broker.port, n, 2, args.batch_max, "two")
     print(f"ingest bench: {n} count events per phase, QoS1, Mosquitto on loopback, {os.cpu_count()} CPUs")
     for layout, result in results.items():
         print_rounds(layout, result)
     print(f"\n(c) 2 workers, $share, 1 SQLite, shared CPUs: {two['events_per_s']:.0f} events/s "
           f"(publisher {two['publish_per_s']:.0f}/s, lost {two['lost']}, duplicates {two['duplicates']}, "
           f"{two['cpu_us_per_event']:.0f} us of worker CPU per event), split {two['per_worker_stored']}")
-    if args.profile:
-        print(f"profile of the single worker (first round): {args.profile}")
-    main_layout = results.get("pinned") or results["shared"]
+    main_layout = results.get("shared") or results["pinned"]
     figures: dict[str, Any] = {
-        "events": n, "layout": "pinned" if "pinned" in results else "shared",
+        "events": n, "layout": "shared" if "shared" in results else "pinned",
         "events_per_s": round(main_layout["one"]["events_per_s"]),
         "ratio_to_bare_subscriber": round(main_layout["ratio"], 3),
         "bare_subscriber_events_per_s": round(main_layout["bare"]["events_per_s"]),
@@ -318,14 +303,13 @@ def set_layout(broker: Any, layout: str) -> None:
     os.sched_setaffinity(broker.pid, {0} if PINNED else set(range(os.cpu_count() or 1)))
 
 
-def run_rounds(broker: Any, layout: str, args: argparse.Namespace, profile: str | None) -> dict[str, Any]:
+def run_rounds(broker: Any, layout: str, args: argparse.Namespace) -> dict[str, Any]:
     """``args.rounds`` bare-then-worker rounds (back to back, so each ratio sees one machine state)."""
     set_layout(broker, layout)
     rounds = []
     for r in range(args.rounds):
         bare = phase_bare(broker.port, args.events, f"bare-{layout}-{r}")
-        one = phase_workers(broker.port, args.events, 1, args.batch_max, profile if r == 0 else None,
-                            f"one-{layout}-{r}")
+        one = phase_workers(broker.port, args.events, 1, args.batch_max, f"one-{layout}-{r}")
         rounds.append((bare, one))
     ratios = [one["events_per_s"] / bare["events_per_s"] for bare, one in rounds]
     middle = sorted(range(len(rounds)), key=lambda i: ratios[i])[len(rounds) // 2]  # the median round

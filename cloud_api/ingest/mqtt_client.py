@@ -58,8 +58,9 @@ class BufferedSocket:
 class IngestClient(mqtt.Client):
     """``mqtt.Client`` on a ``BufferedSocket``, reading every packet already received in one loop pass.
 
-    ``after_read`` runs on the network thread after each pass that read something; an exception there is
-    logged, never raised into paho's loop (it would end the network thread).
+    ``after_read`` runs on the network thread at the end of every read pass (also one cut short by a lost
+    connection, so what was read is still stored); an exception there is logged, never raised into paho's
+    loop (it would end the network thread).
     """
 
     after_read: Callable[[], object] | None = None

@@ -48,8 +48,8 @@ class IngestWorker:
                                    batch_max=settings.ingest_batch_max)
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
-        # bumped on every connection (paho's thread); acks from an older connection are dropped. The writer
-        # thread only reads it: an int read needs no lock
+        # bumped on every connection; acks from an older connection are dropped (all on paho's thread, except
+        # the last write in ``stop`` once that thread has ended)
         self._generation = 0
 
     @property
@@ -59,7 +59,7 @@ class IngestWorker:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the writer and the MQTT network thread; returns at once (connection happens in background)."""
+        """Start the MQTT network thread (which also writes); returns at once (it connects in the background)."""
         if self._client is not None:
             return
         client = self._build_client()
