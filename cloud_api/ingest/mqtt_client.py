@@ -11,11 +11,17 @@ from one 64 KiB read, and ``pending()`` (which paho's loop already asks TLS and 
 tells the loop that data is waiting, so it does not block in ``select``. ``IngestClient.loop_read`` goes
 on reading while whole packets wait in that buffer, then calls ``after_read`` (the ingest worker writes
 what it received there, on this same thread).
+
+Writes go the same way: ``send`` queues, and the client's write pass ends with one ``flush``, so the
+acknowledgements of a batch leave in one system call (and one TCP segment for the broker to read) instead of
+one each, plus paho's one-byte wake-up per queued packet, not needed when the network thread queues them
+itself. Draining 30,000 queued events: 60 -> 52 us of CPU per message (median of 5 alternated runs).
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +41,7 @@ class BufferedSocket:
         self._sock = sock
         self._buffer = b""
         self._offset = 0
+        self._out = bytearray()
 
     def recv(self, size: int) -> bytes:
         """Up to ``size`` bytes; raises like the socket's own ``recv`` (BlockingIOError, SSL errors) when
@@ -51,7 +58,31 @@ class BufferedSocket:
         inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
         return len(self._buffer) - self._offset + inner
 
-    def __getattr__(self, name: str) -> Any:  # send, fileno, close, setsockopt, ... go to the socket
+    def send(self, data: bytes | bytearray) -> int:
+        """Queue ``data`` (all of it: returns its length); ``flush`` writes what is queued in one call."""
+        self._out += data
+        return len(data)
+
+    def unsent(self) -> int:
+        return len(self._out)
+
+    def flush(self) -> None:
+        """Write the queued bytes. Raises like ``send`` (BlockingIOError, SSL want-read/write, OSError);
+        whatever could not be written stays queued, in order, for the next call."""
+        while self._out:
+            sent = self._sock.send(self._out)
+            del self._out[:sent]
+
+    def close(self) -> None:
+        """Write what is queued if the socket takes it at once (paho closes right after queueing a
+        DISCONNECT), then close."""
+        try:
+            self.flush()
+        except OSError:  # includes ssl.SSLError; the connection is going anyway
+            pass
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, close, setsockopt, ... go to the socket
         return getattr(self._sock, name)
 
 
@@ -88,6 +119,25 @@ class IngestClient(mqtt.Client):
     def message_callback_add(self, sub: str, callback: Any) -> None:
         raise NotImplementedError("IngestClient hands every message to on_message (per-topic callbacks unused)")
 
+    def want_write(self) -> bool:
+        sock = self._sock
+        return super().want_write() or (isinstance(sock, BufferedSocket) and sock.unsent() > 0)
+
+    def loop_write(self) -> MQTTErrorCode:
+        """paho's write pass (packets into the socket's queue), then the queue to the network in one write."""
+        rc = super().loop_write()
+        sock = self._sock
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not isinstance(sock, BufferedSocket) or not sock.unsent():
+            return rc
+        try:
+            sock.flush()
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass  # the rest stays queued; want_write() makes the loop wait until the socket takes more
+        except OSError as err:
+            log.warning("ingest: writing to the broker failed: %s", err)
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
         for _ in range(MAX_PACKETS_PER_READ):
@@ -96,8 +146,19 @@ class IngestClient(mqtt.Client):
                 break
             rc = super().loop_read(1)
         if self.after_read is not None:
-            try:
-                self.after_read()
-            except Exception:  # noqa: BLE001 - see the class docstring
-                log.exception("ingest: the after-read step failed")
+            self._after_read()
+            if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self.want_write():
+                rc = self.loop_write()  # the acknowledgements it queued, in one write
         return rc
+
+    def _after_read(self) -> None:
+        assert self.after_read is not None
+        # paho wakes its loop for every queued packet (one byte through a socket pair: a system call per
+        # acknowledgement); packets queued here are written by this thread right after, so no wake is needed.
+        wake, self._sockpairW = self._sockpairW, None
+        try:
+            self.after_read()
+        except Exception:  # noqa: BLE001 - see the class docstring
+            log.exception("ingest: the after-read step failed")
+        finally:
+            self._sockpairW = wake

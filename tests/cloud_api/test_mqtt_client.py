@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import socket
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -32,7 +33,7 @@ def test_small_reads_are_served_from_one_large_read_and_pending_says_what_is_lef
         assert buffered.pending() == 0
         with pytest.raises(BlockingIOError):  # nothing buffered, nothing arrived: as the socket itself
             buffered.recv(1)
-        assert buffered.fileno() == left.fileno()  # everything else is the socket's (select, send, close)
+        assert buffered.fileno() == left.fileno()  # everything else is the socket's (select, setsockopt, ...)
         right.close()
         assert buffered.recv(1) == b""  # the peer closed: paho sees the end of the connection
     finally:
@@ -40,14 +41,51 @@ def test_small_reads_are_served_from_one_large_read_and_pending_says_what_is_lef
         right.close()
 
 
-def test_a_queued_burst_with_packets_larger_than_one_read_is_stored_exactly_once(tmp_path: Path) -> None:
+def test_writes_are_queued_until_flush_and_leave_in_order_when_the_socket_is_full() -> None:
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    left.setblocking(False)
+    right.setblocking(False)
+    buffered = BufferedSocket(left)
+    packets = [bytes([0x40, 0x02, i >> 8, i & 0xFF]) for i in range(60_000)]  # PUBACKs, far more than fit
+    try:
+        assert all(buffered.send(p) == 4 for p in packets)  # paho is told each packet is written
+        with pytest.raises(BlockingIOError):
+            right.recv(1)  # nothing has left yet
+        assert buffered.unsent() == 240_000
+        received = bytearray()
+        for _ in range(10_000):  # bounded: a flush that never finishes fails below instead of hanging
+            if not buffered.unsent():
+                break
+            try:
+                buffered.flush()
+            except BlockingIOError:  # the socket is full: the rest stays queued
+                assert 0 < buffered.unsent() < 240_000
+            while True:
+                try:
+                    received += right.recv(65536)
+                except BlockingIOError:
+                    break
+        assert bytes(received) == b"".join(packets)  # every byte once, in order
+        buffered.send(b"\xe0\x00")  # DISCONNECT queued, then paho closes the socket at once
+        buffered.close()
+        right.setblocking(True)
+        assert right.recv(16) == b"\xe0\x00"  # close wrote what was queued first
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_queued_burst_with_packets_larger_than_one_read_is_stored_exactly_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """2,000 events and two snapshots of 1.5 x READ_SIZE queued in the broker, then drained by the worker:
     packets straddle the 64 KiB reads, and the loop keeps reading what is buffered without waiting."""
     with MosquittoBroker(extra_config="max_queued_messages 10000\n") as broker:  # the default queue is 1,000
-        drain_a_queued_burst(tmp_path, broker)
+        drain_a_queued_burst(tmp_path, broker, monkeypatch)
 
 
-def drain_a_queued_burst(tmp_path: Path, broker: MosquittoBroker) -> None:
+def drain_a_queued_burst(tmp_path: Path, broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_for(tmp_path, broker, mqtt_client_id="api-burst", snapshot_max_bytes=4 * READ_SIZE)
     store = SqliteStore(tmp_path / "burst.db")
     store.open()
@@ -65,6 +103,7 @@ def drain_a_queued_burst(tmp_path: Path, broker: MosquittoBroker) -> None:
         for info in infos:
             info.wait_for_publish(10)
     worker = IngestWorker(settings, store)
+    flushes = count_calls(monkeypatch, BufferedSocket, "flush")
     gc.collect()
     gc.disable()  # so that the count below sees every reference cycle made while draining
     worker.start()
@@ -81,10 +120,42 @@ def drain_a_queued_burst(tmp_path: Path, broker: MosquittoBroker) -> None:
         seqs = sorted(e["seq"] for e in store.list_events(EventQuery(limit=5000)))
         assert seqs == list(range(1, 2001))
         assert store.get_snapshot("edge-1-0-7") == jpeg
+        assert 0 < flushes[0] < 200  # acknowledgements leave a read pass at a time, not one write per message
     finally:
         gc.enable()
         worker.stop()
         store.close()
+    assert redelivered(broker, "api-burst") == []  # the broker got every acknowledgement before the disconnect
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[int]:
+    """Count calls of ``cls.name`` (the original still runs)."""
+    calls = [0]
+    original = getattr(cls, name)
+
+    def counted(self: object, *args: object) -> object:
+        calls[0] += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def redelivered(broker: MosquittoBroker, client_id: str) -> list[bytes]:
+    """What the broker still holds unacknowledged for a persistent session (resumed for one second)."""
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: list[bytes] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+    client.on_message = lambda c, userdata, message: got.append(message.payload)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        time.sleep(1.0)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got
 
 
 def test_every_message_goes_to_on_message_and_per_topic_callbacks_are_refused() -> None:
