@@ -18,10 +18,14 @@ To see where a worker's time goes: ``py-spy record --subprocesses -- python benc
   (a) bare:        a bare paho subscriber (QoS1, auto ack) in its own process; counts messages.
   (b) worker:      one API ingest worker (IngestWorker + BatchWriter + SqliteStore, acks after commit) in its
                    own process, on a fresh SQLite file.
-  (c) two workers: two such processes on one SQLite file, sharing an MQTT 5 subscription ($share/...).
+  (c) two workers: two such processes on one SQLite file, sharing an MQTT 5 subscription ($share/...),
+                   against the live publisher. On 2 cores the publisher already takes one: no room to scale.
+  (d) backlog:     catch-up after an outage, the case where more workers matter when the devices are
+                   remote: N events queued in persistent sessions while the workers were away, then drained
+                   by one worker, and by two on a shared subscription (``--rounds`` pairs, median ratio).
 
 Rate = N / (time of the last message received (a) or stored (b, c) - publisher start), the same clock for
-all phases. Audit by seq: lost = seqs never received/stored; duplicates = redeliveries seen (the store keeps
+all phases; for (d), N / (last stored - first stored). Audit by seq: lost = seqs never received/stored; duplicates = redeliveries seen (the store keeps
 one). Prints a table; the LAST line is one JSON object.
 """
 
@@ -134,16 +138,16 @@ def child_worker(args: argparse.Namespace) -> None:
     settings = Settings(
         data_dir=Path(args.db).parent, db_path=Path(args.db), mqtt_port=args.port, mqtt_client_id=args.client_id,
         mqtt_protocol="5" if args.group else "3.1.1", shared_group=args.group or None,
-        mqtt_persistent_session=False, ingest_batch_max=args.batch_max,
+        mqtt_persistent_session=args.persistent, ingest_batch_max=args.batch_max,
     )
     store = SqliteStore(settings.database_file)
     store.open()
     worker = IngestWorker(settings, store)
     tune_for_server()  # as ``fieldline api serve`` does
+    cpu_start = time.process_time()  # a persistent session starts draining its backlog as it connects
     worker.start()
     if not worker.wait_connected(10):
         raise SystemExit("worker did not connect")
-    cpu_start = time.process_time()
     print("READY", flush=True)
     sys.stdin.readline()  # the parent says stop
     worker.stop()
@@ -233,6 +237,50 @@ def phase_workers(port: int, n: int, workers: int, batch_max: int, device: str) 
             "cpu_us_per_event": sum(c["cpu_s"] for c in counters) / n * 1e6}
 
 
+def phase_backlog(port: int, n: int, workers: int, batch_max: int, device: str) -> dict[str, Any]:
+    """Catch-up after an outage: N events queued in the workers' persistent sessions, then drained.
+
+    The workers subscribe (MQTT 5, shared group, persistent sessions) and go away; the publisher queues N
+    events (the broker splits them between the sessions); the workers come back and drain. Rate = N / (the
+    last stored - the first stored, by the rows' received_ms), so process start-up is not counted.
+    """
+    db = Path(tempfile.mkdtemp(prefix="fieldline-bench-")) / "fl.db"
+    group = f"backlog-{uuid.uuid4().hex[:6]}"  # a group of its own: no other phase's session shares the load
+    argvs = [["--role", "worker", "--port", str(port), "--db", str(db), "--client-id", f"{group}-{i}",
+              "--group", group, "--batch-max", str(batch_max)] for i in range(workers)]
+
+    def run_workers(*extra: str) -> list[subprocess.Popen[str]]:
+        children = [spawn(*argv, *extra) for argv in argvs]
+        for child in children:
+            wait_ready(child)
+        return children
+
+    def stop(children: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("stop\n")
+            child.stdin.flush()
+        return [last_json(child) for child in children]
+
+    stop(run_workers("--persistent"))  # the sessions now exist and queue while their workers are away
+    p = last_json(publish(port, device, n))
+    children = run_workers("--persistent")
+    conn = sqlite3.connect(db, timeout=30)
+    deadline = time.time() + 180
+    while time.time() < deadline and (conn.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0) < n:
+        time.sleep(0.05)
+    counters = stop(children)
+    stop(run_workers())  # clean sessions: the broker forgets them and queues nothing more for them
+    first, last, distinct = conn.execute(
+        "SELECT min(received_ms), max(received_ms), count(DISTINCT seq) FROM events WHERE device = ?", (device,)
+    ).fetchone()
+    conn.close()
+    return {"events_per_s": distinct / max(1e-3, (last - first) / 1000), "lost": n - distinct,
+            "duplicates": sum(c["duplicates"] for c in counters), "per_worker_stored": [c["stored"] for c in counters],
+            "store_errors": sum(c["store_errors"] for c in counters), "publish_per_s": n / (p["end"] - p["start"]),
+            "cpu_us_per_event": sum(c["cpu_s"] for c in counters) / n * 1e6}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
@@ -250,6 +298,7 @@ def main() -> None:
     parser.add_argument("--db", default="", help=argparse.SUPPRESS)
     parser.add_argument("--client-id", default="", help=argparse.SUPPRESS)
     parser.add_argument("--group", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--persistent", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
@@ -267,12 +316,24 @@ def main() -> None:
             results[layout] = run_rounds(broker, layout, args)
         set_layout(broker, "shared")
         two = phase_workers(broker.port, n, 2, args.batch_max, "two")
+        backlog = [(phase_backlog(broker.port, n, 1, args.batch_max, f"backlog-one-{r}"),
+                    phase_backlog(broker.port, n, 2, args.batch_max, f"backlog-two-{r}")) for r in range(args.rounds)]
     print(f"ingest bench: {n} count events per phase, QoS1, Mosquitto on loopback, {os.cpu_count()} CPUs")
     for layout, result in results.items():
         print_rounds(layout, result)
     print(f"\n(c) 2 workers, $share, 1 SQLite, shared CPUs: {two['events_per_s']:.0f} events/s "
           f"(publisher {two['publish_per_s']:.0f}/s, lost {two['lost']}, duplicates {two['duplicates']}, "
           f"{two['cpu_us_per_event']:.0f} us of worker CPU per event), split {two['per_worker_stored']}")
+    scaling = [pair[1]["events_per_s"] / pair[0]["events_per_s"] for pair in backlog]
+    middle = sorted(range(len(backlog)), key=lambda i: scaling[i])[len(backlog) // 2]
+    print(f"\n(d) backlog catch-up: {n} events queued in persistent sessions while the workers were away, then drained")
+    print(f"{'round':>5}  {'phase':<30}{'events/s':>10}{'lost':>7}{'dups':>7}{'x one':>8}{'worker CPU us/event':>21}")
+    for i, (one_w, two_w) in enumerate(backlog, 1):
+        for name, r, shown in (("1 worker", one_w, ""), ("2 workers, $share", two_w, f"{scaling[i - 1]:.2f}")):
+            print(f"{i:>5}  {name:<30}{r['events_per_s']:>10.0f}{r['lost']:>7}{r['duplicates']:>7}{shown:>8}"
+                  f"{r['cpu_us_per_event']:>21.0f}")
+    print(f"two workers / one, median of {len(backlog)} rounds: {scaling[middle]:.2f}x (split "
+          f"{backlog[middle][1]['per_worker_stored']})")
     main_layout = results.get("shared") or results["pinned"]
     figures: dict[str, Any] = {
         "events": n, "layout": "shared" if "shared" in results else "pinned",
@@ -281,13 +342,17 @@ def main() -> None:
         "bare_subscriber_events_per_s": round(main_layout["bare"]["events_per_s"]),
         "worker_cpu_us_per_event": round(main_layout["one"]["cpu_us_per_event"], 1),
         "two_workers_events_per_s": round(two["events_per_s"]), "two_workers_split": two["per_worker_stored"],
+        "backlog_one_worker_events_per_s": round(backlog[middle][0]["events_per_s"]),
+        "backlog_two_workers_events_per_s": round(backlog[middle][1]["events_per_s"]),
+        "backlog_two_workers_scaling": round(scaling[middle], 2),
+        "backlog_scaling_rounds": [round(x, 2) for x in scaling],
     }
     for layout, result in results.items():
         figures[f"{layout}_ratio"] = round(result["ratio"], 3)
         figures[f"{layout}_ratio_rounds"] = [round(x, 3) for x in result["ratios"]]
         figures[f"{layout}_events_per_s"] = round(result["one"]["events_per_s"])
         figures[f"{layout}_bare_events_per_s"] = round(result["bare"]["events_per_s"])
-    everything = [o for r in results.values() for _, o in r["rounds"]] + [two]
+    everything = [o for r in results.values() for _, o in r["rounds"]] + [two] + [o for pair in backlog for o in pair]
     figures.update(
         lost=sum(o["lost"] for o in everything), duplicates=sum(o["duplicates"] for o in everything),
         bare_lost=sum(b["lost"] for r in results.values() for b, _ in r["rounds"]),
