@@ -6,9 +6,27 @@ import sqlite3
 import threading
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: users, tokens, alert lifecycle, harvest plans (tables added, none changed)
+SCHEMA_VERSION = 3  # 2: users, tokens, alert lifecycle, harvest plans (added); 3: count_points without rowid
 
-DDL = """
+# Every read joins count points by event id: keyed by (event_id, label) alone, one b-tree per point
+# (schema 2 had a rowid table, its key index and a zone index nothing read: ingest paid three).
+COUNT_POINTS_DDL = """
+CREATE TABLE IF NOT EXISTS count_points (
+    event_id TEXT NOT NULL,
+    zone_kind TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    row TEXT,
+    device TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (event_id, label)
+) WITHOUT ROWID;
+"""
+_COUNT_POINT_COLUMNS = "event_id, zone_kind, zone_id, row, device, camera, ts_ms, label, n"
+
+DDL = COUNT_POINTS_DDL + """
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY,
     device TEXT NOT NULL,
@@ -29,21 +47,6 @@ CREATE INDEX IF NOT EXISTS events_ts ON events (ts_ms);
 CREATE INDEX IF NOT EXISTS events_device_ts ON events (device, ts_ms);
 CREATE INDEX IF NOT EXISTS events_zone_ts ON events (zone_id, ts_ms);
 CREATE INDEX IF NOT EXISTS events_zone_kind_ts ON events (zone_kind, zone_id, kind, ts_ms);
-
--- time series: one row per label per count event
-CREATE TABLE IF NOT EXISTS count_points (
-    event_id TEXT NOT NULL,
-    zone_kind TEXT NOT NULL,
-    zone_id TEXT NOT NULL,
-    row TEXT,
-    device TEXT NOT NULL,
-    camera TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (event_id, label)
-);
-CREATE INDEX IF NOT EXISTS count_points_zone_ts ON count_points (zone_kind, zone_id, ts_ms);
 
 -- the latest count event per (zone, device, camera, row); row_key is '' for no row
 CREATE TABLE IF NOT EXISTS latest_counts (
@@ -201,6 +204,7 @@ class ConnectionPool:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.get()
         previous = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        migrate_count_points(conn)
         conn.executescript(DDL)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return previous
@@ -211,3 +215,27 @@ class ConnectionPool:
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
+
+
+def migrate_count_points(conn: sqlite3.Connection) -> bool:
+    """Schema 2 -> 3: rebuild a rowid ``count_points`` table as the keyed table of ``COUNT_POINTS_DDL``.
+
+    One transaction (a second worker opening the file meanwhile waits, then finds it done); True when a table
+    was rebuilt. A file of 600,000 points takes a few seconds, once.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'count_points'").fetchone()
+        rebuild = row is not None and "WITHOUT ROWID" not in row[0].upper()
+        if rebuild:
+            conn.execute("DROP INDEX IF EXISTS count_points_zone_ts")
+            conn.execute("ALTER TABLE count_points RENAME TO count_points_schema2")
+            conn.execute(COUNT_POINTS_DDL)
+            conn.execute(f"INSERT INTO count_points ({_COUNT_POINT_COLUMNS})"
+                         f" SELECT {_COUNT_POINT_COLUMNS} FROM count_points_schema2")
+            conn.execute("DROP TABLE count_points_schema2")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return rebuild

@@ -58,3 +58,33 @@ def test_natural_key_orders_numbers_by_value() -> None:
     assert sorted(["shed-10", "shed-2", "shed-1", "line-3", "shed-02b"], key=natural_key) == [
         "line-3", "shed-1", "shed-2", "shed-02b", "shed-10",
     ]
+
+
+def test_count_points_of_a_schema_2_file_are_rebuilt_keyed_on_open(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.write_events([count_event("shed-1", T0, {"ripe": 2, "green": 1}, seq=1),
+                        count_event("shed-2", T0 + 1, {"ripe": 5}, seq=2)], T0)
+    store.close()
+    conn = sqlite3.connect(tmp_path / "db" / "fieldline.db")  # turn it into a schema 2 file: rowid table + index
+    conn.executescript(
+        "ALTER TABLE count_points RENAME TO cp;"
+        "CREATE TABLE count_points (event_id TEXT NOT NULL, zone_kind TEXT NOT NULL, zone_id TEXT NOT NULL,"
+        " row TEXT, device TEXT NOT NULL, camera TEXT NOT NULL, ts_ms INTEGER NOT NULL, label TEXT NOT NULL,"
+        " n INTEGER NOT NULL, PRIMARY KEY (event_id, label));"
+        "CREATE INDEX count_points_zone_ts ON count_points (zone_kind, zone_id, ts_ms);"
+        "INSERT INTO count_points SELECT * FROM cp; DROP TABLE cp; PRAGMA user_version = 2;"
+    )
+    conn.close()
+    store = open_store(tmp_path)
+    conn = sqlite3.connect(tmp_path / "db" / "fieldline.db")
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'count_points'").fetchone()
+    assert "WITHOUT ROWID" in sql
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'count_points_zone_ts'").fetchone() is None
+    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert sorted(conn.execute("SELECT event_id, label, n FROM count_points")) == [
+        ("edge-1-0-1", "green", 1), ("edge-1-0-1", "ripe", 2), ("edge-1-0-2", "ripe", 5)]
+    conn.close()
+    assert {s.id: s.counts for s in store.list_sheds()} == {"shed-1": {"ripe": 2, "green": 1}, "shed-2": {"ripe": 5}}
+    store.write_events([count_event("shed-1", T0 + 2, {"ripe": 4}, seq=3)], T0)  # and it takes new points
+    assert {s.id: s.counts for s in store.list_sheds()}["shed-1"] == {"ripe": 4}
+    store.close()
