@@ -388,7 +388,7 @@ def main() -> None:
     print("CPU ms of this process (the machine is shared: wall time moves with other loads, CPU time much less).")
     print("stages: medians of a staged pass; e2e: the agent's CameraLoop over the whole video, mean per frame;")
     print("decode: the agent's video source (PyAV: H.264 to YUV frames); scale: YUV to R, G, B planes at the")
-    print("network's input size (FFmpeg swscale), the full-size BGR picture is never made; preprocess: pad + tensor.")
+    print("network's input size (OpenCV area halving of the 4:2:0 planes), the full-size BGR picture is never made; preprocess: pad + tensor.")
     print("decode alone (the video read through the agent's source) and inference alone (one tensor, 100 runs):")
     print("means, the same statistic as e2e (I-frames and GC pauses count on both sides).")
     print("fps = frames per CPU second on the pinned core (what a dedicated core gives); fps_wall = as measured")
