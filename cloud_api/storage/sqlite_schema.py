@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA_VERSION = 3  # 2: users, tokens, alert lifecycle, harvest plans (added); 3: count_points without rowid
@@ -239,3 +242,21 @@ def migrate_count_points(conn: sqlite3.Connection) -> bool:
         conn.execute("ROLLBACK")
         raise
     return rebuild
+
+
+@contextmanager
+def setup_lock(db_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.lock`` while a process sets the file up (WAL switch, tables, migrations).
+
+    Several API workers starting together on a new file otherwise collide: switching to WAL and upgrading a
+    read to a write fail at once with "database is locked" instead of waiting (SQLite does not wait where
+    waiting could deadlock). Workers on one SQLite file share a host (WAL needs shared memory), so a
+    ``flock`` serialises them.
+    """
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(db_path.with_name(db_path.name + ".lock"), "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

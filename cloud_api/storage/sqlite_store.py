@@ -29,7 +29,7 @@ from cloud_api.storage.records import (
 )
 from cloud_api.storage.sqlite_metadata import MetadataMixin
 from cloud_api.storage.sqlite_qa import QaMixin
-from cloud_api.storage.sqlite_schema import ConnectionPool
+from cloud_api.storage.sqlite_schema import ConnectionPool, setup_lock
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,12 @@ class SqliteStore(MetadataMixin, QaMixin):
 
     def open(self) -> None:
         if self._pool is None:
-            self._pool = ConnectionPool(self._path)
-            if self._pool.create_schema() == 1:
-                self._backfill_alert_lifecycle()
-            sqlite_qa.ensure_schema(self._pool.get())  # factory QA tables (backfilled once when new)
-            sqlite_rollups.ensure_schema(self._pool.get())  # count rollups (backfilled once when new)
+            with setup_lock(self._path):  # one process at a time (see setup_lock)
+                self._pool = ConnectionPool(self._path)
+                if self._pool.create_schema() == 1:
+                    self._backfill_alert_lifecycle()
+                sqlite_qa.ensure_schema(self._pool.get())  # factory QA tables (backfilled once when new)
+                sqlite_rollups.ensure_schema(self._pool.get())  # count rollups (backfilled once when new)
 
     def _backfill_alert_lifecycle(self) -> None:
         """Schema 1 -> 2: group the alerts stored before the lifecycle existed (all start active)."""

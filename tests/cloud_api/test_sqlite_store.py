@@ -88,3 +88,36 @@ def test_count_points_of_a_schema_2_file_are_rebuilt_keyed_on_open(tmp_path: Pat
     store.write_events([count_event("shed-1", T0 + 2, {"ripe": 4}, seq=3)], T0)  # and it takes new points
     assert {s.id: s.counts for s in store.list_sheds()}["shed-1"] == {"ripe": 4}
     store.close()
+
+
+def _open_at_once(path: str, barrier: object, errors: object) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        store = SqliteStore(Path(path))
+        store.open()
+        store.close()
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        errors.put(f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
+
+
+def test_workers_starting_together_on_a_new_file_all_open_it(tmp_path: Path) -> None:
+    """Several API processes started at once on a file that does not exist yet (without the setup lock,
+    about a quarter of them failed with "database is locked" while switching the new file to WAL)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for attempt in range(6):
+        barrier = context.Barrier(3)
+        path = tmp_path / f"new-{attempt}" / "fieldline.db"
+        processes = [context.Process(target=_open_at_once, args=(str(path), barrier, errors)) for _ in range(3)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(30)
+        assert [p.exitcode for p in processes] == [0, 0, 0]
+        reported = []
+        while not errors.empty():
+            reported.append(errors.get())
+        assert reported == []
+        assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
