@@ -25,8 +25,8 @@ To see where a worker's time goes: ``py-spy record --subprocesses -- python benc
                    by one worker, and by two on a shared subscription (``--rounds`` pairs, median ratio).
 
 Rate = N / (time of the last message received (a) or stored (b, c) - publisher start), the same clock for
-all phases; for (d), N / (last stored - first stored). Audit by seq: lost = seqs never received/stored; duplicates = redeliveries seen (the store keeps
-one). Prints a table; the LAST line is one JSON object.
+all phases; for (d), N / (last stored - first stored). Audit by seq: lost = seqs never received/stored;
+duplicates = redeliveries seen (the store keeps one). Prints a table; the LAST line is one JSON object.
 """
 
 from __future__ import annotations
@@ -182,6 +182,15 @@ def last_json(proc: subprocess.Popen[str], timeout: float = 180) -> dict[str, An
     return json.loads(out.strip().splitlines()[-1])
 
 
+def stop_children(children: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    """Tell worker children to stop; their final counters."""
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("stop\n")
+        child.stdin.flush()
+    return [last_json(child) for child in children]
+
+
 def publish(port: int, device: str, n: int) -> subprocess.Popen[str]:
     return spawn("--role", "publish", "--port", str(port), "--device", device, "--events", str(n))
 
@@ -223,11 +232,7 @@ def phase_workers(port: int, n: int, workers: int, batch_max: int, device: str) 
     p = last_json(pub)
     if done_at is None:
         time.sleep(5)  # give redeliveries a last chance before the audit
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write("stop\n")
-        child.stdin.flush()
-    counters = [last_json(child) for child in children]
+    counters = stop_children(children)
     distinct = conn.execute("SELECT count(DISTINCT seq) FROM events WHERE device = ?", (device,)).fetchone()[0]
     conn.close()
     end = done_at or time.time()
@@ -255,22 +260,15 @@ def phase_backlog(port: int, n: int, workers: int, batch_max: int, device: str) 
             wait_ready(child)
         return children
 
-    def stop(children: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("stop\n")
-            child.stdin.flush()
-        return [last_json(child) for child in children]
-
-    stop(run_workers("--persistent"))  # the sessions now exist and queue while their workers are away
+    stop_children(run_workers("--persistent"))  # the sessions now exist and queue while their workers are away
     p = last_json(publish(port, device, n))
     children = run_workers("--persistent")
     conn = sqlite3.connect(db, timeout=30)
     deadline = time.time() + 180
     while time.time() < deadline and (conn.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0) < n:
         time.sleep(0.05)
-    counters = stop(children)
-    stop(run_workers())  # clean sessions: the broker forgets them and queues nothing more for them
+    counters = stop_children(children)
+    stop_children(run_workers())  # clean sessions: the broker forgets them and queues nothing more for them
     first, last, distinct = conn.execute(
         "SELECT min(received_ms), max(received_ms), count(DISTINCT seq) FROM events WHERE device = ?", (device,)
     ).fetchone()

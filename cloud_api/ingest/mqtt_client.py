@@ -82,7 +82,7 @@ class BufferedSocket:
             pass
         self._sock.close()
 
-    def __getattr__(self, name: str) -> Any:  # fileno, close, setsockopt, ... go to the socket
+    def __getattr__(self, name: str) -> Any:  # fileno, setsockopt, ... go to the socket
         return getattr(self._sock, name)
 
 

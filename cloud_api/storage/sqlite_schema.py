@@ -203,7 +203,7 @@ class ConnectionPool:
         return conn
 
     def create_schema(self) -> int:
-        """Create missing tables; returns the schema version the file had before (0 for a new file)."""
+        """Migrate and create missing tables; returns the schema version the file had before (0 for a new file)."""
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.get()
         previous = int(conn.execute("PRAGMA user_version").fetchone()[0])
