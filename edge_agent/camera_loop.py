@@ -34,7 +34,8 @@ class CameraCounters:
 
 
 class CameraLoop:
-    """Runs until ``stop`` is set or the source ends. ``detector()`` is read every frame, so a swap is live."""
+    """Runs until ``stop`` is set or the source ends. ``detector()`` is read every frame group (one frame
+    from a live camera, ``group_frames`` from a file or folder), so a swap is live."""
 
     def __init__(self, camera: CameraConfig, source: Source, detector: Callable[[], Detector],
                  sink: OutcomeSink, counters: CameraCounters) -> None:
@@ -53,6 +54,41 @@ class CameraLoop:
         with self._latest_lock:
             return self._latest
 
+    def _read_group(self, detector: Detector) -> list[Frame]:
+        """The next frame, or up to ``group_frames`` of them from a source with a backlog (file, folder).
+
+        Each frame's small copy is made right after it is decoded, while the decoded picture is in the caches.
+        """
+        size = self.camera.group_frames if self.source.backlog else 1
+        group: list[Frame] = []
+        while len(group) < size:
+            frame = self.source.read()
+            if frame is None:
+                break
+            try:
+                detector.prepare(frame)
+            except Exception:  # noqa: BLE001 - detect_frame meets the same error on this frame and reports it
+                pass
+            group.append(frame)
+        return group
+
+    def _detect(self, detector: Detector, frame: Frame) -> tuple[Detections | None, list[Outcome]]:
+        """(detections, []) or, when the frame could not be detected, (None, the model_error alert or [])."""
+        counters = self.counters
+        started = time.perf_counter()
+        try:
+            detections = detector.detect_frame(frame)
+        except ValueError as exc:
+            counters.skipped_frames += 1
+            log.warning("camera %s: frame %d skipped: %s", self.camera.name, frame.index, exc)
+            return None, []
+        except Exception as exc:  # noqa: BLE001 - onnxruntime failure: alert, keep the loop alive
+            counters.model_errors += 1
+            log.error("camera %s: detector failed on frame %d: %s", self.camera.name, frame.index, exc)
+            return None, [self.health.model_error(exc)]
+        counters.detect_ms.append((time.perf_counter() - started) * 1000)
+        return detections, []
+
     def run(self, stop: threading.Event) -> None:
         camera, counters = self.camera, self.counters
         labels = self._detector().labels
@@ -62,49 +98,43 @@ class CameraLoop:
         next_at = time.monotonic()
         try:
             while not stop.is_set():
-                frame = self.source.read()
-                if frame is None:
+                detector = self._detector()
+                group = self._read_group(detector)
+                if not group:
                     if self.source.ended:
                         log.info("camera %s: source ended", camera.name)
                         return
                     continue  # a live source has no new frame yet; the watchdog raises camera_offline
-                now = time.monotonic()
-                self.last_frame_s = now
-                counters.frames += 1
-                detector = self._detector()
+                self.last_frame_s = time.monotonic()
+                counters.frames += len(group)
                 if detector.labels != labels:  # a model update changed the label set
                     labels = detector.labels
                     rule = build_rule(camera, labels)
                     tracker = Tracker(camera.tracker) if rule.needs_tracking else None
-                started = time.perf_counter()
-                failure: list[Outcome] | None = None
-                try:
-                    detections = detector.detect_frame(frame)
-                except ValueError as exc:
-                    counters.skipped_frames += 1
-                    log.warning("camera %s: frame %d skipped: %s", camera.name, frame.index, exc)
-                    failure = []
-                except Exception as exc:  # noqa: BLE001 - onnxruntime failure: alert, keep the loop alive
-                    counters.model_errors += 1
-                    log.error("camera %s: detector failed on frame %d: %s", camera.name, frame.index, exc)
-                    failure = [self.health.model_error(exc)]
-                # every frame is health-checked, after detection so it reads the detector's small copy
-                outcomes: list[Outcome] = list(self.health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now))
-                if failure is not None:
-                    if failure or outcomes:
-                        self._sink(camera, frame, Detections.empty(labels), failure + outcomes)
-                    if failure:
-                        stop.wait(1.0)
+                # stage by stage over the group (one frame for live sources): every detection first, then
+                # health, tracking and rules frame by frame in order, so results match one-at-a-time
+                results = [self._detect(detector, frame) for frame in group]
+                model_failed = False
+                for frame, (detections, failure) in zip(group, results):
+                    now = time.monotonic()
+                    # every frame is health-checked, after detection so it reads the detector's small copy
+                    outcomes: list[Outcome] = list(self.health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now))
+                    if detections is None:
+                        if failure or outcomes:
+                            self._sink(camera, frame, Detections.empty(labels), failure + outcomes)
+                        model_failed = model_failed or bool(failure)
+                        continue
+                    with self._latest_lock:
+                        self._latest = (frame, detections)
+                    tracked = tracker.update(detections) if tracker is not None else None
+                    outcomes += rule.process(detections, tracked, frame.size, now)
+                    if outcomes:
+                        self._sink(camera, frame, detections, outcomes)
+                if model_failed:
+                    stop.wait(1.0)
                     continue
-                counters.detect_ms.append((time.perf_counter() - started) * 1000)
-                with self._latest_lock:
-                    self._latest = (frame, detections)
-                tracked = tracker.update(detections) if tracker is not None else None
-                outcomes += rule.process(detections, tracked, frame.size, now)
-                if outcomes:
-                    self._sink(camera, frame, detections, outcomes)
                 now = time.monotonic()
-                next_at = max(next_at + period, now - period)
+                next_at = max(next_at + period * len(group), now - period)
                 if next_at > now:  # behind the frame rate (or uncapped): straight on to the next frame
                     stop.wait(next_at - now)
         finally:

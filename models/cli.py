@@ -75,7 +75,10 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
           resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt"),
           init_from: Path | None = typer.Option(
               None, help="Fine-tune: start from this checkpoint (e.g. a run on synth:tomato) instead of random "
-                         "weights; the best start for a few hundred labelled images")) -> None:
+                         "weights; the best start for a few hundred labelled images"),
+          average_from: float | None = typer.Option(
+              None, min=0.0, max=1.0, help="Also write average.pt: the mean of the EMA weights validated after "
+                                           "this share of the time budget (e.g. 0.67; small validation sets)")) -> None:
     """Train the <= 1M-parameter detector on synthetic data or an imported dataset (needs torch)."""
     try:
         from models.train import TrainConfig
@@ -89,7 +92,8 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
                       split_seed=split_seed, fractions=src.fractions, images=images, input_size=input_size,
                       flip_vertical=vflip, mosaic=mosaic,
                       epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget,
-                      val_interval_s=val_interval, threads=threads, init_from=init_from)
+                      val_interval_s=val_interval, threads=threads, init_from=init_from,
+                      average_from=average_from)
     try:
         typer.echo(str(run(cfg, resume=resume)))
     except (FileNotFoundError, ValueError) as exc:

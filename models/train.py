@@ -60,6 +60,8 @@ class TrainConfig:
     threads: int = 2
     workers: int = 2  # processes used to render synthetic data
     init_from: Path | None = None  # fine-tune: start from this checkpoint's weights (best.pt / last.pt)
+    average_from: float | None = None  # also write average.pt: mean of the EMA weights validated after this
+    # share of the run (time budget or epochs, e.g. 0.67); less dependent on a small validation set than best.pt
 
     def source(self) -> DataSource:
         return DataSource.parse(self.data, self.fmt, self.mapping, self.classes, self.split_seed, self.fractions)
@@ -260,6 +262,25 @@ def _checkpoint(model: TomatoNet, ema: EMA, cfg: TrainConfig, labels: tuple[str,
             "width": cfg.width, "head_width": cfg.head_width}
 
 
+class WeightAverage:
+    """Running mean of state dicts (floating tensors averaged; counters such as BN's batch count take the last)."""
+
+    def __init__(self, state: dict | None = None, count: int = 0):
+        self.state, self.count = state, count
+
+    @torch.no_grad()
+    def add(self, weights: dict) -> None:
+        self.count += 1
+        if self.state is None:
+            self.state = {k: v.detach().clone() for k, v in weights.items()}
+            return
+        for k, v in weights.items():
+            if v.dtype.is_floating_point:
+                self.state[k].add_(v.detach() - self.state[k], alpha=1 / self.count)
+            else:
+                self.state[k].copy_(v)
+
+
 def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], cfg: TrainConfig) -> dict:
     """Copy a checkpoint's (EMA) weights into ``model`` before training: fine-tuning a small dataset from a
     model trained on plenty of (e.g. synthetic) images instead of from random weights.
@@ -345,6 +366,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
         rng.bit_generator.state = st["np_rng"]
         torch.set_rng_state(st["torch_rng"])
     best = out / "best.pt"
+    average = WeightAverage(*(st.get("average", (None, 0)) if resume else (None, 0)))
     canvas = cfg.canvas()
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -406,22 +428,32 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                 if res["map50"] > best_map:
                     best_map = res["map50"]
                     torch.save(_checkpoint(model, ema, cfg, labels), best)
+                if cfg.average_from is not None and max(spent / cfg.time_budget_s, step / total) >= cfg.average_from:
+                    average.add(ema.model.state_dict())
             elif not val_frames:
                 torch.save(_checkpoint(model, ema, cfg, labels), best)
             torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
                         "opt": opt.state_dict(), "epoch": epoch, "step": step, "spent": spent, "log": log,
                         "val_log": val_log, "best_map": best_map, "np_rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "labels": list(labels)}, last)
+                        "torch_rng": torch.get_rng_state(), "labels": list(labels),
+                        "average": (average.state, average.count)}, last)
             bar.update(task, info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
     if not best.exists():
         torch.save(_checkpoint(model, ema, cfg, labels), best)
+    averaged = None
+    if average.count:
+        avg_net = deepcopy(ema.model)
+        avg_net.load_state_dict(average.state)
+        res = validate(avg_net, val_frames, labels, cfg.input_size) if val_frames else {}
+        averaged = {"checkpoints": average.count, "val_map50": res.get("map50"), "val_map50_95": res.get("map50_95")}
+        torch.save({**_checkpoint(model, ema, cfg, labels), "ema": average.state}, out / "average.pt")
     info = {"config": {k: str(v) for k, v in asdict(cfg).items()}, "data": src.describe(), "labels": list(labels),
             "steps": step, "epochs_done": round(step / steps_per_epoch, 2), "train_seconds": round(spent, 1),
             "data_seconds": round(gen_s, 1), "parameters": count_parameters(model), "images_seen": step * batch,
             "train_images": int(len(images)), "val_images": len(val_frames),
             "train_data_hash": src.data_hash("train", cfg.images if src.is_synthetic else None, cfg.seed),
             "train_seed": cfg.seed, "input_size": cfg.input_size, "best_val_map50": best_map if val_log else None,
-            "init_from": init,
+            "init_from": init, "average": averaged,
             "val_log": val_log, "loss_log": log[-20:], "first_losses": log[:3]}
     (out / "train_info.json").write_text(json.dumps(info, indent=2))
     return best

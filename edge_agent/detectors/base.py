@@ -26,6 +26,13 @@ class Detector(ABC):
         by its source."""
         return None
 
+    def prepare(self, frame: Frame) -> None:
+        """Make the small copy ``detect_frame`` will read, now: called right after decoding, while the decoded
+        picture is still in the CPU caches (a camera loop that reads a few frames ahead calls it per frame)."""
+        fit = self.input_fit(frame.width, frame.height)
+        if fit is not None and fit != frame.size:
+            frame.scaled(*fit)
+
     def detect_frame(self, frame: Frame) -> Detections:
         """Detect on a source :class:`Frame`; boxes in the full frame's pixels.
 

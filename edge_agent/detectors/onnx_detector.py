@@ -115,6 +115,11 @@ class OnnxDetector(ModelFileInfo, Detector):
             raise ValueError(f"frame must be a BGR uint8 array of shape HxWx3, got {desc.strip()}")
         return self._detect_tensor(*letterbox_rgb01(frame, self._input_size))
 
+    def prepare(self, frame: Frame) -> None:
+        fit = self.input_fit(frame.width, frame.height)
+        if fit != frame.size:
+            frame.scaled_planes(*fit)
+
     def detect_frame(self, frame: Frame) -> Detections:
         """Runs on the source's R, G, B planes at the fitted size (see ``Frame.scaled_planes``)."""
         fit = self.input_fit(frame.width, frame.height)

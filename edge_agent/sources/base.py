@@ -140,6 +140,10 @@ class Source(ABC):
 
     corrupt_frames: int = 0
     ended: bool = False
+    # True when every frame waits to be read (files, folders): reading a few ahead loses none and keeps
+    # decoding, inference and tracking each in the CPU caches for several frames in a row. Live sources hand
+    # out the newest frame only, one at a time.
+    backlog: bool = False
 
     @abstractmethod
     def read(self) -> Frame | None:

@@ -29,6 +29,7 @@ class ImageFolder(Source):
         if not self._files and not config.watch:
             raise SourceError(f"folder source {str(config.path)!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self._seen: set[Path] = set()
+        self.backlog = not config.watch  # watch mode waits for the next file: read it only when due
         self._position = 0
         self._index = 0
 

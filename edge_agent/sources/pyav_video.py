@@ -83,6 +83,8 @@ def _yuv420_matrix(frame: av.VideoFrame, width: int, height: int) -> np.ndarray 
 class PyAvVideoFile(Source):
     """A finite video file read frame by frame in order; ``loop`` rewinds at the end."""
 
+    backlog = True
+
     def __init__(self, config: VideoSource, threads: int | None = None) -> None:
         self.config = config
         if not Path(config.path).is_file():

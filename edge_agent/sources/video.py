@@ -25,6 +25,8 @@ READ_WAIT_S = 1.0
 class VideoFile(Source):
     """A finite video file; ``loop`` rewinds at the end."""
 
+    backlog = True
+
     def __init__(self, config: VideoSource) -> None:
         self.config = config
         if not Path(config.path).is_file():

@@ -112,6 +112,38 @@ def test_resume_continues_steps_and_keeps_history(trained: dict, tmp_path: Path)
     assert after["first_losses"] == before["first_losses"]
 
 
+def test_weight_average_is_the_running_mean() -> None:
+    import torch
+
+    from models.train import WeightAverage
+
+    avg = WeightAverage()
+    for k in range(3):
+        avg.add({"w": torch.full((2, 2), float(k * 3)), "n": torch.tensor(k)})
+    assert torch.allclose(avg.state["w"], torch.full((2, 2), 3.0))  # (0 + 3 + 6) / 3
+    assert int(avg.state["n"]) == 2 and avg.count == 3  # counters take the last value
+
+
+def test_average_from_writes_a_validated_average_checkpoint(trained: dict, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["tmp"] / "run", run)
+    # resumed for 4 more epochs of 34: the validations in the last 8 % of the run are averaged
+    cfg = TrainConfig(**{**trained["cfg"].__dict__, "out_dir": run, "epochs": 34, "average_from": 0.92})
+    train(cfg, progress=False, resume=True)
+    info = json.loads((run / "train_info.json").read_text())
+    averaged = info["average"]
+    late = [v for v in info["val_log"] if v["epoch"] >= 30]
+    assert averaged["checkpoints"] == len(late) >= 1
+    assert averaged["val_map50"] > 0.5
+    onnx_path = export(run / "average.pt", tmp_path / "avg.onnx", name="shapes", version="0.3.1")
+    img = np.full((120, 160, 3), 115, np.uint8)
+    cv2.circle(img, (80, 60), 16, (220, 80, 30), -1)
+    d = OnnxDetector(onnx_path, conf_threshold=0.3).detect(img)
+    assert "disc" in d.label_names()
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path, trained: dict) -> None:
     cfg = TrainConfig(**{**trained["cfg"].__dict__, "out_dir": tmp_path / "empty"})
     with pytest.raises(FileNotFoundError, match="last.pt: nothing to resume"):

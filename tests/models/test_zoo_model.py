@@ -94,3 +94,29 @@ def test_eval_cli_bad_model_exit_2(tmp_path: Path, content: bytes | None) -> Non
     assert p.returncode == 2
     lines = [x for x in p.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and "broken.onnx" in lines[0] and "Traceback" not in p.stderr
+
+
+def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, monkeypatch) -> None:
+    """Re-running one recipe step (here the NEU-DET fine-tune, with averaged weights) refreshes its section
+    and keeps the recorded figures of the steps that did not run; the card names both checkpoints."""
+    import models.card as card
+
+    recorded = json.loads((ZOO / "steel-defect.metrics.json").read_text())
+    old_scratch, old_finetune = recorded["real_data"][:2]
+    monkeypatch.setattr(card, "ZOO", tmp_path)
+    (tmp_path / "steel-defect.metrics.json").write_text(json.dumps(recorded))
+    run = tmp_path / "out" / "neu-det-finetune"
+    (run / "run").mkdir(parents=True)
+    evaluation = {**old_finetune["eval"], "map50": 0.7512}
+    (run / "eval_test.json").write_text(json.dumps(evaluation))
+    (run / "eval_test_best.json").write_text(json.dumps({**evaluation, "map50": 0.7401, "map50_95": 0.41}))
+    train_info = {**old_finetune["train"], "average": {"checkpoints": 9, "val_map50": 0.86, "val_map50_95": 0.5}}
+    (run / "run" / "train_info.json").write_text(json.dumps(train_info))
+
+    card.refresh_real_data("steel-defect", tmp_path / "out")
+    fresh = json.loads((tmp_path / "steel-defect.metrics.json").read_text())["real_data"]
+    assert [r["title"] for r in fresh] == [old_scratch["title"], old_finetune["title"]]
+    assert fresh[0] == old_scratch  # the from-scratch step did not run: kept as recorded
+    assert fresh[1]["eval"]["map50"] == 0.7512 and fresh[1]["best_checkpoint_eval"]["map50"] == 0.7401
+    text = card._real_data_section({"real_data": fresh})
+    assert "mAP50 **0.751**" in text and "mean of the 9 EMA checkpoints" in text and "scores mAP50 0.740" in text
