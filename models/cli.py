@@ -153,6 +153,9 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
           count: int | None = typer.Option(None, help="Images (synthetic default 300; datasets default all)"),
           seed: int = typer.Option(9001, help="Synthetic data seed"),
           plots: Path | None = typer.Option(None, help="Write pr_curves.png and confusion_matrix.png here"),
+          conf: float = typer.Option(0.001, min=0.0, max=1.0, help="Score threshold (COCO-style mAP: keep it low)"),
+          iou: float = typer.Option(0.5, min=0.05, max=0.95,
+                                    help="Class-wise NMS IoU (0.7 = the Ultralytics 'val' setting)"),
           as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line")) -> None:
     """mAP50 / mAP50-95 (pycocotools), overall and per class; PR curves and confusion matrix as PNG."""
     from edge_agent.detectors.onnx_detector import ModelLoadError, OnnxDetector
@@ -167,14 +170,14 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("eval", total=count if src.is_synthetic else src.split_size(split))
             res = evaluate(model, data=src, count=count, seed=seed, split=split, plots_dir=plots,
-                           progress=lambda i, n: bar.update(task, completed=i, total=n))
+                           conf_threshold=conf, iou_threshold=iou, progress=lambda i, n: bar.update(task, completed=i, total=n))
     except (ModelLoadError, DatasetError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
         typer.echo(json.dumps(res))
         return
     typer.echo(f"{model}: mAP50 {res['map50']:.3f}  mAP50-95 {res['map50_95']:.3f}  "
-               f"({res['images']} images, {res['instances']} instances)")
+               f"({res['images']} images, {res['instances']} instances; conf {conf:g}, NMS IoU {iou:g})")
     for lab, v in res["per_class"].items():
         typer.echo(f"  {lab:<16} AP50 {v['ap50']:.3f}  AP50-95 {v['ap50_95']:.3f}")
     if "warning" in res:

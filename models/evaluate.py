@@ -97,7 +97,8 @@ def evaluate(model_path: str | Path, data: str | DataSource = "synth:tomato", co
     data_labels = src.labels()
     if set(det.labels) != set(data_labels):
         result["warning"] = f"model labels {list(det.labels)} differ from the data's {list(data_labels)}"
-    result.update({"images": len(gts), "data": src.describe(), "model": str(model_path), "sha256": det.sha256})
+    result.update({"images": len(gts), "data": src.describe(), "model": str(model_path), "sha256": det.sha256,
+                   "conf_threshold": conf_threshold, "nms_iou": iou_threshold})
     if src.is_synthetic:
         result["seed"] = seed
     else:

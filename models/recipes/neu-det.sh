@@ -26,6 +26,9 @@ evaluate() {  # $1 = output folder of one run; average.pt when the run wrote one
     --version 0.0.0-eval --train-info "$1/run/train_info.json"
   fieldline model eval --model "$1/neu-det.onnx" "${SPLIT[@]}" --split test --plots "$1/plots" --json \
     | tail -n 1 > "$1/eval_test.json"
+  # beside the headline (NMS IoU 0.5, as every FieldLine card): the NMS setting of published YOLO figures
+  fieldline model eval --model "$1/neu-det.onnx" "${SPLIT[@]}" --split test --iou 0.7 --json \
+    | tail -n 1 > "$1/eval_test_nms07.json"
 }
 
 # 1. From random weights (the INT8 check is forced: the figures are reported, nothing is shipped).

@@ -85,6 +85,20 @@ def test_eval_cli_json_last_line() -> None:
     assert {"map50", "map50_95", "per_class"} <= set(res)
 
 
+def test_eval_cli_conf_and_iou_reach_the_detector() -> None:
+    """--conf / --iou are recorded in the JSON and used: a near-1 score threshold keeps (almost) nothing."""
+    args = ("eval", "--model", str(ZOO / "tomato-ripeness.int8.onnx"), "--count", "4", "--seed", "3", "--json")
+    results = []
+    for extra in ((), ("--conf", "0.999", "--iou", "0.7")):
+        p = _cli(*args, *extra)
+        assert p.returncode == 0, p.stderr
+        results.append(json.loads(p.stdout.strip().splitlines()[-1]))
+    default, strict = results
+    assert (default["conf_threshold"], default["nms_iou"]) == (0.001, 0.5)
+    assert (strict["conf_threshold"], strict["nms_iou"]) == (0.999, 0.7)
+    assert default["map50"] > 0.5 and strict["map50"] < default["map50"] - 0.3
+
+
 @pytest.mark.parametrize("content", [None, b"garbage bytes, not protobuf"])
 def test_eval_cli_bad_model_exit_2(tmp_path: Path, content: bytes | None) -> None:
     path = tmp_path / "broken.onnx"
@@ -110,6 +124,7 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     evaluation = {**old_finetune["eval"], "map50": 0.7512}
     (run / "eval_test.json").write_text(json.dumps(evaluation))
     (run / "eval_test_best.json").write_text(json.dumps({**evaluation, "map50": 0.7401, "map50_95": 0.41}))
+    (run / "eval_test_nms07.json").write_text(json.dumps({**evaluation, "map50": 0.7633, "nms_iou": 0.7}))
     train_info = {**old_finetune["train"], "average": {"checkpoints": 9, "val_map50": 0.86, "val_map50_95": 0.5}}
     (run / "run" / "train_info.json").write_text(json.dumps(train_info))
 
@@ -120,3 +135,4 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     assert fresh[1]["eval"]["map50"] == 0.7512 and fresh[1]["best_checkpoint_eval"]["map50"] == 0.7401
     text = card._real_data_section({"real_data": fresh})
     assert "mAP50 **0.751**" in text and "mean of the 9 EMA checkpoints" in text and "scores mAP50 0.740" in text
+    assert "NMS IoU 0.7 instead of 0.5" in text and "mAP50 0.763" in text
