@@ -102,7 +102,7 @@ def build(out_dir: Path = ZOO, encoder_seconds: float = 150.0, fit_count: int = 
 
 
 def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = None,
-              crop: int | None = None) -> dict[str, Any]:
+              crop: int | None = None, flips: bool = False) -> dict[str, Any]:
     """The ``seg`` method on the MT split (evaluation only, weights in a temp dir), added to the metrics.
 
     ``size``: the model's input side (default ``SEG_INPUT_SIZE``); ``crop``: train on crops of this side."""
@@ -116,7 +116,7 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = No
     sp = mt_split(seed=SEEDS["mt_split"])
     size = size or SEG_INPUT_SIZE
     fit = fit_segmenter(load_gray(sp["fit"], size), load_gray(sp["val"], size), seconds=seconds,
-                        seed=SEEDS["fit"], crop=crop)
+                        seed=SEEDS["fit"], crop=crop, flips=flips)
     with tempfile.TemporaryDirectory() as tmp:  # MT-trained weights never land in the repo
         path = export_anomaly_onnx(fit, Path(tmp) / "mt-seg.onnx", "magnetic-tile MT_Free fit split (NOT shippable)",
                                    name="surface-anomaly-mt-seg-eval")
@@ -154,6 +154,7 @@ def _seg_section(m: dict[str, Any]) -> str:
         return ""
     f, lat = seg["fit"], seg["latency"]
     history = ", ".join(f"{step}: {auc:.3f}" for step, auc in f["proxy_history"])
+    flips_text = " averaged over the picture and its three mirror images (`--flips`)" if f.get("flips") else ""
     return f"""
 ## Method `seg` on real magnetic tiles (evaluation only, not shipped)
 
@@ -161,7 +162,7 @@ def _seg_section(m: dict[str, Any]) -> str:
 parameters, width {f['width']}) learns to segment defects painted onto the defect-free images (spots,
 thin polylines, smooth blobs, missing edge pieces, other tiles' texture); no real defect is used to fit it
 or to pick its checkpoint. Input {f['input_size']}x{f['input_size']} grey, per-image standardisation;
-heatmap = defect probability (5x5 average), score = its max. Same MT split as above
+heatmap = defect probability{flips_text} (5x5 average), score = its max. Same MT split as above
 ({f['train_images']} fit / {f['val_images']} threshold and checkpoint). Training: {f['fit_seconds']:.0f} s on 2 CPU
 threads, {f['steps']} steps of batch {f['batch']}; checkpoint = step {f['best_step']} ({f['checkpoint_rule']};
 proxy AUROC by step: {history}). Threshold {seg['threshold']:.4f} ({f['threshold_rule']}).
@@ -306,13 +307,13 @@ def main(argv: list[str]) -> None:
         print(json.dumps({k: m[k] for k in ("fit_seconds_total", "wall_seconds_build")}))
     elif cmd == "seg":
         m = build_seg(float(argv[1]) if len(argv) > 1 else 900.0, size=int(argv[2]) if len(argv) > 2 else None,
-                      crop=int(argv[3]) if len(argv) > 3 else None)
+                      crop=int(argv[3]) if len(argv) > 3 and argv[3] != "none" else None, flips="flips" in argv[4:])
         print(json.dumps(m["seg_mt_eval_model"]["eval"]["overall"]))
     elif cmd == "card":
         m = json.loads((ZOO / METRICS_NAME).read_text())
         (ZOO / CARD_NAME).write_text(render_card(m))
     else:
-        raise SystemExit("usage: python -m models.anomaly_card [build [encoder_seconds] | seg [seconds [size [crop]]] "
+        raise SystemExit("usage: python -m models.anomaly_card [build [encoder_seconds] | seg [seconds [size [crop|none [flips]]]] "
                          "| card]")
 
 

@@ -44,6 +44,8 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         crop: int | None = typer.Option(None, help="seg: train on random crops of this side, run on the whole "
                                                    "picture (magnetic tiles, --input-size 256 --crop 128: cracks and "
                                                    "blowholes score better, large uneven areas worse; see the card)"),
+        flips: bool = typer.Option(False, help="seg: average the map over the picture and its mirror images "
+                                               "(4x the compute, fewer false spots)"),
         name: str = typer.Option("surface-anomaly"), version: str = typer.Option("1.0.0")) -> None:
     """Fit on defect-free images only and export ONNX (heatmap + score, threshold in metadata)."""
     import numpy as np
@@ -53,8 +55,8 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
 
     if method not in ("knn", "seg"):
         raise typer.BadParameter(f"--method must be knn or seg, not {method!r}")
-    if crop is not None and method != "seg":
-        raise typer.BadParameter("--crop is for --method seg")
+    if (crop is not None or flips) and method != "seg":
+        raise typer.BadParameter("--crop and --flips are for --method seg")
     if (images is None) == (synthetic <= 0):
         raise typer.BadParameter("give exactly one of --images or --synthetic N")
     if input_size is None:
@@ -73,7 +75,8 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
     train, val = x[perm[nv:]], x[perm[:nv]]
     try:
         if method == "seg":
-            res = fit_segmenter(train, val, seconds=seconds, seed=seed, target_frr=target_frr, crop=crop)
+            res = fit_segmenter(train, val, seconds=seconds, seed=seed, target_frr=target_frr, crop=crop,
+                                flips=flips)
         else:
             res = fit_anomaly(train, val, encoder_seconds=encoder_seconds, seed=seed, dim=dim, coreset=coreset,
                               target_frr=target_frr)

@@ -241,6 +241,30 @@ def test_seg_onnx_round_trip_and_edge_detector(seg_fitted) -> None:
     assert det.score(frame).heatmap.shape == (SIZE, SIZE)
 
 
+def test_seg_flips_make_the_map_mirror_symmetric_and_export(tmp_path: Path) -> None:
+    """With ``flips`` the map of a mirrored picture is the mirrored map (without, a random net is not); the
+    flip-averaging survives the ONNX export."""
+    from models.anomaly import FitResult
+    from models.anomaly_seg import SegAnomalyNet, UNet
+
+    torch.manual_seed(0)
+    net = SegAnomalyNet(UNet(8), 64, flips=True).eval()
+    x = torch.from_numpy(np.random.default_rng(1).random((2, 1, 64, 64)).astype(np.float32))
+    with torch.no_grad():
+        heatmap = net(x)[0]
+        for dims in ((3,), (2,), (2, 3)):
+            torch.testing.assert_close(net(x.flip(dims))[0], heatmap.flip(dims), atol=1e-5, rtol=1e-4)
+        net.flips = False
+        plain = net(x)[0]
+        assert (net(x.flip((3,)))[0] - plain.flip((3,))).abs().max() > 1e-3
+        net.flips = True
+    path = export_anomaly_onnx(FitResult(net, 0.5, {"method": "seg"}), tmp_path / "flips.onnx", "test")
+    s_t, h_t = score_images(net, x.numpy())
+    s_o, h_o = onnx_scorer(path)(x.numpy())
+    np.testing.assert_allclose(s_o, s_t, atol=1e-4)
+    np.testing.assert_allclose(h_o, h_t, atol=1e-4)
+
+
 def test_seg_rejects_sizes_it_cannot_pool() -> None:
     from models.anomaly_seg import fit_segmenter
 
@@ -285,6 +309,6 @@ def test_cli_fit_method_seg(tmp_path: Path) -> None:
     info = json.loads(r.output)
     assert info["train_crop"] == 32 and AnomalyDetector(out).input_size == 64  # runs on the whole picture
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--crop", "32"])
-    assert r.exit_code != 0 and "--crop is for --method seg" in r.output
+    assert r.exit_code != 0 and "--crop and --flips are for --method seg" in r.output
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "svm"])
     assert r.exit_code != 0 and "knn or seg" in r.output
