@@ -132,6 +132,8 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
             entry["train"]["average"] = tr.get("average")
         if (d / "eval_test_nms07.json").exists():
             entry["nms07_eval"] = json.loads((d / "eval_test_nms07.json").read_text())
+        if (d / "eval_test_flips.json").exists():
+            entry["flips_eval"] = json.loads((d / "eval_test_flips.json").read_text())
         if (d / "quantize.json").exists():
             entry["int8"] = json.loads((d / "quantize.json").read_text())
         out.append(entry)
@@ -244,6 +246,12 @@ def _real_data_section(metrics: dict[str, Any]) -> str:
             text += (f"\nThe same weights with class-wise NMS IoU 0.7 instead of 0.5 (the setting of Ultralytics' "
                      f"`val`, under which published YOLO figures are measured): mAP50 {n7['map50']:.3f}, mAP50-95 "
                      f"{n7['map50_95']:.3f}.\n")
+        if "flips_eval" in r:
+            fl = r["flips_eval"]
+            passes = {"h": 2, "hv": 4}.get(fl.get("flips", "none"), 1)  # models/tta.py FLIP_SETS, without torch
+            text += (f"\nThe same weights exported with `--flips {fl.get('flips')}` (the predictions averaged over the "
+                     f"picture and its mirror images inside the graph: {passes} network passes per picture, about "
+                     f"{passes}x the compute): mAP50 {fl['map50']:.3f}, mAP50-95 {fl['map50_95']:.3f}.\n")
         if "int8" in r:
             i8 = r["int8"]
             text += (f"\nINT8 of that model (checked on {i8['check']['split']}): mAP50 {i8['int8_map50']:.3f} vs "

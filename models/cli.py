@@ -104,14 +104,20 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
 def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
            name: str = typer.Option("tomato-ripeness", help="Model name written into the file"),
            version: str = typer.Option("1.0.0"),
-           train_info: Path | None = typer.Option(None, help="train_info.json (for the data hash)")) -> None:
+           train_info: Path | None = typer.Option(None, help="train_info.json (for the data hash)"),
+           flips: str = typer.Option("none", help="Average the predictions over mirror images inside the "
+                                     "graph: none | h (left/right) | hv (all four: top-down surfaces); "
+                                     "costs one extra pass per mirror")) -> None:
     """Export a checkpoint to FieldLine-native ONNX with metadata (labels, input size, data hash ...)."""
     from models.export import export as run
+    from models.tta import FLIP_SETS
 
     if not checkpoint.is_file():
         _fail(f"{checkpoint}: checkpoint not found")
+    if flips not in FLIP_SETS:
+        _fail(f"--flips {flips!r}: choose one of {', '.join(FLIP_SETS)}")
     data_hash = json.loads(train_info.read_text())["train_data_hash"] if train_info else "unknown"
-    typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash)))
+    typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash, flips=flips)))
 
 
 @model_app.command()

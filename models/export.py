@@ -11,13 +11,14 @@ import onnx
 import torch
 
 from models.net import TomatoNet
+from models.tta import FLIP_SETS, FlipAveraged
 from models.synth.tomato import LABELS
 
 INPUT_SIZE = 320
 
 
 def fieldline_metadata(name: str, version: str, train_data_hash: str, labels: tuple[str, ...] = LABELS,
-                       input_size: int = INPUT_SIZE) -> dict[str, str]:
+                       input_size: int = INPUT_SIZE, flips: str = "none") -> dict[str, str]:
     return {
         "fieldline.labels": json.dumps(list(labels)),
         "fieldline.input_size": str(input_size),
@@ -26,6 +27,7 @@ def fieldline_metadata(name: str, version: str, train_data_hash: str, labels: tu
         "fieldline.name": name,
         "fieldline.version": version,
         "fieldline.train_data_hash": train_data_hash,
+        "fieldline.flips": flips,  # test-time mirror averaging inside the graph (models/tta.py)
     }
 
 
@@ -56,17 +58,22 @@ def load_checkpoint(checkpoint: Path) -> tuple[TomatoNet, dict]:
 
 
 def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], name: str, version: str,
-               train_data_hash: str = "unknown", input_size: int = INPUT_SIZE) -> Path:
-    """Trained net -> ONNX with input ``images`` [1,3,S,S] and output ``detections`` [1,N,4+C] + metadata."""
+               train_data_hash: str = "unknown", input_size: int = INPUT_SIZE, flips: str = "none") -> Path:
+    """Trained net -> ONNX with input ``images`` [1,3,S,S] and output ``detections`` [1,N,4+C] + metadata.
+
+    ``flips`` other than ``none`` averages the net's output maps over mirror images of the input inside
+    the graph (:mod:`models.tta`): same contract, one extra pass per mirror.
+    """
     was_training, net.export_mode = net.training, True
     net.eval()
+    graph: torch.nn.Module = net if flips == "none" else FlipAveraged(net, flips)
     buf = io.BytesIO()
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # the TorchScript exporter is deliberate: the dynamo one needs onnxscript and gives the same graph here
             warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*",
                                     category=DeprecationWarning)
-            torch.onnx.export(net, (torch.zeros(1, 3, input_size, input_size),), buf, dynamo=False,
+            torch.onnx.export(graph, (torch.zeros(1, 3, input_size, input_size),), buf, dynamo=False,
                               opset_version=17, input_names=["images"], output_names=["detections"],
                               do_constant_folding=True)
     finally:
@@ -75,7 +82,7 @@ def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], n
     model = onnx.load_from_string(buf.getvalue())
     model.producer_name = "fieldline"
     model.doc_string = f"FieldLine {name} {version}: boxes xyxy in letterboxed input px + class probs"
-    set_metadata(model, fieldline_metadata(name, version, train_data_hash, tuple(labels), input_size))
+    set_metadata(model, fieldline_metadata(name, version, train_data_hash, tuple(labels), input_size, flips))
     onnx.checker.check_model(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +91,10 @@ def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], n
 
 
 def export(checkpoint: Path, out: Path, name: str = "tomato-ripeness", version: str = "1.0.0",
-           train_data_hash: str = "unknown", input_size: int | None = None) -> Path:
+           train_data_hash: str = "unknown", input_size: int | None = None, flips: str = "none") -> Path:
     """Checkpoint (``best.pt`` of :func:`models.train.train`) -> FieldLine-native ONNX."""
+    if flips not in FLIP_SETS:
+        raise ValueError(f"unknown flips {flips!r}; choose one of {', '.join(FLIP_SETS)}")
     net, info = load_checkpoint(Path(checkpoint))
     return export_net(net, out, info["labels"], name, version, train_data_hash,
-                      int(input_size or info["input_size"]))
+                      int(input_size or info["input_size"]), flips)

@@ -29,6 +29,11 @@ evaluate() {  # $1 = output folder of one run; average.pt when the run wrote one
   # beside the headline (NMS IoU 0.5, as every FieldLine card): the NMS setting of published YOLO figures
   fieldline model eval --model "$1/neu-det.onnx" "${SPLIT[@]}" --split test --iou 0.7 --json \
     | tail -n 1 > "$1/eval_test_nms07.json"
+  # and the same weights with the predictions averaged over the four mirror images (4 passes per picture)
+  fieldline model export --checkpoint "$1/run/$main.pt" --out "$1/neu-det.flips.onnx" --name neu-det \
+    --version 0.0.0-eval --train-info "$1/run/train_info.json" --flips hv
+  fieldline model eval --model "$1/neu-det.flips.onnx" "${SPLIT[@]}" --split test --json \
+    | tail -n 1 > "$1/eval_test_flips.json"
 }
 
 # 1. From random weights (the INT8 check is forced: the figures are reported, nothing is shipped).

@@ -144,6 +144,62 @@ def test_average_from_writes_a_validated_average_checkpoint(trained: dict, tmp_p
     assert "disc" in d.label_names()
 
 
+def _raw_detections(path: Path, x: np.ndarray) -> np.ndarray:
+    """The ONNX file's ``detections`` [N, 4+C] for an input tensor (no letterbox, no NMS)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"images": x})[0][0]
+
+
+def _mirror_cells(a: np.ndarray, size: int, dims: list[int]) -> np.ndarray:
+    """Reorder per-cell rows [N, ...] of the strides-8/16 grid as if the picture had been mirrored."""
+    out, start = [], 0
+    for stride in (8, 16):
+        n = size // stride
+        level = a[start:start + n * n].reshape(n, n, *a.shape[1:])
+        if 3 in dims:
+            level = level[:, ::-1]
+        if 2 in dims:
+            level = level[::-1]
+        out.append(level.reshape(n * n, *a.shape[1:]))
+        start += n * n
+    return np.concatenate(out)
+
+
+def _mirror_boxes(xyxy: np.ndarray, size: int, dims: list[int]) -> np.ndarray:
+    b = xyxy.copy()
+    if 3 in dims:
+        b[:, [0, 2]] = size - xyxy[:, [2, 0]]
+    if 2 in dims:
+        b[:, [1, 3]] = size - xyxy[:, [3, 1]]
+    return b
+
+
+def test_flip_averaged_export_is_the_mean_of_the_mirrored_passes(trained: dict, tmp_path: Path) -> None:
+    plain = trained["onnx"]
+    hv = export(trained["best"], tmp_path / "hv.onnx", name="shapes", version="0.3.0", flips="hv")
+    h = export(trained["best"], tmp_path / "h.onnx", name="shapes", version="0.3.0", flips="h")
+    assert OnnxDetector(hv).metadata["flips"] == "hv" and OnnxDetector(plain).metadata["flips"] == "none"
+    x = np.random.default_rng(5).random((1, 3, 160, 160), dtype=np.float32)
+    passes = [[], [3], [2], [2, 3]]
+    # each mirrored pass, its cells and boxes put back into the original picture's frame
+    aligned = []
+    for dims in passes:
+        raw = _mirror_cells(_raw_detections(plain, np.ascontiguousarray(np.flip(x, tuple(dims)))), 160, dims)
+        aligned.append(np.concatenate([_mirror_boxes(raw[:, :4], 160, dims), raw[:, 4:]], 1))
+    np.testing.assert_allclose(_raw_detections(hv, x), np.mean(aligned, 0), atol=2e-4)
+    np.testing.assert_allclose(_raw_detections(h, x), np.mean(aligned[:2], 0), atol=2e-4)
+    # so the four-way file sees a mirrored picture as the same picture; the plain one does not
+    for path, symmetric in ((hv, True), (plain, False)):
+        a = _raw_detections(path, x)
+        b = _mirror_cells(_raw_detections(path, np.ascontiguousarray(x[..., ::-1])), 160, [3])
+        b = np.concatenate([_mirror_boxes(b[:, :4], 160, [3]), b[:, 4:]], 1)
+        assert np.allclose(a, b, atol=2e-4) == symmetric
+    with pytest.raises(ValueError, match="unknown flips 'x'"):
+        export(trained["best"], tmp_path / "bad.onnx", flips="x")
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path, trained: dict) -> None:
     cfg = TrainConfig(**{**trained["cfg"].__dict__, "out_dir": tmp_path / "empty"})
     with pytest.raises(FileNotFoundError, match="last.pt: nothing to resume"):

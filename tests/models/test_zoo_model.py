@@ -125,6 +125,7 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     (run / "eval_test.json").write_text(json.dumps(evaluation))
     (run / "eval_test_best.json").write_text(json.dumps({**evaluation, "map50": 0.7401, "map50_95": 0.41}))
     (run / "eval_test_nms07.json").write_text(json.dumps({**evaluation, "map50": 0.7633, "nms_iou": 0.7}))
+    (run / "eval_test_flips.json").write_text(json.dumps({**evaluation, "map50": 0.7688, "flips": "hv"}))
     train_info = {**old_finetune["train"], "average": {"checkpoints": 9, "val_map50": 0.86, "val_map50_95": 0.5}}
     (run / "run" / "train_info.json").write_text(json.dumps(train_info))
 
@@ -136,3 +137,4 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     text = card._real_data_section({"real_data": fresh})
     assert "mAP50 **0.751**" in text and "mean of the 9 EMA checkpoints" in text and "scores mAP50 0.740" in text
     assert "NMS IoU 0.7 instead of 0.5" in text and "mAP50 0.763" in text
+    assert "`--flips hv`" in text and "4 network passes" in text and "mAP50 0.769" in text
