@@ -4,7 +4,7 @@
 one synthetic-only encoder pretext run shared by both models, the shipped fit on synthetic
 defect-free surfaces, the magnetic-tile evaluation fit (its weights go to a temp dir only: the
 MT licence does not allow shipping them), evaluations, latency. ``... card`` re-renders the card.
-``... seg [seconds [size [crop]]]`` fits the ``seg`` method (``models.anomaly_seg``) on the same MT split for
+``... seg [seconds [size [crop [flips] [keep=DIR]]]]`` fits the ``seg`` method (``models.anomaly_seg``) on the same MT split for
 ``seconds`` (default 900; input side ``size``, trained on ``crop``-sized pieces), evaluates it the same way
 and adds it to the metrics and the card.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -102,10 +103,11 @@ def build(out_dir: Path = ZOO, encoder_seconds: float = 150.0, fit_count: int = 
 
 
 def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = None,
-              crop: int | None = None, flips: bool = False) -> dict[str, Any]:
+              crop: int | None = None, flips: bool = False, keep_dir: Path | None = None) -> dict[str, Any]:
     """The ``seg`` method on the MT split (evaluation only, weights in a temp dir), added to the metrics.
 
-    ``size``: the model's input side (default ``SEG_INPUT_SIZE``); ``crop``: train on crops of this side."""
+    ``size``: the model's input side (default ``SEG_INPUT_SIZE``); ``crop``: train on crops of this side;
+    ``keep_dir``: also copy the MT-fitted ONNX there for analysis (outside the repo: it may not be shipped)."""
     import torch
 
     from models.anomaly import evaluate_sets, export_anomaly_onnx, load_gray, load_mt_groups, measure_latency, \
@@ -124,6 +126,9 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = No
                            load_mt_groups(size=size))
         latency = measure_latency(path, runs=50, threads=1)
         size_bytes = path.stat().st_size
+        if keep_dir is not None:
+            Path(keep_dir).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(keep_dir) / path.name)
     metrics = json.loads((out_dir / METRICS_NAME).read_text())
     metrics["seg_mt_eval_model"] = {"shipped": False, "bytes": size_bytes, "threshold": round(fit.threshold, 6),
                                     "fit": fit.info, "eval": ev, "latency": latency}
@@ -306,14 +311,17 @@ def main(argv: list[str]) -> None:
         m = build(encoder_seconds=secs)
         print(json.dumps({k: m[k] for k in ("fit_seconds_total", "wall_seconds_build")}))
     elif cmd == "seg":
+        keep = [a.split("=", 1)[1] for a in argv[4:] if a.startswith("keep=")]
         m = build_seg(float(argv[1]) if len(argv) > 1 else 900.0, size=int(argv[2]) if len(argv) > 2 else None,
-                      crop=int(argv[3]) if len(argv) > 3 and argv[3] != "none" else None, flips="flips" in argv[4:])
+                      crop=int(argv[3]) if len(argv) > 3 and argv[3] != "none" else None, flips="flips" in argv[4:],
+                      keep_dir=Path(keep[0]) if keep else None)
         print(json.dumps(m["seg_mt_eval_model"]["eval"]["overall"]))
     elif cmd == "card":
         m = json.loads((ZOO / METRICS_NAME).read_text())
         (ZOO / CARD_NAME).write_text(render_card(m))
     else:
-        raise SystemExit("usage: python -m models.anomaly_card [build [encoder_seconds] | seg [seconds [size [crop|none [flips]]]] "
+        raise SystemExit("usage: python -m models.anomaly_card [build [encoder_seconds] | seg [seconds [size [crop|none "
+                         "[flips] [keep=DIR]]]] "
                          "| card]")
 
 
