@@ -130,8 +130,9 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = No
             Path(keep_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(path, Path(keep_dir) / path.name)
     metrics = json.loads((out_dir / METRICS_NAME).read_text())
+    command = (f"python -m models.anomaly_card seg {seconds:g} {size} {crop or 'none'}" + (" flips" if flips else ""))
     metrics["seg_mt_eval_model"] = {"shipped": False, "bytes": size_bytes, "threshold": round(fit.threshold, 6),
-                                    "fit": fit.info, "eval": ev, "latency": latency}
+                                    "fit": fit.info, "eval": ev, "latency": latency, "command": command}
     (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / CARD_NAME).write_text(render_card(metrics))
     return metrics
@@ -171,7 +172,7 @@ heatmap = defect probability{flips_text} (5x5 average), score = its max. Same MT
 ({f['train_images']} fit / {f['val_images']} threshold and checkpoint). Training: {f['fit_seconds']:.0f} s on 2 CPU
 threads, {f['steps']} steps of batch {f['batch']}; checkpoint = step {f['best_step']} ({f['checkpoint_rule']};
 proxy AUROC by step: {history}). Threshold {seg['threshold']:.4f} ({f['threshold_rule']}).
-Latency: median {lat['session_median_ms']:.1f} ms, 1 thread.
+Latency: median {lat['session_median_ms']:.1f} ms, 1 thread.{_command_text(seg)}
 
 {_table(seg['eval'])}
 
@@ -179,6 +180,10 @@ The painted-defect network separates large low-contrast defects (fray, break) fa
 bank; the decision threshold at a 1 % false-reject rate sits near the top of the defect-free score range,
 so its recall is low: on a real line, pick the threshold from the line's accepted false-reject rate.
 """
+
+
+def _command_text(seg: dict[str, Any]) -> str:
+    return f" Reproduce with `{seg['command']}`." if seg.get("command") else ""
 
 
 def _encoder_text(enc: dict[str, Any]) -> str:

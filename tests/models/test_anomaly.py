@@ -312,3 +312,12 @@ def test_cli_fit_method_seg(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "--crop and --flips are for --method seg" in r.output
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "svm"])
     assert r.exit_code != 0 and "knn or seg" in r.output
+
+
+def test_surface_anomaly_card_is_rendered_from_its_metrics() -> None:
+    from models.anomaly_card import CARD_NAME, METRICS_NAME, ZOO, render_card
+
+    metrics = json.loads((ZOO / METRICS_NAME).read_text())
+    card = (ZOO / CARD_NAME).read_text()
+    assert card == render_card(metrics)  # never typed by hand
+    assert f"Reproduce with `{metrics['seg_mt_eval_model']['command']}`" in card
