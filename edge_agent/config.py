@@ -145,8 +145,9 @@ class NanodetModelConfig(_ForeignModelConfig):
 
 class AnomalyModelConfig(_ModelCommon):
     type: Literal["anomaly"] = Field(
-        description="Anomaly model fitted on defect-free images (models/zoo/surface-anomaly.onnx): regions whose "
-        "heatmap exceeds the threshold become `anomaly` boxes (use with an inspection rule)"
+        description="Anomaly model fitted on defect-free images (models/zoo/surface-anomaly.int8.onnx, or the "
+        ".onnx FP32 file): regions whose heatmap exceeds the threshold become `anomaly` boxes (use with an "
+        "inspection rule)"
     )
     threshold: float | None = Field(
         default=None, gt=0, description="Anomaly score threshold; unset: the one in the file (picked on validation)"

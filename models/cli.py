@@ -139,6 +139,15 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
 
     if not model.is_file():
         _fail(f"{model}: model file not found")
+    from edge_agent.detectors.anomaly import read_anomaly_metadata
+
+    try:
+        decoder = read_anomaly_metadata(model).get("decoder")
+    except Exception as exc:  # noqa: BLE001 - any parse error means the same to the user
+        _fail(f"{model}: not a readable ONNX file ({type(exc).__name__}: {exc})")
+    if decoder == "anomaly":
+        _fail(f"{model} is an anomaly model: use `fieldline model anomaly quantize --model {model} --out {out} "
+              "--images DEFECT_FREE_DIR`")
     src = _source(data, fmt, mapping, None, split_seed, splits)
     try:
         report = run(model, out, src, calib_count=calib_count, check_count=check_count, max_drop=max_drop,

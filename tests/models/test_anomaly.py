@@ -153,7 +153,7 @@ def test_cli_fit_and_eval(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "m.onnx"
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "14", "--input-size", "64",
-                                    "--coreset", "128", "--dim", "16"])
+                                    "--method", "knn", "--coreset", "128", "--dim", "16"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["bank_size"] == 128 and out.is_file()
     free = generate_surface_dataset(tmp_path / "free", 4, seed=1, defect_fraction=0.0, size=64)
@@ -298,7 +298,7 @@ def test_cli_fit_method_seg(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "seg.onnx"
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--input-size", "64",
-                                    "--method", "seg", "--seconds", "4"])
+                                    "--seconds", "4"])  # seg is the default method
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     assert info["method"] == "seg" and info["input_size"] == 64 and info["steps"] >= 1
@@ -308,7 +308,7 @@ def test_cli_fit_method_seg(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     assert info["train_crop"] == 32 and AnomalyDetector(out).input_size == 64  # runs on the whole picture
-    r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--crop", "32"])
+    r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "knn", "--crop", "32"])
     assert r.exit_code != 0 and "--crop and --flips are for --method seg" in r.output
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "svm"])
     assert r.exit_code != 0 and "knn or seg" in r.output
@@ -320,4 +320,98 @@ def test_surface_anomaly_card_is_rendered_from_its_metrics() -> None:
     metrics = json.loads((ZOO / METRICS_NAME).read_text())
     card = (ZOO / CARD_NAME).read_text()
     assert card == render_card(metrics)  # never typed by hand
-    assert f"Reproduce with `{metrics['seg_mt_eval_model']['command']}`" in card
+    for key in ("shipped", "seg_mt_eval_model", "knn_synthetic"):
+        assert f"Reproduce with `{metrics[key]['command']}`" in card, key
+
+
+def test_seg_int8_keeps_the_scores_and_gets_its_own_threshold(seg_fitted, tmp_path: Path) -> None:
+    """INT8 (QDQ) copy of a seg model: U-Net layers quantised, scores close to FP32, threshold re-picked."""
+    import onnx
+
+    from models.anomaly_quantize import quantize_anomaly
+
+    _, fp32 = seg_fitted
+    calib, check, thr_images = _line(24, 2000, False), _line(16, 3000, False), _line(16, 4000, False)
+    out = tmp_path / "seg.int8.onnx"
+    report = quantize_anomaly(fp32, out, calib, check, thr_images, max_drop=0.05)
+    assert report["drop"] <= 0.05 and report["fp32_check_auroc"] > 0.7 and not report["forced"]
+    graph = onnx.load(str(out)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)  # int8 conv weights
+    x = np.concatenate([_line(6, 5000, False), _line(6, 6000, True)])
+    s32, h32 = onnx_scorer(fp32)(x)
+    s8, h8 = onnx_scorer(out)(x)
+    assert np.abs(s8 - s32).max() < 0.05 and np.abs(h8 - h32).mean() < 0.01
+    det = AnomalyDetector(out)  # loads from the file alone, with its own threshold
+    assert det.metadata["quantization"].startswith("int8-qdq-per-channel")
+    own = float(np.quantile(onnx_scorer(out)(thr_images)[0], 0.99))
+    assert det.threshold == pytest.approx(own, abs=1e-5) == pytest.approx(report["int8_threshold"], abs=1e-5)
+    assert read_anomaly_metadata(out)["input_size"] == read_anomaly_metadata(fp32)["input_size"]
+
+
+def test_seg_int8_refuses_beyond_max_drop_and_knn_is_not_quantised(seg_fitted, fitted, tmp_path: Path) -> None:
+    from models.anomaly_quantize import quantize_anomaly
+    from models.quantize import QuantizationRefused
+
+    _, fp32 = seg_fitted
+    imgs = _line(12, 7000, False)
+    out = tmp_path / "refused.onnx"
+    with pytest.raises(QuantizationRefused, match="nothing written"):
+        quantize_anomaly(fp32, out, imgs, imgs, imgs, max_drop=-1.0)  # no file can pass a negative limit
+    assert not out.exists()
+    with pytest.raises(ValueError, match="no U-Net layers"):
+        quantize_anomaly(fitted[1], out, imgs, imgs, imgs)
+
+
+def test_cli_anomaly_quantize_and_the_detector_verb_points_to_it(seg_fitted, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from models.anomaly_cli import anomaly_app
+    from models.cli import model_app
+
+    _, fp32 = seg_fitted
+    free = tmp_path / "free"
+    free.mkdir()
+    for i, img in enumerate(_line(14, 8000, False)):
+        cv2.imwrite(str(free / f"{i:02d}.png"), (img[0] * 255).astype(np.uint8))
+    out = tmp_path / "cli.int8.onnx"
+    runner = CliRunner()
+    r = runner.invoke(anomaly_app, ["quantize", "--model", str(fp32), "--out", str(out), "--images", str(free),
+                                    "--max-drop", "1.0"])  # 4 check images: plumbing only, the drop is tested above
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)  # stdout holds the report alone (calibration progress goes to stderr)
+    assert report["calib_images"] == 10 and out.is_file()
+    assert AnomalyDetector(out).threshold == pytest.approx(report["int8_threshold"], abs=1e-5)
+    r = runner.invoke(anomaly_app, ["quantize", "--model", str(fp32), "--out", str(out)])
+    assert r.exit_code != 0 and "exactly one of --images or --synthetic" in r.output
+    r = runner.invoke(model_app, ["quantize", "--model", str(fp32), "--out", str(tmp_path / "x.onnx")])
+    assert r.exit_code == 2 and "fieldline model anomaly quantize" in r.output
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    r = runner.invoke(model_app, ["quantize", "--model", str(bad), "--out", str(tmp_path / "x.onnx")])
+    assert r.exit_code == 2 and "not a readable ONNX file" in r.output
+
+
+def test_shipped_anomaly_files_meet_their_card_on_freshly_generated_surfaces() -> None:
+    """FP32 and INT8 zoo files, re-scored on the synthetic holdout regenerated from its recorded seeds."""
+    from models.anomaly import evaluate_sets, synth_free, synth_groups
+    from models.zoo_index import default_file
+
+    metrics = json.loads((ZOO / "surface-anomaly.metrics.json").read_text())
+    assert "shipped_int8" in metrics or "int8_refused" in metrics  # INT8 measured: shipped, or refused with why
+    size = metrics["input_size"]
+    for key in ("shipped", "shipped_int8"):
+        entry = metrics.get(key)
+        if entry is None:
+            continue
+        path = ZOO / entry["file"]
+        assert AnomalyDetector(path).threshold == pytest.approx(entry["threshold"], abs=1e-5)
+        card = entry["eval_synthetic"]
+        fresh = evaluate_sets(onnx_scorer(path, threads=2), entry["threshold"],
+                              synth_free(card["free_seed"], card["free_images"], size), None,
+                              synth_groups(card["defect_seed"], card["per_kind"], size))
+        for figure in ("image_auroc", "pixel_auroc"):
+            assert fresh["overall"][figure] == pytest.approx(card["overall"][figure], abs=0.02), (key, figure)
+    expected = ZOO / (metrics["shipped_int8"]["file"] if metrics["default"] == "int8" else metrics["shipped"]["file"])
+    assert default_file("surface-anomaly") == expected
