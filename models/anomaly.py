@@ -148,15 +148,23 @@ def to_input(img: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
     return (g.astype(np.float32) / 255.0)[None, None]
 
 
+def _read_gray(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None or img.size == 0:
+        raise ValueError(f"{path}: not a readable image (missing, corrupt or not an image format OpenCV reads)")
+    return img
+
+
 def load_gray(paths: Sequence[Path], size: int = INPUT_SIZE) -> np.ndarray:
-    return np.concatenate([to_input(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), size) for p in paths])
+    """Image files -> float32 [N,1,size,size] grey 0..1; ValueError naming the first unreadable file."""
+    return np.concatenate([to_input(_read_gray(p), size) for p in paths])
 
 
 def load_masks(paths: Sequence[Path], size: int = INPUT_SIZE) -> np.ndarray:
     """PNG masks -> bool [N,size,size] (README: binarise > 127; area resize then > 0.5)."""
     out = []
     for p in paths:
-        m = (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127).astype(np.float32)
+        m = (_read_gray(p) > 127).astype(np.float32)
         out.append(cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA) >= 0.5)
     return np.stack(out)
 

@@ -29,6 +29,30 @@ def _images(folder: Path) -> list[Path]:
                                      any(p.with_suffix(e).exists() for e in (".jpg", ".jpeg")))]
 
 
+def _checked(load, *args):
+    """Run an image loader; an unreadable file becomes a usage error that names it (no traceback)."""
+    try:
+        return load(*args)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _anomaly_metadata(model: Path) -> dict[str, str]:
+    """fieldline.* metadata of an anomaly model file, or a usage error saying what is wrong with the file."""
+    from edge_agent.detectors.anomaly import read_anomaly_metadata
+
+    if not model.is_file():
+        raise typer.BadParameter(f"{model}: no such file")
+    try:
+        meta = read_anomaly_metadata(model)
+    except Exception as exc:  # noqa: BLE001 - onnx parse errors have no common base class
+        raise typer.BadParameter(f"{model}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    if meta.get("decoder") != "anomaly" or "input_size" not in meta:
+        raise typer.BadParameter(f"{model}: not a FieldLine anomaly model (fieldline.decoder = "
+                                 f"{meta.get('decoder')!r}; expected 'anomaly' with fieldline.input_size)")
+    return meta
+
+
 @anomaly_app.command()
 def fit(out: Path = typer.Option(..., help="Output .onnx"),
         images: Path | None = typer.Option(None, help="Folder of defect-free images (recursive)"),
@@ -67,7 +91,7 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         files = _images(images)
         if len(files) < 5:
             raise typer.BadParameter(f"{images}: need at least 5 images, found {len(files)}")
-        x = load_gray(files, input_size)
+        x = _checked(load_gray, files, input_size)
         desc = f"{len(files)} defect-free images from {images}"
     else:
         x = synth_free(seed, synthetic, input_size)
@@ -102,23 +126,18 @@ def quantize(model: Path = typer.Option(..., help="FP32 anomaly .onnx fitted wit
     """Static INT8 copy of a seg anomaly model, checked against FP32 on painted defects (no labels needed)."""
     import numpy as np
 
-    from edge_agent.detectors.anomaly import read_anomaly_metadata
     from models.anomaly import load_gray, synth_free
     from models.anomaly_quantize import quantize_anomaly
     from models.quantize import QuantizationRefused
 
-    if not model.is_file():
-        raise typer.BadParameter(f"{model}: no such file")
+    size = int(_anomaly_metadata(model)["input_size"])
     if (images is None) == (synthetic <= 0):
         raise typer.BadParameter("give exactly one of --images or --synthetic N")
-    size = int(read_anomaly_metadata(model).get("input_size", 0)) or None
-    if size is None:
-        raise typer.BadParameter(f"{model}: no fieldline.input_size in its metadata (not a FieldLine anomaly model)")
     if images is not None:
         files = _images(images)
         if len(files) < 10:
             raise typer.BadParameter(f"{images}: need at least 10 images, found {len(files)}")
-        x = load_gray(files, size)
+        x = _checked(load_gray, files, size)
     else:
         x = synth_free(seed, synthetic, size)
     perm = np.random.default_rng(seed).permutation(len(x))
@@ -144,18 +163,17 @@ def eval_(model: Path = typer.Option(..., help="surface-anomaly .onnx"),
     """Image (and pixel, with masks) AUROC per defect folder and overall, plus rates at the threshold."""
     import numpy as np
 
-    from edge_agent.detectors.anomaly import read_anomaly_metadata
     from models.anomaly import evaluate_sets, load_gray, load_masks, onnx_scorer
 
-    meta = read_anomaly_metadata(model)
+    meta = _anomaly_metadata(model)
     size = int(meta["input_size"])
     thr = float(meta["threshold"]) if threshold is None else threshold
 
     def load(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         imgs = _images(folder)
         masks = [p.with_suffix(".png") for p in imgs]
-        x = load_gray(imgs, size)
-        m = load_masks(masks, size) if all(p.exists() and p != i for p, i in zip(masks, imgs)) \
+        x = _checked(load_gray, imgs, size)
+        m = _checked(load_masks, masks, size) if all(p.exists() and p != i for p, i in zip(masks, imgs)) \
             else np.zeros((len(imgs), size, size), bool)
         return x, m
 

@@ -415,3 +415,29 @@ def test_shipped_anomaly_files_meet_their_card_on_freshly_generated_surfaces() -
             assert fresh["overall"][figure] == pytest.approx(card["overall"][figure], abs=0.02), (key, figure)
     expected = ZOO / (metrics["shipped_int8"]["file"] if metrics["default"] == "int8" else metrics["shipped"]["file"])
     assert default_file("surface-anomaly") == expected
+
+
+def test_cli_names_the_bad_file(tmp_path: Path) -> None:
+    """A corrupt image, a corrupt model or a detector model: one clear line naming the file, no traceback."""
+    from typer.testing import CliRunner
+
+    from models.anomaly_cli import anomaly_app
+
+    folder = tmp_path / "free"
+    folder.mkdir()
+    for i, img in enumerate(_line(11, 9000, False)):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), (img[0] * 255).astype(np.uint8))
+    (folder / "05.png").write_bytes(b"\x89PNG truncated")
+    runner = CliRunner(env={"COLUMNS": "1000"})  # the error box on one line
+    r = runner.invoke(anomaly_app, ["fit", "--out", str(tmp_path / "m.onnx"), "--images", str(folder)])
+    assert r.exit_code == 2 and "05.png: not a readable image" in r.output
+    assert not (tmp_path / "m.onnx").exists()
+    bad_model = tmp_path / "bad.onnx"
+    bad_model.write_bytes(b"garbage")
+    for args in (["eval", "--model", str(bad_model), "--free", str(folder), "--defect", str(folder)],
+                 ["quantize", "--model", str(bad_model), "--out", str(tmp_path / "q.onnx"), "--synthetic", "12"]):
+        r = runner.invoke(anomaly_app, args)
+        assert r.exit_code == 2 and "bad.onnx: not a readable ONNX file" in r.output, args
+    r = runner.invoke(anomaly_app, ["quantize", "--model", str(ZOO / "tomato-ripeness.onnx"), "--out",
+                                    str(tmp_path / "q.onnx"), "--synthetic", "12"])
+    assert r.exit_code == 2 and "not a FieldLine anomaly model" in r.output
