@@ -278,14 +278,22 @@ def _why_seg(m: dict[str, Any]) -> str:
     better = s["eval_synthetic"]["overall"]["image_auroc"] > knn["eval_synthetic"]["overall"]["image_auroc"]
     lead = ("Why `seg` replaced `knn` as the shipped method" if better else
             "`seg` against `knn` (`knn` scores higher on the synthetic holdout: reconsider the shipped method)")
-    return (f"{lead} (same synthetic data, same seeds): on the synthetic holdout it scores image AUROC {o(s, 'eval_synthetic', 'image_auroc')} (knn "
-            f"{o(knn, 'eval_synthetic', 'image_auroc')}) and pixel AUROC {o(s, 'eval_synthetic', 'pixel_auroc')} (knn "
+    return (f"{lead} (same synthetic data, same seeds): on the synthetic holdout it scores image AUROC "
+            f"{o(s, 'eval_synthetic', 'image_auroc')} (knn {o(knn, 'eval_synthetic', 'image_auroc')}) and pixel AUROC "
+            f"{o(s, 'eval_synthetic', 'pixel_auroc')} (knn "
             f"{o(knn, 'eval_synthetic', 'pixel_auroc')}); on real magnetic tiles, never seen by either, image AUROC "
             f"{o(s, 'eval_magnetic_tile', 'image_auroc')} (knn {o(knn, 'eval_magnetic_tile', 'image_auroc')}), pixel "
             f"AUROC {o(s, 'eval_magnetic_tile', 'pixel_auroc')} (knn {o(knn, 'eval_magnetic_tile', 'pixel_auroc')}) "
             f"and a false-reject rate of {s['eval_magnetic_tile']['overall']['false_reject_rate']:.2f} at its own "
-            f"threshold (knn {knn['eval_magnetic_tile']['overall']['false_reject_rate']:.2f}). Fitted on real tiles, "
-            "`seg` is far ahead as well (table above).")
+            f"threshold (knn {knn['eval_magnetic_tile']['overall']['false_reject_rate']:.2f})." + _fitted_on_mt(m))
+
+
+def _fitted_on_mt(m: dict[str, Any]) -> str:
+    seg = m.get("seg_mt_eval_model")
+    if not seg:
+        return ""
+    return (f" Fitted on real tiles (MT_Free), image AUROC: `seg` {seg['eval']['overall']['image_auroc']:.3f}, "
+            f"`knn` {m['mt_eval_model']['eval']['overall']['image_auroc']:.3f}.")
 
 
 def _thinned(history: list[list[float]], points: int = 12) -> list[list[float]]:

@@ -62,7 +62,8 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
     ``calib``: defect-free images for the activation ranges (the first ``MAX_CALIB``, each also used with a
     painted defect);
     ``check_free``: held-out defect-free images, scored plain and with painted defects; ``threshold_images``:
-    defect-free images for the INT8 threshold (``1 - target_frr`` quantile). Raises :class:`QuantizationRefused` (nothing written) beyond ``max_drop``."""
+    defect-free images for the INT8 threshold (``1 - target_frr`` quantile). Raises :class:`QuantizationRefused`
+    (nothing written) beyond ``max_drop``."""
     from models.anomaly_seg import proxy_set
 
     src = onnx.load(str(fp32))
