@@ -134,7 +134,7 @@ def build_shipped(seconds: float = 3600.0, out_dir: Path = ZOO, fit_count: int =
     """The shipped model: method ``seg`` (input 128, ``--flips``) fitted on synthetic defect-free surfaces only.
 
     Exports it to the zoo, measures it like the kNN model (synthetic holdout + real magnetic tiles, threshold
-    unchanged) and makes it ``metrics["shipped"]``; the kNN figures it replaces stay as ``knn_synthetic``.
+    unchanged) and makes it ``metrics["shipped"]`` (the ``knn`` step records the kNN method beside it).
     ``keep_dir``: also copy the exported ONNX there (a safety copy outside the repo)."""
     import torch
 
@@ -154,7 +154,7 @@ def build_shipped(seconds: float = 3600.0, out_dir: Path = ZOO, fit_count: int =
         shutil.copy(onnx_path, Path(keep_dir) / ONNX_NAME)
     with torch.no_grad():
         h_t, s_t = fit.net(torch.from_numpy(val_x[:4]))
-    metrics = _retire_knn(json.loads((out_dir / METRICS_NAME).read_text()))
+    metrics = json.loads((out_dir / METRICS_NAME).read_text())
     command = f"python -m models.anomaly_card shipped {seconds:g}"
     metrics.update(version=SHIPPED_VERSION, input_size=size)
     metrics["shipped"] = {"file": ONNX_NAME, "train_data": desc, "threshold": round(fit.threshold, 6),
@@ -195,21 +195,6 @@ def build_int8(out_dir: Path = ZOO, fit_count: int = 400, val_count: int = 150, 
         metrics["default"] = "int8" if faster else "fp32"
     (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / CARD_NAME).write_text(render_card(metrics))
-    return metrics
-
-
-def _retire_knn(metrics: dict[str, Any]) -> dict[str, Any]:
-    """1.x metrics (kNN shipped, its build facts at the top level) -> the kNN entry becomes ``knn_synthetic``."""
-    if metrics.get("shipped", {}).get("fit", {}).get("method", "knn") == "knn":
-        metrics["knn_synthetic"] = {**metrics.pop("shipped"), "shipped": False}
-    knn = metrics.get("knn_synthetic")
-    if knn is not None:
-        knn.setdefault("version", "1.0.0")
-        knn.setdefault("input_size", knn["fit"]["input_size"])
-        for key in ("encoder", "fit_seconds_total", "wall_seconds_build"):
-            if key in metrics:
-                knn[key] = metrics.pop(key)
-        knn.setdefault("command", f"python -m models.anomaly_card knn {knn['encoder']['encoder_seconds']:g}")
     return metrics
 
 
