@@ -9,9 +9,11 @@ Each step adds its part to the metrics and re-renders the card (``python -m mode
   faster file that passes the check is the default (also run at the end of ``shipped``).
 - ``knn [encoder_seconds]``: the ``knn`` method (the 1.x default) on the same synthetic data and on the MT split,
   for comparison (~5 min; no file shipped).
-- ``seg [seconds [size [crop|none [flips] [keep=DIR]]]]``: the ``seg`` method fitted on the MT split
-  (default 900 s). MT-fitted weights only ever go to a temp dir (or ``keep=DIR`` outside the repo): the MT
+- ``seg [seconds [size [crop|none [flips] [keep=DIR] [every=N] [entry=KEY]]]]``: the ``seg`` method fitted on
+  the MT split (default 900 s; checkpoint pass every N steps; result under metrics KEY). MT-fitted weights only ever go to a temp dir (or ``keep=DIR`` outside the repo): the MT
   dataset has no licence, so they are not shipped.
+- ``combine KEY=FILE KEY=FILE ...``: MT-fitted ``seg`` models kept by ``seg ... keep=DIR`` (KEY: their metrics
+  entry) joined into one model (``models.anomaly_combine``) on the MT validation split, measured on the test split.
 - ``card``: re-render the card from the metrics.
 """
 
@@ -94,11 +96,14 @@ def build_knn(out_dir: Path = ZOO, encoder_seconds: float = 0.0, fit_count: int 
 
 
 def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = None,
-              crop: int | None = None, flips: bool = False, keep_dir: Path | None = None) -> dict[str, Any]:
+              crop: int | None = None, flips: bool = False, keep_dir: Path | None = None,
+              eval_every: int = 100, entry: str = "seg_mt_eval_model") -> dict[str, Any]:
     """The ``seg`` method on the MT split (evaluation only, weights in a temp dir), added to the metrics.
 
     ``size``: the model's input side (default ``SEG_INPUT_SIZE``); ``crop``: train on crops of this side;
-    ``keep_dir``: also copy the MT-fitted ONNX there for analysis (outside the repo: it may not be shipped)."""
+    ``keep_dir``: also copy the MT-fitted ONNX there for analysis (outside the repo: it may not be shipped);
+    ``eval_every``: steps between checkpoint passes (a pass at 256 px with mirror views costs ~60 s);
+    ``entry``: the metrics key the result goes to."""
     import torch
 
     from models.anomaly import evaluate_sets, export_anomaly_onnx, load_gray, load_mt_groups, measure_latency, \
@@ -109,7 +114,7 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = No
     sp = mt_split(seed=SEEDS["mt_split"])
     size = size or SEG_INPUT_SIZE
     fit = fit_segmenter(load_gray(sp["fit"], size), load_gray(sp["val"], size), seconds=seconds,
-                        seed=SEEDS["fit"], crop=crop, flips=flips)
+                        seed=SEEDS["fit"], crop=crop, flips=flips, eval_every=eval_every)
     with tempfile.TemporaryDirectory() as tmp:  # MT-trained weights never land in the repo
         path = export_anomaly_onnx(fit, Path(tmp) / "mt-seg.onnx", "magnetic-tile MT_Free fit split (NOT shippable)",
                                    name="surface-anomaly-mt-seg-eval")
@@ -121,9 +126,42 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = No
             Path(keep_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(path, Path(keep_dir) / path.name)
     metrics = json.loads((out_dir / METRICS_NAME).read_text())
-    command = (f"python -m models.anomaly_card seg {seconds:g} {size} {crop or 'none'}" + (" flips" if flips else ""))
-    metrics["seg_mt_eval_model"] = {"shipped": False, "bytes": size_bytes, "threshold": round(fit.threshold, 6),
+    command = (f"python -m models.anomaly_card seg {seconds:g} {size} {crop or 'none'}" + (" flips" if flips else "")
+               + (f" every={eval_every}" if eval_every != 100 else "")
+               + (f" entry={entry}" if entry != "seg_mt_eval_model" else ""))
+    metrics[entry] = {"shipped": False, "bytes": size_bytes, "threshold": round(fit.threshold, 6),
                                     "fit": fit.info, "eval": ev, "latency": latency, "command": command}
+    (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / CARD_NAME).write_text(render_card(metrics))
+    return metrics
+
+
+def build_combined(branches: dict[str, Path], out_dir: Path = ZOO) -> dict[str, Any]:
+    """Two or more MT-fitted ``seg`` models (metrics key -> its kept ONNX file) joined by
+    ``models.anomaly_combine`` on the MT validation split, measured on the MT test split (evaluation only)."""
+    from edge_agent.detectors.anomaly import read_anomaly_metadata
+    from models.anomaly import evaluate_sets, load_gray, load_mt_groups, measure_latency, mt_split, onnx_scorer
+    from models.anomaly_combine import combine_anomaly_models
+
+    metrics = json.loads((out_dir / METRICS_NAME).read_text())
+    for key, path in branches.items():  # the file must be the one the metrics entry describes
+        recorded, found = metrics[key]["threshold"], float(read_anomaly_metadata(path)["threshold"])
+        if abs(recorded - found) > 1e-6:
+            raise SystemExit(f"{path}: threshold {found} is not the {key} model's ({recorded}); wrong file")
+    size = max(metrics[key]["fit"]["input_size"] for key in branches)
+    sp = mt_split(seed=SEEDS["mt_split"])
+    with tempfile.TemporaryDirectory() as tmp:  # MT-trained weights never land in the repo
+        path = Path(tmp) / "mt-combined.onnx"
+        report = combine_anomaly_models(list(branches.values()), path, load_gray(sp["val"], size),
+                                        name="surface-anomaly-mt-combined-eval")
+        ev = evaluate_sets(onnx_scorer(path), report["threshold"], load_gray(sp["test"], size), None,
+                           load_mt_groups(size=size))
+        latency = measure_latency(path, runs=30, threads=1)
+        size_bytes = path.stat().st_size
+    metrics["combined_mt_eval_model"] = {
+        "shipped": False, "bytes": size_bytes, "threshold": report["threshold"], "branches": list(branches),
+        "combine": report, "eval": ev, "latency": latency,
+        "command": "python -m models.anomaly_card combine " + " ".join(f"{k}=FILE" for k in branches)}
     (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / CARD_NAME).write_text(render_card(metrics))
     return metrics
@@ -243,12 +281,20 @@ def _summary(m: dict[str, Any]) -> str:
                  _row(f"`knn` on the same synthetic data ({knn['version']} default, not shipped)", "magnetic tile",
                       knn["eval_magnetic_tile"])]
     rows.append(_row("`knn` fitted on MT_Free (not shipped)", "magnetic tile", mt["eval"]))
-    if seg:
-        rows.append(_row("`seg` fitted on MT_Free (not shipped)", "magnetic tile", seg["eval"]))
-    best = max([mt["eval"]["overall"]["image_auroc"]] + ([seg["eval"]["overall"]["image_auroc"]] if seg else []))
+    mt_fitted = [mt] + [e for e in (seg, m.get("seg256_mt_eval_model"), m.get("combined_mt_eval_model")) if e]
+    for entry in mt_fitted[1:]:
+        rows.append(_row(f"{_mt_model_name(entry)} fitted on MT_Free (not shipped)", "magnetic tile", entry["eval"]))
+    best = max(e["eval"]["overall"]["image_auroc"] for e in mt_fitted)
     return ("| model | data | image AUROC (all defects) | pixel AUROC (all) | FRR / recall at its threshold |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\nThe project target (image AUROC >= 0.90 on magnetic "
             f"tiles for a model fitted on MT_Free) is **{'met' if best >= 0.9 else 'not met'}** (best {best:.3f}).")
+
+
+def _mt_model_name(entry: dict[str, Any]) -> str:
+    if "combine" in entry:
+        return "`seg` " + " + ".join(f"{b['input_size']} px" for b in entry["combine"]["branches"]) + " combined"
+    return f"`seg` {entry['fit']['input_size']} px" + (f" on {entry['fit']['train_crop']} px crops"
+                                                       if entry["fit"]["train_crop"] != entry["fit"]["input_size"] else "")
 
 
 def _why_seg(m: dict[str, Any]) -> str:
@@ -321,6 +367,30 @@ fitted on the MT split above: {_seg_text(seg['fit'])} Threshold {seg['threshold'
 The painted-defect network separates large low-contrast defects (fray, break) far better than the kNN
 bank; the decision threshold at a 1 % false-reject rate sits near the top of the defect-free score range,
 so its recall is low: on a real line, pick the threshold from the line's accepted false-reject rate.
+"""
+
+
+def _combined_section(m: dict[str, Any]) -> str:
+    both, big = m.get("combined_mt_eval_model"), m.get("seg256_mt_eval_model")
+    if not both or not big:
+        return ""
+    rep = both["combine"]
+    parts = ", ".join(f"{_mt_model_name(m[key])} (`{key}`, image AUROC {m[key]['eval']['overall']['image_auroc']:.3f} "
+                      f"alone)" for key in both["branches"])
+    return f"""
+### Two scales combined, fitted on real magnetic tiles (evaluation only, not shipped)
+
+A second `seg` model at input {big['fit']['input_size']}, trained on {big['fit']['train_crop']} px crops so that
+thin cracks and small holes keep more pixels: {_seg_text(big['fit'])} Alone: image AUROC
+{big['eval']['overall']['image_auroc']:.3f}; latency median {big['latency']['session_median_ms']:.1f} ms, 1 thread.{_command_text(big)}
+
+Joined with the {m['seg_mt_eval_model']['fit']['input_size']} px model above by `fieldline model anomaly combine`
+(`models/anomaly_combine.py`): {parts}. {rep['rule'][0].upper() + rep['rule'][1:]}; statistics and threshold
+({rep['threshold_rule']}) on the {rep['val_images']} MT_Free validation images. One ONNX file, input
+{rep['input_size']}, threshold {rep['threshold']:.3f} (z units); latency median
+{both['latency']['session_median_ms']:.1f} ms, 1 thread.{_command_text(both)}
+
+{_table(both['eval'])}
 """
 
 
@@ -501,7 +571,7 @@ rank-based (Mann-Whitney, ties averaged), computed with numpy. 5 MT_Uneven masks
 no positive pixels.
 
 {_table(s['eval_magnetic_tile'])}
-{_int8_section(m)}{_seg_section(m)}{_knn_section(m)}
+{_int8_section(m)}{_seg_section(m)}{_combined_section(m)}{_knn_section(m)}
 ## Latency
 
 {_latency_text(m)}
@@ -529,11 +599,13 @@ def main(argv: list[str]) -> None:
         m = build_knn(encoder_seconds=float(argv[1]) if len(argv) > 1 else 0.0)
         print(json.dumps({k: m["knn_synthetic"][k] for k in ("fit_seconds_total", "wall_seconds_build")}))
     elif cmd == "seg":
-        keep = [a.split("=", 1)[1] for a in argv[4:] if a.startswith("keep=")]
+        opts = dict(a.split("=", 1) for a in argv[4:] if "=" in a)
+        entry = opts.get("entry", "seg_mt_eval_model")
         m = build_seg(float(argv[1]) if len(argv) > 1 else 900.0, size=int(argv[2]) if len(argv) > 2 else None,
                       crop=int(argv[3]) if len(argv) > 3 and argv[3] != "none" else None, flips="flips" in argv[4:],
-                      keep_dir=Path(keep[0]) if keep else None)
-        print(json.dumps(m["seg_mt_eval_model"]["eval"]["overall"]))
+                      keep_dir=Path(opts["keep"]) if "keep" in opts else None,
+                      eval_every=int(opts.get("every", 100)), entry=entry)
+        print(json.dumps(m[entry]["eval"]["overall"]))
     elif cmd == "shipped":
         keep = [a.split("=", 1)[1] for a in argv[2:] if a.startswith("keep=")]
         m = build_shipped(float(argv[1]) if len(argv) > 1 else 3600.0, keep_dir=Path(keep[0]) if keep else None)
@@ -541,12 +613,17 @@ def main(argv: list[str]) -> None:
     elif cmd == "int8":
         m = build_int8()
         print(json.dumps({"default": m["default"], **m.get("shipped_int8", {}).get("quantize", {})}))
+    elif cmd == "combine":
+        branches = {k: Path(v) for k, v in (a.split("=", 1) for a in argv[1:])}
+        m = build_combined(branches)
+        print(json.dumps(m["combined_mt_eval_model"]["eval"]["overall"]))
     elif cmd == "card":
         m = json.loads((ZOO / METRICS_NAME).read_text())
         (ZOO / CARD_NAME).write_text(render_card(m))
     else:
         raise SystemExit("usage: python -m models.anomaly_card [shipped [seconds [keep=DIR]] | int8 | knn [encoder_seconds] "
-                         "| seg [seconds [size [crop|none [flips] [keep=DIR]]]] | card]")
+                         "| seg [seconds [size [crop|none [flips] [keep=DIR] [every=N] [entry=KEY]]]] "
+                         "| combine KEY=FILE KEY=FILE ... | card]")
 
 
 if __name__ == "__main__":

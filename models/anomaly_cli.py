@@ -4,6 +4,7 @@
     fieldline model anomaly fit --images DIR --method knn --out model.onnx            # ~2 min, weaker
     fieldline model anomaly fit --synthetic 300 --out model.onnx  # generated surfaces only
     fieldline model anomaly quantize --model model.onnx --out model.int8.onnx --images DIR   # seg models
+    fieldline model anomaly combine --model a128.onnx --model b256.onnx --images DIR --out both.onnx
     fieldline model anomaly eval --model model.onnx --free DIR --defect DIR [--defect DIR ...]
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-anomaly_app = typer.Typer(help="Defect-free-only surface anomaly model: fit and evaluate.",
+anomaly_app = typer.Typer(help="Defect-free-only surface anomaly model: fit, quantize, combine and evaluate.",
                           no_args_is_help=True, add_completion=False)
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -131,7 +132,11 @@ def quantize(model: Path = typer.Option(..., help="FP32 anomaly .onnx fitted wit
     from models.anomaly_quantize import quantize_anomaly
     from models.quantize import QuantizationRefused
 
-    size = int(_anomaly_metadata(model)["input_size"])
+    meta = _anomaly_metadata(model)
+    if "branches" in meta:
+        raise typer.BadParameter(f"{model}: a combined model; quantize each branch model, then combine the INT8 "
+                                 "files (`fieldline model anomaly combine`)")
+    size = int(meta["input_size"])
     if (images is None) == (synthetic <= 0):
         raise typer.BadParameter("give exactly one of --images or --synthetic N")
     if images is not None:
@@ -153,6 +158,30 @@ def quantize(model: Path = typer.Option(..., help="FP32 anomaly .onnx fitted wit
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(json.dumps(report, indent=2))
+
+
+@anomaly_app.command()
+def combine(model: list[Path] = typer.Option(..., help="Anomaly .onnx files fitted on the same line (2 or more), "
+                                                      "e.g. --method seg at --input-size 128 and 256"),
+            out: Path = typer.Option(..., help="Output .onnx (input size = the largest model's)"),
+            images: Path = typer.Option(..., help="Folder of defect-free images for each model's score scale and "
+                                                  "the threshold (best: ones none of the models was fitted on)"),
+            target_frr: float = typer.Option(0.01, help="False-reject rate on these images"),
+            name: str = typer.Option("surface-anomaly-combined"), version: str = typer.Option("1.0.0")) -> None:
+    """One model from several: z-scored heatmaps averaged, score = the map's max (see models/anomaly_combine.py)."""
+    from models.anomaly import load_gray
+    from models.anomaly_combine import combine_anomaly_models
+
+    size = max(int(_anomaly_metadata(m)["input_size"]) for m in model)
+    files = _images(images)
+    if len(files) < 5:
+        raise typer.BadParameter(f"{images}: need at least 5 images, found {len(files)}")
+    val = _checked(load_gray, files, size)
+    try:
+        report = combine_anomaly_models(model, out, val, target_frr=target_frr, name=name, version=version)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(json.dumps({"model": str(out), **report}, indent=2))
 
 
 @anomaly_app.command("eval")

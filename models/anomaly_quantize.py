@@ -70,6 +70,9 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
     meta = {p.key: p.value for p in src.metadata_props}
     if meta.get("fieldline.decoder") != "anomaly":
         raise ValueError(f"{fp32}: not an anomaly model (fieldline.decoder = {meta.get('fieldline.decoder')!r})")
+    if "fieldline.branches" in meta:
+        raise ValueError(f"{fp32}: a combined model; quantize each branch model, then combine the INT8 files "
+                         "(`fieldline model anomaly combine`)")
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
