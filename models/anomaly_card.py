@@ -74,7 +74,7 @@ def build_knn(out_dir: Path = ZOO, encoder_seconds: float = 0.0, fit_count: int 
         if keep_dir is not None:
             Path(keep_dir).mkdir(parents=True, exist_ok=True)
             shutil.copy(knn_path, Path(keep_dir) / "surface-anomaly-knn.onnx")
-        knn_measured = measure_model(knn_path, knn.threshold, test_free, per_kind, (s_t, h_t, val_x[:4]))
+        knn_measured = measure_model(knn_path, knn.threshold, test_free, per_kind, (s_t, h_t, val_x[:4]), mt_groups)
         mt_path = export_anomaly_onnx(mt_model, Path(tmp) / "mt.onnx", "magnetic-tile MT_Free fit split (NOT shippable)",
                                       name="surface-anomaly-mt-eval")
         mt_eval = evaluate_sets(onnx_scorer(mt_path), mt_model.threshold, load_gray(sp["test"]), None, mt_groups)
@@ -200,10 +200,10 @@ def build_shipped(seconds: float = 3600.0, out_dir: Path = ZOO, fit_count: int =
                           **measure_model(onnx_path, fit.threshold, test_free, per_kind,
                                             (s_t.numpy(), h_t[:, 0].numpy(), val_x[:4]))}
     (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
-    return build_int8(out_dir, fit_count, val_count, test_free, per_kind)
+    return build_int8(out_dir, val_count, test_free, per_kind)
 
 
-def build_int8(out_dir: Path = ZOO, fit_count: int = 400, val_count: int = 150, test_free: int = 150,
+def build_int8(out_dir: Path = ZOO, val_count: int = 150, test_free: int = 150,
                per_kind: int = 40) -> dict[str, Any]:
     """INT8 copy of the shipped model (``models.anomaly_quantize``), measured like FP32; the faster of the two
     files that passes the check becomes ``metrics["default"]``."""
@@ -213,7 +213,7 @@ def build_int8(out_dir: Path = ZOO, fit_count: int = 400, val_count: int = 150, 
 
     metrics = json.loads((out_dir / METRICS_NAME).read_text())
     size, shipped = metrics["input_size"], metrics["shipped"]
-    calib = synth_free(SEEDS["fit"], fit_count, size)[:MAX_CALIB]  # the fitting distribution
+    calib = synth_free(SEEDS["fit"], MAX_CALIB, size)  # the first fitting images (per-image seeds: same pictures)
     try:
         report = quantize_anomaly(out_dir / ONNX_NAME, out_dir / INT8_NAME, calib, synth_free(CHECK_SEED, 100, size),
                                   synth_free(SEEDS["val"], val_count, size), target_frr=shipped["fit"]["target_frr"])
@@ -237,9 +237,11 @@ def build_int8(out_dir: Path = ZOO, fit_count: int = 400, val_count: int = 150, 
 
 
 def measure_model(onnx_path: Path, threshold: float, test_free: int = 150, per_kind: int = 40,
-                    torch_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+                    torch_outputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                    mt_groups: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, Any]:
     """File facts, onnxruntime-vs-torch round trip (``(scores, heatmaps, inputs)`` from torch), the synthetic
-    holdout and the real magnetic-tile test split at ``threshold``, and 1-thread latency."""
+    holdout and the real magnetic-tile test split at ``threshold``, and 1-thread latency. ``mt_groups``: the MT
+    defect images at the model's input size, when the caller has them loaded already."""
     from edge_agent.detectors.anomaly import read_anomaly_metadata
     from models.anomaly import evaluate_sets, load_gray, load_mt_groups, measure_latency, mt_split, onnx_scorer, \
         synth_free, synth_groups
@@ -255,7 +257,7 @@ def measure_model(onnx_path: Path, threshold: float, test_free: int = 150, per_k
     syn = evaluate_sets(run, threshold, synth_free(SEEDS["test_free"], test_free, size), None,
                         synth_groups(SEEDS["test_defects"], per_kind, size))
     mt = evaluate_sets(run, threshold, load_gray(mt_split(seed=SEEDS["mt_split"])["test"], size), None,
-                       load_mt_groups(size=size))
+                       mt_groups or load_mt_groups(size=size))
     return {**out, "latency": measure_latency(onnx_path, runs=50, threads=1),
             "eval_synthetic": {"free_seed": SEEDS["test_free"], "defect_seed": SEEDS["test_defects"],
                                "per_kind": per_kind, **syn},
