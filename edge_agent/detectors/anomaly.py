@@ -1,6 +1,7 @@
 """Edge runtime for `fieldline.decoder = "anomaly"` models (e.g. models/zoo/surface-anomaly.onnx).
 
-The ONNX graph does all the maths (feature extraction, kNN to the embedded memory bank, blur):
+The ONNX graph does all the maths (the ``seg`` U-Net or the ``knn`` memory bank, or several such models
+combined by ``fieldline model anomaly combine``):
 input ``image`` [1,1,S,S] grey 0..1 (plain resize, no letterbox) -> ``heatmap`` [1,1,S,S],
 ``score`` [1]. Here: preprocessing, threshold from metadata, and heatmap -> boxes.
 """
