@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, compose, helper, numpy_helper
+from onnx import TensorProto, compose, helper, numpy_helper, version_converter
 
 from models.anomaly import anomaly_metadata, onnx_scorer
 
@@ -48,16 +48,21 @@ def _load_branch(path: Path) -> tuple[onnx.ModelProto, dict[str, str]]:
     return model, meta
 
 
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def _graph(branches: list[tuple[onnx.ModelProto, int]], size: int,
            stats: list[tuple[float, float]], with_branch_scores: bool = False) -> onnx.ModelProto:
     """The combined model: ``image`` [1,1,size,size] -> ``heatmap`` (mean z-map), ``score`` (its inner max);
     ``with_branch_scores`` adds ``branch_scores`` [n] (each branch's z-score) for fitting the statistics."""
-    opset = max(next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) for m, _ in branches)
+    opset = max(_default_opset(m) for m, _ in branches)
+    domains = {o.domain: o.version for m, _ in branches for o in m.opset_import if o.domain not in ("", "ai.onnx")}
     nodes, inits, z_maps, z_scores = [], [], [], []
     for i, ((model, branch_size), (mean, std)) in enumerate(zip(branches, stats)):
         p = f"b{i}_"
-        if next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) != opset:
-            model = onnx.version_converter.convert_version(model, opset)
+        if _default_opset(model) != opset:
+            model = version_converter.convert_version(model, opset)
         g = compose.add_prefix(model, p).graph
         factor = size // branch_size
         if factor == 1:
@@ -98,7 +103,8 @@ def _graph(branches: list[tuple[onnx.ModelProto, int]], size: int,
     graph = helper.make_graph(nodes, "fieldline_anomaly_combined",
                               [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, size, size])],
                               outputs, inits)
-    combined = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="fieldline")
+    combined = helper.make_model(graph, producer_name="fieldline", opset_imports=[
+        helper.make_opsetid("", opset), *(helper.make_opsetid(d, v) for d, v in sorted(domains.items()))])
     combined.ir_version = max(m.ir_version for m, _ in branches)
     onnx.checker.check_model(combined)
     return combined

@@ -144,3 +144,19 @@ def test_quantize_api_refuses_a_combined_model(branches, tmp_path: Path) -> None
     with pytest.raises(ValueError, match="both.onnx: a combined model; quantize each branch model"):
         quantize_anomaly(tmp_path / "both.onnx", tmp_path / "q.onnx", val, val, val)
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_int8_branches_combine_as_the_quantize_error_advises(branches, tmp_path: Path) -> None:
+    """INT8 branch files (QDQ, with onnxruntime's extra opset domains) join like FP32 ones."""
+    from models.anomaly_quantize import quantize_anomaly
+
+    small, big, _ = branches
+    free = synth_free(26, 12, BIG)
+    quantize_anomaly(small, tmp_path / "small8.onnx", _down(free[:8]), _down(free[8:]), _down(free[8:]), force=True)
+    quantize_anomaly(big, tmp_path / "big8.onnx", free[:8], free[8:], free[8:], force=True)
+    report = combine_anomaly_models([tmp_path / "small8.onnx", tmp_path / "big8.onnx"], tmp_path / "both8.onnx",
+                                    synth_free(22, 12, BIG))
+    det = AnomalyDetector(tmp_path / "both8.onnx")
+    assert det.threshold == pytest.approx(report["threshold"], abs=1e-5)
+    heatmap = det.score((free[0, 0] * 255).astype(np.uint8)).heatmap
+    assert heatmap.shape == (BIG, BIG) and np.isfinite(heatmap).all()
