@@ -325,8 +325,10 @@ def _fitted_on_mt(m: dict[str, Any]) -> str:
     seg = m.get("seg_mt_eval_model")
     if not seg:
         return ""
-    return (f" Fitted on real tiles (MT_Free), image AUROC: `seg` {seg['eval']['overall']['image_auroc']:.3f}, "
-            f"`knn` {m['mt_eval_model']['eval']['overall']['image_auroc']:.3f}.")
+    both = m.get("combined_mt_eval_model")
+    combined = (f", `seg` at two input sizes combined {both['eval']['overall']['image_auroc']:.3f}" if both else "")
+    return (f" Fitted on real tiles (MT_Free), image AUROC: `seg` {seg['eval']['overall']['image_auroc']:.3f}"
+            f"{combined}, `knn` {m['mt_eval_model']['eval']['overall']['image_auroc']:.3f}.")
 
 
 def _thinned(history: list[list[float]], points: int = 12) -> list[list[float]]:
@@ -390,9 +392,16 @@ Joined with the {m['seg_mt_eval_model']['fit']['input_size']} px model above by 
 (`models/anomaly_combine.py`): {parts}. {rep['rule'][0].upper() + rep['rule'][1:]}; statistics and threshold
 ({rep['threshold_rule']}) on the {rep['val_images']} MT_Free validation images. One ONNX file, input
 {rep['input_size']}, threshold {rep['threshold']:.3f} (z units); latency median
-{both['latency']['session_median_ms']:.1f} ms, 1 thread.{_command_text(both)}
+{both['latency']['session_median_ms']:.1f} ms, 1 thread.{_command_text(both)} (each FILE: the ONNX file that
+entry's `seg` step copied with `keep=DIR`; MT-fitted weights never enter the repository.)
 
 {_table(both['eval'])}
+
+The rule (z-scored maps averaged, score = the map's max) and the alternative (z-scored branch scores averaged)
+were compared before this run on the painted-defect proxy, where they tied (0.9342 and 0.9346, with an earlier 256 px
+branch); the map's max was kept because then every image over the threshold has a region over it (a box at the
+edge). Both branches used these 95 validation images for checkpoint and threshold as well. Quantize the
+branches (`fieldline model anomaly quantize`) before combining them to cut the latency.
 """
 
 

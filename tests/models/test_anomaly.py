@@ -320,7 +320,7 @@ def test_surface_anomaly_card_is_rendered_from_its_metrics() -> None:
     metrics = json.loads((ZOO / METRICS_NAME).read_text())
     card = (ZOO / CARD_NAME).read_text()
     assert card == render_card(metrics)  # never typed by hand
-    for key in ("shipped", "seg_mt_eval_model", "knn_synthetic"):
+    for key in ("shipped", "seg_mt_eval_model", "knn_synthetic", "seg256_mt_eval_model", "combined_mt_eval_model"):
         assert f"Reproduce with `{metrics[key]['command']}`" in card, key
 
 
