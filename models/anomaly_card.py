@@ -12,8 +12,9 @@ Each step adds its part to the metrics and re-renders the card (``python -m mode
 - ``seg [seconds [size [crop|none [flips] [keep=DIR] [every=N] [entry=KEY]]]]``: the ``seg`` method fitted on
   the MT split (default 900 s; checkpoint pass every N steps; result under metrics KEY). MT-fitted weights only ever go to a temp dir (or ``keep=DIR`` outside the repo): the MT
   dataset has no licence, so they are not shipped.
-- ``combine KEY=FILE KEY=FILE ...``: MT-fitted ``seg`` models kept by ``seg ... keep=DIR`` (KEY: their metrics
-  entry) joined into one model (``models.anomaly_combine``) on the MT validation split, measured on the test split.
+- ``combine KEY=FILE KEY=FILE ... [int8]``: MT-fitted ``seg`` models kept by ``seg ... keep=DIR`` (KEY: their
+  metrics entry) joined into one model (``models.anomaly_combine``) on the MT validation split, measured on the
+  test split; ``int8``: the branches quantized first.
 - ``card``: re-render the card from the metrics.
 """
 
@@ -136,12 +137,17 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = No
     return metrics
 
 
-def build_combined(branches: dict[str, Path], out_dir: Path = ZOO) -> dict[str, Any]:
+def build_combined(branches: dict[str, Path], out_dir: Path = ZOO, int8: bool = False) -> dict[str, Any]:
     """Two or more MT-fitted ``seg`` models (metrics key -> its kept ONNX file) joined by
-    ``models.anomaly_combine`` on the MT validation split, measured on the MT test split (evaluation only)."""
+    ``models.anomaly_combine`` on the MT validation split, measured on the MT test split (evaluation only).
+
+    ``int8``: quantize each branch first (``models.anomaly_quantize``: calibrated on MT fit images, checked and
+    thresholded on the validation split), combine the INT8 files, and time FP32 and INT8 combined in one run;
+    recorded as ``combined_mt_eval_model_int8``."""
     from edge_agent.detectors.anomaly import read_anomaly_metadata
     from models.anomaly import evaluate_sets, load_gray, load_mt_groups, measure_latency, mt_split, onnx_scorer
     from models.anomaly_combine import combine_anomaly_models
+    from models.anomaly_quantize import calibration_cap, quantize_anomaly
 
     metrics = json.loads((out_dir / METRICS_NAME).read_text())
     for key, path in branches.items():  # the file must be the one the metrics entry describes
@@ -151,17 +157,33 @@ def build_combined(branches: dict[str, Path], out_dir: Path = ZOO) -> dict[str, 
     size = max(metrics[key]["fit"]["input_size"] for key in branches)
     sp = mt_split(seed=SEEDS["mt_split"])
     with tempfile.TemporaryDirectory() as tmp:  # MT-trained weights never land in the repo
+        files, quantized = list(branches.values()), {}
+        if int8:
+            files = []
+            for key, path in branches.items():
+                s = metrics[key]["fit"]["input_size"]
+                val = load_gray(sp["val"], s)
+                files.append(Path(tmp) / f"{key}.int8.onnx")
+                quantized[key] = quantize_anomaly(path, files[-1], load_gray(sp["fit"][:calibration_cap(s)], s),
+                                                  val, val)
+                quantized[key].pop("out")  # a machine path
+        val = load_gray(sp["val"], size)
         path = Path(tmp) / "mt-combined.onnx"
-        report = combine_anomaly_models(list(branches.values()), path, load_gray(sp["val"], size),
-                                        name="surface-anomaly-mt-combined-eval")
+        report = combine_anomaly_models(files, path, val, name="surface-anomaly-mt-combined-eval")
         ev = evaluate_sets(onnx_scorer(path), report["threshold"], load_gray(sp["test"], size), None,
                            load_mt_groups(size=size))
-        latency = measure_latency(path, runs=30, threads=1)
-        size_bytes = path.stat().st_size
-    metrics["combined_mt_eval_model"] = {
-        "shipped": False, "bytes": size_bytes, "threshold": report["threshold"], "branches": list(branches),
-        "combine": report, "eval": ev, "latency": latency,
-        "command": "python -m models.anomaly_card combine " + " ".join(f"{k}=FILE" for k in branches)}
+        entry = {"shipped": False, "bytes": path.stat().st_size, "threshold": report["threshold"],
+                 "branches": list(branches), "combine": report, "eval": ev}
+        if int8:
+            fp32 = combine_anomaly_models(list(branches.values()), Path(tmp) / "fp32.onnx", val)
+            entry.update(quantize=quantized, latency=measure_latency(path, runs=30, threads=1),
+                         fp32_latency_same_run=measure_latency(Path(tmp) / "fp32.onnx", runs=30, threads=1),
+                         fp32_threshold=fp32["threshold"])
+        else:
+            entry["latency"] = measure_latency(path, runs=30, threads=1)
+    entry["command"] = ("python -m models.anomaly_card combine " + " ".join(f"{k}=FILE" for k in branches)
+                        + (" int8" if int8 else ""))
+    metrics["combined_mt_eval_model" + ("_int8" if int8 else "")] = entry
     (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / CARD_NAME).write_text(render_card(metrics))
     return metrics
@@ -208,12 +230,12 @@ def build_int8(out_dir: Path = ZOO, val_count: int = 150, test_free: int = 150,
     """INT8 copy of the shipped model (``models.anomaly_quantize``), measured like FP32; the faster of the two
     files that passes the check becomes ``metrics["default"]``."""
     from models.anomaly import measure_latency, synth_free
-    from models.anomaly_quantize import CHECK_SEED, MAX_CALIB, quantize_anomaly
+    from models.anomaly_quantize import CHECK_SEED, calibration_cap, quantize_anomaly
     from models.quantize import QuantizationRefused
 
     metrics = json.loads((out_dir / METRICS_NAME).read_text())
     size, shipped = metrics["input_size"], metrics["shipped"]
-    calib = synth_free(SEEDS["fit"], MAX_CALIB, size)  # the first fitting images (per-image seeds: same pictures)
+    calib = synth_free(SEEDS["fit"], calibration_cap(size), size)  # the first fitting images (per-image seeds)
     try:
         report = quantize_anomaly(out_dir / ONNX_NAME, out_dir / INT8_NAME, calib, synth_free(CHECK_SEED, 100, size),
                                   synth_free(SEEDS["val"], val_count, size), target_frr=shipped["fit"]["target_frr"])
@@ -283,7 +305,8 @@ def _summary(m: dict[str, Any]) -> str:
                  _row(f"`knn` on the same synthetic data ({knn['version']} default, not shipped)", "magnetic tile",
                       knn["eval_magnetic_tile"])]
     rows.append(_row("`knn` fitted on MT_Free (not shipped)", "magnetic tile", mt["eval"]))
-    mt_fitted = [mt] + [e for e in (seg, m.get("seg256_mt_eval_model"), m.get("combined_mt_eval_model")) if e]
+    mt_fitted = [mt] + [e for e in (seg, m.get("seg256_mt_eval_model"), m.get("combined_mt_eval_model"),
+                                    m.get("combined_mt_eval_model_int8")) if e]
     for entry in mt_fitted[1:]:
         rows.append(_row(f"{_mt_model_name(entry)} fitted on MT_Free (not shipped)", "magnetic tile", entry["eval"]))
     best = max(e["eval"]["overall"]["image_auroc"] for e in mt_fitted)
@@ -294,7 +317,8 @@ def _summary(m: dict[str, Any]) -> str:
 
 def _mt_model_name(entry: dict[str, Any]) -> str:
     if "combine" in entry:
-        return "`seg` " + " + ".join(f"{b['input_size']} px" for b in entry["combine"]["branches"]) + " combined"
+        return ("`seg` " + " + ".join(f"{b['input_size']} px" for b in entry["combine"]["branches"]) + " combined"
+                + (", INT8 branches," if "quantize" in entry else ""))
     return f"`seg` {entry['fit']['input_size']} px" + (f" on {entry['fit']['train_crop']} px crops"
                                                        if entry["fit"]["train_crop"] != entry["fit"]["input_size"] else "")
 
@@ -401,8 +425,24 @@ The rule (z-scored maps averaged, score = the map's max) and the alternative (z-
 were compared before this run on the painted-defect proxy, where they tied (0.9342 and 0.9346, with an earlier 256 px
 branch); the map's max was kept because then every image over the threshold has a region over it (a box at the
 edge). Both branches used these 95 validation images for checkpoint and threshold as well. Quantize the
-branches (`fieldline model anomaly quantize`) before combining them to cut the latency.
+branches (`fieldline model anomaly quantize`) before combining them to cut the latency.{_combined_int8_text(m)}
 """
+
+
+def _combined_int8_text(m: dict[str, Any]) -> str:
+    q = m.get("combined_mt_eval_model_int8")
+    if not q:
+        return ""
+    checks = "; ".join(f"{m[key]['fit']['input_size']} px: {r['calib_images']} calibration images (+ painted), "
+                       f"check AUROC {r['fp32_check_auroc']:.3f} FP32 vs {r['int8_check_auroc']:.3f} INT8"
+                       for key, r in q["quantize"].items())
+    o = q["eval"]["overall"]
+    return f"""
+
+**INT8 branches.** Each branch quantized on MT fit images and checked on the validation split ({checks}),
+then combined the same way: image AUROC {o['image_auroc']:.3f}, pixel AUROC {o['pixel_auroc']:.3f}, false-reject
+rate {o['false_reject_rate']:.3f} at its own threshold {q['threshold']:.3f}. Latency, same run, 1 thread: median
+{q['latency']['session_median_ms']:.1f} ms INT8 vs {q['fp32_latency_same_run']['session_median_ms']:.1f} ms FP32.{_command_text(q)}"""
 
 
 def _command_text(entry: dict[str, Any]) -> str:
@@ -625,16 +665,17 @@ def main(argv: list[str]) -> None:
         m = build_int8()
         print(json.dumps({"default": m["default"], **m.get("shipped_int8", {}).get("quantize", {})}))
     elif cmd == "combine":
-        branches = {k: Path(v) for k, v in (a.split("=", 1) for a in argv[1:])}
-        m = build_combined(branches)
-        print(json.dumps(m["combined_mt_eval_model"]["eval"]["overall"]))
+        branches = {k: Path(v) for k, v in (a.split("=", 1) for a in argv[1:] if "=" in a)}
+        int8 = "int8" in argv[1:]
+        m = build_combined(branches, int8=int8)
+        print(json.dumps(m["combined_mt_eval_model" + ("_int8" if int8 else "")]["eval"]["overall"]))
     elif cmd == "card":
         m = json.loads((ZOO / METRICS_NAME).read_text())
         (ZOO / CARD_NAME).write_text(render_card(m))
     else:
         raise SystemExit("usage: python -m models.anomaly_card [shipped [seconds [keep=DIR]] | int8 | knn [encoder_seconds] "
                          "| seg [seconds [size [crop|none [flips] [keep=DIR] [every=N] [entry=KEY]]]] "
-                         "| combine KEY=FILE KEY=FILE ... | card]")
+                         "| combine KEY=FILE KEY=FILE ... [int8] | card]")
 
 
 if __name__ == "__main__":

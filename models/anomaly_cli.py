@@ -119,8 +119,8 @@ def quantize(model: Path = typer.Option(..., help="FP32 anomaly .onnx fitted wit
              images: Path | None = typer.Option(None, help="Folder of defect-free images like the fitting ones"),
              synthetic: int = typer.Option(0, help="Calibrate and check on this many generated surfaces instead"),
              check_fraction: float = typer.Option(0.3, help="Share of the images held out for the check and the "
-                                                            "INT8 threshold (up to 24 of the rest "
-                                                            "calibrate)"),
+                                                            "INT8 threshold (of the rest, up to 24 "
+                                                            "calibrate at 128 px, 6 at 256 px)"),
              target_frr: float = typer.Option(0.01, help="False-reject rate for the INT8 file's threshold"),
              max_drop: float = typer.Option(0.01, help="Largest AUROC loss accepted (0.01 = one point)"),
              force: bool = typer.Option(False, help="Write the INT8 file even beyond --max-drop"),

@@ -32,9 +32,16 @@ INT8_OPS = ("Conv", "Relu", "Concat", "Resize")
 CHECK_SEED = 5151
 CALIB_SEED = 4242
 # onnxruntime's percentile calibration keeps every activation of every image in memory: at 128 px with the
-# mirror average, about 135 MB per image (400 + 400 painted were OOM-killed at 24 GiB); millions of values per
-# tensor even so
+# mirror average, about 135 MB per image (400 + 400 painted were OOM-killed at 24 GiB; 24 + 24 peak at 6.3 GB);
+# millions of values per tensor even so. Memory grows with the pixel count, so the cap is in pixels.
 MAX_CALIB = 24
+MAX_CALIB_PIXELS = MAX_CALIB * 128 * 128
+
+
+def calibration_cap(input_size: int) -> int:
+    """How many defect-free calibration images (each also painted) a model of this input size gets:
+    24 at 128 px, 6 at 256 px, never fewer than 4."""
+    return max(4, MAX_CALIB_PIXELS // (input_size * input_size))
 
 
 class ArrayCalibration(CalibrationDataReader):
@@ -59,7 +66,7 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
                      *, max_drop: float = 0.01, force: bool = False, target_frr: float = 0.01) -> dict[str, Any]:
     """Write an INT8 copy of the ``seg`` anomaly model ``fp32`` to ``out`` and return the check report.
 
-    ``calib``: defect-free images for the activation ranges (the first ``MAX_CALIB``, each also used with a
+    ``calib``: defect-free images for the activation ranges (the first :func:`calibration_cap`, each also used with a
     painted defect);
     ``check_free``: held-out defect-free images, scored plain and with painted defects; ``threshold_images``:
     defect-free images for the INT8 threshold (``1 - target_frr`` quantile). Raises :class:`QuantizationRefused`
@@ -81,7 +88,7 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
             raise ValueError(f"{fp32}: no U-Net layers to quantise (only models fitted with --method seg are "
                              "supported; run a knn model in FP32)")
         candidate = Path(tmp) / "int8.onnx"
-        calib = calib[:MAX_CALIB]
+        calib = calib[:calibration_cap(int(calib.shape[-1]))]
         calib_set = np.concatenate([calib, proxy_set(calib, CALIB_SEED, copies=1)])
         with contextlib.redirect_stdout(sys.stderr):  # onnxruntime prints calibration progress: keep stdout clean
             quantize_static(str(pre), str(candidate), ArrayCalibration(calib_set, src.graph.input[0].name),

@@ -335,6 +335,7 @@ def test_seg_int8_keeps_the_scores_and_gets_its_own_threshold(seg_fitted, tmp_pa
     out = tmp_path / "seg.int8.onnx"
     report = quantize_anomaly(fp32, out, calib, check, thr_images, max_drop=0.05)
     assert report["drop"] <= 0.05 and report["fp32_check_auroc"] > 0.7 and not report["forced"]
+    assert report["calib_images"] == 24  # the cap at 96 px is 42: all 24 given are used
     graph = onnx.load(str(out)).graph
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -348,6 +349,13 @@ def test_seg_int8_keeps_the_scores_and_gets_its_own_threshold(seg_fitted, tmp_pa
     own = float(np.quantile(onnx_scorer(out)(thr_images)[0], 0.99))
     assert det.threshold == pytest.approx(own, abs=1e-5) == pytest.approx(report["int8_threshold"], abs=1e-5)
     assert read_anomaly_metadata(out)["input_size"] == read_anomaly_metadata(fp32)["input_size"]
+
+
+def test_calibration_cap_shrinks_with_the_pixel_count() -> None:
+    """Percentile calibration holds every activation: a 256-px model gets a quarter of a 128-px one's images."""
+    from models.anomaly_quantize import calibration_cap
+
+    assert [calibration_cap(s) for s in (96, 128, 256, 1024)] == [42, 24, 6, 4]
 
 
 def test_seg_int8_refuses_beyond_max_drop_and_knn_is_not_quantised(seg_fitted, fitted, tmp_path: Path) -> None:
