@@ -4,14 +4,14 @@ Why: at 128 px a U-Net sees the whole part (large uneven areas, frayed edges); a
 holes stay visible, but a model trained on crops loses the global view. Their errors differ, so their
 combination beats either (magnetic tiles: see the surface-anomaly card).
 
-Inside the graph the picture comes in at the largest branch's input size; each smaller branch gets an area
-downsample of it (an integer factor, so it equals ``cv2.INTER_AREA``). Each branch's heatmap and score are put
-on one scale, the z-score of that branch's image scores on defect-free validation images (their mean and std),
-the heatmaps are upsampled to the input size and averaged; the score is the map's max (as in each branch, a
-thin frame is ignored), so every image over the threshold has a region over it. (Averaging the branch scores
-instead scored the same on magnetic tiles: painted-defect proxy 0.9346 vs 0.9342, MT image AUROC 0.892 vs
-0.893.) The threshold is the ``1 - target_frr`` quantile of the combined scores of the same defect-free images. Same ONNX contract as a
-single model (``image`` -> ``heatmap``, ``score``), so the edge agent needs nothing new.
+Inside the graph the picture comes in at the largest branch's input size; each smaller branch gets an
+integer-factor area average of it (what ``cv2.INTER_AREA`` does). Each branch's heatmap is upsampled to the
+input size and put on one scale, the z-score of that branch's image scores on defect-free validation images
+(their mean and std); the maps are averaged, and the score is the map's max (a thin frame ignored, as in each
+branch), so every image over the threshold has a region over it. Averaging the branch z-scores instead scored
+the same on magnetic tiles (painted-defect proxy 0.9346 vs 0.9342, MT image AUROC 0.892 vs 0.893). The
+threshold is the ``1 - target_frr`` quantile of the combined scores of the same defect-free images. Same ONNX
+contract as a single model (``image`` -> ``heatmap``, ``score``): the edge agent needs nothing new.
 """
 
 from __future__ import annotations
