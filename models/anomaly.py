@@ -340,6 +340,23 @@ def fit_anomaly(train: np.ndarray, val: np.ndarray | None = None, *, encoder: En
 
 # ---------------------------------------------------------------------------------------- export
 
+def read_model_metadata(path: Path) -> dict[str, str]:
+    """fieldline.* metadata (without the prefix) of an anomaly model file; ValueError saying what is wrong
+    with the file (missing, not ONNX, or not a FieldLine anomaly model)."""
+    from edge_agent.detectors.anomaly import read_anomaly_metadata
+
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        meta = read_anomaly_metadata(path)
+    except Exception as exc:  # noqa: BLE001 - onnx parse errors have no common base class
+        raise ValueError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    if meta.get("decoder") != "anomaly" or not meta.get("input_size", "").isdigit():
+        raise ValueError(f"{path}: not a FieldLine anomaly model (fieldline.decoder = {meta.get('decoder')!r}; "
+                         "expected 'anomaly' with a numeric fieldline.input_size)")
+    return meta
+
+
 def anomaly_metadata(threshold: float, input_size: int, train_data: str, name: str = NAME,
                      version: str = VERSION) -> dict[str, str]:
     return {

@@ -40,18 +40,12 @@ def _checked(load, *args):
 
 def _anomaly_metadata(model: Path) -> dict[str, str]:
     """fieldline.* metadata of an anomaly model file, or a usage error saying what is wrong with the file."""
-    from edge_agent.detectors.anomaly import read_anomaly_metadata
+    from models.anomaly import read_model_metadata
 
-    if not model.is_file():
-        raise typer.BadParameter(f"{model}: no such file")
     try:
-        meta = read_anomaly_metadata(model)
-    except Exception as exc:  # noqa: BLE001 - onnx parse errors have no common base class
-        raise typer.BadParameter(f"{model}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
-    if meta.get("decoder") != "anomaly" or "input_size" not in meta:
-        raise typer.BadParameter(f"{model}: not a FieldLine anomaly model (fieldline.decoder = "
-                                 f"{meta.get('decoder')!r}; expected 'anomaly' with fieldline.input_size)")
-    return meta
+        return read_model_metadata(model)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @anomaly_app.command()

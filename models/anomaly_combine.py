@@ -24,22 +24,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper, version_converter
 
-from models.anomaly import anomaly_metadata, onnx_scorer
+from models.anomaly import anomaly_metadata, onnx_scorer, read_model_metadata
 
 VERSION = "1.0.0"
 
 
 def _load_branch(path: Path) -> tuple[onnx.ModelProto, dict[str, str]]:
-    from edge_agent.detectors.anomaly import read_anomaly_metadata
-
-    try:
-        model = onnx.load(str(path))
-        meta = read_anomaly_metadata(path)
-    except Exception as exc:  # noqa: BLE001 - onnx parse errors have no common base class
-        raise ValueError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc})") from None
-    if meta.get("decoder") != "anomaly" or not meta.get("input_size", "").isdigit():
-        raise ValueError(f"{path}: not a FieldLine anomaly model (fieldline.decoder = {meta.get('decoder')!r}, "
-                         f"fieldline.input_size = {meta.get('input_size')!r})")
+    meta = read_model_metadata(path)
+    model = onnx.load(str(path))
     if meta.get("normalization") != "gray_0_1":
         raise ValueError(f"{path}: normalization {meta.get('normalization')!r}; combine needs gray_0_1")
     names = ([i.name for i in model.graph.input], [o.name for o in model.graph.output])
