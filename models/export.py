@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from models.net import TomatoNet
+from models.net import NetSpec, TomatoNet
 from models.tta import FLIP_SETS, FlipAveraged
 from models.synth.tomato import LABELS
 
@@ -41,17 +41,21 @@ def set_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
 
 
 def load_checkpoint(checkpoint: Path) -> tuple[TomatoNet, dict]:
-    """A ``best.pt`` -> (net in eval mode, info with labels, input_size, width, head_width).
+    """A ``best.pt`` -> (net in eval mode, info with labels, input_size and the :class:`NetSpec` fields).
 
     Checkpoints written before the trainer recorded labels hold only the EMA state dict of the
     3-class tomato net; they load with the tomato labels.
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    info = {"labels": list(LABELS), "input_size": INPUT_SIZE, "width": 80, "head_width": 96}
+    info: dict = {"labels": list(LABELS), "input_size": INPUT_SIZE}
     if isinstance(state, dict) and "ema" in state:
-        info.update({k: state[k] for k in ("labels", "input_size", "width", "head_width") if k in state})
+        info.update({k: state[k] for k in ("labels", "input_size") if k in state})
+        spec = NetSpec.from_dict(state)
         state = state["ema"]
-    net = TomatoNet(len(info["labels"]), width=int(info["width"]), head_width=int(info["head_width"]))
+    else:
+        spec = NetSpec()
+    info.update(spec.to_dict())
+    net = TomatoNet(len(info["labels"]), spec=spec)
     net.load_state_dict(state)
     net.eval()
     return net, info

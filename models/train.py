@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.assigners import ASSIGNERS, centre_assign, simota_assign
 from models.data_sources import DataSource
-from models.net import STRIDES, TomatoNet, count_parameters, flatten, ltrb_to_xyxy
+from models.net import ARCHS, STRIDES, NetSpec, TomatoNet, count_parameters, flatten, ltrb_to_xyxy
 
 INPUT = 320
 TRAIN_CANVAS = 256  # fully convolutional: train on 256 crops (~2x faster), infer at 320
@@ -51,6 +52,10 @@ class TrainConfig:
     mosaic: float = 0.0  # share of training samples built as 2x2 mosaics of four images (small datasets)
     width: int = 80
     head_width: int = 96
+    act: str = "silu"  # silu | relu (see models/net.py: ReLU fuses into the convs on onnxruntime)
+    stem: str = "conv"  # conv | patch
+    head_depth: int = 2
+    assigner: str = "centre"  # centre | simota (models/assigners.py)
     seed: int = 1234
     epochs: int = 300  # upper bound; the time budget normally ends training first
     batch: int = 16
@@ -65,6 +70,16 @@ class TrainConfig:
 
     def source(self) -> DataSource:
         return DataSource.parse(self.data, self.fmt, self.mapping, self.classes, self.split_seed, self.fractions)
+
+    def spec(self) -> NetSpec:
+        return NetSpec(self.width, self.head_width, self.act, self.stem, self.head_depth)  # type: ignore[arg-type]
+
+    @staticmethod
+    def arch_fields(arch: str) -> dict:
+        """The TrainConfig fields of a preset of :data:`models.net.ARCHS` (``v1`` / ``fast``)."""
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+        return ARCHS[arch].to_dict()
 
     def canvas(self) -> int:
         if self.train_canvas:
@@ -166,30 +181,6 @@ def mosaic(tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     return canvas, np.concatenate(boxes).astype(np.float32), np.concatenate(labels)
 
 
-def assign(points: torch.Tensor, strides: torch.Tensor, gt: torch.Tensor, radius: float = 2.5
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centre sampling: returns (pos mask (N,), gt index (N,)). Each GT keeps >=1 location."""
-    n = points.shape[0]
-    if gt.shape[0] == 0:
-        return torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.long)
-    px, py = points[:, 0:1], points[:, 1:2]
-    inside = (px > gt[:, 0]) & (px < gt[:, 2]) & (py > gt[:, 1]) & (py < gt[:, 3])
-    cx, cy = (gt[:, 0] + gt[:, 2]) / 2, (gt[:, 1] + gt[:, 3]) / 2
-    r = radius * strides[:, None]
-    centre = ((px - cx).abs() < r) & ((py - cy).abs() < r)
-    side = torch.maximum(gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1])
-    level_ok = (strides[:, None] < 12) | (side[None, :] >= 2 * strides[:, None])
-    cand = inside & centre & level_ok
-    fine = strides == STRIDES[0]
-    d = (px - cx) ** 2 + (py - cy) ** 2
-    d[~fine] = float("inf")
-    cand[d.argmin(0), torch.arange(gt.shape[0])] = True
-    area = ((gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]))[None, :].expand(n, -1).clone()
-    area[~cand] = float("inf")
-    best_area, idx = area.min(1)
-    return torch.isfinite(best_area), idx
-
-
 def box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Element-wise IoU and GIoU of two (K,4) xyxy tensors."""
     lt, rb = torch.maximum(a[:, :2], b[:, :2]), torch.minimum(a[:, 2:], b[:, 2:])
@@ -200,14 +191,21 @@ def box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch
     return iou, iou - (hull - union) / hull.clamp(min=1e-6)
 
 
-def compute_loss(outs: list, targets: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, dict]:
+def compute_loss(outs: list, targets: list[tuple[torch.Tensor, torch.Tensor]], assigner: str = "centre"
+                 ) -> tuple[torch.Tensor, dict]:
+    """Quality focal loss + 2 x GIoU over the positives that ``assigner`` (models/assigners.py) picks."""
+    if assigner not in ASSIGNERS:
+        raise ValueError(f"unknown assigner {assigner!r}; choose one of {', '.join(ASSIGNERS)}")
     logits, dist, points = flatten(outs)
     strides = torch.cat([torch.full((o[0].shape[2] * o[0].shape[3],), float(s)) for o, s in zip(outs, STRIDES)])
     boxes = ltrb_to_xyxy(points[None], dist)
     qtarget = torch.zeros_like(logits)
     giou_terms, n_pos = [], 0
     for b, (gt, lab) in enumerate(targets):
-        pos, idx = assign(points, strides, gt)
+        if assigner == "simota":
+            pos, idx = simota_assign(points, strides, gt, lab, boxes[b].detach(), logits[b].detach())
+        else:
+            pos, idx = centre_assign(points, strides, gt)
         if pos.any():
             tb, tl = gt[idx[pos]], lab[idx[pos]]
             iou, giou = box_iou_pairs(boxes[b, pos], tb)
@@ -259,7 +257,7 @@ def validate(net: TomatoNet, frames: list, labels: tuple[str, ...], input_size: 
 
 def _checkpoint(model: TomatoNet, ema: EMA, cfg: TrainConfig, labels: tuple[str, ...]) -> dict:
     return {"ema": ema.model.state_dict(), "labels": list(labels), "input_size": cfg.input_size,
-            "width": cfg.width, "head_width": cfg.head_width}
+            **cfg.spec().to_dict()}
 
 
 class WeightAverage:
@@ -295,9 +293,10 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
     st = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(st, dict) or "ema" not in st:
         raise ValueError(f"--init-from {path}: not a FieldLine training checkpoint (best.pt or last.pt)")
-    for key, want in (("width", cfg.width), ("head_width", cfg.head_width)):
-        if key in st and st[key] != want:
-            raise ValueError(f"--init-from {path}: {key} {st[key]} differs from this run's {want}")
+    source_spec = NetSpec.from_dict(st)
+    for key, want in cfg.spec().to_dict().items():
+        if getattr(source_spec, key) != want:
+            raise ValueError(f"--init-from {path}: {key} {getattr(source_spec, key)} differs from this run's {want}")
     source_labels = list(st.get("labels") or [])
     weights, own = st["ema"], model.state_dict()
     shared = [lab for lab in labels if lab in source_labels]
@@ -341,7 +340,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
     else:
         val_frames = list(src.frames("val", cfg.val_images)) if src.split_size("val") else []
 
-    model = TomatoNet(len(labels), cfg.width, cfg.head_width).to(memory_format=torch.channels_last)
+    model = TomatoNet(len(labels), spec=cfg.spec()).to(memory_format=torch.channels_last)
     init = load_initial_weights(model, cfg.init_from, labels, cfg) if cfg.init_from and not resume else None
     ema = EMA(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -406,7 +405,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                     cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, done))))
                 for g in opt.param_groups:
                     g["lr"] = lr
-                loss, parts = compute_loss(model(x), targets)
+                loss, parts = compute_loss(model(x), targets, cfg.assigner)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

@@ -259,7 +259,7 @@ def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path, calibrat
     # the network's SiLU activations read INT8 (through QDQ), the top-level box decode stays float
     assert all((src == "DequantizeLinear") == inner for inner, src in sigmoids)
     assert {inner for inner, _ in sigmoids} == {True, False}
-    assert i8.metadata["quantized_ops"] == "Conv,Sigmoid,Mul,Add"
+    assert i8.metadata["quantized_ops"] == "Conv,Relu,Sigmoid,Mul,Add"
     from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
 
     score_diffs = []
@@ -293,7 +293,7 @@ def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path)
     written = OnnxDetector(out).metadata
     assert written["quantization"] == "int8-qdq-per-channel-{}{}".format(
         rep["calibration"], "-head-fp32" if rep["head_fp32"] else "")
-    assert written["quantized_ops"] == {"layers": "Conv,Sigmoid,Mul,Add", "conv": "Conv"}[rep["scope"]]
+    assert written["quantized_ops"] == {"layers": "Conv,Relu,Sigmoid,Mul,Add", "conv": "Conv"}[rep["scope"]]
     kept = out.read_bytes()  # a refused run leaves an existing file alone
     with pytest.raises(QuantizationRefused):
         quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0, keep_head_fp32=True,
@@ -327,6 +327,49 @@ def test_cli_train_rejects_bad_input(tmp_path: Path) -> None:
     assert r.returncode == 2 and "unknown synthetic source" in r.stderr
     r = run("--input-size", "100")
     assert r.returncode == 2 and "multiple of 32" in r.stderr
+    r = run("--arch", "huge")
+    assert r.returncode == 2 and "unknown arch 'huge'" in r.stderr
+    r = run("--assigner", "atss")
+    assert r.returncode == 2 and "--assigner 'atss'" in r.stderr
+
+
+def test_fast_arch_trains_records_its_shape_and_exports_relu_layers(trained: dict, tmp_path: Path) -> None:
+    import torch
+
+    from models.export import load_checkpoint
+    from models.net import ARCHS, NetSpec
+
+    fast = {**ARCHS["fast"].to_dict(), "width": 32, "head_width": 32}
+    cfg = TrainConfig(**{**trained["cfg"].__dict__, **fast, "out_dir": tmp_path / "run", "epochs": 4,
+                         "val_interval_s": 0})
+    best = train(cfg, progress=False)
+    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
+    assert info["first_losses"][0]["loss"] > np.mean([x["loss"] for x in info["loss_log"][-3:]])
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    assert NetSpec.from_dict(ckpt) == NetSpec(**fast)
+    net, loaded = load_checkpoint(best)
+    assert net.spec == NetSpec(**fast) and loaded["act"] == "relu" and loaded["stem"] == "patch"
+    path = export(best, tmp_path / "fast.onnx", name="shapes", version="0.4.0")
+    ops = [(n.op_type, n.name.count("/") >= 2) for n in onnx.load(str(path)).graph.node]
+    assert ("Relu", True) in ops and ("Sigmoid", True) not in ops  # only the box decode has a sigmoid
+    stem = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"][0]
+    assert {a.name: list(a.ints) for a in stem.attribute}["strides"] == [4, 4]  # the 4x4 patch stem
+    x = np.random.default_rng(1).random((1, 3, 160, 160), dtype=np.float32)
+    net.export_mode = True
+    with torch.no_grad():
+        np.testing.assert_allclose(_raw_detections(path, x), net(torch.from_numpy(x))[0].numpy(), atol=1e-4)
+    assert load_checkpoint(trained["best"])[0].spec == NetSpec(width=32, head_width=32)  # v1 by default
+    v1 = torch.load(trained["best"], map_location="cpu", weights_only=True)
+    legacy = tmp_path / "legacy.pt"  # checkpoints written before NetSpec hold no act/stem/head_depth: all v1
+    torch.save({k: v1[k] for k in ("ema", "labels", "input_size", "width", "head_width")}, legacy)
+    assert load_checkpoint(legacy)[0].spec == NetSpec(width=32, head_width=32)
+    from models.train import load_initial_weights
+    from models.net import TomatoNet
+
+    with pytest.raises(ValueError, match="act relu differs from this run's silu"):
+        load_initial_weights(TomatoNet(2, 32, 32), best, ("disc",), trained["cfg"])
+    with pytest.raises(ValueError, match="unknown arch 'huge'"):
+        TrainConfig.arch_fields("huge")
 
 
 def test_coco_map_matches_a_hand_computed_fixture() -> None:
