@@ -103,9 +103,9 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
     if assigner not in ASSIGNERS:
         _fail(f"--assigner {assigner!r}: choose one of {', '.join(ASSIGNERS)}")
     src = _source(data, fmt, mapping, classes, split_seed, splits)
-    cfg = TrainConfig(**arch_fields, assigner=assigner, out_dir=out_dir, data=data, fmt=fmt, mapping=mapping, classes=src.classes,
-                      split_seed=split_seed, fractions=src.fractions, images=images, input_size=input_size,
-                      flip_vertical=vflip, mosaic=mosaic,
+    cfg = TrainConfig(**arch_fields, assigner=assigner, out_dir=out_dir, data=data, fmt=fmt, mapping=mapping,
+                      classes=src.classes, split_seed=split_seed, fractions=src.fractions, images=images,
+                      input_size=input_size, flip_vertical=vflip, mosaic=mosaic,
                       epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget,
                       val_interval_s=val_interval, threads=threads, init_from=init_from,
                       average_from=average_from)

@@ -5,7 +5,7 @@ Recipe: every training frame is resized once to the detector's letterbox scale a
 random scale (0.75-1.45) and placement on 114-grey square crops (256 for a 320 input: the net is fully
 convolutional, inference stays at full size), horizontal (and optionally vertical) flip, small HSV jitter
 (hue barely moves: for tomatoes hue *is* the ripeness label). Channels-last tensors make the depthwise
-convs ~2.5x faster on CPU. Static centre-sampling assigner, quality focal loss (IoU as soft class target)
+convs ~2.5x faster on CPU. Centre-sampling (or SimOTA) assigner, quality focal loss (IoU as soft class target)
 + GIoU, AdamW, warmup + cosine LR over the time budget, EMA of weights; validation mAP (through the ONNX
 edge path) picks ``best.pt``; ``last.pt`` holds everything ``--resume`` needs.
 """
@@ -293,10 +293,10 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
     st = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(st, dict) or "ema" not in st:
         raise ValueError(f"--init-from {path}: not a FieldLine training checkpoint (best.pt or last.pt)")
-    source_spec = NetSpec.from_dict(st)
+    theirs = NetSpec.from_dict(st).to_dict()
     for key, want in cfg.spec().to_dict().items():
-        if getattr(source_spec, key) != want:
-            raise ValueError(f"--init-from {path}: {key} {getattr(source_spec, key)} differs from this run's {want}")
+        if theirs[key] != want:
+            raise ValueError(f"--init-from {path}: {key} {theirs[key]} differs from this run's {want}")
     source_labels = list(st.get("labels") or [])
     weights, own = st["ema"], model.state_dict()
     shared = [lab for lab in labels if lab in source_labels]
