@@ -18,6 +18,8 @@ import typer
 anomaly_app = typer.Typer(help="Defect-free-only surface anomaly model: fit, quantize, combine and evaluate.",
                           no_args_is_help=True, add_completion=False)
 
+REDUCE_RANGE_HELP = ("INT8 weights: 7-bit (default) runs right on every CPU; 8-bit (--full-range) saturates on x86 "
+                     "without VNNI (AVX2-only boxes): use it only for fleets that all have VNNI or ARM")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
@@ -118,7 +120,8 @@ def quantize(model: Path = typer.Option(..., help="FP32 anomaly .onnx fitted wit
              target_frr: float = typer.Option(0.01, help="False-reject rate for the INT8 file's threshold"),
              max_drop: float = typer.Option(0.01, help="Largest AUROC loss accepted (0.01 = one point)"),
              force: bool = typer.Option(False, help="Write the INT8 file even beyond --max-drop"),
-             seed: int = typer.Option(0)) -> None:
+             seed: int = typer.Option(0),
+             reduce_range: bool = typer.Option(True, "--reduce-range/--full-range", help=REDUCE_RANGE_HELP)) -> None:
     """Static INT8 copy of a seg anomaly model, checked against FP32 on painted defects (no labels needed)."""
     import numpy as np
 
@@ -145,7 +148,7 @@ def quantize(model: Path = typer.Option(..., help="FP32 anomaly .onnx fitted wit
     calib, held_out = x[perm[nc:]], x[perm[:nc]]
     try:
         report = quantize_anomaly(model, out, calib, held_out, held_out, max_drop=max_drop, force=force,
-                                  target_frr=target_frr)
+                                  target_frr=target_frr, reduce_range=reduce_range)
     except QuantizationRefused as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(2) from None

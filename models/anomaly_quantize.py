@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                      quantize_static)
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from models.anomaly import auroc, onnx_scorer
-from models.quantize import PERCENTILE, QuantizationRefused
+from models.quantize import PERCENTILE, QuantizationRefused, quantize_qdq, weight_range_metadata
 
 INT8_OPS = ("Conv", "Relu", "Concat", "Resize")
 CHECK_SEED = 5151
@@ -63,7 +62,8 @@ def unet_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.ndarray, threshold_images: np.ndarray,
-                     *, max_drop: float = 0.01, force: bool = False, target_frr: float = 0.01) -> dict[str, Any]:
+                     *, max_drop: float = 0.01, force: bool = False, target_frr: float = 0.01,
+                     reduce_range: bool = True) -> dict[str, Any]:
     """Write an INT8 copy of the ``seg`` anomaly model ``fp32`` to ``out`` and return the check report.
 
     ``calib``: defect-free images for the activation ranges (the first :func:`calibration_cap`, each also used with a
@@ -91,12 +91,8 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
         calib = calib[:calibration_cap(int(calib.shape[-1]))]
         calib_set = np.concatenate([calib, proxy_set(calib, CALIB_SEED, copies=1)])
         with contextlib.redirect_stdout(sys.stderr):  # onnxruntime prints calibration progress: keep stdout clean
-            quantize_static(str(pre), str(candidate), ArrayCalibration(calib_set, src.graph.input[0].name),
-                            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(INT8_OPS),
-                            nodes_to_quantize=nodes, per_channel=True, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
-                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                                           "CalibPercentile": PERCENTILE})
+            quantize_qdq(pre, candidate, ArrayCalibration(calib_set, src.graph.input[0].name), INT8_OPS, nodes,
+                         CalibrationMethod.Percentile, {"CalibPercentile": PERCENTILE}, reduce_range)
         painted = proxy_set(check_free, CHECK_SEED, copies=1)
         labels = np.r_[np.zeros(len(check_free)), np.ones(len(painted))]
         check = np.concatenate([check_free, painted])
@@ -110,7 +106,8 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
                   "fp32_threshold": float(meta["fieldline.threshold"]), "calib_images": int(len(calib)),
                   "calib_painted": int(len(calib)),
                   "check": f"{len(check_free)} held-out defect-free images vs the same with painted defects "
-                           f"(seed {CHECK_SEED})", "quantized_ops": ",".join(INT8_OPS), "out": str(out)}
+                           f"(seed {CHECK_SEED})", "quantized_ops": ",".join(INT8_OPS),
+                  "int8_weights": weight_range_metadata(reduce_range), "out": str(out)}
         if drop > max_drop and not force:
             raise QuantizationRefused(
                 f"INT8 check AUROC {int8_auc:.3f} vs FP32 {fp32_auc:.3f}: a drop of {100 * drop:.1f} points exceeds "
@@ -120,7 +117,8 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
     del q.metadata_props[:]
     for key, value in {**meta, "fieldline.threshold": f"{threshold:.6f}",
                        "fieldline.quantization": "int8-qdq-per-channel-percentile",
-                       "fieldline.quantized_ops": ",".join(INT8_OPS)}.items():
+                       "fieldline.quantized_ops": ",".join(INT8_OPS),
+                       "fieldline.int8_weights": weight_range_metadata(reduce_range)}.items():
         q.metadata_props.add(key=key, value=value)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(q, str(out))

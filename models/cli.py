@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from models.anomaly_cli import REDUCE_RANGE_HELP
+
 model_app = typer.Typer(help="Synthetic data, training, export, INT8 quantisation, evaluation, model cards.",
                         no_args_is_help=True, add_completion=False)
 err = Console(stderr=True)
@@ -147,7 +149,8 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
              force: bool = typer.Option(False, help="Write the INT8 file even if mAP drops more"),
              keep_head_fp32: bool = typer.Option(False, help="Start with the head convs in FP32"),
              calibration: str = typer.Option("auto", help="Activation ranges: percentile (99.999th, robust to "
-                                                           "outliers) | minmax | auto (percentile, then minmax)")) -> None:
+                                                           "outliers) | minmax | auto (percentile, then minmax)"),
+             reduce_range: bool = typer.Option(True, "--reduce-range/--full-range", help=REDUCE_RANGE_HELP)) -> None:
     """Static INT8 QDQ per-channel, calibrated on training frames; refuses a > 1 point mAP drop."""
     from models.quantize import QuantizationRefused
     from models.quantize import quantize_checked as run
@@ -166,7 +169,7 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
     src = _source(data, fmt, mapping, None, split_seed, splits)
     try:
         report = run(model, out, src, calib_count=calib_count, check_count=check_count, max_drop=max_drop,
-                     force=force, keep_head_fp32=keep_head_fp32, calibration=calibration)
+                     force=force, keep_head_fp32=keep_head_fp32, calibration=calibration, reduce_range=reduce_range)
     except (QuantizationRefused, ValueError) as exc:  # ValueError: a bad --calibration, before any work
         _fail(str(exc))
     typer.echo(json.dumps(report))
@@ -210,6 +213,7 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
                f"({res['images']} images, {res['instances']} instances; conf {conf:g}, NMS IoU {iou:g})")
     for lab, v in res["per_class"].items():
         typer.echo(f"  {lab:<16} AP50 {v['ap50']:.3f}  AP50-95 {v['ap50_95']:.3f}")
+    typer.echo(f"  any class: mAP50 {res['map50_agnostic']:.3f} (every label as one: finding vs classifying)")
     if "warning" in res:
         err.print(f"[yellow]warning:[/] {res['warning']}", highlight=False)
     if plots is not None:

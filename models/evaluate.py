@@ -65,6 +65,17 @@ def coco_map(gts: list[tuple[np.ndarray, list[str]]], dets: list[tuple[np.ndarra
             "per_class": per_class, "instances": len(anns)}
 
 
+def class_agnostic_map50(gts: list[tuple[np.ndarray, list[str]]],
+                         dets: list[tuple[np.ndarray, np.ndarray, list[str]]]) -> float:
+    """mAP50 with every label replaced by one: how well the model finds objects, whatever their class.
+
+    The gap to the class-wise mAP50 is what classification costs (e.g. ripeness stages confused).
+    """
+    one_gts = [(b, ["object"] * len(labs)) for b, labs in gts]
+    one_dets = [(b, s, ["object"] * len(labs)) for b, s, labs in dets]
+    return coco_map(one_gts, one_dets, ("object",))["map50"]
+
+
 def run_detector(det: OnnxDetector, frames: Iterable[tuple[np.ndarray, np.ndarray, list[str]]],
                  progress: Callable[[int], None] | None = None) -> tuple[list, list]:
     """-> (ground truth per image, predictions per image) in the shapes of :func:`coco_map`."""
@@ -94,6 +105,7 @@ def evaluate(model_path: str | Path, data: str | DataSource = "synth:tomato", co
     gts, dets = run_detector(det, src.frames(split, total, seed),
                              (lambda i: progress(i, total)) if progress else None)
     result = coco_map(gts, dets, det.labels)
+    result["map50_agnostic"] = class_agnostic_map50(gts, dets)
     data_labels = src.labels()
     if set(det.labels) != set(data_labels):
         result["warning"] = f"model labels {list(det.labels)} differ from the data's {list(data_labels)}"

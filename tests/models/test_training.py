@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 pytest.importorskip("torch", reason="training needs the train extra (torch)")
 
@@ -276,6 +277,26 @@ def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path, calibrat
     assert np.percentile(score_diffs, 99.9) < 0.08 and score_diffs.max() < 0.3
 
 
+def _int8_weight_extremes(path: Path) -> tuple[int, int]:
+    ints = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
+            if t.data_type == onnx.TensorProto.INT8 and t.dims]
+    return int(min(a.min() for a in ints)), int(max(a.max() for a in ints))
+
+
+def test_int8_weights_are_7_bit_unless_full_range_is_asked(trained: dict, tmp_path: Path) -> None:
+    """7-bit weights keep onnxruntime's U8S8 int16 pair sums from saturating on x86 CPUs without VNNI
+    (255 * 64 * 2 < 32767); --full-range gives 8-bit weights (every channel's largest weight at +-127)."""
+    src = DataSource.parse(str(trained["data"]), "yolo")
+    portable = quantize(trained["onnx"], tmp_path / "p.onnx", calib_count=8, source=src)
+    full = quantize(trained["onnx"], tmp_path / "f.onnx", calib_count=8, source=src, reduce_range=False)
+    lo, hi = _int8_weight_extremes(portable)
+    assert -64 <= lo and hi <= 64 and max(-lo, hi) == 64
+    lo, hi = _int8_weight_extremes(full)
+    assert max(-lo, hi) == 127
+    assert OnnxDetector(portable).metadata["int8_weights"] == "7bit-portable"
+    assert OnnxDetector(full).metadata["int8_weights"] == "8bit-vnni"
+
+
 def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path) -> None:
     src = DataSource.parse(str(trained["data"]), "yolo")
     out = tmp_path / "q.onnx"
@@ -391,3 +412,15 @@ def test_coco_map_matches_a_hand_computed_fixture() -> None:
     assert res2["map50"] == pytest.approx(res["map50"], abs=1e-4)
     only_first = 51 / 101  # from IoU 0.6 on, the third detection is an FP: recall stops at 0.5
     assert res2["map50_95"] == pytest.approx((2 * res["map50"] + 8 * only_first) / 10, abs=1e-3)
+
+
+def test_class_agnostic_map_separates_finding_from_classifying() -> None:
+    """Both fruits found with exact boxes but with each other's class: class-wise mAP50 0, agnostic 1."""
+    from models.evaluate import class_agnostic_map50
+
+    gts = [(np.array([[10, 10, 50, 50], [100, 100, 140, 150]], np.float32), ["a", "b"])]
+    swapped = [(gts[0][0].copy(), np.array([0.9, 0.8]), ["b", "a"])]
+    assert coco_map(gts, swapped, ("a", "b"))["map50"] == 0.0
+    assert class_agnostic_map50(gts, swapped) == pytest.approx(1.0)
+    one_missed = [(gts[0][0][:1].copy(), np.array([0.9]), ["b"])]  # recall 0.5 at precision 1
+    assert class_agnostic_map50(gts, one_missed) == pytest.approx(51 / 101, abs=1e-4)
