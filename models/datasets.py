@@ -227,7 +227,11 @@ def size_bucket(area: float) -> str:
 
 
 def dataset_stats(ds: Dataset) -> dict[str, Any]:
-    """Images (total, per split, without boxes), instances per class (total and per split), box sizes."""
+    """Images (total, per split, without boxes), instances per class (total and per split), box sizes, and the
+    label-quality checks of :mod:`models.label_checks` (their warnings join the loader's)."""
+    from models.label_checks import label_checks  # it reads Dataset/rel from here
+
+    checks = label_checks(ds)
     per_class: dict[str, Counter] = {c: Counter() for c in ds.classes}
     sizes: Counter = Counter({"small": 0, "medium": 0, "large": 0})
     splits: Counter = Counter()
@@ -247,7 +251,8 @@ def dataset_stats(ds: Dataset) -> dict[str, Any]:
         "instances": sum(sum(c.values()) for c in per_class.values()),
         "instances_per_class": {c: sum(n.values()) for c, n in per_class.items()},
         "instances_per_class_split": {c: {s: n[s] for s in order} for c, n in per_class.items()},
-        "box_sizes": dict(sizes), "classes": list(ds.classes), "warnings": list(ds.warnings),
+        "box_sizes": dict(sizes), "classes": list(ds.classes), "warnings": [*ds.warnings, *checks["warnings"]],
+        "label_checks": {k: checks[k] for k in ("per_split", "copied_label_sets")},
     }
 
 
