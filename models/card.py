@@ -58,7 +58,7 @@ REAL_DATA: dict[str, list[dict[str, str]]] = {
         "recipe": "models/recipes/laboro-tomato.sh",
         "note": "Stage 1 of the recipe trains on `synth:tomato` (800 s, 25 % mosaics, seed 1234); stage 2 starts "
                 "from its `best.pt` (`--init-from`) and trains on the Laboro train split like the run above, at "
-                "learning rate 0.001.",
+                "learning rate 0.001, for `FINETUNE_BUDGET` seconds (1800 by default).",
         "licence": "CC BY-NC-SA 4.0 (non-commercial): the weights trained on it are not shipped"}],
     "steel-defect": [{
         "dir": "neu-det", "title": "NEU-DET (20 % test split, split seed 0, 358 images), trained from random weights",

@@ -86,7 +86,8 @@ def stats_cmd(src: Path = typer.Argument(..., help="Dataset folder (or a COCO .j
               seed: int = typer.Option(0, help="Split hash seed"),
               splits: str = typer.Option("0.8,0.1,0.1", help="train,val,test shares"),
               as_json: bool = typer.Option(False, "--json", help="Print the stats as one JSON line last")) -> None:
-    """Images, instances per class and split, box sizes (COCO small/medium/large), images without boxes."""
+    """Images, instances per class and split, box sizes (COCO small/medium/large), images without boxes, and
+    label checks: images sharing identical boxes (labels attached to the wrong image), boxes around others."""
     from models.datasets import dataset_stats
 
     _print_stats(dataset_stats(_load(src, fmt, mapping, None, seed, splits)), as_json)

@@ -12,6 +12,7 @@ ROOT=${OUT:-/tmp/fieldline-recipes}
 CLEAN="$ROOT/laboro-clean-labels"
 python "$(dirname "$0")/laboro_clean_test.py" "$DATA" "$CLEAN"
 BUDGET=${BUDGET:-600}
+FINETUNE_BUDGET=${FINETUNE_BUDGET:-1800}  # the budgets are seconds: on a slower CPU the same budget is fewer steps
 MAP='*_fully_ripened=ripe,*_half_ripened=half_ripe,*_green=green'
 COMMON=(--data "$DATA" --format supervisely --map "$MAP" --classes green,half_ripe,ripe --input-size 448
         --mosaic 0.5 --time-budget "$BUDGET" --val-interval 60 --seed 7)
@@ -44,6 +45,6 @@ fieldline model eval --model models/zoo/tomato-ripeness.onnx --data "$CLEAN" --f
 # 3. Fine-tuned from the synthetic model (lower learning rate: the features are already useful).
 mkdir -p "$ROOT/laboro-finetune"
 fieldline model train "${COMMON[@]}" --out-dir "$ROOT/laboro-finetune/run" --lr 0.001 \
-  --init-from "$ROOT/synth-tomato/best.pt"
+  --time-budget "$FINETUNE_BUDGET" --init-from "$ROOT/synth-tomato/best.pt"
 evaluate "$ROOT/laboro-finetune"
 cat "$ROOT/laboro/eval_test.json" "$ROOT/laboro-finetune/eval_test.json"
