@@ -8,7 +8,7 @@ that no file-format check can see.
   test files both use.
 - **Boxes enclosing other objects**: a box that contains the centres of two or more other boxes of its image.
   Clusters make a few of these legitimately; a split with many more of them than the others has boxes that do
-  not belong to its pictures (Laboro subset: 52 of 1,076 test boxes, 0 of 1,974 training boxes).
+  not belong to its pictures (Laboro subset: 87 of 1,076 test boxes, 8.1 %; 20 of 1,814 training boxes, 1.1 %).
 """
 
 from __future__ import annotations
