@@ -49,6 +49,11 @@ class _ModelCommon(_Strict):
     iou_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU threshold of class-wise NMS")
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads")
     max_detections: int = Field(default=300, ge=1, le=10_000, description="At most this many detections per frame")
+    precision: Literal["file", "auto"] = Field(
+        default="file",
+        description="file: load `path` as given; auto: also load its FP32/INT8 twin (NAME.onnx / NAME.int8.onnx), "
+        "time both at start-up with `threads`, keep the faster on this CPU (INT8 only when >= 5 % faster)",
+    )
 
 
 class FieldlineModelConfig(_ModelCommon):

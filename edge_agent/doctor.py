@@ -65,8 +65,10 @@ def check_model(config: AgentConfig) -> Check:
     for _ in range(5):
         detector.detect(frame)
     ms = (time.perf_counter() - started) / 5 * 1000
+    choice = f"; precision auto: {detector.precision_choice.chosen.name} ({detector.precision_choice.reason})" \
+        if detector.precision_choice else ""
     return Check("model", True, f"{detector.name} {detector.version}, labels {_labels_text(detector.labels)}, "
-                                f"{ms:.1f} ms/frame")
+                                f"{ms:.1f} ms/frame{choice}")
 
 
 def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Check:

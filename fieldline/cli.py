@@ -238,7 +238,7 @@ def demo(
         info = Demo(data_dir=data_dir, api_port=api_port, mqtt_port=mqtt_port, sheds=sheds).run(
             stop, duration, on_ready=lambda i: out.print(
                 f"[bold green]FieldLine demo is up[/]\n  API      {i['api_url']}  (docs: {i['api_url']}/docs)\n"
-                f"  token    {i['token']}\n  MQTT     {i['mqtt_host']}:{i['mqtt_port']}\n"
+                f"  token    {i['token']}\n  MQTT     {i['mqtt_host']}:{i['mqtt_port']}\n  model    {i['model']}\n"
                 f"  details  {data_dir / 'demo.json'}\n  try      curl -H 'Authorization: Bearer {i['token']}' "
                 f"{i['api_url']}/api/v1/sheds\nCtrl-C stops everything.",
                 highlight=False, soft_wrap=True)

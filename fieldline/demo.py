@@ -21,7 +21,8 @@ from cloud_api.core.config import Settings
 from cloud_api.main import create_app
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
-from edge_agent.detectors.onnx_detector import ModelLoadError, OnnxDetector
+from edge_agent.detectors.factory import build_detector
+from edge_agent.detectors.onnx_detector import ModelLoadError
 from fieldline.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from models.zoo_index import default_file
 
@@ -63,7 +64,7 @@ def demo_agent_configs(data_dir: Path, sheds: int, mqtt_port: int, model: Path) 
                     "site": SITE,
                     "data_dir": data_dir / "edge" / device,
                     "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
-                    "model": {"path": model},
+                    "model": {"path": model, "precision": "auto"},
                     "cameras": cameras,
                     "stats_interval_s": 60,
                 }
@@ -99,8 +100,9 @@ class Demo:
             if not _port_free("127.0.0.1", port):
                 raise DemoError(f"port {port} for the {what} is in use; pick another with --{what.lower()}-port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        configs = demo_agent_configs(self.data_dir, self.sheds, self.mqtt_port, self.model)
         try:
-            detectors = [OnnxDetector(self.model, 0.35, 0.5, 1)]
+            detector = build_detector(configs[0].model)  # one shared detector: the faster of FP32/INT8 here
         except ModelLoadError as exc:
             raise DemoError(f"demo model: {exc}") from None
         token = self._token()
@@ -111,6 +113,7 @@ class Demo:
             "mqtt_port": self.mqtt_port,
             "site": SITE,
             "sheds": self.sheds,
+            "model": str(detector.precision_choice.chosen if detector.precision_choice else self.model),
             "data_dir": str(self.data_dir),
         }
         broker = EmbeddedBroker("127.0.0.1", self.mqtt_port)
@@ -125,8 +128,7 @@ class Demo:
         server.install_signal_handlers = lambda: None  # the CLI owns SIGINT/SIGTERM
         api_thread = threading.Thread(target=server.run, name="api", daemon=True)
         agent_stop = threading.Event()
-        agents = [Agent(cfg, detectors[0]) for cfg in demo_agent_configs(self.data_dir, self.sheds,
-                                                                            self.mqtt_port, self.model)]
+        agents = [Agent(cfg, detector) for cfg in configs]
         agent_threads = [threading.Thread(target=a.run, args=(agent_stop,), name=f"agent-{a.config.device}",
                                           daemon=True) for a in agents]
         try:

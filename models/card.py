@@ -144,11 +144,21 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
     return out
 
 
-def record_metrics(name: str, train_info: dict[str, Any], holdout: str = "synth:tomato", holdout_count: int = 300,
-                   holdout_seed: int = 20261, recipes_out: Path | None = None, quantize_report: dict | None = None,
-                   out: Path | None = None) -> dict[str, Any]:
-    """Evaluate ``ZOO/name.onnx`` and ``ZOO/name.int8.onnx`` on a fresh holdout, time them, write the JSON."""
+def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = "synth:tomato",
+                   holdout_count: int = 300, holdout_seed: int = 20261, recipes_out: Path | None = None,
+                   quantize_report: dict | None = None, out: Path | None = None) -> dict[str, Any]:
+    """Evaluate ``ZOO/name.onnx`` and ``ZOO/name.int8.onnx`` on a fresh holdout, time them, write the JSON.
+
+    What is not given (``train_info``, ``quantize_report``, real-data figures without ``recipes_out``) is kept
+    from the metrics already recorded, so the files can be re-measured on another machine without re-training.
+    """
     fp32, int8 = ZOO / f"{name}.onnx", ZOO / f"{name}.int8.onnx"
+    out = Path(out or ZOO / f"{name}.metrics.json")
+    recorded = json.loads(out.read_text()) if out.exists() else {}
+    if train_info is None:
+        if "train" not in recorded:
+            raise ValueError(f"{out}: no recorded training run; give the train_info.json of the shipped run")
+        train_info = recorded["train"]
     frames = [img for img, _, _ in DataSource.parse(holdout).frames("test", 5, 31337)]
     metrics: dict[str, Any] = {"name": name, "version": OnnxDetector(fp32).version, "train": train_info,
                                "holdout": {"data": holdout, "count": holdout_count, "seed": holdout_seed},
@@ -162,11 +172,10 @@ def record_metrics(name: str, train_info: dict[str, Any], holdout: str = "synth:
     lat = metrics["side_by_side"]["models"]
     metrics["default"] = "int8" if lat["int8"]["latency"]["1"]["median_ms"] < lat["fp32"]["latency"]["1"][
         "median_ms"] else "fp32"
-    if quantize_report:
-        metrics["quantization"] = quantize_report
-    metrics["real_data"] = _real_data(name, recipes_out)
-    out = out or ZOO / f"{name}.metrics.json"
-    Path(out).write_text(json.dumps(metrics, indent=2) + "\n")
+    if quantize_report or "quantization" in recorded:
+        metrics["quantization"] = quantize_report or recorded["quantization"]
+    metrics["real_data"] = _merged_real_data(name, recipes_out, recorded.get("real_data", []))
+    out.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -220,11 +229,16 @@ def refresh_real_data(name: str, recipes_out: Path) -> None:
     """
     path = ZOO / f"{name}.metrics.json"
     metrics = json.loads(path.read_text())
-    fresh = {r["title"]: r for r in _real_data(name, recipes_out)}
-    kept = {r["title"]: r for r in metrics.get("real_data", [])}
-    order = [spec["title"] for spec in REAL_DATA.get(name, [])]
-    metrics["real_data"] = [fresh.get(t) or kept[t] for t in order if t in fresh or t in kept]
+    metrics["real_data"] = _merged_real_data(name, recipes_out, metrics.get("real_data", []))
     path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def _merged_real_data(name: str, recipes_out: Path | None, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fresh figures from ``recipes_out`` where its recipe ran, else the recorded ones, in card order."""
+    fresh = {r["title"]: r for r in _real_data(name, recipes_out)}
+    kept = {r["title"]: r for r in recorded}
+    order = [spec["title"] for spec in REAL_DATA.get(name, [])]
+    return [fresh.get(t) or kept[t] for t in order if t in fresh or t in kept]
 
 
 def _real_data_section(metrics: dict[str, Any]) -> str:

@@ -223,7 +223,8 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
 @model_app.command()
 def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-ripeness | steel-defect"),
          measure: bool = typer.Option(False, help="Re-measure the zoo files into NAME.metrics.json first"),
-         train_info: Path | None = typer.Option(None, help="train_info.json of the shipped run (with --measure)"),
+         train_info: Path | None = typer.Option(None, help="train_info.json of the shipped run (with --measure; "
+                                                             "default: the one already recorded)"),
          holdout: str = typer.Option("synth:tomato", help="Synthetic holdout source (with --measure)"),
          holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261),
          recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures; alone: refresh just those)"),
@@ -234,10 +235,12 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
     if name not in MODEL_TEXT:
         _fail(f"--name {name!r}: no card text for it (known: {', '.join(MODEL_TEXT)})")
     if measure:
-        if train_info is None:
-            _fail("--measure needs --train-info")
-        record_metrics(name, json.loads(train_info.read_text()), holdout, holdout_count, holdout_seed, recipes_out,
-                       json.loads(quantize_report.read_text().strip().splitlines()[-1]) if quantize_report else None)
+        try:
+            record_metrics(name, json.loads(train_info.read_text()) if train_info else None, holdout, holdout_count,
+                           holdout_seed, recipes_out,
+                           json.loads(quantize_report.read_text().strip().splitlines()[-1]) if quantize_report else None)
+        except ValueError as exc:
+            _fail(str(exc))
     elif recipes_out is not None:  # only the real-data figures changed
         refresh_real_data(name, recipes_out)
     typer.echo(str(write_card(name)))

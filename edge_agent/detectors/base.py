@@ -10,11 +10,13 @@ import numpy as np
 from edge_agent.detections import Detections
 
 if TYPE_CHECKING:
+    from edge_agent.detectors.precision import PrecisionChoice
     from edge_agent.sources.base import Frame
 
 
 class Detector(ABC):
     labels: tuple[str, ...]
+    precision_choice: PrecisionChoice | None = None  # set when built with ``precision: auto``
 
     @abstractmethod
     def detect(self, frame: np.ndarray) -> Detections:

@@ -10,11 +10,23 @@ from edge_agent.detectors.base import Detector
 def build_detector(model_config, path: str | Path | None = None) -> Detector:
     """Load the detector described by ``model_config`` (any ``ModelConfig`` variant).
 
-    ``path`` overrides ``model_config.path`` (an OTA candidate file with the running settings).
+    ``path`` overrides ``model_config.path`` (an OTA candidate file with the running settings). With
+    ``precision: auto`` the faster of the file and its FP32/INT8 twin is kept (``detector.precision_choice``).
     Raises :class:`~edge_agent.detectors.onnx_detector.ModelLoadError` naming the file on failure.
     """
     if path is not None:
         model_config = model_config.model_copy(update={"path": Path(path)})
+    if model_config.precision == "auto":
+        from edge_agent.detectors.precision import choose_faster
+
+        detector, choice = choose_faster(Path(model_config.path), lambda p: _load(model_config, p))
+        detector.precision_choice = choice
+        return detector
+    return _load(model_config, Path(model_config.path))
+
+
+def _load(model_config, path: Path) -> Detector:
+    model_config = model_config.model_copy(update={"path": path})
     if model_config.type == "fieldline":
         from edge_agent.detectors.onnx_detector import OnnxDetector
 
