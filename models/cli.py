@@ -76,7 +76,11 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
           mosaic: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of 2x2 mosaic samples (small datasets)"),
           epochs: int = typer.Option(300, help="Upper bound; the time budget normally ends training"),
           batch: int = typer.Option(16), seed: int = typer.Option(1234), lr: float = typer.Option(3e-3),
-          time_budget: float = typer.Option(800.0, help="Seconds of optimisation (validation excluded)"),
+          time_budget: float | None = typer.Option(
+              None, help="Seconds of optimisation (validation excluded); default 800, or no limit with --steps"),
+          steps: int | None = typer.Option(
+              None, min=1, help="Optimiser steps: the LR schedule runs over them, so a recipe trains the same on "
+                                "any CPU (--time-budget then only caps the run)"),
           val_interval: float = typer.Option(90.0, help="Seconds of training between validation mAP runs"),
           threads: int = typer.Option(2, help="PyTorch threads"),
           resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt"),
@@ -85,7 +89,7 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
                          "weights; the best start for a few hundred labelled images"),
           average_from: float | None = typer.Option(
               None, min=0.0, max=1.0, help="Also write average.pt: the mean of the EMA weights validated after "
-                                           "this share of the time budget (e.g. 0.67; small validation sets)")) -> None:
+                                           "this share of the run (e.g. 0.67; small validation sets)")) -> None:
     """Train the <= 1M-parameter detector on synthetic data or an imported dataset (needs torch)."""
     try:
         from models.train import TrainConfig
@@ -105,10 +109,14 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
     if assigner not in ASSIGNERS:
         _fail(f"--assigner {assigner!r}: choose one of {', '.join(ASSIGNERS)}")
     src = _source(data, fmt, mapping, classes, split_seed, splits)
+    if time_budget is None:
+        time_budget = float("inf") if steps else 800.0
+    elif time_budget <= 0:
+        _fail(f"--time-budget {time_budget}: must be positive")
     cfg = TrainConfig(**arch_fields, assigner=assigner, out_dir=out_dir, data=data, fmt=fmt, mapping=mapping,
                       classes=src.classes, split_seed=split_seed, fractions=src.fractions, images=images,
                       input_size=input_size, flip_vertical=vflip, mosaic=mosaic,
-                      epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget,
+                      epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget, max_steps=steps,
                       val_interval_s=val_interval, threads=threads, init_from=init_from,
                       average_from=average_from)
     try:
@@ -236,9 +244,9 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
         _fail(f"--name {name!r}: no card text for it (known: {', '.join(MODEL_TEXT)})")
     if measure:
         try:
+            report = json.loads(quantize_report.read_text().strip().splitlines()[-1]) if quantize_report else None
             record_metrics(name, json.loads(train_info.read_text()) if train_info else None, holdout, holdout_count,
-                           holdout_seed, recipes_out,
-                           json.loads(quantize_report.read_text().strip().splitlines()[-1]) if quantize_report else None)
+                           holdout_seed, recipes_out, report)
         except ValueError as exc:
             _fail(str(exc))
     elif recipes_out is not None:  # only the real-data figures changed

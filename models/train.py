@@ -62,6 +62,13 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     time_budget_s: float = 800.0  # optimisation time (validation excluded); the cosine LR runs over it
+    max_steps: int | None = None  # optimiser steps; when set the LR schedule runs over them (the same run on
+    # any CPU) and the time budget is only a cap
+
+    def progress(self, step: int, spent: float) -> float:
+        """Share of the run done (1.0 = stop): by steps when ``max_steps`` is set, by time, whichever is further."""
+        by_time = spent / self.time_budget_s
+        return max(by_time, step / self.max_steps) if self.max_steps else by_time
     threads: int = 2
     workers: int = 2  # processes used to render synthetic data
     init_from: Path | None = None  # fine-tune: start from this checkpoint's weights (best.pt / last.pt)
@@ -346,7 +353,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batch = min(cfg.batch, len(images))
     steps_per_epoch = max(1, len(images) // batch)
-    total = steps_per_epoch * cfg.epochs
+    total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(steps_per_epoch * cfg.epochs, cfg.max_steps)
     warmup = min(150, max(1, total // 10))  # steps; after it LR follows a cosine over the time budget
     step, first_epoch, spent, log, val_log, best_map = 0, 0, 0.0, [], [], -1.0
     last = out / "last.pt"
@@ -374,14 +381,14 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
     last_val = spent
     val_text = f"{val_log[-1]['map50']:.3f}" if val_log else "-"
     with bar:
-        task = bar.add_task("train", total=cfg.time_budget_s, completed=spent, info="")
+        task = bar.add_task("train", total=1.0, completed=min(1.0, cfg.progress(step, spent)), info="")
         for epoch in range(first_epoch, cfg.epochs):
-            if step >= total or spent >= cfg.time_budget_s:
+            if step >= total or cfg.progress(step, spent) >= 1.0:
                 break
             order = rng.permutation(len(images))
             model.train()
             for k in range(steps_per_epoch):
-                done = spent / cfg.time_budget_s  # the schedule runs on optimisation time
+                done = cfg.progress(step, spent)  # the schedule runs on optimisation time or steps
                 if step >= total or done >= 1.0:
                     break
                 t_step = time.perf_counter()
@@ -416,9 +423,9 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                 if step % 10 == 0 or step == 1:
                     log.append({"step": step, "epoch": epoch, "loss": round(float(loss.detach()), 4),
                                 **{k2: round(v, 4) for k2, v in parts.items()}, "lr": lr})
-                bar.update(task, completed=min(spent, cfg.time_budget_s),
+                bar.update(task, completed=min(1.0, cfg.progress(step, spent)),
                            info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
-            finished = step >= total or spent >= cfg.time_budget_s or epoch == cfg.epochs - 1
+            finished = step >= total or cfg.progress(step, spent) >= 1.0 or epoch == cfg.epochs - 1
             if val_frames and (finished or spent - last_val >= cfg.val_interval_s):
                 last_val = spent
                 res = validate(ema.model, val_frames, labels, cfg.input_size)
@@ -427,7 +434,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                 if res["map50"] > best_map:
                     best_map = res["map50"]
                     torch.save(_checkpoint(model, ema, cfg, labels), best)
-                if cfg.average_from is not None and max(spent / cfg.time_budget_s, step / total) >= cfg.average_from:
+                if cfg.average_from is not None and max(cfg.progress(step, spent), step / total) >= cfg.average_from:
                     average.add(ema.model.state_dict())
             elif not val_frames:
                 torch.save(_checkpoint(model, ema, cfg, labels), best)

@@ -113,6 +113,18 @@ def test_resume_continues_steps_and_keeps_history(trained: dict, tmp_path: Path)
     assert after["first_losses"] == before["first_losses"]
 
 
+def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict, tmp_path: Path) -> None:
+    cfg = TrainConfig(out_dir=tmp_path / "run", data=str(trained["data"]), fmt="yolo", input_size=96, images=0,
+                      batch=8, epochs=300, time_budget_s=float("inf"), max_steps=12, val_interval_s=1e9, lr=4e-3,
+                      width=16, head_width=16, threads=1)
+    train(cfg, progress=False)
+    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
+    assert info["steps"] == 12 and info["config"]["max_steps"] == "12"
+    lr_at = {x["step"]: x["lr"] for x in info["loss_log"]}
+    # warm-up is 1 step (a tenth of the run); the 10th step (index 9) is 9/12 down the cosine, by steps alone
+    assert lr_at[10] == pytest.approx(4e-3 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * 9 / 12))), rel=1e-6)
+
+
 def test_weight_average_is_the_running_mean() -> None:
     import torch
 
