@@ -54,6 +54,7 @@ def check_model(config: AgentConfig) -> Check:
 
     from edge_agent.detectors.factory import build_detector
     from edge_agent.detectors.onnx_detector import ModelLoadError
+    from edge_agent.detectors.precision import cpu_summary, cpu_text
 
     try:
         detector = build_detector(config.model)
@@ -68,7 +69,7 @@ def check_model(config: AgentConfig) -> Check:
     choice = f"; precision auto: {detector.precision_choice.chosen.name} ({detector.precision_choice.reason})" \
         if detector.precision_choice else ""
     return Check("model", True, f"{detector.name} {detector.version}, labels {_labels_text(detector.labels)}, "
-                                f"{ms:.1f} ms/frame{choice}")
+                                f"{ms:.1f} ms/frame on {cpu_text(cpu_summary())}{choice}")
 
 
 def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Check:

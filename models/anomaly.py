@@ -477,6 +477,8 @@ def synth_free(seed: int, count: int, size: int = INPUT_SIZE) -> np.ndarray:
 def onnx_scorer(path: Path, threads: int = 1):
     import onnxruntime as ort
 
+    from edge_agent.detectors.precision import cpu_summary
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -497,6 +499,8 @@ def measure_latency(path: Path, runs: int = 50, threads: int = 1) -> dict[str, f
 
     import onnxruntime as ort
 
+    from edge_agent.detectors.precision import cpu_summary
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -511,4 +515,4 @@ def measure_latency(path: Path, runs: int = 50, threads: int = 1) -> dict[str, f
         sess.run(None, {"image": x})
         t.append((time.perf_counter() - t0) * 1000)
     return {"session_median_ms": round(float(np.median(t)), 2), "session_p95_ms": round(float(np.percentile(t, 95)), 2),
-            "threads": threads, "runs": runs, "loadavg_1m": round(os.getloadavg()[0], 2)}
+            "threads": threads, "runs": runs, "loadavg_1m": round(os.getloadavg()[0], 2), "cpu": cpu_summary()}

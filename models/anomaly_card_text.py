@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_agent.detectors.precision import cpu_text
+
 
 def _row(model: str, data: str, ev: dict[str, Any]) -> str:
     o = ev["overall"]
@@ -281,11 +283,14 @@ def _latency_text(m: dict[str, Any]) -> str:
         rows.append(f"| `{q8['file']}` (INT8) | {q8['latency']['session_median_ms']:.1f} | "
                     f"{q8['latency']['session_p95_ms']:.1f} |")
     default = q8["file"] if m.get("default") == "int8" and q8 else s["file"]
+    cpu = f", {cpu_text(lat['cpu'])}" if "cpu" in lat else ""
     return (f"onnxruntime CPU, {lat['threads']} thread, {m['input_size']}x{m['input_size']}, {lat['runs']} runs each "
-            f"(1-min load average {lat['loadavg_1m']} on the shared 2-core dev box: pessimistic; re-measure on the "
-            "target device). The mirror-image average runs the U-Net four times; a model fitted without `--flips` "
+            f"(1-min load average {lat['loadavg_1m']} on the shared 2-core dev box{cpu}: pessimistic; re-measure on "
+            "the target device). The mirror-image average runs the U-Net four times; a model fitted without `--flips` "
             "takes about a quarter of that.\n\n| file | median ms | p95 ms |\n|---|---|---|\n" + "\n".join(rows)
-            + f"\n\nDefault file (the faster one that passed its check): **`{default}`**.")
+            + f"\n\nDefault file (the faster one that passed its check): **`{default}`**. Which one is faster "
+            "depends on the CPU (INT8 pays with VNNI or ARM dot-product instructions): with `model.precision: auto` "
+            "the edge agent times both files at start-up and keeps the faster on its own CPU.")
 
 
 def _thresholds(m: dict[str, Any]) -> str:

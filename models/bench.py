@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edge_agent.detectors.precision import cpu_summary, cpu_text
+
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
            "tensor(int8)": np.int8, "tensor(double)": np.float64}
 _QDQ_PARAMS = {"QuantizeLinear", "DequantizeLinear"}
@@ -90,15 +92,17 @@ def bench_models(files: Sequence[str | Path], threads: Sequence[int] = (1, 2), r
                                                "p90_ms": round(float(np.percentile(ms, 90)), 2)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"runs": runs, "threads": [int(t) for t in threads], "onnxruntime": ort.__version__,
-            "cpu_count": os.cpu_count(), "loadavg_1m": None if load is None else round(load, 2), "models": models}
+            "cpu_count": os.cpu_count(), "cpu": cpu_summary(), "loadavg_1m": None if load is None else round(load, 2),
+            "models": models}
 
 
 def bench_table(result: dict[str, Any], extra: dict[str, dict[str, str]] | None = None, title: str = "latency"):
     """A rich Table: one row per model, median/p90 per thread count, parameters, size (+ extra columns)."""
     from rich.table import Table
 
+    cpu = f"; {cpu_text(result['cpu'])}" if "cpu" in result else ""
     table = Table(title=f"{title} ({result['runs']} interleaved runs, onnxruntime {result['onnxruntime']}, "
-                        f"load {result['loadavg_1m']})")
+                        f"load {result['loadavg_1m']}{cpu})")
     table.add_column("model")
     for t in result["threads"]:
         table.add_column(f"{t}T median ms", justify="right")

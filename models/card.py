@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.detectors.onnx_detector import OnnxDetector
+from edge_agent.detectors.precision import cpu_text
 from models.data_sources import DataSource
 from models.evaluate import evaluate
 from models.zoo_index import ZOO, default_file
@@ -210,8 +211,15 @@ def _latency_section(metrics: dict[str, Any]) -> str:
         why = ("INT8 is not automatically faster on this CPU" if default == "fp32" else
                "its activations run in INT8 too, so no float round trip between layers")
         lines += ["", f"**Default file: {metrics['models'][default]['file']}** ({default.upper()}: the faster of the "
-                      f"two at 1 thread in this run; {why})."]
+                      f"two at 1 thread in this run; {why}). Which one is faster depends on the CPU (INT8 pays with "
+                      "VNNI or ARM dot-product instructions): with `model.precision: auto` the edge agent times both "
+                      "files at start-up and keeps the faster on its own CPU."]
     return "\n".join(lines)
+
+
+def _cpu_clause(metrics: dict[str, Any]) -> str:
+    cpu = (metrics.get("side_by_side") or {}).get("cpu")
+    return f": {cpu_text(cpu)}" if cpu else ""
 
 
 def _init_text(train: dict[str, Any]) -> str:
@@ -350,7 +358,7 @@ pycocotools, conf 0.001, class-wise NMS IoU 0.5, one class per box.
 |---|---|---|---|---|
 {_per_class_rows(f, q)}
 
-## Latency (onnxruntime CPU, {size}x{size}, 2-core dev box)
+## Latency (onnxruntime CPU, {size}x{size}, 2-core dev box{_cpu_clause(metrics)})
 
 {_latency_section(metrics)}
 

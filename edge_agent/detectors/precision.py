@@ -10,6 +10,7 @@ INT8 may cost up to a point of mAP, so it has to pay for it.
 from __future__ import annotations
 
 import logging
+import platform
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,35 @@ class PrecisionChoice:
     def as_dict(self) -> dict[str, object]:
         return {"chosen": str(self.chosen), "fp32": str(self.fp32), "int8": str(self.int8) if self.int8 else None,
                 "median_ms": self.median_ms, "reason": self.reason}
+
+
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # x86 VNNI / AMX, ARM dot product
+
+
+def cpu_summary(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, object]:
+    """CPU model and its INT8 dot-product instructions (which decide whether INT8 models pay off here)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return {"model": platform.processor() or platform.machine(), "int8_dot": None}
+    model, flags = platform.machine(), set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "cpu model") and model == platform.machine():
+            model = value.strip()
+        elif key in ("flags", "features"):
+            flags.update(value.split())
+    return {"model": model, "int8_dot": sorted(flags.intersection(INT8_DOT_FLAGS))}
+
+
+def cpu_text(cpu: dict[str, object]) -> str:
+    """``AMD EPYC, AVX2 without VNNI`` style one-liner of :func:`cpu_summary`."""
+    dot = cpu.get("int8_dot")
+    if dot is None:
+        return str(cpu.get("model"))
+    return f"{cpu.get('model')}, " + (f"INT8 dot product: {', '.join(dot)}" if dot
+                                      else "no INT8 dot-product instructions (no VNNI)")
 
 
 def precision_pair(path: Path) -> tuple[Path, Path]:

@@ -15,7 +15,7 @@ import torch
 
 from edge_agent.config import AgentConfig
 from edge_agent.detectors import ModelLoadError, build_detector
-from edge_agent.detectors.precision import precision_pair
+from edge_agent.detectors.precision import cpu_summary, cpu_text, precision_pair
 from edge_agent.doctor import check_model
 from models.export import export_net
 from models.net import TomatoNet
@@ -95,3 +95,24 @@ def test_file_precision_loads_exactly_the_path(exports: dict[str, Path], tmp_pat
 def test_unknown_precision_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="precision"):
         _config(tmp_path / "m.onnx", "fastest")
+
+
+@pytest.mark.parametrize(("cpuinfo", "model", "dot"), [
+    ("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n", "AMD EPYC", []),
+    ("model name\t: Intel Xeon\nflags\t\t: avx2 avx512f avx512_vnni\n"
+     "model name\t: Intel Xeon\nflags\t\t: avx2 avx512f avx512_vnni\n", "Intel Xeon", ["avx512_vnni"]),
+    ("processor\t: 0\nFeatures\t: fp asimd asimddp crc32\nCPU part\t: 0xd0b\n", None, ["asimddp"]),
+])
+def test_cpu_summary_reads_int8_dot_product_flags(tmp_path: Path, cpuinfo: str, model: str | None,
+                                                   dot: list[str]) -> None:
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    cpu = cpu_summary(path)
+    assert cpu["int8_dot"] == dot
+    if model:
+        assert cpu["model"] == model
+    assert ("no VNNI" in cpu_text(cpu)) == (not dot)
+
+
+def test_cpu_summary_without_cpuinfo(tmp_path: Path) -> None:
+    assert cpu_summary(tmp_path / "missing")["int8_dot"] is None
