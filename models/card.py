@@ -19,6 +19,7 @@ from edge_agent.detectors.onnx_detector import OnnxDetector
 from edge_agent.detectors.precision import cpu_text
 from models.data_sources import DataSource
 from models.evaluate import evaluate
+from models.arch import ARCHS
 from models.zoo_index import ZOO, default_file
 
 ANCHORS = Path(os.environ.get("FIELDLINE_ANCHORS", Path(__file__).resolve().parents[2] / "shared" / "anchors"))
@@ -217,6 +218,21 @@ def _latency_section(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _net_fields(train: dict[str, Any]) -> dict[str, Any]:
+    """The network shape of a recorded run (runs recorded before the presets existed were all ``v1``)."""
+    cfg, v1 = train.get("config", {}), ARCHS["v1"]
+    return {"act": cfg.get("act", v1.act), "stem": cfg.get("stem", v1.stem),
+            "width": int(cfg.get("width", v1.width)), "head_width": int(cfg.get("head_width", v1.head_width)),
+            "head_depth": int(cfg.get("head_depth", v1.head_depth))}
+
+
+def _net_text(net: dict[str, Any]) -> str:
+    preset = next((name for name, spec in ARCHS.items() if spec.to_dict() == net), None)
+    stem = "4x4 patch stem" if net["stem"] == "patch" else "two 3x3 stride-2 stem convs"
+    return (f"{'`--arch ' + preset + '`: ' if preset else ''}{net['act']}, {stem}, width {net['width']}, "
+            f"head width {net['head_width']} x {net['head_depth']} blocks")
+
+
 def _cpu_clause(metrics: dict[str, Any]) -> str:
     cpu = (metrics.get("side_by_side") or {}).get("cpu")
     return f": {cpu_text(cpu)}" if cpu else ""
@@ -311,7 +327,9 @@ def render_card(metrics: dict[str, Any]) -> str:
     size = tr.get("input_size", 320)
     quant = metrics.get("quantization")
     calibration = {"percentile": "99.999th-percentile", "minmax": "MinMax"}[(quant or {}).get("calibration", "minmax")]
-    scope_text = {"layers": "convolutions, SiLU activations and residual adds (the whole chain runs in INT8)",
+    net = _net_fields(tr)
+    act = {"silu": "SiLU", "relu": "ReLU"}[net["act"]]
+    scope_text = {"layers": f"convolutions, {act} activations and residual adds (the whole chain runs in INT8)",
                   "conv": "Conv ops only"}[(quant or {}).get("scope", "conv")]
     quant_text = (f" Checked against FP32 on {quant['check'].get('count')} held-out frames: mAP50 {quant['fp32_map50']:.3f} -> "
                   f"{quant['int8_map50']:.3f}; head convs in FP32: {quant['head_fp32']}"
@@ -328,8 +346,8 @@ score estimates box IoU). Labels, input size and normalisation are in the file's
 
 - **Data**: {text['data']} {tr['train_images']} training images, seed {tr['train_seed']} (frame i seeded with
   `[seed, i]`), train data hash `{tr['train_data_hash']}`.
-- **Network**: `models/net.py`, depthwise-separable backbone + top-down/bottom-up FPN, shared anchor-free head
-  at strides 8 and 16, **{tr['parameters']:,} parameters**.
+- **Network**: `models/net.py`, {_net_text(net)}, depthwise-separable backbone + top-down/bottom-up FPN, shared
+  anchor-free head at strides 8 and 16, **{tr['parameters']:,} parameters**.
 - **Recipe** (`models/train.py`, `fieldline model train`): images cached at the letterbox scale, scale
   0.75-1.45 and placement on square training crops, flips, S/V jitter, centre-sampling assigner, quality focal
   loss + GIoU, AdamW, warmup + cosine over a time budget, EMA; batch {tr['config']['batch']}, {tr['steps']} steps
