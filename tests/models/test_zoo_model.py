@@ -54,9 +54,15 @@ def test_zoo_model_meets_its_card_on_fresh_data(frames, name: str, tag: str) -> 
     res = _map50(det, frames(source, metrics["holdout"]["seed"]))
     assert abs(res["map50"] - entry["map50"]) <= 0.02, (name, tag, res["map50"], entry["map50"])
     assert set(res["per_class"]) == set(entry["per_class"])
-    # another unseen seed: 300 images carry ~0.015 of sampling noise in mAP50, hence the wider margin
+    # another unseen seed: 300 images carry ~0.015 of sampling noise in mAP50 (more for steel-defect's 1-3 boxes
+    # per frame), hence the wider margin for FP32; INT8 is compared with FP32 on the same frames, which is not noisy
     other = _map50(det, frames(source, TEST_SEED))
-    assert abs(other["map50"] - entry["map50"]) <= 0.05, (name, tag, other["map50"], entry["map50"])
+    if tag == "fp32":
+        assert abs(other["map50"] - entry["map50"]) <= 0.05, (name, tag, other["map50"], entry["map50"])
+    else:
+        fp32 = _map50(OnnxDetector(ZOO / metrics["models"]["fp32"]["file"], conf_threshold=0.001),
+                      frames(source, TEST_SEED))
+        assert abs(other["map50"] - fp32["map50"]) <= 0.02, (name, other["map50"], fp32["map50"])
     assert det.metadata["train_data_hash"] == metrics["train"]["train_data_hash"]
     assert det.metadata["name"] == name and det.version == metrics["version"]
     assert entry["sha256"] == det.sha256
