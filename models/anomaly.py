@@ -477,8 +477,6 @@ def synth_free(seed: int, count: int, size: int = INPUT_SIZE) -> np.ndarray:
 def onnx_scorer(path: Path, threads: int = 1):
     import onnxruntime as ort
 
-    from edge_agent.detectors.precision import cpu_summary
-
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

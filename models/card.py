@@ -17,9 +17,9 @@ import numpy as np
 
 from edge_agent.detectors.onnx_detector import OnnxDetector
 from edge_agent.detectors.precision import cpu_text
+from models.arch import ARCHS
 from models.data_sources import DataSource
 from models.evaluate import evaluate
-from models.arch import ARCHS
 from models.zoo_index import ZOO, default_file
 
 ANCHORS = Path(os.environ.get("FIELDLINE_ANCHORS", Path(__file__).resolve().parents[2] / "shared" / "anchors"))

@@ -64,16 +64,16 @@ class TrainConfig:
     time_budget_s: float = 800.0  # optimisation time (validation excluded); the cosine LR runs over it
     max_steps: int | None = None  # optimiser steps; when set the LR schedule runs over them (the same run on
     # any CPU) and the time budget is only a cap
-
-    def progress(self, step: int, spent: float) -> float:
-        """Share of the run done (1.0 = stop): by steps when ``max_steps`` is set, by time, whichever is further."""
-        by_time = spent / self.time_budget_s
-        return max(by_time, step / self.max_steps) if self.max_steps else by_time
     threads: int = 2
     workers: int = 2  # processes used to render synthetic data
     init_from: Path | None = None  # fine-tune: start from this checkpoint's weights (best.pt / last.pt)
     average_from: float | None = None  # also write average.pt: mean of the EMA weights validated after this
     # share of the run (time budget or epochs, e.g. 0.67); less dependent on a small validation set than best.pt
+
+    def progress(self, step: int, spent: float) -> float:
+        """Share of the run done (1.0 = stop): by steps when ``max_steps`` is set, by time, whichever is further."""
+        by_time = spent / self.time_budget_s
+        return max(by_time, step / self.max_steps) if self.max_steps else by_time
 
     def source(self) -> DataSource:
         return DataSource.parse(self.data, self.fmt, self.mapping, self.classes, self.split_seed, self.fractions)
@@ -353,8 +353,8 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batch = min(cfg.batch, len(images))
     steps_per_epoch = max(1, len(images) // batch)
-    total = steps_per_epoch * cfg.epochs if not cfg.max_steps else min(steps_per_epoch * cfg.epochs, cfg.max_steps)
-    warmup = min(150, max(1, total // 10))  # steps; after it LR follows a cosine over the time budget
+    total = min(steps_per_epoch * cfg.epochs, cfg.max_steps or steps_per_epoch * cfg.epochs)
+    warmup = min(150, max(1, total // 10))  # steps; after it LR follows a cosine over the run (time or steps)
     step, first_epoch, spent, log, val_log, best_map = 0, 0, 0.0, [], [], -1.0
     last = out / "last.pt"
     if resume:

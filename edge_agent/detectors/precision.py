@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 INT8_SUFFIX = ".int8.onnx"
 INT8_MARGIN = 0.95  # INT8 is chosen only when its median is below 95 % of FP32's
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # x86 VNNI / AMX, ARM dot product
 
 
 @dataclass(frozen=True)
@@ -32,17 +33,10 @@ class PrecisionChoice:
     """What ``precision: auto`` picked and why (medians in ms of ``detect`` on a 640x480 frame)."""
 
     chosen: Path
-    fp32: Path
+    fp32: Path | None  # the files found; None when missing
     int8: Path | None
     median_ms: dict[str, float] = field(default_factory=dict)
     reason: str = ""
-
-    def as_dict(self) -> dict[str, object]:
-        return {"chosen": str(self.chosen), "fp32": str(self.fp32), "int8": str(self.int8) if self.int8 else None,
-                "median_ms": self.median_ms, "reason": self.reason}
-
-
-INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # x86 VNNI / AMX, ARM dot product
 
 
 def cpu_summary(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, object]:
@@ -63,7 +57,7 @@ def cpu_summary(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, object]:
 
 
 def cpu_text(cpu: dict[str, object]) -> str:
-    """``AMD EPYC, AVX2 without VNNI`` style one-liner of :func:`cpu_summary`."""
+    """One line for cards and tables, e.g. ``AMD EPYC, no INT8 dot-product instructions (no VNNI)``."""
     dot = cpu.get("int8_dot")
     if dot is None:
         return str(cpu.get("model"))
@@ -107,7 +101,7 @@ def choose_faster(path: Path, load: Callable[[Path], Detector], runs: int = 20) 
     other = int8 if path == fp32 else fp32
     if not other.exists():
         chosen = load(path)
-        choice = PrecisionChoice(path, fp32 if fp32.exists() else path, int8 if int8.exists() else None,
+        choice = PrecisionChoice(path, fp32 if path == fp32 else None, int8 if path == int8 else None,
                                  reason=f"no {other.name} next to it: {path.name} used as configured")
         return chosen, choice
     detectors = {"fp32": load(fp32), "int8": load(int8)}
