@@ -319,6 +319,15 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
     return {"path": str(path), "source_labels": source_labels, "labels_copied": shared}
 
 
+def _clock(seconds: float) -> str:
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+def _eta(cfg: TrainConfig, step: int, spent: float) -> str:
+    done = cfg.progress(step, spent)
+    return _clock(spent / done * (1 - done)) if 0 < done < 1 else "0:00"
+
+
 def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = False) -> Path:
     """Run the recipe; returns the path of the best EMA checkpoint (``best.pt``, by validation mAP50).
 
@@ -378,7 +387,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
 
     bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[info]}"),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), disable=not progress)
-    last_val = spent
+    last_val = last_line = spent
     val_text = f"{val_log[-1]['map50']:.3f}" if val_log else "-"
     with bar:
         task = bar.add_task("train", total=1.0, completed=min(1.0, cfg.progress(step, spent)), info="")
@@ -427,7 +436,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                            info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
             finished = step >= total or cfg.progress(step, spent) >= 1.0 or epoch == cfg.epochs - 1
             if val_frames and (finished or spent - last_val >= cfg.val_interval_s):
-                last_val = spent
+                last_val = last_line = spent
                 res = validate(ema.model, val_frames, labels, cfg.input_size)
                 val_log.append({"step": step, "epoch": epoch, "map50": res["map50"], "map50_95": res["map50_95"]})
                 val_text = f"{res['map50']:.3f}"
@@ -443,7 +452,11 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                         "val_log": val_log, "best_map": best_map, "np_rng": rng.bit_generator.state,
                         "torch_rng": torch.get_rng_state(), "labels": list(labels),
                         "average": (average.state, average.count)}, last)
-            bar.update(task, info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
+            status = f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}"
+            bar.update(task, info=status)
+            if progress and not bar.console.is_terminal and (spent - last_line >= 30 or finished):
+                last_line = spent  # logs and pipes get no live bar: a plain line every 30 s of training instead
+                bar.console.print(f"train {status} | {_clock(spent)} trained, ETA {_eta(cfg, step, spent)}")
     if not best.exists():
         torch.save(_checkpoint(model, ema, cfg, labels), best)
     averaged = None

@@ -113,11 +113,14 @@ def test_resume_continues_steps_and_keeps_history(trained: dict, tmp_path: Path)
     assert after["first_losses"] == before["first_losses"]
 
 
-def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict, tmp_path: Path) -> None:
+def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict, tmp_path: Path, capsys) -> None:
     cfg = TrainConfig(out_dir=tmp_path / "run", data=str(trained["data"]), fmt="yolo", input_size=96, images=0,
                       batch=8, epochs=300, time_budget_s=float("inf"), max_steps=12, val_interval_s=1e9, lr=4e-3,
                       width=16, head_width=16, threads=1)
-    train(cfg, progress=False)
+    train(cfg, progress=True)
+    # stdout is captured (not a terminal): no live bar, plain progress lines, the last one at the end of the run
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train ep ")]
+    assert lines and "step 12 loss " in lines[-1] and lines[-1].endswith("ETA 0:00")
     info = json.loads((tmp_path / "run" / "train_info.json").read_text())
     assert info["steps"] == 12 and info["config"]["max_steps"] == "12"
     lr_at = {x["step"]: x["lr"] for x in info["loss_log"]}
