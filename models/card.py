@@ -35,6 +35,20 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
                   "photos. Ripeness near the 0.4 / 0.75 thresholds is ambiguous by construction.",
         "licence": "Weights and data generator: Apache-2.0 (FieldLine's own; synthetic data, no third-party images).",
     },
+    "tomato-ripeness-fast": {
+        "what": "The tomato-ripeness detector (same classes, same synthetic data) made for slow edge boxes: the "
+                "`--arch fast` network (ReLU, 4x4 patch stem, width 64, one head block) at 256x256 input, about "
+                "4x faster than tomato-ripeness for about 9 points less mAP50.",
+        "data": "100 % synthetic, `models/synth/tomato.py`: the same 4000 training images as tomato-ripeness "
+                "(seed 1234), fitted to 256 pixels. Boxes are the visible extent of each fruit; fruits < 35 % "
+                "visible are not labelled.",
+        "limits": "Choose it only where tomato-ripeness is too slow for the frame rate you need (a Raspberry "
+                  "Pi-class CPU): it misses more small and green fruit (green AP50 is the lowest), and the lower "
+                  "input size loses fruit smaller than ~12 pixels in a 640-pixel frame. Trained on synthetic "
+                  "images only, like tomato-ripeness. Its recipe (`models/recipes/tomato-ripeness-fast.sh`) runs "
+                  "a fixed number of steps and took ~24 min here, over the 15-minute training target.",
+        "licence": "Weights and data generator: Apache-2.0 (FieldLine's own; synthetic data, no third-party images).",
+    },
     "steel-defect": {
         "what": "Detects surface defects on steel strip / tiles: `scratch`, `crack`, `pit`, `inclusion`, `patch`, "
                 "`fray` (greyscale input is fine: the model reads 3 equal channels).",

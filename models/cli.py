@@ -229,7 +229,7 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
 
 
 @model_app.command()
-def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-ripeness | steel-defect"),
+def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-ripeness | tomato-ripeness-fast | steel-defect"),
          measure: bool = typer.Option(False, help="Re-measure the zoo files into NAME.metrics.json first"),
          train_info: Path | None = typer.Option(None, help="train_info.json of the shipped run (with --measure; "
                                                              "default: the one already recorded)"),
