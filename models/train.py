@@ -436,7 +436,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                            info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
             finished = step >= total or cfg.progress(step, spent) >= 1.0 or epoch == cfg.epochs - 1
             if val_frames and (finished or spent - last_val >= cfg.val_interval_s):
-                last_val = last_line = spent
+                last_val = spent
                 res = validate(ema.model, val_frames, labels, cfg.input_size)
                 val_log.append({"step": step, "epoch": epoch, "map50": res["map50"], "map50_95": res["map50_95"]})
                 val_text = f"{res['map50']:.3f}"
