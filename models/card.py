@@ -32,13 +32,20 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
                 "plastic/foliage/dark/aisle backgrounds, sun/shade/artificial tint, blur, noise, JPEG). Boxes are "
                 "the visible extent of each fruit; fruits < 35 % visible are not labelled.",
         "limits": "Trained on synthetic images only: the real-data section shows the domain gap on greenhouse "
-                  "photos. Ripeness near the 0.4 / 0.75 thresholds is ambiguous by construction.",
+                  "photos. Ripeness near the 0.4 / 0.75 thresholds is ambiguous by construction. The 512 input "
+                  "suits row views where fruit are small (most missed fruit in the holdout are under ~30 pixels "
+                  "in a 640-pixel frame); on close-up photos where one fruit fills a fifth of the frame it is the "
+                  "wrong choice: on the cleaned Laboro test split the same weights score mAP50 0.154 at 512, "
+                  "0.199 at 384 and 0.230 at 320 (version 1.x, 320 input: 0.228). For close-up cameras run the "
+                  "recipe and export its `best.pt` with `fieldline model export --input-size 320`, or better, "
+                  "fine-tune on a few hundred of your own labelled images (second real-data section).",
         "licence": "Weights and data generator: Apache-2.0 (FieldLine's own; synthetic data, no third-party images).",
     },
     "tomato-ripeness-fast": {
         "what": "The tomato-ripeness detector (same classes, same synthetic data) made for slow edge boxes: the "
                 "`--arch fast` network (ReLU, 4x4 patch stem, width 64, one head block) at 256x256 input, about "
-                "4x faster than tomato-ripeness for about 9 points less mAP50.",
+                "4x faster than tomato-ripeness (the same network at 512 input since version 2.0) for about 13 "
+                "points less mAP50.",
         "data": "100 % synthetic, `models/synth/tomato.py`: the same 4000 training images as tomato-ripeness "
                 "(seed 1234), fitted to 256 pixels. Boxes are the visible extent of each fruit; fruits < 35 % "
                 "visible are not labelled.",
@@ -182,6 +189,7 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = 
     for tag, path in (("fp32", fp32), ("int8", int8)):
         ev = evaluate(path, holdout, count=holdout_count, seed=holdout_seed)
         metrics["models"][tag] = {"file": path.name, "bytes": path.stat().st_size, "sha256": ev["sha256"],
+                                  "input_size": OnnxDetector(path).input_size,
                                   "map50": ev["map50"], "map50_95": ev["map50_95"], "per_class": ev["per_class"],
                                   "instances": ev["instances"], "latency": measure_latency(path, frames)}
     metrics["side_by_side"] = side_by_side({"fp32": fp32, "int8": int8})
@@ -338,10 +346,18 @@ def render_card(metrics: dict[str, Any]) -> str:
     tr, ho, m = metrics["train"], metrics["holdout"], metrics["models"]
     f, q = m["fp32"], m["int8"]
     labels = list(f["per_class"])
-    size = tr.get("input_size", 320)
+    trained_size = tr.get("input_size", 320)
+    size = f.get("input_size", trained_size)  # the file may run the network at another input than it trained at
     quant = metrics.get("quantization")
     calibration = {"percentile": "99.999th-percentile", "minmax": "MinMax"}[(quant or {}).get("calibration", "minmax")]
     net = _net_fields(tr)
+    crop = tr["config"].get("train_canvas", "None")
+    crop_text = (f" of {crop} px (objects at the {trained_size}-pixel input's scale)"
+                 if crop not in ("None", None) else "")
+    run_text = ("" if size == trained_size else
+                f" The file runs the (fully convolutional) network at **{size}x{size}**, not the {trained_size} it "
+                "trained at: chosen on validation frames (never the holdout), where the larger input finds more "
+                "of the small fruit (`fieldline model export --input-size`; `bench/input_size.py`).")
     act = {"silu": "SiLU", "relu": "ReLU"}[net["act"]]
     scope_text = {"layers": f"convolutions, {act} activations and residual adds (the whole chain runs in INT8)",
                   "conv": "Conv ops only"}[(quant or {}).get("scope", "conv")]
@@ -363,10 +379,10 @@ score estimates box IoU). Labels, input size and normalisation are in the file's
 - **Network**: `models/net.py`, {_net_text(net)}, depthwise-separable backbone + top-down/bottom-up FPN, shared
   anchor-free head at strides 8 and 16, **{tr['parameters']:,} parameters**.
 - **Recipe** (`models/train.py`, `fieldline model train`): images cached at the letterbox scale, scale
-  0.75-1.45 and placement on square training crops, flips, S/V jitter, centre-sampling assigner, quality focal
-  loss + GIoU, AdamW, warmup + cosine over a time budget, EMA; batch {tr['config']['batch']}, {tr['steps']} steps
+  0.75-1.45 and placement on square training crops{crop_text}, flips, S/V jitter, centre-sampling assigner, quality focal
+  loss + GIoU, AdamW, warmup + cosine over the run, EMA; batch {tr['config']['batch']}, {tr['steps']} steps
   = {tr['epochs_done']} epochs, **{tr['train_seconds'] / 60:.1f} min training** on 2 CPU threads
-  (+ {tr['data_seconds']:.0f} s rendering data).
+  (+ {tr['data_seconds']:.0f} s rendering data).{run_text}
 - **INT8**: onnxruntime static quantisation, QDQ, per-channel weights, {scope_text}, {calibration} calibration
   on {(quant or {}).get("calib_count", 100)} training-distribution frames letterboxed exactly like the detector.{quant_text}
 

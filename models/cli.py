@@ -67,6 +67,10 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
           out_dir: Path = typer.Option(Path("/tmp/fieldline_train"), help="Cache/checkpoint folder"),
           images: int = typer.Option(4000, help="Synthetic sources: training images to render"),
           input_size: int = typer.Option(320, help="Square model input (multiple of 32)"),
+          canvas: int | None = typer.Option(
+              None, help="Square training crop in input pixels (multiple of 32, at most --input-size); default "
+                         "0.8 x input (the input below 320). A crop smaller than the input keeps objects at the "
+                         "input's scale while each step costs less"),
           arch: str = typer.Option("v1", help="Network preset: fast (ReLU, patch stem, ~2.5x faster on CPU) | v1"),
           width: int | None = typer.Option(None, help="Override the preset's backbone width (channels at stride 8)"),
           head_width: int | None = typer.Option(None, help="Override the preset's head width"),
@@ -98,6 +102,8 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
         _fail(f"training needs PyTorch (pip install 'fieldline[train]'): {exc}")
     if input_size % 32 or input_size < 64:
         _fail(f"--input-size {input_size}: must be a multiple of 32, at least 64")
+    if canvas is not None and (canvas % 32 or canvas < 64 or canvas > input_size):
+        _fail(f"--canvas {canvas}: must be a multiple of 32, at least 64 and at most --input-size {input_size}")
     try:
         arch_fields = TrainConfig.arch_fields(arch)
         overrides = {"width": width, "head_width": head_width, "head_depth": head_depth}
@@ -115,7 +121,7 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
         _fail(f"--time-budget {time_budget}: must be positive")
     cfg = TrainConfig(**arch_fields, assigner=assigner, out_dir=out_dir, data=data, fmt=fmt, mapping=mapping,
                       classes=src.classes, split_seed=split_seed, fractions=src.fractions, images=images,
-                      input_size=input_size, flip_vertical=vflip, mosaic=mosaic,
+                      input_size=input_size, train_canvas=canvas, flip_vertical=vflip, mosaic=mosaic,
                       epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget, max_steps=steps,
                       val_interval_s=val_interval, threads=threads, init_from=init_from,
                       average_from=average_from)
@@ -132,7 +138,11 @@ def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
            train_info: Path | None = typer.Option(None, help="train_info.json (for the data hash)"),
            flips: str = typer.Option("none", help="Average the predictions over mirror images inside the "
                                      "graph: none | h (left/right) | hv (all four: top-down surfaces); "
-                                     "costs one extra pass per mirror")) -> None:
+                                     "costs one extra pass per mirror"),
+           input_size: int | None = typer.Option(
+               None, help="Run the network at this square input instead of its training size (multiple of 32; "
+                          "the network is fully convolutional). Larger inputs find smaller objects at a "
+                          "quadratic latency cost: pick it with `fieldline model eval` on validation data")) -> None:
     """Export a checkpoint to FieldLine-native ONNX with metadata (labels, input size, data hash ...)."""
     from models.export import export as run
     from models.tta import FLIP_SETS
@@ -141,8 +151,11 @@ def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
         _fail(f"{checkpoint}: checkpoint not found")
     if flips not in FLIP_SETS:
         _fail(f"--flips {flips!r}: choose one of {', '.join(FLIP_SETS)}")
+    if input_size is not None and (input_size % 32 or input_size < 64):
+        _fail(f"--input-size {input_size}: must be a multiple of 32, at least 64")
     data_hash = json.loads(train_info.read_text())["train_data_hash"] if train_info else "unknown"
-    typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash, flips=flips)))
+    typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash, flips=flips,
+                       input_size=input_size)))
 
 
 @model_app.command()

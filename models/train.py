@@ -319,6 +319,9 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
     return {"path": str(path), "source_labels": source_labels, "labels_copied": shared}
 
 
+PLAIN_LINE_S = 30.0  # seconds of training between progress lines when stdout is not a terminal
+
+
 def _clock(seconds: float) -> str:
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
@@ -387,6 +390,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
 
     bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.fields[info]}"),
                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), disable=not progress)
+    plain_lines = progress and not bar.console.is_terminal
     last_val = last_line = spent
     val_text = f"{val_log[-1]['map50']:.3f}" if val_log else "-"
     with bar:
@@ -432,8 +436,11 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                 if step % 10 == 0 or step == 1:
                     log.append({"step": step, "epoch": epoch, "loss": round(float(loss.detach()), 4),
                                 **{k2: round(v, 4) for k2, v in parts.items()}, "lr": lr})
-                bar.update(task, completed=min(1.0, cfg.progress(step, spent)),
-                           info=f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}")
+                status = f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}"
+                bar.update(task, completed=min(1.0, cfg.progress(step, spent)), info=status)
+                if plain_lines and spent - last_line >= PLAIN_LINE_S:
+                    last_line = spent  # logs and pipes get no live bar: a plain line every 30 s of training
+                    bar.console.print(f"train {status} | {_clock(spent)} trained, ETA {_eta(cfg, step, spent)}")
             finished = step >= total or cfg.progress(step, spent) >= 1.0 or epoch == cfg.epochs - 1
             if val_frames and (finished or spent - last_val >= cfg.val_interval_s):
                 last_val = spent
@@ -454,8 +461,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                         "average": (average.state, average.count)}, last)
             status = f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}"
             bar.update(task, info=status)
-            if progress and not bar.console.is_terminal and (spent - last_line >= 30 or finished):
-                last_line = spent  # logs and pipes get no live bar: a plain line every 30 s of training instead
+            if plain_lines and finished:
                 bar.console.print(f"train {status} | {_clock(spent)} trained, ETA {_eta(cfg, step, spent)}")
     if not best.exists():
         torch.save(_checkpoint(model, ema, cfg, labels), best)

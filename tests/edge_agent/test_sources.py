@@ -204,13 +204,14 @@ def test_detect_frame_equals_detect_on_the_full_picture(tmp_path):
     rng = np.random.default_rng(5)
     picture = render(random_scene(rng, 1280, 720), rng).image
     frame = Frame(picture, 0, 0)
-    assert det.input_fit(1280, 720) == (320, 180)
+    w, h = det.input_size, det.input_size * 9 // 16
+    assert det.input_fit(1280, 720) == (w, h)
     direct, via_frame = det.detect(picture), det.detect_frame(frame)
     assert len(direct) >= 3 and len(via_frame) == len(direct)
     np.testing.assert_allclose(via_frame.xyxy, direct.xyxy, atol=0.5)
     np.testing.assert_array_equal(via_frame.class_id, direct.class_id)
-    assert frame.preview().shape == (180, 320, 3)  # the health check reads the detector's copy
-    np.testing.assert_array_equal(frame.scaled_planes(320, 180)[0], frame.scaled(320, 180)[:, :, 2])
+    assert frame.preview().shape == (h, w, 3)  # the health check reads the detector's copy
+    np.testing.assert_array_equal(frame.scaled_planes(w, h)[0], frame.scaled(w, h)[:, :, 2])
 
 
 def test_one_detector_serves_several_camera_threads():

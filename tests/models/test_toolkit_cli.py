@@ -77,7 +77,7 @@ def test_bench_json_last_line_lists_the_models() -> None:
     res = json.loads(r.output.strip().splitlines()[-1])
     m = res["models"]["tomato-ripeness.int8.onnx"]
     assert set(m["latency"]) == {"1", "2"} and m["latency"]["1"]["median_ms"] > 0
-    assert m["bytes"] == INT8.stat().st_size and 200_000 < m["parameters"] < 400_000
+    assert m["bytes"] == INT8.stat().st_size and 100_000 < m["parameters"] < 1_000_000  # the detector budget
     assert res["threads"] == [1, 2] and "tomato-ripeness.onnx" in res["models"]
 
 

@@ -113,7 +113,11 @@ def test_resume_continues_steps_and_keeps_history(trained: dict, tmp_path: Path)
     assert after["first_losses"] == before["first_losses"]
 
 
-def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict, tmp_path: Path, capsys) -> None:
+def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict, tmp_path: Path, capsys,
+                                                                  monkeypatch) -> None:
+    import models.train as train_module
+
+    monkeypatch.setattr(train_module, "PLAIN_LINE_S", 0.0)  # a progress line after every step, not every 30 s
     cfg = TrainConfig(out_dir=tmp_path / "run", data=str(trained["data"]), fmt="yolo", input_size=96, images=0,
                       batch=8, epochs=300, time_budget_s=float("inf"), max_steps=12, val_interval_s=1e9, lr=4e-3,
                       width=16, head_width=16, threads=1)
@@ -121,6 +125,8 @@ def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict,
     # stdout is captured (not a terminal): no live bar, plain progress lines, the last one at the end of the run
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train ep ")]
     assert lines and "step 12 loss " in lines[-1] and lines[-1].endswith("ETA 0:00")
+    steps_printed = [int(ln.split(" step ")[1].split()[0]) for ln in lines]
+    assert steps_printed[:12] == list(range(1, 13))  # lines come from inside epochs, not only at their ends
     info = json.loads((tmp_path / "run" / "train_info.json").read_text())
     assert info["steps"] == 12 and info["config"]["max_steps"] == "12"
     lr_at = {x["step"]: x["lr"] for x in info["loss_log"]}
@@ -349,6 +355,26 @@ def test_eval_on_dataset_split_writes_plots(trained: dict, tmp_path: Path) -> No
         assert img is not None and img.shape[0] > 200
 
 
+def test_cli_export_at_another_input_size_records_it_and_still_detects(trained: dict, tmp_path: Path) -> None:
+    out = tmp_path / "at224.onnx"
+    r = subprocess.run([sys.executable, "-m", "fieldline.cli", "model", "export", "--checkpoint", str(trained["best"]),
+                        "--out", str(out), "--name", "shapes", "--input-size", "224"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    det = OnnxDetector(out, conf_threshold=0.3)
+    assert det.input_size == 224 and det.metadata["input_size"] == "224"
+    img = np.full((120, 160, 3), 115, np.uint8)
+    cv2.rectangle(img, (50, 30), (84, 64), (40, 40, 220), -1)
+    d = det.detect(img)
+    best = int(np.argmax(d.confidence))
+    assert d.label_names()[best] == "square"
+    assert abs(float(d.xyxy[best][0]) - 50) < 8 and abs(float(d.xyxy[best][2]) - 85) < 8  # image pixels, not input
+    bad = subprocess.run([sys.executable, "-m", "fieldline.cli", "model", "export", "--checkpoint",
+                          str(trained["best"]), "--out", str(tmp_path / "bad.onnx"), "--input-size", "200"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "--input-size 200" in bad.stderr and not (tmp_path / "bad.onnx").exists()
+
+
 def test_cli_train_rejects_bad_input(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "fieldline.cli", "model", "train", *args,
@@ -363,6 +389,8 @@ def test_cli_train_rejects_bad_input(tmp_path: Path) -> None:
     assert r.returncode == 2 and "unknown synthetic source" in r.stderr
     r = run("--input-size", "100")
     assert r.returncode == 2 and "multiple of 32" in r.stderr
+    r = run("--input-size", "320", "--canvas", "352")
+    assert r.returncode == 2 and "--canvas 352" in r.stderr and "at most --input-size 320" in r.stderr
     r = run("--arch", "huge")
     assert r.returncode == 2 and "unknown arch 'huge'" in r.stderr
     r = run("--assigner", "atss")
