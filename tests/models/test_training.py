@@ -375,6 +375,19 @@ def test_cli_export_at_another_input_size_records_it_and_still_detects(trained: 
     assert bad.returncode == 2 and "--input-size 200" in bad.stderr and not (tmp_path / "bad.onnx").exists()
 
 
+def test_training_crop_defaults_and_the_cli_canvas_flag(trained: dict, tmp_path: Path) -> None:
+    assert TrainConfig(input_size=320).canvas() == 256  # 0.8 x input, a multiple of 32
+    assert TrainConfig(input_size=384).canvas() == 320 and TrainConfig(input_size=256).canvas() == 256
+    assert TrainConfig(input_size=384, train_canvas=256).canvas() == 256
+    r = subprocess.run([sys.executable, "-m", "fieldline.cli", "model", "train", "--data", str(trained["data"]),
+                        "--format", "yolo", "--input-size", "128", "--canvas", "64", "--steps", "2", "--batch", "4",
+                        "--width", "16", "--head-width", "16", "--threads", "1", "--out-dir", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "o" / "train_info.json").read_text())
+    assert info["steps"] == 2 and info["input_size"] == 128 and info["config"]["train_canvas"] == "64"
+
+
 def test_cli_train_rejects_bad_input(tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "fieldline.cli", "model", "train", *args,
