@@ -189,7 +189,7 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = 
     for tag, path in (("fp32", fp32), ("int8", int8)):
         ev = evaluate(path, holdout, count=holdout_count, seed=holdout_seed)
         metrics["models"][tag] = {"file": path.name, "bytes": path.stat().st_size, "sha256": ev["sha256"],
-                                  "input_size": OnnxDetector(path).input_size,
+                                  "input_size": ev["input_size"],
                                   "map50": ev["map50"], "map50_95": ev["map50_95"], "per_class": ev["per_class"],
                                   "instances": ev["instances"], "latency": measure_latency(path, frames)}
     metrics["side_by_side"] = side_by_side({"fp32": fp32, "int8": int8})

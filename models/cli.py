@@ -21,6 +21,16 @@ def _fail(msg: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _check_square_size(flag: str, value: int | None, most: int | None = None) -> None:
+    """Square network inputs and training crops: multiples of 32 (the largest stride), at least 64."""
+    if value is None:
+        return
+    if value % 32 or value < 64:
+        _fail(f"{flag} {value}: must be a multiple of 32, at least 64")
+    if most is not None and value > most:
+        _fail(f"{flag} {value}: must be at most --input-size {most}")
+
+
 @model_app.command()
 def synth(out: Path = typer.Option(..., help="Output folder (images/, labels/, classes.txt)"),
           kind: str = typer.Option("tomato", help="tomato (greenhouse rows) | surface (steel/tile defects + masks)"),
@@ -100,10 +110,8 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
         from models.train import train as run
     except ImportError as exc:
         _fail(f"training needs PyTorch (pip install 'fieldline[train]'): {exc}")
-    if input_size % 32 or input_size < 64:
-        _fail(f"--input-size {input_size}: must be a multiple of 32, at least 64")
-    if canvas is not None and (canvas % 32 or canvas < 64 or canvas > input_size):
-        _fail(f"--canvas {canvas}: must be a multiple of 32, at least 64 and at most --input-size {input_size}")
+    _check_square_size("--input-size", input_size)
+    _check_square_size("--canvas", canvas, most=input_size)
     try:
         arch_fields = TrainConfig.arch_fields(arch)
         overrides = {"width": width, "head_width": head_width, "head_depth": head_depth}
@@ -151,8 +159,7 @@ def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
         _fail(f"{checkpoint}: checkpoint not found")
     if flips not in FLIP_SETS:
         _fail(f"--flips {flips!r}: choose one of {', '.join(FLIP_SETS)}")
-    if input_size is not None and (input_size % 32 or input_size < 64):
-        _fail(f"--input-size {input_size}: must be a multiple of 32, at least 64")
+    _check_square_size("--input-size", input_size)
     data_hash = json.loads(train_info.read_text())["train_data_hash"] if train_info else "unknown"
     typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash, flips=flips,
                        input_size=input_size)))

@@ -110,6 +110,7 @@ def evaluate(model_path: str | Path, data: str | DataSource = "synth:tomato", co
     if set(det.labels) != set(data_labels):
         result["warning"] = f"model labels {list(det.labels)} differ from the data's {list(data_labels)}"
     result.update({"images": len(gts), "data": src.describe(), "model": str(model_path), "sha256": det.sha256,
+                   "input_size": det.input_size,
                    "conf_threshold": conf_threshold, "nms_iou": iou_threshold,
                    "flips": det.metadata.get("flips", "none")})
     if src.is_synthetic:
