@@ -287,6 +287,11 @@ def _merged_real_data(name: str, recipes_out: Path | None, recorded: list[dict[s
     return [fresh.get(t) or kept[t] for t in order if t in fresh or t in kept]
 
 
+def _run_size_text(ev: dict[str, Any], train: dict[str, Any]) -> str:
+    size = ev.get("input_size", train["input_size"])
+    return "" if size == train["input_size"] else f" (exported to run at {size}, chosen on the validation split: see the recipe)"
+
+
 def _real_data_section(metrics: dict[str, Any]) -> str:
     parts = []
     for r in metrics.get("real_data", []):
@@ -294,7 +299,8 @@ def _real_data_section(metrics: dict[str, Any]) -> str:
         rows = "\n".join(f"| {lab} | {v['ap50']:.3f} | {v['ap50_95']:.3f} |" for lab, v in ev["per_class"].items())
         note = f"{r['note']}\n\n" if r.get("note") else ""
         text = (f"### {r['title']}\n\n{note}Licence: {r['licence']}. Recipe: `{r['recipe']}` (`fieldline model train` on "
-                f"the train split: {tr['train_images']} images, input {tr['input_size']}, {tr['steps']} steps = "
+                f"the train split: {tr['train_images']} images, input {tr['input_size']}{_run_size_text(ev, tr)}, "
+                f"{tr['steps']} steps = "
                 f"{tr['epochs_done']} epochs in {tr['train_seconds'] / 60:.1f} min on 2 CPU threads, "
                 f"{tr['parameters']:,} parameters{_init_text(tr)}).\n\n"
                 f"mAP50 **{ev['map50']:.3f}**, mAP50-95 {ev['map50_95']:.3f} on {ev['images']} test images "
