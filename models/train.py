@@ -322,6 +322,11 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
 PLAIN_LINE_S = 30.0  # seconds of training between progress lines when stdout is not a terminal
 
 
+def _status(epoch: int, step: int, loss: float, val_text: str) -> str:
+    """The progress text of the live bar and of the plain lines."""
+    return f"ep {epoch} step {step} loss {loss:.3f} val mAP50 {val_text}"
+
+
 def _clock(seconds: float) -> str:
     return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
 
@@ -436,7 +441,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                 if step % 10 == 0 or step == 1:
                     log.append({"step": step, "epoch": epoch, "loss": round(float(loss.detach()), 4),
                                 **{k2: round(v, 4) for k2, v in parts.items()}, "lr": lr})
-                status = f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}"
+                status = _status(epoch, step, float(loss.detach()), val_text)
                 bar.update(task, completed=min(1.0, cfg.progress(step, spent)), info=status)
                 if plain_lines and spent - last_line >= PLAIN_LINE_S:
                     last_line = spent  # logs and pipes get no live bar: a plain line every 30 s of training
@@ -459,7 +464,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                         "val_log": val_log, "best_map": best_map, "np_rng": rng.bit_generator.state,
                         "torch_rng": torch.get_rng_state(), "labels": list(labels),
                         "average": (average.state, average.count)}, last)
-            status = f"ep {epoch} step {step} loss {float(loss.detach()):.3f} val mAP50 {val_text}"
+            status = _status(epoch, step, float(loss.detach()), val_text)
             bar.update(task, info=status)
             if plain_lines and finished:
                 bar.console.print(f"train {status} | {_clock(spent)} trained, ETA {_eta(cfg, step, spent)}")
