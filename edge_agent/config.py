@@ -62,6 +62,18 @@ class FieldlineModelConfig(_ModelCommon):
         description="FieldLine-native model: labels, input size and normalisation are read from the file's metadata "
         "(the default when `type` is omitted)",
     )
+    input_size: int | None = Field(
+        default=None, ge=32, le=4096,
+        description="Run a dynamic-size model at this square input instead of the size in its metadata (a multiple "
+        "of 32): smaller for close-up cameras (big fruit, less compute), larger for far, small objects; unset: "
+        "the size in the file (the one its card measured)",
+    )
+    letterbox: Literal["auto", "square", "tight"] = Field(
+        default="auto",
+        description="tight (dynamic-size models): pad the fitted picture only to the next multiple of 32, so a 4:3 "
+        "camera at 512 runs on 512x384, a quarter less compute for the same objects; square: pad to the full input "
+        "square; auto: tight when the file is dynamic-size, else square",
+    )
 
 
 class _ForeignModelConfig(_ModelCommon):

@@ -44,12 +44,15 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _feeds(sess: ort.InferenceSession, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _feeds(sess: ort.InferenceSession, rng: np.random.Generator,
+           hw: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Random inputs of each input's shape; free dimensions: batch 1, then ``hw`` or the metadata's square size."""
     meta = sess.get_modelmeta().custom_metadata_map
     side = int(meta.get("fieldline.input_size", 320))
     feeds = {}
     for inp in sess.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else (1 if i == 0 else side) for i, d in enumerate(inp.shape)]
+        free = [1, 3, *(hw or (side, side))] if len(inp.shape) == 4 else [1] + [side] * (len(inp.shape) - 1)
+        shape = [d if isinstance(d, int) and d > 0 else free[i] for i, d in enumerate(inp.shape)]
         dtype = _DTYPES.get(inp.type, np.float32)
         x = rng.random(shape, dtype=np.float32)
         feeds[inp.name] = (x * 255).astype(dtype) if np.issubdtype(dtype, np.integer) else x.astype(dtype)
@@ -57,8 +60,12 @@ def _feeds(sess: ort.InferenceSession, rng: np.random.Generator) -> dict[str, np
 
 
 def bench_models(files: Sequence[str | Path], threads: Sequence[int] = (1, 2), runs: int = 50, warmup: int = 5,
-                 seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Median/p90 ms per model and thread count, parameters and file size, all from one interleaved run."""
+                 seed: int = 0, progress: Callable[[str], None] | None = None,
+                 input_hw: Sequence[tuple[int, int] | None] | None = None) -> dict[str, Any]:
+    """Median/p90 ms per model and thread count, parameters and file size, all from one interleaved run.
+
+    ``input_hw``: per file, the (height, width) to feed a dynamic-size input (None: its metadata's square).
+    """
     paths = [Path(f) for f in files]
     for p in paths:
         if not p.is_file():
@@ -75,7 +82,7 @@ def bench_models(files: Sequence[str | Path], threads: Sequence[int] = (1, 2), r
         if progress:
             progress(f"{t} thread(s): loading {len(paths)} models")
         sessions = [_session(p, t) for p in paths]
-        feeds = [_feeds(s, rng) for s in sessions]
+        feeds = [_feeds(s, rng, hw) for s, hw in zip(sessions, input_hw or [None] * len(paths))]
         for s, f in zip(sessions, feeds):
             for _ in range(warmup):
                 s.run(None, f)

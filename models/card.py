@@ -36,9 +36,10 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
                   "suits row views where fruit are small (most missed fruit in the holdout are under ~30 pixels "
                   "in a 640-pixel frame); on close-up photos where one fruit fills a fifth of the frame it is the "
                   "wrong choice: on the cleaned Laboro test split the same weights score mAP50 0.154 at 512, "
-                  "0.199 at 384 and 0.230 at 320 (version 1.x, 320 input: 0.228). For close-up cameras run the "
-                  "recipe and export its `best.pt` with `fieldline model export --input-size 320`, or better, "
-                  "fine-tune on a few hundred of your own labelled images (second real-data section).",
+                  "0.199 at 384 and 0.230 at 320 (version 1.x, 320 input: 0.228). For close-up cameras set "
+                  "`model.input_size: 320` in the edge config (the file is dynamic-size; pick the size on your own "
+                  "labelled pictures with `fieldline model eval --input-size`), or better, fine-tune on a few "
+                  "hundred of your own labelled images (second real-data section).",
         "licence": "Weights and data generator: Apache-2.0 (FieldLine's own; synthetic data, no third-party images).",
     },
     "tomato-ripeness-fast": {
@@ -97,27 +98,41 @@ REAL_DATA: dict[str, list[dict[str, str]]] = {
 }
 
 
-def measure_latency(model: Path, frames: list[np.ndarray], runs: int = 200) -> dict[str, float]:
-    """Median/p95 ms of the onnxruntime session alone (1 thread, the model's input size) and of detect()."""
-    from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
+def measure_latency(model: Path, frames: list[np.ndarray], runs: int = 200) -> dict[str, Any]:
+    """Median/p95 ms of the onnxruntime session alone (1 thread, the model's input size) and of detect().
 
+    For a dynamic-size file the session is also timed on the tight letterbox of the frames (what the edge
+    agent runs by default: 512x384 for a 640x480 camera at 512), and detect() runs that way.
+    """
     det = OnnxDetector(model, threads=1)
-    x = to_tensor_rgb01(letterbox(frames[0], det.input_size)[0])
+    h, w = frames[0].shape[:2]
+    square = (det.input_size, det.input_size)
+    shapes = {"session": square, "session_tight": det.input_canvas(w, h)}
+    if shapes["session_tight"] == square:
+        del shapes["session_tight"]
     sess, name = det._session, det._session.get_inputs()[0].name  # noqa: SLF001 (bench only)
-    for _ in range(20):
-        sess.run(None, {name: x})
-    t = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {name: x})
-        t.append((time.perf_counter() - t0) * 1000)
+    out: dict[str, Any] = {}
+    for key, (cw, ch) in shapes.items():
+        x = np.random.default_rng(0).random((1, 3, ch, cw), dtype=np.float32)
+        for _ in range(20):
+            sess.run(None, {name: x})
+        t = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            sess.run(None, {name: x})
+            t.append((time.perf_counter() - t0) * 1000)
+        out[f"{key}_median_ms"] = round(float(np.median(t)), 2)
+        out[f"{key}_p95_ms"] = round(float(np.percentile(t, 95)), 2)
+    if "session_tight" in shapes:
+        out["tight_input"] = list(shapes["session_tight"])
     e2e = []
     for i in range(runs // 2):
         t0 = time.perf_counter()
         det.detect(frames[i % len(frames)])
         e2e.append((time.perf_counter() - t0) * 1000)
-    return {"session_median_ms": round(float(np.median(t)), 2), "session_p95_ms": round(float(np.percentile(t, 95)), 2),
-            "detect_median_ms": round(float(np.median(e2e)), 2), "loadavg_1m": round(os.getloadavg()[0], 2)}
+    out.update({"detect_median_ms": round(float(np.median(e2e)), 2), "detect_letterbox": det.letterbox,
+                "loadavg_1m": round(os.getloadavg()[0], 2)})
+    return out
 
 
 def side_by_side(files: dict[str, Path], runs: int = 100) -> dict[str, Any]:
@@ -189,7 +204,7 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = 
     for tag, path in (("fp32", fp32), ("int8", int8)):
         ev = evaluate(path, holdout, count=holdout_count, seed=holdout_seed)
         metrics["models"][tag] = {"file": path.name, "bytes": path.stat().st_size, "sha256": ev["sha256"],
-                                  "input_size": ev["input_size"],
+                                  "input_size": ev["input_size"], "dynamic_size": ev["dynamic_size"],
                                   "map50": ev["map50"], "map50_95": ev["map50_95"], "per_class": ev["per_class"],
                                   "instances": ev["instances"], "latency": measure_latency(path, frames)}
     metrics["side_by_side"] = side_by_side({"fp32": fp32, "int8": int8})
@@ -199,6 +214,8 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = 
     if quantize_report or "quantization" in recorded:
         metrics["quantization"] = quantize_report or recorded["quantization"]
     metrics["real_data"] = _merged_real_data(name, recipes_out, recorded.get("real_data", []))
+    if recorded.get("size_sweep", {}).get("sha256") == metrics["models"]["fp32"]["sha256"]:
+        metrics["size_sweep"] = recorded["size_sweep"]  # measured on this very file
     out.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -212,9 +229,15 @@ def _per_class_rows(f: dict, q: dict) -> str:
 def _latency_section(metrics: dict[str, Any]) -> str:
     f, q = metrics["models"]["fp32"], metrics["models"]["int8"]
     lines = ["| | FP32 | INT8 |", "|---|---|---|",
-             f"| session.run | {f['latency']['session_median_ms']:.2f} ms | {q['latency']['session_median_ms']:.2f} ms |",
-             f"| detect() incl. letterbox + NMS | {f['latency']['detect_median_ms']:.2f} ms | "
-             f"{q['latency']['detect_median_ms']:.2f} ms |"]
+             f"| session.run | {f['latency']['session_median_ms']:.2f} ms | {q['latency']['session_median_ms']:.2f} ms |"]
+    if "tight_input" in f["latency"] and "tight_input" in q["latency"]:
+        tw, th = f["latency"]["tight_input"]
+        lines.append(f"| session.run on the tight letterbox {tw}x{th} (a 4:3 camera; the edge default for this "
+                     f"dynamic-size file) | {f['latency']['session_tight_median_ms']:.2f} ms | "
+                     f"{q['latency']['session_tight_median_ms']:.2f} ms |")
+    how = f" ({f['latency']['detect_letterbox']} letterbox)" if "detect_letterbox" in f["latency"] else ""
+    lines.append(f"| detect() incl. letterbox + NMS{how} | "
+                 f"{f['latency']['detect_median_ms']:.2f} ms | {q['latency']['detect_median_ms']:.2f} ms |")
     sbs = metrics.get("side_by_side")
     if sbs:
         lines += ["", f"Side by side in one interleaved run ({sbs['runs']} runs, onnxruntime {sbs['onnxruntime']}, "
@@ -277,6 +300,43 @@ def refresh_real_data(name: str, recipes_out: Path) -> None:
     metrics = json.loads(path.read_text())
     metrics["real_data"] = _merged_real_data(name, recipes_out, metrics.get("real_data", []))
     path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def record_size_sweep(name: str, sweep: dict[str, Any]) -> None:
+    """Store the JSON of ``bench/input_size.py --model`` (the shipped file at other sizes) in NAME.metrics.json."""
+    if "sizes" not in sweep or not sweep["sizes"]:
+        raise ValueError("size sweep: expected the JSON last line of bench/input_size.py (with 'sizes')")
+    path = ZOO / f"{name}.metrics.json"
+    metrics = json.loads(path.read_text())
+    fp32 = metrics["models"]["fp32"]
+    if sweep.get("sha256") != fp32["sha256"]:
+        raise ValueError(f"size sweep of {sweep.get('model') or sweep.get('checkpoint')}, not of the zoo file "
+                         f"{fp32['file']} as recorded: run bench/input_size.py --model models/zoo/{fp32['file']}")
+    metrics["size_sweep"] = sweep
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def _size_sweep_section(metrics: dict[str, Any], size: int) -> str:
+    sweep = metrics.get("size_sweep")
+    if not sweep:
+        return ""
+    rows = "\n".join(
+        f"| {s}{' (file default)' if int(s) == size else ''} | {r['map50']:.3f} | {r['map50_agnostic']:.3f} | "
+        f"{r['map50_95']:.3f} | {r['median_ms_1t']:.2f} | {'x'.join(map(str, r['tight_input']))} | "
+        f"{r['median_ms_1t_tight']:.2f} |" for s, r in sweep["sizes"].items())
+    return f"""## Other input sizes (the same file: edge config `model.input_size`)
+
+The network is fully convolutional and the file is dynamic-size, so one file serves close-ups (smaller input: big
+objects, less compute) and far views (larger input: small objects need pixels). `bench/input_size.py --model` on
+{sweep['count']} fresh `{sweep['data']}` validation frames (seed {sweep['seed']}, never the holdout; square letterbox),
+latency at 1 thread in one interleaved run ({sweep['runs']} runs; compare within the table), square and on the tight
+letterbox of a {sweep['frame']} picture:
+
+| input | mAP50 | mAP50 any class | mAP50-95 | ms square | tight input | ms tight |
+|---|---|---|---|---|---|---|
+{rows}
+
+"""
 
 
 def _merged_real_data(name: str, recipes_out: Path | None, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -364,6 +424,8 @@ def render_card(metrics: dict[str, Any]) -> str:
                 f" The file runs the (fully convolutional) network at **{size}x{size}**, not the {trained_size} it "
                 "trained at: chosen on validation frames (never the holdout), where the larger input finds more "
                 "of the small fruit (`fieldline model export --input-size`; `bench/input_size.py`).")
+    dynamic_text = ("; the file is dynamic-size: the edge agent pads a non-square frame only to the next multiple "
+                    f"of 32, and `model.input_size` runs it at another size" if f.get("dynamic_size") else "")
     act = {"silu": "SiLU", "relu": "ReLU"}[net["act"]]
     scope_text = {"layers": f"convolutions, {act} activations and residual adds (the whole chain runs in INT8)",
                   "conv": "Conv ops only"}[(quant or {}).get("scope", "conv")]
@@ -374,7 +436,7 @@ def render_card(metrics: dict[str, Any]) -> str:
     return f"""# Model card: {name} {metrics.get("version", "1.0.0")}
 
 {text['what']} FieldLine-native ONNX contract: input `images` float32 [1,3,{size},{size}] RGB 0..1 (letterboxed,
-pad 114), output `detections` [1, N, 4+{len(labels)}] = x1,y1,x2,y2 in input pixels + sigmoid class scores (the
+pad 114{dynamic_text}), output `detections` [1, N, 4+{len(labels)}] = x1,y1,x2,y2 in input pixels + sigmoid class scores (the
 score estimates box IoU). Labels, input size and normalisation are in the file's metadata: load with
 `edge_agent.detectors.OnnxDetector` (edge config `type: fieldline`).
 
@@ -419,7 +481,7 @@ pycocotools, conf 0.001, class-wise NMS IoU 0.5, one class per box.
 The dev box is shared: load average during the runs was {f['latency'].get('loadavg_1m', '?')} (FP32) /
 {q['latency'].get('loadavg_1m', '?')} (INT8) on 2 cores; compare ratios, and re-measure on the target device.
 
-{_real_data_section(metrics)}
+{_size_sweep_section(metrics, size)}{_real_data_section(metrics)}
 ## Limits
 
 {text['limits']}

@@ -150,7 +150,12 @@ def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
            input_size: int | None = typer.Option(
                None, help="Run the network at this square input instead of its training size (multiple of 32; "
                           "the network is fully convolutional). Larger inputs find smaller objects at a "
-                          "quadratic latency cost: pick it with `fieldline model eval` on validation data")) -> None:
+                          "quadratic latency cost: pick it with `fieldline model eval` on validation data"),
+           dynamic_size: bool = typer.Option(
+               True, "--dynamic-size/--fixed-size",
+               help="dynamic: the file also runs at other multiples of 32 and on non-square letterboxes (edge "
+                    "config `model.input_size`, `model.letterbox: tight`); fixed: only at --input-size, for "
+                    "runtimes that need static shapes")) -> None:
     """Export a checkpoint to FieldLine-native ONNX with metadata (labels, input size, data hash ...)."""
     from models.export import export as run
     from models.tta import FLIP_SETS
@@ -162,7 +167,7 @@ def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
     _check_square_size("--input-size", input_size)
     data_hash = json.loads(train_info.read_text())["train_data_hash"] if train_info else "unknown"
     typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash, flips=flips,
-                       input_size=input_size)))
+                       input_size=input_size, dynamic_size=dynamic_size)))
 
 
 @model_app.command()
@@ -217,6 +222,11 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
           conf: float = typer.Option(0.001, min=0.0, max=1.0, help="Score threshold (COCO-style mAP: keep it low)"),
           iou: float = typer.Option(0.5, min=0.05, max=0.95,
                                     help="Class-wise NMS IoU (0.7 = the Ultralytics 'val' setting)"),
+          input_size: int | None = typer.Option(
+              None, help="Run a dynamic-size model at this square input (multiple of 32), as the edge config's "
+                         "`model.input_size` would: pick the size for your camera on your validation pictures"),
+          letterbox: str = typer.Option("auto", help="auto | square | tight (as the edge config's `model.letterbox`: "
+                                                        "auto = tight for dynamic-size files)"),
           as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line")) -> None:
     """mAP50 / mAP50-95 (pycocotools), overall and per class; PR curves and confusion matrix as PNG."""
     from edge_agent.detectors.onnx_detector import ModelLoadError, OnnxDetector
@@ -227,11 +237,12 @@ def eval_(model: Path = typer.Option(..., help="ONNX model file"),
     if src.is_synthetic and count is None:
         count = 300
     try:
-        OnnxDetector(model)  # fail fast, before any progress output
+        OnnxDetector(model, input_size=input_size, letterbox=letterbox)  # type: ignore[arg-type]  # fail fast
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("eval", total=count if src.is_synthetic else src.split_size(split))
             res = evaluate(model, data=src, count=count, seed=seed, split=split, plots_dir=plots,
-                           conf_threshold=conf, iou_threshold=iou, progress=lambda i, n: bar.update(task, completed=i, total=n))
+                           conf_threshold=conf, iou_threshold=iou, input_size=input_size, letterbox=letterbox,
+                           progress=lambda i, n: bar.update(task, completed=i, total=n))
     except (ModelLoadError, DatasetError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
@@ -256,9 +267,11 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
          holdout: str = typer.Option("synth:tomato", help="Synthetic holdout source (with --measure)"),
          holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261),
          recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures; alone: refresh just those)"),
-         quantize_report: Path | None = typer.Option(None, help="JSON printed by `model quantize`")) -> None:
+         quantize_report: Path | None = typer.Option(None, help="JSON printed by `model quantize`"),
+         size_sweep: Path | None = typer.Option(None, help="JSON printed by `bench/input_size.py --model` for the "
+                                                           "zoo file (its other input sizes; alone: record just that)")) -> None:
     """Write models/zoo/NAME.card.md from recorded metrics (optionally re-measure them first)."""
-    from models.card import MODEL_TEXT, record_metrics, refresh_real_data, write_card
+    from models.card import MODEL_TEXT, record_metrics, record_size_sweep, refresh_real_data, write_card
 
     if name not in MODEL_TEXT:
         _fail(f"--name {name!r}: no card text for it (known: {', '.join(MODEL_TEXT)})")
@@ -271,6 +284,11 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
             _fail(str(exc))
     elif recipes_out is not None:  # only the real-data figures changed
         refresh_real_data(name, recipes_out)
+    if size_sweep is not None:
+        try:
+            record_size_sweep(name, json.loads(size_sweep.read_text().strip().splitlines()[-1]))
+        except (OSError, ValueError) as exc:
+            _fail(f"--size-sweep {size_sweep}: {exc}")
     typer.echo(str(write_card(name)))
 
 

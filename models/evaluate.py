@@ -92,15 +92,20 @@ def run_detector(det: OnnxDetector, frames: Iterable[tuple[np.ndarray, np.ndarra
 def evaluate(model_path: str | Path, data: str | DataSource = "synth:tomato", count: int | None = 300,
              seed: int = 9001, split: str = "test", conf_threshold: float = 0.001, iou_threshold: float = 0.5,
              threads: int = 1, progress: Callable[[int, int], None] | None = None,
-             plots_dir: str | Path | None = None) -> dict[str, Any]:
+             plots_dir: str | Path | None = None, input_size: int | None = None,
+             letterbox: str = "auto") -> dict[str, Any]:
     """mAP50 / mAP50-95 overall and per class for ``model_path``.
+
+    ``input_size`` / ``letterbox``: run a dynamic-size model as the edge agent's ``model.input_size`` /
+    ``model.letterbox`` would (see :class:`OnnxDetector`), to pick them on your own validation pictures.
 
     ``data``: ``synth:tomato`` / ``synth:surface`` (``count`` fresh frames from ``seed``) or a
     :class:`DataSource` for a dataset (its ``split``; ``count`` None = all). With ``plots_dir``, PR curves
     and a confusion matrix are written there as PNG (see :mod:`models.plots`).
     """
     src = data if isinstance(data, DataSource) else DataSource.parse(data)
-    det = OnnxDetector(model_path, conf_threshold=conf_threshold, iou_threshold=iou_threshold, threads=threads)
+    det = OnnxDetector(model_path, conf_threshold=conf_threshold, iou_threshold=iou_threshold, threads=threads,
+                       input_size=input_size, letterbox=letterbox)  # type: ignore[arg-type]
     total = count if src.is_synthetic else min(src.split_size(split), count or 10 ** 9)
     gts, dets = run_detector(det, src.frames(split, total, seed),
                              (lambda i: progress(i, total)) if progress else None)
@@ -110,7 +115,7 @@ def evaluate(model_path: str | Path, data: str | DataSource = "synth:tomato", co
     if set(det.labels) != set(data_labels):
         result["warning"] = f"model labels {list(det.labels)} differ from the data's {list(data_labels)}"
     result.update({"images": len(gts), "data": src.describe(), "model": str(model_path), "sha256": det.sha256,
-                   "input_size": det.input_size,
+                   "input_size": det.input_size, "letterbox": det.letterbox, "dynamic_size": det.dynamic_size,
                    "conf_threshold": conf_threshold, "nms_iou": iou_threshold,
                    "flips": det.metadata.get("flips", "none")})
     if src.is_synthetic:

@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from models.net import NetSpec, TomatoNet
+from models.net import SIZE_MULTIPLE, NetSpec, TomatoNet
 from models.tta import FLIP_SETS, FlipAveraged
 from models.synth.tomato import LABELS
 
@@ -28,6 +28,7 @@ def fieldline_metadata(name: str, version: str, train_data_hash: str, labels: tu
         "fieldline.version": version,
         "fieldline.train_data_hash": train_data_hash,
         "fieldline.flips": flips,  # test-time mirror averaging inside the graph (models/tta.py)
+        "fieldline.size_multiple": str(SIZE_MULTIPLE),  # the input sides a dynamic-size file accepts
     }
 
 
@@ -62,11 +63,15 @@ def load_checkpoint(checkpoint: Path) -> tuple[TomatoNet, dict]:
 
 
 def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], name: str, version: str,
-               train_data_hash: str = "unknown", input_size: int = INPUT_SIZE, flips: str = "none") -> Path:
+               train_data_hash: str = "unknown", input_size: int = INPUT_SIZE, flips: str = "none",
+               dynamic_size: bool = True) -> Path:
     """Trained net -> ONNX with input ``images`` [1,3,S,S] and output ``detections`` [1,N,4+C] + metadata.
 
-    ``flips`` other than ``none`` averages the net's output maps over mirror images of the input inside
-    the graph (:mod:`models.tta`): same contract, one extra pass per mirror.
+    ``input_size`` S is the size recorded in the metadata (the one the model was measured at). With
+    ``dynamic_size`` the graph's height and width are free (any multiple of ``SIZE_MULTIPLE``), so the edge
+    agent can run the same file at another size or on a tighter, non-square letterbox; same speed and
+    outputs at S as a fixed-size export. ``flips`` other than ``none`` averages the net's output maps over
+    mirror images of the input inside the graph (:mod:`models.tta`): same contract, one extra pass per mirror.
     """
     was_training, net.export_mode = net.training, True
     net.eval()
@@ -79,7 +84,9 @@ def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], n
                                     category=DeprecationWarning)
             torch.onnx.export(graph, (torch.zeros(1, 3, input_size, input_size),), buf, dynamo=False,
                               opset_version=17, input_names=["images"], output_names=["detections"],
-                              do_constant_folding=True)
+                              do_constant_folding=True,
+                              dynamic_axes={"images": {2: "height", 3: "width"}, "detections": {1: "boxes"}}
+                              if dynamic_size else None)
     finally:
         net.export_mode = False
         net.train(was_training)
@@ -95,10 +102,11 @@ def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], n
 
 
 def export(checkpoint: Path, out: Path, name: str = "tomato-ripeness", version: str = "1.0.0",
-           train_data_hash: str = "unknown", input_size: int | None = None, flips: str = "none") -> Path:
+           train_data_hash: str = "unknown", input_size: int | None = None, flips: str = "none",
+           dynamic_size: bool = True) -> Path:
     """Checkpoint (``best.pt`` of :func:`models.train.train`) -> FieldLine-native ONNX."""
     if flips not in FLIP_SETS:
         raise ValueError(f"unknown flips {flips!r}; choose one of {', '.join(FLIP_SETS)}")
     net, info = load_checkpoint(Path(checkpoint))
     return export_net(net, out, info["labels"], name, version, train_data_hash,
-                      int(input_size or info["input_size"]), flips)
+                      int(input_size or info["input_size"]), flips, dynamic_size)

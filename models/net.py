@@ -21,6 +21,7 @@ from torch import nn
 from models.arch import ARCHS, Activation, NetSpec  # noqa: F401  (re-exported)
 
 STRIDES: tuple[int, ...] = (8, 16)
+SIZE_MULTIPLE = 32  # the deepest map (s5) is upsampled onto stride 16: input sides must divide by 32
 
 
 def _activation(act: Activation) -> nn.Module:

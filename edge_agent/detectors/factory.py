@@ -31,7 +31,8 @@ def _load(model_config, path: Path) -> Detector:
         from edge_agent.detectors.onnx_detector import OnnxDetector
 
         return OnnxDetector(model_config.path, model_config.conf_threshold, model_config.iou_threshold,
-                            model_config.threads, max_det=model_config.max_detections)
+                            model_config.threads, max_det=model_config.max_detections,
+                            input_size=model_config.input_size, letterbox=model_config.letterbox)
     if model_config.type == "anomaly":
         from edge_agent.detectors.anomaly import AnomalyDetector
 

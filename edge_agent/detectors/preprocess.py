@@ -99,27 +99,34 @@ def to_tensor_rgb01(canvas: np.ndarray) -> np.ndarray:
     return out
 
 
-def letterbox_rgb01(frame: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """``to_tensor_rgb01(letterbox(frame, size))`` in one step (same values, the FieldLine hot path)."""
+def letterbox_rgb01(frame: np.ndarray, size: int,
+                    canvas: tuple[int, int] | None = None) -> tuple[np.ndarray, Letterbox]:
+    """``to_tensor_rgb01(letterbox(frame, size))`` in one step (same values, the FieldLine hot path).
+
+    ``canvas`` (width, height): the tensor's size when it is not the ``size`` square (a tight letterbox
+    for dynamic-size models); the picture still fits the ``size`` square and is centred in the canvas.
+    """
     h, w = frame.shape[:2]
     nw, nh = fitted_size(w, h, size, size)
     resized = resize_fast(frame, nw, nh)
-    tensor, lb = planes_to_letterboxed_rgb01((resized[:, :, 2], resized[:, :, 1], resized[:, :, 0]), size)
+    tensor, lb = planes_to_letterboxed_rgb01((resized[:, :, 2], resized[:, :, 1], resized[:, :, 0]), canvas or size)
     return tensor, Letterbox(min(size / w, size / h), lb.pad_x, lb.pad_y, w, h)
 
 
 def planes_to_letterboxed_rgb01(planes: tuple[np.ndarray, np.ndarray, np.ndarray],
-                                size: int) -> tuple[np.ndarray, Letterbox]:
-    """R, G, B uint8 planes that already fit a ``size`` square -> centred float32 [1,3,size,size] tensor in 0..1.
+                                size: int | tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """R, G, B uint8 planes that already fit the input -> centred float32 [1,3,H,W] tensor in 0..1.
 
-    Each plane is written straight into the tensor and only the padding is filled with the pad value, so no
-    uint8 canvas is built and copied, and the float conversion covers the picture alone.
+    ``size``: a square side, or (width, height). Each plane is written straight into the tensor and only
+    the padding is filled with the pad value, so no uint8 canvas is built and copied, and the float
+    conversion covers the picture alone.
     """
+    width, height = (size, size) if isinstance(size, int) else size
     nh, nw = planes[0].shape
-    if nw > size or nh > size:
-        raise ValueError(f"planes of {nw}x{nh} do not fit a {size}x{size} input")
-    px, py = (size - nw) // 2, (size - nh) // 2
-    out = np.empty((1, 3, size, size), np.float32)
+    if nw > width or nh > height:
+        raise ValueError(f"planes of {nw}x{nh} do not fit a {width}x{height} input")
+    px, py = (width - nw) // 2, (height - nh) // 2
+    out = np.empty((1, 3, height, width), np.float32)
     k = np.float32(1.0 / 255.0)
     pad = np.float32(PAD_VALUE) * k  # rounded exactly like the picture's pixels
     out[0, :, :py, :] = pad
@@ -138,7 +145,8 @@ class PlanesCanvas:
     allocated and padded per frame. One canvas per thread: a tensor is only valid until the next ``write``.
     """
 
-    def __init__(self, width: int, height: int, size: int) -> None:
+    def __init__(self, width: int, height: int, size: int | tuple[int, int]) -> None:
+        """A ``width`` x ``height`` picture centred in a ``size`` input (a square side or (width, height))."""
         blank = np.zeros((height, width), np.uint8)
         self.tensor, self.letterbox = planes_to_letterboxed_rgb01((blank, blank, blank), size)
         px, py = self.letterbox.pad_x, self.letterbox.pad_y

@@ -4,7 +4,7 @@
 # comes out on any CPU; ~24 min of training plus ~2 min of rendering on the 2-core dev box.
 set -euo pipefail
 OUT=${OUT:-/tmp/fieldline-recipes}/tomato-ripeness-fast
-VERSION=${VERSION:-1.0.0}
+VERSION=${VERSION:-1.0.1}
 ZOO=${ZOO:-models/zoo}
 mkdir -p "$OUT"
 fieldline model train --data synth:tomato --images 4000 --seed 1234 --arch fast --input-size 256 --steps 3774 \

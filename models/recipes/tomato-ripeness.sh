@@ -8,7 +8,7 @@
 # plus ~2 min of rendering on the 2-core dev box.
 set -euo pipefail
 OUT=${OUT:-/tmp/fieldline-recipes}/tomato-ripeness
-VERSION=${VERSION:-2.0.0}
+VERSION=${VERSION:-2.0.1}
 ZOO=${ZOO:-models/zoo}
 mkdir -p "$OUT"
 fieldline model train --data synth:tomato --images 4000 --seed 1234 --arch fast --input-size 384 --canvas 256 \

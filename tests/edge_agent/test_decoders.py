@@ -296,6 +296,19 @@ def test_schema_lists_every_detector_type() -> None:
 def test_factory_builds_native_for_fieldline() -> None:
     det = build_detector(model_config(path=str(ZOO_INT8)))
     assert isinstance(det, OnnxDetector) and det.labels == ("green", "half_ripe", "ripe")
+    assert det.dynamic_size and det.letterbox == "tight"  # zoo detectors are dynamic-size files
+
+
+def test_fieldline_config_sets_the_run_size_and_letterbox_of_a_dynamic_model() -> None:
+    det = build_detector(model_config(path=str(ZOO_INT8), input_size=320, letterbox="square"))
+    assert det.input_size == 320 and det.input_canvas(640, 480) == (320, 320)
+    out = det.detect(np.full((480, 640, 3), 90, np.uint8))
+    assert out.labels == ("green", "half_ripe", "ripe")
+    with pytest.raises(ModelLoadError, match="tomato-ripeness.int8.onnx: model.input_size 336 must be a multiple of 32"):
+        build_detector(model_config(path=str(ZOO_INT8), input_size=336))
+    for bad, match in [({"input_size": 16}, "greater than or equal to 32"), ({"letterbox": "round"}, "letterbox")]:
+        with pytest.raises(ValidationError, match=match):
+            AgentConfig.model_validate(agent_dict({"path": "m.onnx", **bad}))
 
 
 # ---------------------------------------------------------------- generic detector on real onnxruntime sessions

@@ -139,6 +139,26 @@ def test_synthetic_frames_detected_near_ground_truth(detector: OnnxDetector) -> 
     assert right / max(hits, 1) >= 0.85  # ~0.97
 
 
+def test_tight_letterbox_finds_what_the_square_one_finds(detector: OnnxDetector) -> None:
+    """The default for dynamic-size files (512x384 for 640x480) against the full 512 square it was measured on."""
+    square = OnnxDetector(FP32, letterbox="square")
+    assert detector.letterbox == "tight" and detector.input_canvas(640, 480) == (512, 384)
+    assert square.input_canvas(640, 480) == (512, 512)
+    found = total = 0
+    for seed in range(4):
+        rng = np.random.default_rng([556, seed])
+        image = render(random_scene(rng), rng).image
+        tight, full = detector.detect(image), square.detect(image)
+        sure = full.confidence >= 0.5
+        total += int(sure.sum())
+        if sure.any() and len(tight):
+            iou = _iou(full.xyxy[sure], tight.xyxy)
+            same_label = full.class_id[sure][:, None] == tight.class_id[None, :]
+            found += int(((iou >= 0.8) & same_label).any(1).sum())
+    assert total >= 15
+    assert found / total >= 0.9  # padding changes a few border scores, not what is found
+
+
 def test_detections_helpers() -> None:
     d = Detections(np.array([[0, 0, 64, 48], [32, 24, 64, 48]]), [0.9, 0.2], [2, 0],
                    labels=("green", "half_ripe", "ripe"))

@@ -40,6 +40,24 @@ def test_planes_to_letterboxed_tensor_matches_letterbox_and_rejects_oversized_pl
         planes_to_letterboxed_rgb01(tuple(np.zeros((180, 400), np.uint8) for _ in range(3)), 320)
 
 
+def test_tight_canvas_centres_the_picture_in_a_non_square_tensor():
+    from edge_agent.detectors.preprocess import PAD_VALUE, PlanesCanvas, letterbox_rgb01, planes_to_letterboxed_rgb01
+
+    picture = np.random.default_rng(5).integers(0, 255, (480, 640, 3), np.uint8)
+    tensor, lb = letterbox_rgb01(picture, 512, canvas=(512, 416))  # fitted 512x384, padded to 416 high
+    square, square_lb = letterbox_rgb01(picture, 512)
+    assert tensor.shape == (1, 3, 416, 512) and (lb.pad_x, lb.pad_y) == (0, 16) and square_lb.pad_y == 64
+    np.testing.assert_array_equal(tensor[:, :, 16:400], square[:, :, 64:448])  # the same picture pixels
+    assert np.all(tensor[:, :, :16] == np.float32(PAD_VALUE) * np.float32(1 / 255))
+    assert lb.scale == square_lb.scale == 0.8
+    planes = tuple(np.ascontiguousarray(picture[::2, ::2, c][:240, :320]) for c in (2, 1, 0))
+    canvas = PlanesCanvas(320, 240, (320, 256))
+    np.testing.assert_array_equal(canvas.write(planes), planes_to_letterboxed_rgb01(planes, (320, 256))[0])
+    assert canvas.tensor.shape == (1, 3, 256, 320) and canvas.letterbox.pad_y == 8
+    with pytest.raises(ValueError, match="320x240 do not fit a 320x224"):
+        planes_to_letterboxed_rgb01(planes, (320, 224))
+
+
 def test_planes_canvas_reuses_one_tensor_and_keeps_its_padding():
     from edge_agent.detectors.preprocess import PlanesCanvas, planes_to_letterboxed_rgb01
 

@@ -18,7 +18,7 @@ from onnx import numpy_helper
 
 pytest.importorskip("torch", reason="training needs the train extra (torch)")
 
-from edge_agent.detectors import OnnxDetector  # noqa: E402
+from edge_agent.detectors import ModelLoadError, OnnxDetector  # noqa: E402
 from models.data_sources import DataSource  # noqa: E402
 from models.evaluate import coco_map, evaluate  # noqa: E402
 from models.export import export  # noqa: E402
@@ -373,6 +373,66 @@ def test_cli_export_at_another_input_size_records_it_and_still_detects(trained: 
                           str(trained["best"]), "--out", str(tmp_path / "bad.onnx"), "--input-size", "200"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "--input-size 200" in bad.stderr and not (tmp_path / "bad.onnx").exists()
+
+
+def _red_square_image() -> np.ndarray:
+    img = np.full((120, 160, 3), 115, np.uint8)
+    cv2.rectangle(img, (50, 30), (84, 64), (40, 40, 220), -1)
+    return img
+
+
+def _best_box(det: OnnxDetector, img: np.ndarray) -> tuple[str, np.ndarray]:
+    d = det.detect(img)
+    assert len(d), "no detection"
+    best = int(np.argmax(d.confidence))
+    return d.label_names()[best], d.xyxy[best]
+
+
+def test_dynamic_size_export_runs_at_other_sizes_and_tight_letterboxes(trained: dict, tmp_path: Path) -> None:
+    dynamic = trained["onnx"]  # export() writes dynamic-size files by default
+    dims = onnx.load(str(dynamic)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == [1, 3, "height", "width"]
+    fixed = export(trained["best"], tmp_path / "fixed.onnx", name="shapes", dynamic_size=False)
+    fixed_dims = onnx.load(str(fixed)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in fixed_dims] == [1, 3, 160, 160]
+
+    auto, square = OnnxDetector(dynamic, 0.3), OnnxDetector(dynamic, 0.3, letterbox="square")
+    assert auto.dynamic_size and auto.letterbox == "tight" and auto.metadata["size_multiple"] == "32"
+    assert auto.input_canvas(160, 120) == (160, 128) and square.input_canvas(160, 120) == (160, 160)
+    assert auto.input_canvas(1280, 720) == (160, 96)  # 160x90 picture, padded to the next multiple of 32
+    fixed_det = OnnxDetector(fixed, 0.3)
+    assert not fixed_det.dynamic_size and fixed_det.letterbox == "square"
+    img = _red_square_image()
+    # the same graph at its own square size: the very same detections as the fixed-size file
+    a, b = fixed_det.detect(img), square.detect(img)
+    assert len(a) == len(b) and np.allclose(a.xyxy, b.xyxy, atol=1e-3) and np.allclose(a.confidence, b.confidence,
+                                                                                         atol=1e-5)
+    for det in (auto, OnnxDetector(dynamic, 0.3, input_size=224), OnnxDetector(dynamic, 0.3, input_size=224,
+                                                                                letterbox="square")):
+        label, (x1, y1, x2, y2) = _best_box(det, img)
+        assert label == "square", det.input_size
+        assert abs(float(x1) - 50) < 8 and abs(float(y1) - 30) < 8 and abs(float(x2) - 85) < 8, (det.input_size,
+                                                                                                  det.letterbox)
+
+    with pytest.raises(ModelLoadError, match=r"fixed.onnx: model.input_size: needs a dynamic-size model.*160x160"):
+        OnnxDetector(fixed, input_size=224)
+    with pytest.raises(ModelLoadError, match="model.letterbox: tight: needs a dynamic-size model"):
+        OnnxDetector(fixed, letterbox="tight")
+    assert OnnxDetector(fixed, input_size=160).input_size == 160  # its own size is no change
+    with pytest.raises(ModelLoadError, match="model.input_size 200 must be a multiple of 32"):
+        OnnxDetector(dynamic, input_size=200)
+
+
+def test_cli_eval_runs_a_dynamic_model_at_another_size(trained: dict) -> None:
+    base = [sys.executable, "-m", "fieldline.cli", "model", "eval", "--model", str(trained["onnx"]), "--data",
+            str(trained["data"]), "--format", "yolo", "--split", "val", "--json"]
+    r = subprocess.run([*base, "--input-size", "224"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["input_size"] == 224 and res["letterbox"] == "tight" and res["dynamic_size"] is True
+    assert res["map50"] > 0.3  # the shapes are still found at 1.4x their training scale
+    bad = subprocess.run([*base, "--input-size", "100"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and "model.input_size 100 must be a multiple of 32" in bad.stderr
 
 
 def test_training_crop_defaults_and_the_cli_canvas_flag(trained: dict, tmp_path: Path) -> None:
