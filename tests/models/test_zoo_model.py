@@ -145,3 +145,33 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     assert "mAP50 **0.751**" in text and "mean of the 9 EMA checkpoints" in text and "scores mAP50 0.740" in text
     assert "NMS IoU 0.7 instead of 0.5" in text and "mAP50 0.763" in text
     assert "`--flips hv`" in text and "4 network passes" in text and "mAP50 0.769" in text
+
+
+def test_size_sweep_of_the_zoo_file_goes_into_its_card(tmp_path, monkeypatch) -> None:
+    """bench/input_size.py --model times and scores the shipped dynamic-size file at other sizes (real runs, tiny
+    counts); the card records that JSON only for the very file it describes, and renders the table from it."""
+    import models.card as card
+
+    name = "tomato-ripeness-fast"
+    r = subprocess.run([sys.executable, "bench/input_size.py", "--model", str(ZOO / f"{name}.onnx"), "--sizes",
+                        "192,256", "--count", "4", "--runs", "3", "--frame", "640x480"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    sweep = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(sweep["sizes"]) == {"192", "256"}
+    assert sweep["sizes"]["256"]["tight_input"] == [256, 192] and sweep["sizes"]["192"]["tight_input"] == [192, 160]
+    assert all(row["median_ms_1t"] > 0 and row["median_ms_1t_tight"] > 0 and 0 <= row["map50"] <= 1
+               for row in sweep["sizes"].values())
+    bad = subprocess.run([sys.executable, "bench/input_size.py", "--model", str(ZOO / "steel-defect.onnx")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "fixed input size" in json.loads(bad.stdout.strip().splitlines()[-1])["error"]
+
+    monkeypatch.setattr(card, "ZOO", tmp_path)
+    (tmp_path / f"{name}.metrics.json").write_text((ZOO / f"{name}.metrics.json").read_text())
+    with pytest.raises(ValueError, match="not of the zoo file"):
+        card.record_size_sweep(name, {**sweep, "sha256": "0" * 64})
+    card.record_size_sweep(name, sweep)
+    metrics = json.loads((tmp_path / f"{name}.metrics.json").read_text())
+    text = card.render_card(metrics)
+    assert "## Other input sizes" in text and "| 256 (file default) |" in text and "| 192 |" in text
+    assert f"| {sweep['sizes']['192']['map50']:.3f} |" in text and "192x160" in text
