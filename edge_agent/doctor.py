@@ -68,8 +68,10 @@ def check_model(config: AgentConfig) -> Check:
     ms = (time.perf_counter() - started) / 5 * 1000
     choice = f"; precision auto: {detector.precision_choice.chosen.name} ({detector.precision_choice.reason})" \
         if detector.precision_choice else ""
+    canvas = getattr(detector, "input_canvas", None)  # FieldLine-native files: the letterbox actually run
+    shape = f" run at {'x'.join(map(str, canvas(640, 480)))} ({detector.letterbox} letterbox)" if canvas else ""
     return Check("model", True, f"{detector.name} {detector.version}, labels {_labels_text(detector.labels)}, "
-                                f"{ms:.1f} ms/frame on {cpu_text(cpu_summary())}{choice}")
+                                f"{ms:.1f} ms per 640x480 frame{shape} on {cpu_text(cpu_summary())}{choice}")
 
 
 def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Check:
