@@ -32,11 +32,11 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
                 "plastic/foliage/dark/aisle backgrounds, sun/shade/artificial tint, blur, noise, JPEG). Boxes are "
                 "the visible extent of each fruit; fruits < 35 % visible are not labelled.",
         "limits": "Trained on synthetic images only: the real-data section shows the domain gap on greenhouse "
-                  "photos. Ripeness near the 0.4 / 0.75 thresholds is ambiguous by construction. The 512 input "
+                  "photos. Ripeness near the 0.4 / 0.75 thresholds is ambiguous by construction. The 576 input "
                   "suits row views where fruit are small (most missed fruit in the holdout are under ~30 pixels "
                   "in a 640-pixel frame); on close-up photos where one fruit fills a fifth of the frame it is the "
-                  "wrong choice: on the cleaned Laboro test split the same weights score mAP50 0.154 at 512, "
-                  "0.199 at 384 and 0.230 at 320 (version 1.x, 320 input: 0.228). For close-up cameras set "
+                  "wrong choice: on the cleaned Laboro test split the same file scores mAP50 0.144 at 576 and "
+                  "0.266 at 320 (version 2.0 at 512 / 320: 0.154 / 0.230; 1.x at 320: 0.228). For close-up cameras set "
                   "`model.input_size: 320` in the edge config (the file is dynamic-size; pick the size on your own "
                   "labelled pictures with `fieldline model eval --input-size`), or better, fine-tune on a few "
                   "hundred of your own labelled images (second real-data section).",
@@ -45,8 +45,8 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
     "tomato-ripeness-fast": {
         "what": "The tomato-ripeness detector (same classes, same synthetic data) made for slow edge boxes: the "
                 "`--arch fast` network (ReLU, 4x4 patch stem, width 64, one head block) at 256x256 input, about "
-                "4x faster than tomato-ripeness (the same network at 512 input since version 2.0) for about 13 "
-                "points less mAP50.",
+                "5x faster than tomato-ripeness (the same network, trained twice as long, at 576 input since "
+                "version 2.1) for about 15 points less mAP50.",
         "data": "100 % synthetic, `models/synth/tomato.py`: the same 4000 training images as tomato-ripeness "
                 "(seed 1234), fitted to 256 pixels. Boxes are the visible extent of each fruit; fruits < 35 % "
                 "visible are not labelled.",

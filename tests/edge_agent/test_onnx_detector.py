@@ -110,7 +110,7 @@ def test_wrong_frame_raises_value_error(detector: OnnxDetector, frame: object) -
 
 def test_properties(detector: OnnxDetector) -> None:
     assert detector.labels == ("green", "half_ripe", "ripe")
-    assert detector.input_size == 512  # tomato-ripeness 2.x runs its network at 512 (see its card)
+    assert detector.input_size == 576  # tomato-ripeness 2.1 runs its network at 576 (see its card)
     assert detector.name == "tomato-ripeness" and detector.version
     assert len(detector.sha256) == 64
     assert detector.metadata["decoder"] == "fieldline"
@@ -140,10 +140,10 @@ def test_synthetic_frames_detected_near_ground_truth(detector: OnnxDetector) -> 
 
 
 def test_tight_letterbox_finds_what_the_square_one_finds(detector: OnnxDetector) -> None:
-    """The default for dynamic-size files (512x384 for 640x480) against the full 512 square it was measured on."""
+    """The default for dynamic-size files (576x448 for 640x480) against the full 576 square it was measured on."""
     square = OnnxDetector(FP32, letterbox="square")
-    assert detector.letterbox == "tight" and detector.input_canvas(640, 480) == (512, 384)
-    assert square.input_canvas(640, 480) == (512, 512)
+    assert detector.letterbox == "tight" and detector.input_canvas(640, 480) == (576, 448)
+    assert square.input_canvas(640, 480) == (576, 576)
     found = total = 0
     for seed in range(4):
         rng = np.random.default_rng([556, seed])

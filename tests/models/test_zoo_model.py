@@ -89,7 +89,7 @@ def test_eval_cli_json_last_line() -> None:
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert {"map50", "map50_95", "per_class"} <= set(res)
-    assert res["input_size"] == OnnxDetector(ZOO / "tomato-ripeness.int8.onnx").input_size == 512
+    assert res["input_size"] == OnnxDetector(ZOO / "tomato-ripeness.int8.onnx").input_size == 576
 
 
 def test_eval_cli_conf_and_iou_reach_the_detector() -> None:
