@@ -4,10 +4,11 @@
         [--data synth:tomato] [--count 200] [--seed 777] [--runs 50]
     .venv/bin/python bench/input_size.py --model models/zoo/tomato-ripeness.onnx   # a dynamic-size file
 
-Exports the checkpoint at every size (or, for a dynamic-size ONNX file, copies it with each size in its metadata), evaluates each file on the same frames (synthetic: ``--count`` fresh
-frames from ``--seed``, a seed the holdout never uses, so the choice is made on validation data) and times all of
-them in one interleaved run at 1 thread, on the square input and on the tight letterbox of a ``--frame`` camera
-picture (what the edge agent runs by default for dynamic-size files). This is how the shipped tomato-ripeness input size was picked: small
+Exports the checkpoint at every size (or, for a dynamic-size ONNX file, copies it with each size in its
+metadata), evaluates each file on the same frames (synthetic: ``--count`` fresh frames from ``--seed``, a seed the
+holdout never uses, so the choice is made on validation data) and times all of them in one interleaved run at
+1 thread, on the square input and on the tight letterbox of a ``--frame`` camera picture (what the edge agent
+runs by default for dynamic-size files). This is how the shipped tomato-ripeness input size was picked: small
 fruit need pixels, so a network trained at one scale can gain many mAP points at a larger input, at a
 quadratic latency cost. Prints a table; the LAST line is one JSON object with the figures.
 """
@@ -64,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     frame_w, frame_h = int(frame[0]), int(frame[1])
     error = f"bad sizes {bad}" if bad else None if given.is_file() else f"{given}: file not found"
+    identity: dict[str, str] = {"checkpoint": str(given)}
     if error is None and args.model:
         try:
-            if not OnnxDetector(args.model).dynamic_size:
+            model = OnnxDetector(args.model)
+            identity = {"model": str(given), "sha256": model.sha256}
+            if not model.dynamic_size:
                 error = f"{args.model}: fixed input size; give its --checkpoint or re-export it (dynamic by default)"
         except ModelLoadError as exc:
             error = str(exc)
@@ -93,15 +97,16 @@ def main(argv: list[str] | None = None) -> int:
             rows[s]["median_ms_1t"] = timed[k]["latency"]["1"]["median_ms"]
             rows[s]["median_ms_1t_tight"] = timed[len(files) + k]["latency"]["1"]["median_ms"]
     table = Table(title=f"{given} at several input sizes ({args.count} {args.data} frames, seed {args.seed})")
-    for col in ("input", "mAP50", "mAP50 any class", "mAP50-95", "ms (1 thread)", f"tight {args.frame}", "ms tight"):
+    columns = ("input", "mAP50", "mAP50 any class", "mAP50-95", "ms (1 thread)", f"tight {args.frame}", "ms tight")
+    for col in columns:
         table.add_column(col, justify="right")
     for s, r in rows.items():
         table.add_row(str(s), f"{r['map50']:.3f}", f"{r['map50_agnostic']:.3f}", f"{r['map50_95']:.3f}",
-                      f"{r['median_ms_1t']:.2f}", "x".join(map(str, r["tight_input"])), f"{r['median_ms_1t_tight']:.2f}")
+                      f"{r['median_ms_1t']:.2f}", "x".join(map(str, r["tight_input"])),
+                      f"{r['median_ms_1t_tight']:.2f}")
     console.print(table)
-    print(json.dumps({"checkpoint" if args.checkpoint else "model": str(given), "data": args.data, "count": args.count, "seed": args.seed,
-                      "frame": args.frame, "runs": args.runs,
-                      **({"sha256": OnnxDetector(args.model).sha256} if args.model else {}), "sizes": {str(s): r for s, r in rows.items()}}))
+    print(json.dumps({**identity, "data": args.data, "count": args.count, "seed": args.seed, "frame": args.frame,
+                      "runs": args.runs, "sizes": {str(s): r for s, r in rows.items()}}))
     return 0
 
 

@@ -268,8 +268,9 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
          holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261),
          recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures; alone: refresh just those)"),
          quantize_report: Path | None = typer.Option(None, help="JSON printed by `model quantize`"),
-         size_sweep: Path | None = typer.Option(None, help="JSON printed by `bench/input_size.py --model` for the "
-                                                           "zoo file (its other input sizes; alone: record just that)")) -> None:
+         size_sweep: Path | None = typer.Option(
+             None, help="JSON printed by `bench/input_size.py --model` for the zoo file (its other input sizes; "
+                        "alone: record just that)")) -> None:
     """Write models/zoo/NAME.card.md from recorded metrics (optionally re-measure them first)."""
     from models.card import MODEL_TEXT, record_metrics, record_size_sweep, refresh_real_data, write_card
 
