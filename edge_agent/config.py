@@ -68,6 +68,12 @@ class FieldlineModelConfig(_ModelCommon):
         "of 32): smaller for close-up cameras (big fruit, less compute), larger for far, small objects; unset: "
         "the size in the file (the one its card measured)",
     )
+    nms: Literal["agnostic", "classwise"] = Field(
+        default="agnostic",
+        description="agnostic: overlapping boxes of different classes are one object (a fruit near a ripeness "
+        "boundary is counted once, under its most confident class); classwise: NMS within each class only (the "
+        "COCO-style setting of `fieldline model eval`)",
+    )
     letterbox: Literal["auto", "square", "tight"] = Field(
         default="auto",
         description="tight (dynamic-size models): pad the fitted picture only to the next multiple of 32, so a 4:3 "

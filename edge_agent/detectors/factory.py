@@ -32,7 +32,8 @@ def _load(model_config, path: Path) -> Detector:
 
         return OnnxDetector(model_config.path, model_config.conf_threshold, model_config.iou_threshold,
                             model_config.threads, max_det=model_config.max_detections,
-                            input_size=model_config.input_size, letterbox=model_config.letterbox)
+                            input_size=model_config.input_size, letterbox=model_config.letterbox,
+                            agnostic_nms=model_config.nms == "agnostic")
     if model_config.type == "anomaly":
         from edge_agent.detectors.anomaly import AnomalyDetector
 

@@ -73,12 +73,13 @@ class OnnxDetector(ModelFileInfo, Detector):
 
     def __init__(self, path: str | Path, conf_threshold: float = 0.25, iou_threshold: float = 0.5,
                  threads: int = 1, max_det: int = 300, max_candidates: int = 2000,
-                 input_size: int | None = None, letterbox: LetterboxMode = "auto"):
+                 input_size: int | None = None, letterbox: LetterboxMode = "auto", agnostic_nms: bool = False):
         self.path = Path(path)
         self.conf_threshold = float(conf_threshold)
         self.iou_threshold = float(iou_threshold)
         self.max_det = max_det
         self.max_candidates = max_candidates
+        self.agnostic_nms = agnostic_nms  # one box per object whatever its class (counting), not per class
         self._session = open_session(self.path, threads)
         self._metadata = fieldline_metadata(self._session)
         missing = [k for k in REQUIRED_META if k not in self._metadata]
@@ -199,7 +200,8 @@ class OnnxDetector(ModelFileInfo, Detector):
         if len(conf) > self.max_candidates:
             top = np.argpartition(-conf, self.max_candidates)[:self.max_candidates]
             boxes, conf, class_id = boxes[top], conf[top], class_id[top]
-        idx = batched_nms(boxes, conf, class_id, self.iou_threshold, self.max_det)
+        groups = np.zeros_like(class_id) if self.agnostic_nms else class_id
+        idx = batched_nms(boxes, conf, groups, self.iou_threshold, self.max_det)
         if len(idx) == 0:
             return Detections.empty(self._labels)
         xyxy = lb.to_frame(boxes[idx])

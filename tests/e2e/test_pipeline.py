@@ -15,7 +15,7 @@ import pytest
 from cloud_api.core.config import Settings
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
-from edge_agent.detectors.onnx_detector import OnnxDetector
+from edge_agent.detectors import build_detector
 from fieldline.contract import events_topic
 from models.synth.tomato import random_scene, render
 from tests.support.builders import event_dict
@@ -75,7 +75,8 @@ def api(broker, tmp_path_factory):
 
 
 def test_agent_counts_reach_the_api_and_match_ground_truth(broker, api, tmp_path):
-    agent = Agent(agent_config(tmp_path, broker.port), OnnxDetector(MODEL, 0.35, 0.5, 1))
+    config = agent_config(tmp_path, broker.port)
+    agent = Agent(config, build_detector(config.model))  # as the CLI builds it: conf 0.35, class-agnostic NMS
     assert agent.run(duration_s=5.0) == 0
     with api.client() as client:
         def our_sheds() -> dict[str, dict]:
@@ -132,8 +133,8 @@ def test_agent_spools_while_the_broker_is_down_and_replays_as_historical(tmp_pat
         settings = Settings(data_dir=tmp_path / "api", mqtt_port=broker.port, api_tokens=[TOKEN])
         with LiveApi(settings) as api:
             broker.stop()
-            agent = Agent(agent_config(tmp_path, broker.port, device="gh-edge-07", fps=5.0),
-                          OnnxDetector(MODEL, 0.35, 0.5, 1))
+            config = agent_config(tmp_path, broker.port, device="gh-edge-07", fps=5.0)
+            agent = Agent(config, build_detector(config.model))
             stop = threading.Event()
             runner = threading.Thread(target=agent.run, args=(stop,))
             runner.start()

@@ -297,6 +297,8 @@ def test_factory_builds_native_for_fieldline() -> None:
     det = build_detector(model_config(path=str(ZOO_INT8)))
     assert isinstance(det, OnnxDetector) and det.labels == ("green", "half_ripe", "ripe")
     assert det.dynamic_size and det.letterbox == "tight"  # zoo detectors are dynamic-size files
+    assert det.agnostic_nms  # the edge default: a fruit is one object whatever its ripeness
+    assert not build_detector(model_config(path=str(ZOO_INT8), nms="classwise")).agnostic_nms
 
 
 def test_fieldline_config_sets_the_run_size_and_letterbox_of_a_dynamic_model() -> None:

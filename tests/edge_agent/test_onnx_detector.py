@@ -159,6 +159,19 @@ def test_tight_letterbox_finds_what_the_square_one_finds(detector: OnnxDetector)
     assert found / total >= 0.9  # padding changes a few border scores, not what is found
 
 
+def test_agnostic_nms_keeps_one_box_per_fruit() -> None:
+    """Class-wise NMS keeps a weak second box of another ripeness on a fruit near a stage boundary (a double
+    count); class-agnostic NMS, the edge default, keeps only the most confident one."""
+    rng = np.random.default_rng(13)
+    image = render(random_scene(rng, 640, 480), np.random.default_rng(100)).image
+    classwise, agnostic = OnnxDetector(FP32, 0.35), OnnxDetector(FP32, 0.35, agnostic_nms=True)
+    per_class, one = classwise.detect(image), agnostic.detect(image)
+    overlaps = _iou(per_class.xyxy, per_class.xyxy) - np.eye(len(per_class))
+    assert (overlaps >= 0.5).any()  # this frame has cross-class duplicates under class-wise NMS
+    assert not ((_iou(one.xyxy, one.xyxy) - np.eye(len(one))) >= 0.5).any()
+    assert len(one) < len(per_class)
+
+
 def test_detections_helpers() -> None:
     d = Detections(np.array([[0, 0, 64, 48], [32, 24, 64, 48]]), [0.9, 0.2], [2, 0],
                    labels=("green", "half_ripe", "ripe"))
