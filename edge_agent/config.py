@@ -62,6 +62,11 @@ class FieldlineModelConfig(_ModelCommon):
         description="FieldLine-native model: labels, input size and normalisation are read from the file's metadata "
         "(the default when `type` is omitted)",
     )
+    conf_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Minimum detection score; unset: the counting threshold calibrated into the file (`fieldline "
+        "model calibrate`: the score at which counts best match labelled frames), else 0.35",
+    )
     input_size: int | None = Field(
         default=None, ge=32, le=4096,
         description="Run a dynamic-size model at this square input instead of the size in its metadata (a multiple "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -71,7 +72,28 @@ def check_model(config: AgentConfig) -> Check:
     canvas = getattr(detector, "input_canvas", None)  # FieldLine-native files: the letterbox actually run
     shape = f" run at {'x'.join(map(str, canvas(640, 480)))} ({detector.letterbox} letterbox)" if canvas else ""
     return Check("model", True, f"{detector.name} {detector.version}, labels {_labels_text(detector.labels)}, "
-                                f"{ms:.1f} ms per 640x480 frame{shape} on {cpu_text(cpu_summary())}{choice}")
+                                f"{ms:.1f} ms per 640x480 frame{shape} on {cpu_text(cpu_summary())}{choice}"
+                                f"{_conf_text(detector)}")
+
+
+def _conf_text(detector) -> str:
+    """Where the score threshold comes from (FieldLine-native files; the others always use the config's)."""
+    source = getattr(detector, "conf_source", None)
+    if source is None:
+        return ""
+    text = {"config": "set in the config", "file": "calibrated for counting, from the file",
+            "default": "default; the file has no calibrated one: `fieldline model calibrate`"}[source]
+    if source == "file":
+        from edge_agent.detectors.session import COUNT_CALIBRATION_META
+
+        try:
+            calibrated_at = json.loads(detector.metadata.get(COUNT_CALIBRATION_META, "{}")).get("input_size")
+        except ValueError:
+            calibrated_at = None
+        if calibrated_at and calibrated_at != detector.input_size:
+            text += (f"; WARNING: calibrated at input {calibrated_at}, this config runs {detector.input_size}: "
+                     f"`fieldline model calibrate --input-size {detector.input_size}` re-picks it")
+    return f", conf {detector.conf_threshold:.2f} ({text})"
 
 
 def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Check:

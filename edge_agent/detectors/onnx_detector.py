@@ -15,6 +15,7 @@ from edge_agent.detectors.base import Detector
 from edge_agent.detectors.nms import batched_nms
 from edge_agent.detectors.preprocess import Letterbox, PlanesCanvas, fitted_size, letterbox_rgb01
 from edge_agent.detectors.session import (
+    COUNT_CONF_META,
     META_PREFIX,
     ModelFileInfo,
     ModelLoadError,
@@ -32,6 +33,7 @@ REQUIRED_META = ("labels", "input_size", "normalization", "decoder")
 SUPPORTED_DECODERS = ("fieldline",)
 SUPPORTED_NORMALIZATION = ("rgb_0_1",)
 LetterboxMode = Literal["auto", "square", "tight"]
+UNCALIBRATED_CONF = 0.35  # `conf_threshold=None` on a file without a calibrated counting threshold
 
 
 class _BoundCanvas:
@@ -69,13 +71,15 @@ class OnnxDetector(ModelFileInfo, Detector):
     fitted picture only up to the next multiple of the model's size multiple instead of to the square, so a
     4:3 camera at 512 runs on 512x384 (a quarter less compute, the objects at the same scale; holdout mAP50
     of tomato-ripeness 2.0: 0.935 either way). ``auto``: tight for dynamic-size files, square for fixed ones.
+
+    ``conf_threshold=None`` takes the counting threshold calibrated into the file (``fieldline.count_conf``,
+    see ``models/count_calibration.py``), else 0.35; ``conf_source`` says which (config | file | default).
     """
 
-    def __init__(self, path: str | Path, conf_threshold: float = 0.25, iou_threshold: float = 0.5,
+    def __init__(self, path: str | Path, conf_threshold: float | None = 0.25, iou_threshold: float = 0.5,
                  threads: int = 1, max_det: int = 300, max_candidates: int = 2000,
                  input_size: int | None = None, letterbox: LetterboxMode = "auto", agnostic_nms: bool = False):
         self.path = Path(path)
-        self.conf_threshold = float(conf_threshold)
         self.iou_threshold = float(iou_threshold)
         self.max_det = max_det
         self.max_candidates = max_candidates
@@ -105,8 +109,23 @@ class OnnxDetector(ModelFileInfo, Detector):
             raise ModelLoadError(f"{self.path}: output shape {out_shape} does not match "
                                  f"[1, N, 4 + {len(labels)} labels]")
         self._apply_input_settings(input_size, letterbox)
+        self._apply_conf_threshold(conf_threshold)
         self._sha256 = file_sha256(self.path)
         self._per_thread = threading.local()  # each camera thread's input canvases, by picture size
+
+    def _apply_conf_threshold(self, conf_threshold: float | None) -> None:
+        self.conf_source = "config" if conf_threshold is not None else "file" if COUNT_CONF_META in self._metadata \
+            else "default"
+        if conf_threshold is None:
+            raw = self._metadata.get(COUNT_CONF_META, str(UNCALIBRATED_CONF))
+            try:
+                conf_threshold = float(raw)
+            except ValueError:
+                conf_threshold = -1.0
+            if not 0.0 < conf_threshold < 1.0:
+                raise ModelLoadError(f"{self.path}: bad {META_PREFIX}{COUNT_CONF_META} metadata {raw!r} (expected "
+                                     "a score between 0 and 1; re-run `fieldline model calibrate`)")
+        self.conf_threshold = float(conf_threshold)
 
     def _apply_input_settings(self, input_size: int | None, letterbox: LetterboxMode) -> None:
         """Checks ``input_size`` / ``letterbox`` against the file's input shape; clear errors naming the file."""

@@ -9,6 +9,8 @@ from typing import Any
 import onnxruntime as ort
 
 META_PREFIX = "fieldline."
+COUNT_CONF_META = "count_conf"  # score threshold picked so counts match labels (`fieldline model calibrate`)
+COUNT_CALIBRATION_META = "count_calibration"  # JSON: how it was picked (data, frames, count errors)
 
 
 class ModelLoadError(Exception):

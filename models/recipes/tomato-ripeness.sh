@@ -9,7 +9,7 @@
 # rendering on the 2-core dev box (about 0.26 s a step when the box is otherwise idle).
 set -euo pipefail
 OUT=${OUT:-/tmp/fieldline-recipes}/tomato-ripeness
-VERSION=${VERSION:-2.1.0}
+VERSION=${VERSION:-2.1.1}
 ZOO=${ZOO:-models/zoo}
 mkdir -p "$OUT"
 fieldline model train --data synth:tomato --images 4000 --seed 1234 --arch fast --input-size 384 --canvas 256 \
@@ -20,5 +20,9 @@ fieldline model export --checkpoint "$OUT/run/best.pt" --out "$ZOO/tomato-ripene
   --name tomato-ripeness --version "$VERSION" --train-info "$OUT/run/train_info.json" --input-size 576
 fieldline model quantize --model "$ZOO/tomato-ripeness.onnx" --out "$ZOO/tomato-ripeness.int8.onnx" \
   --data synth:tomato | tail -n 1 > "$OUT/quantize.json"
+# The edge agent's counting threshold, per file (2.1.1 = the 2.1.0 files with it: 0.53 for both)
+for f in tomato-ripeness tomato-ripeness.int8; do
+  fieldline model calibrate --model "$ZOO/$f.onnx" --data synth:tomato
+done
 fieldline model card --name tomato-ripeness --measure --train-info "$OUT/run/train_info.json" \
   --quantize-report "$OUT/quantize.json"

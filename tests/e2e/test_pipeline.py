@@ -76,7 +76,7 @@ def api(broker, tmp_path_factory):
 
 def test_agent_counts_reach_the_api_and_match_ground_truth(broker, api, tmp_path):
     config = agent_config(tmp_path, broker.port)
-    agent = Agent(config, build_detector(config.model))  # as the CLI builds it: conf 0.35, class-agnostic NMS
+    agent = Agent(config, build_detector(config.model))  # as the CLI builds it: the file's conf, agnostic NMS
     assert agent.run(duration_s=5.0) == 0
     with api.client() as client:
         def our_sheds() -> dict[str, dict]:
@@ -86,15 +86,14 @@ def test_agent_counts_reach_the_api_and_match_ground_truth(broker, api, tmp_path
         devices = client.get("/api/v1/devices").json()
     for shed, seed in SEEDS.items():
         truth, reported = ground_truth(seed), Counter(sheds[shed]["counts"])
-        # Tolerance: the model's holdout mAP50 is ~0.9, so a few heavily occluded fruits are missed and
-        # fruits near a stage boundary can swap between neighbouring labels; the generator gives no box to a
-        # fruit less than 35 % visible, which the models still find now and then (shed-02: 7 boxes, 8-10
-        # detections per frame at conf 0.35 from the FP32 and from both INT8 files measured). Total within
-        # 15 % (at least 3), and each label within 25 % (at least 3) of the generator's visible fruits.
-        assert abs(sum(reported.values()) - sum(truth.values())) <= max(3, 0.15 * sum(truth.values())), (
-            shed, dict(truth), dict(reported))
+        # The agent counts above the threshold calibrated into the file (`fieldline model calibrate`: 0.53 for
+        # tomato-ripeness 2.1, where counts on validation frames match the labels best). Measured on these three
+        # scenes, FP32 and INT8: exact per label; at the uncalibrated 0.35 the generator's unlabelled, barely
+        # visible fruits were counted too (8 labelled -> 11 counted on shed-01). Tolerance 2 per label and in
+        # total: frames differ (camera noise, light) and the count is smoothed over 3 of them.
+        assert abs(sum(reported.values()) - sum(truth.values())) <= 2, (shed, dict(truth), dict(reported))
         for label in ("green", "half_ripe", "ripe"):
-            assert abs(reported[label] - truth[label]) <= max(3, 0.25 * truth[label]), (shed, label, truth, reported)
+            assert abs(reported[label] - truth[label]) <= 2, (shed, label, dict(truth), dict(reported))
         assert sheds[shed]["updated_ms"] > 0
     device = next(d for d in devices if d["device"] == "gh-edge-01")
     assert device["state"] == "offline"  # the agent said goodbye with a retained offline status

@@ -25,6 +25,7 @@ def test_all_checks_pass_on_a_healthy_box(tmp_path):
     assert "tomato-ripeness" in checks["model"].detail
     # what the agent will run: tomato-ripeness 2.1 at 576, on the tight letterbox of a 4:3 picture
     assert "per 640x480 frame run at 576x448 (tight letterbox)" in checks["model"].detail
+    assert "conf 0.53 (calibrated for counting, from the file)" in checks["model"].detail  # config leaves it unset
 
 
 def test_each_failure_is_named(tmp_path):
@@ -36,3 +37,13 @@ def test_each_failure_is_named(tmp_path):
     assert not checks["model"].ok and "missing.onnx" in checks["model"].detail
     assert not checks["broker"].ok and f"127.0.0.1:{port}" in checks["broker"].detail
     assert checks["disk"].ok and checks["clock"].ok
+
+
+def test_model_check_warns_when_run_at_another_size_than_calibrated(tmp_path):
+    cfg = config(tmp_path, free_port())
+    cfg.model.input_size = 320  # close-up cameras; the file's threshold was picked at 576
+    from edge_agent.doctor import check_model
+
+    detail = check_model(cfg).detail
+    assert "run at 320x256" in detail
+    assert "calibrated at input 576, this config runs 320: `fieldline model calibrate --input-size 320`" in detail

@@ -540,3 +540,19 @@ def test_class_agnostic_map_separates_finding_from_classifying() -> None:
     assert class_agnostic_map50(gts, swapped) == pytest.approx(1.0)
     one_missed = [(gts[0][0][:1].copy(), np.array([0.9]), ["b"])]  # recall 0.5 at precision 1
     assert class_agnostic_map50(gts, one_missed) == pytest.approx(51 / 101, abs=1e-4)
+
+
+def test_int8_file_does_not_inherit_the_fp32_counting_threshold(trained: dict, tmp_path: Path) -> None:
+    """Scores change under INT8: a count threshold calibrated on the FP32 file must not ride along."""
+    from models.count_calibration import COUNT_CONF_KEY, SUMMARY_KEY
+    from models.export import set_metadata
+
+    fp32 = tmp_path / "calibrated.onnx"
+    proto = onnx.load(str(trained["onnx"]))
+    set_metadata(proto, {COUNT_CONF_KEY: "0.47", SUMMARY_KEY: "{}"})
+    onnx.save(proto, str(fp32))
+    assert OnnxDetector(fp32, conf_threshold=None).conf_threshold == 0.47
+    q = quantize(fp32, tmp_path / "q.onnx", calib_count=8, source=DataSource.parse(str(trained["data"]), "yolo"))
+    meta = OnnxDetector(q).metadata
+    assert "count_conf" not in meta and "count_calibration" not in meta and "labels" in meta
+    assert OnnxDetector(q, conf_threshold=None).conf_source == "default"
