@@ -16,7 +16,7 @@ from edge_agent.config import CameraConfig
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth
-from edge_agent.rules import Outcome, ZoneRef, build_rule
+from edge_agent.rules import Outcome, ZoneRef, build_rule, rule_for_model
 from edge_agent.sources import Frame, Source
 from edge_agent.tracking import Tracker
 
@@ -91,8 +91,9 @@ class CameraLoop:
 
     def run(self, stop: threading.Event) -> None:
         camera, counters = self.camera, self.counters
-        labels = self._detector().labels
-        rule = build_rule(camera, labels)
+        model = self._detector()
+        labels = model.labels
+        rule = build_rule(camera, labels, getattr(model, "calibrated_reject_score", None))
         tracker = Tracker(camera.tracker) if rule.needs_tracking else None
         period = 1.0 / camera.fps
         next_at = time.monotonic()
@@ -107,10 +108,12 @@ class CameraLoop:
                     continue  # a live source has no new frame yet; the watchdog raises camera_offline
                 self.last_frame_s = time.monotonic()
                 counters.frames += len(group)
-                if detector.labels != labels:  # a model update changed the label set
-                    labels = detector.labels
-                    rule = build_rule(camera, labels)
-                    tracker = Tracker(camera.tracker) if rule.needs_tracking else None
+                if detector is not model:  # a model update (OTA)
+                    model = detector
+                    rule, rebuilt = rule_for_model(camera, rule, labels, detector)
+                    if rebuilt:
+                        labels = detector.labels
+                        tracker = Tracker(camera.tracker) if rule.needs_tracking else None
                 # stage by stage over the group (one frame for live sources): every detection first, then
                 # health, tracking and rules frame by frame in order, so results match one-at-a-time
                 results = [self._detect(detector, frame) for frame in group]

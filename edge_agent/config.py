@@ -274,7 +274,12 @@ class InspectionRuleConfig(_Strict):
     defect_labels: list[str] | None = Field(
         default=None, description="Labels that are defects; unset: every label except part_label"
     )
-    reject_score: float = Field(default=0.5, ge=0, le=1, description="A defect at or above this score rejects")
+    reject_score: float | None = Field(
+        default=None, ge=0, le=1,
+        description="A defect at or above this score rejects; unset: the pass/reject threshold calibrated into the "
+        "model file (`fieldline model calibrate --objective reject`: the lowest score within a false-reject "
+        "budget), else 0.5",
+    )
     defect_rate_window: int = Field(default=200, ge=10, description="Parts in the sliding defect-rate window")
     defect_rate_alert: float = Field(default=0.05, gt=0, le=1, description="Defect rate that raises an alert")
 

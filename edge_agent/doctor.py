@@ -81,7 +81,7 @@ def _conf_text(detector) -> str:
     source = getattr(detector, "conf_source", None)
     if source is None:
         return ""
-    text = {"config": "set in the config", "file": "calibrated for counting, from the file",
+    text = {"config": "set in the config", "file": "calibrated, from the file",
             "default": "default; the file has no calibrated one: `fieldline model calibrate`"}[source]
     if source == "file":
         from edge_agent.detectors.session import COUNT_CALIBRATION_META
@@ -93,7 +93,9 @@ def _conf_text(detector) -> str:
         if calibrated_at and calibrated_at != detector.input_size:
             text += (f"; WARNING: calibrated at input {calibrated_at}, this config runs {detector.input_size}: "
                      f"`fieldline model calibrate --input-size {detector.input_size}` re-picks it")
-    return f", conf {detector.conf_threshold:.2f} ({text})"
+    reject = getattr(detector, "calibrated_reject_score", None)
+    reject_text = f"; inspection rules reject at {reject:.2f} unless rule.reject_score is set" if reject else ""
+    return f", conf {detector.conf_threshold:.2f} ({text}){reject_text}"
 
 
 def check_broker(config: AgentConfig, timeout_s: float = 5.0) -> Check:

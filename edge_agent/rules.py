@@ -16,6 +16,8 @@ from edge_agent.detections import Detections
 from edge_agent.tracking import UniqueCounter
 from edge_agent.zones import LineCounter, PolygonZone
 
+UNCALIBRATED_REJECT = 0.5  # reject_score when neither the config nor the model file sets one
+
 
 @dataclass(frozen=True)
 class ZoneRef:
@@ -157,9 +159,11 @@ class ZoneCountRule:
 class InspectionRule:
     """Factory inspection: one event per part, pass or reject, plus a sliding defect-rate alert."""
 
-    def __init__(self, camera: CameraConfig, labels: tuple[str, ...]) -> None:
+    def __init__(self, camera: CameraConfig, labels: tuple[str, ...], file_reject_score: float | None = None) -> None:
         assert isinstance(camera.rule, InspectionRuleConfig)
         self.config: InspectionRuleConfig = camera.rule
+        self.reject_score = next(s for s in (self.config.reject_score, file_reject_score, UNCALIBRATED_REJECT)
+                                 if s is not None)
         self.camera = camera
         self.zone = _ref(camera.zone)
         defect = self.config.defect_labels
@@ -178,7 +182,7 @@ class InspectionRule:
         return detections.filter(np.isin(detections.class_id, self.defect_ids))
 
     def _event(self, defects: Detections) -> list[Outcome]:
-        reject = bool(np.any(defects.confidence >= self.config.reject_score))
+        reject = bool(np.any(defects.confidence >= self.reject_score))
         self._verdicts.append(reject)
         event = EventOut("inspection", self.zone, defects, dict(Counter(defects.label_names())),
                          verdict="reject" if reject else "pass", snapshot=reject and self.camera.snapshots.on_reject)
@@ -218,7 +222,22 @@ class InspectionRule:
         return outcomes
 
 
-def build_rule(camera: CameraConfig, labels: tuple[str, ...]) -> ZoneCountRule | InspectionRule:
+def build_rule(camera: CameraConfig, labels: tuple[str, ...],
+               file_reject_score: float | None = None) -> ZoneCountRule | InspectionRule:
+    """``file_reject_score``: the pass/reject threshold calibrated into the model file, if any."""
     if isinstance(camera.rule, InspectionRuleConfig):
-        return InspectionRule(camera, labels)
+        return InspectionRule(camera, labels, file_reject_score)
     return ZoneCountRule(camera, labels)
+
+
+def rule_for_model(camera: CameraConfig, rule: ZoneCountRule | InspectionRule, labels: tuple[str, ...],
+                   detector) -> tuple[ZoneCountRule | InspectionRule, bool]:
+    """The rule after a model update: rebuilt for a new label set (-> True), else kept with its state (the
+    defect-rate window), an inspection rule taking the new file's calibrated reject score unless the config
+    sets one."""
+    file_reject = getattr(detector, "calibrated_reject_score", None)
+    if detector.labels != labels:
+        return build_rule(camera, detector.labels, file_reject), True
+    if isinstance(rule, InspectionRule) and rule.config.reject_score is None:
+        rule.reject_score = file_reject if file_reject is not None else UNCALIBRATED_REJECT
+    return rule, False

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.detectors.onnx_detector import OnnxDetector
-from edge_agent.detectors.session import COUNT_CALIBRATION_META
+from edge_agent.detectors.session import COUNT_CALIBRATION_META, REJECT_CALIBRATION_META
 from edge_agent.detectors.precision import cpu_text
 from models.arch import ARCHS
 from models.data_sources import DataSource
@@ -184,7 +184,7 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
     return out
 
 
-def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = "synth:tomato",
+def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str | None = None,
                    holdout_count: int = 300, holdout_seed: int = 20261, recipes_out: Path | None = None,
                    quantize_report: dict | None = None, out: Path | None = None) -> dict[str, Any]:
     """Evaluate ``ZOO/name.onnx`` and ``ZOO/name.int8.onnx`` on a fresh holdout, time them, write the JSON.
@@ -199,6 +199,7 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = 
         if "train" not in recorded:
             raise ValueError(f"{out}: no recorded training run; give the train_info.json of the shipped run")
         train_info = recorded["train"]
+    holdout = holdout or recorded.get("holdout", {}).get("data", "synth:tomato")  # steel-defect: synth:surface
     frames = [img for img, _, _ in DataSource.parse(holdout).frames("test", 5, 31337)]
     metrics: dict[str, Any] = {"name": name, "version": OnnxDetector(fp32).version, "train": train_info,
                                "holdout": {"data": holdout, "count": holdout_count, "seed": holdout_seed},
@@ -209,9 +210,10 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str = 
                                   "input_size": ev["input_size"], "dynamic_size": ev["dynamic_size"],
                                   "map50": ev["map50"], "map50_95": ev["map50_95"], "per_class": ev["per_class"],
                                   "instances": ev["instances"], "latency": measure_latency(path, frames)}
-        counting = OnnxDetector(path).metadata.get(COUNT_CALIBRATION_META)
-        if counting:  # written by `fieldline model calibrate` into this very file
-            metrics["models"][tag]["count_calibration"] = json.loads(counting)
+        meta = OnnxDetector(path).metadata
+        for key in (COUNT_CALIBRATION_META, REJECT_CALIBRATION_META):  # by `fieldline model calibrate`, this file
+            if key in meta:
+                metrics["models"][tag][key] = json.loads(meta[key])
     metrics["side_by_side"] = side_by_side({"fp32": fp32, "int8": int8})
     lat = metrics["side_by_side"]["models"]
     metrics["default"] = "int8" if lat["int8"]["latency"]["1"]["median_ms"] < lat["fp32"]["latency"]["1"][
@@ -435,6 +437,31 @@ per frame). `fieldline model calibrate` does the same on your own labelled pictu
 """
 
 
+def _reject_section(metrics: dict[str, Any]) -> str:
+    """The pass/reject threshold calibrated into each file (`fieldline model calibrate --objective reject`)."""
+    cal = {tag: m["reject_calibration"] for tag, m in metrics["models"].items() if "reject_calibration" in m}
+    if not cal:
+        return ""
+    first = next(iter(cal.values()))
+    where = f"seed {first['seed']}" if "seed" in first else f"the {first.get('split')} split"
+    rows = [f"| {tag.upper()} | **{c['reject_conf']:.2f}** | {c['false_reject']:.1%} | {c['escape']:.1%} | "
+            f"{c['uncalibrated']['false_reject']:.1%} | {c['uncalibrated']['escape']:.1%} |" for tag, c in cal.items()]
+    return f"""## Pass/reject threshold (inspection default)
+
+An inspection rule rejects a part when a defect scores at or above `rule.reject_score`; left unset, it takes
+the threshold calibrated into the file: the lowest score that rejects at most {first['max_false_reject']:.0%} of
+defect-free parts, which lets the fewest defective parts escape within that budget. Picked on
+`{first['data']}` frames ({where}, not the holdout: {first['defect_free_images']} defect-free, {first['defective_images']} with defects),
+run as the edge runs the file. `fieldline model calibrate --objective reject --max-false-reject 0.02` re-picks it
+for your own budget and pictures.
+
+| file | threshold | false rejects | escapes | false rejects at 0.50 | escapes at 0.50 |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+"""
+
+
 def render_card(metrics: dict[str, Any]) -> str:
     name = metrics.get("name", "tomato-ripeness")
     text = MODEL_TEXT[name]
@@ -510,7 +537,7 @@ pycocotools, conf 0.001, class-wise NMS IoU 0.5, one class per box.
 The dev box is shared: load average during the runs was {f['latency'].get('loadavg_1m', '?')} (FP32) /
 {q['latency'].get('loadavg_1m', '?')} (INT8) on 2 cores; compare ratios, and re-measure on the target device.
 
-{_counting_section(metrics)}{_size_sweep_section(metrics, size)}{_real_data_section(metrics)}
+{_counting_section(metrics)}{_reject_section(metrics)}{_size_sweep_section(metrics, size)}{_real_data_section(metrics)}
 ## Limits
 
 {text['limits']}

@@ -264,7 +264,8 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
          measure: bool = typer.Option(False, help="Re-measure the zoo files into NAME.metrics.json first"),
          train_info: Path | None = typer.Option(None, help="train_info.json of the shipped run (with --measure; "
                                                              "default: the one already recorded)"),
-         holdout: str = typer.Option("synth:tomato", help="Synthetic holdout source (with --measure)"),
+         holdout: str | None = typer.Option(None, help="Synthetic holdout source (with --measure; default: the "
+                                                          "recorded one, else synth:tomato)"),
          holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261),
          recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures; alone: refresh just those)"),
          quantize_report: Path | None = typer.Option(None, help="JSON printed by `model quantize`"),

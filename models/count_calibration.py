@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,12 +48,22 @@ def best_row(rows: list[dict[str, float]]) -> dict[str, float]:
     return min(rows, key=lambda r: (round(r["mae"], 6), abs(r["bias"]), r["conf"]))
 
 
-def calibrate_count_conf(model_path: str | Path, data: str | DataSource = "synth:tomato", count: int | None = 300,
-                         seed: int = 777, split: str = "val", threads: int = 1, input_size: int | None = None,
-                         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Pick the counting threshold of ``model_path`` on labelled frames (synthetic: ``count`` from ``seed``;
-    a dataset: its ``split``), run at ``input_size`` (default: the file's) as the edge agent's
-    ``model.input_size`` would. Returns the choice, its errors, the errors at the uncalibrated 0.35 and a table."""
+@dataclass
+class ScoredFrames:
+    """One pass of a model over labelled frames at the score floor: what every threshold is read from."""
+
+    detector: Any  # the OnnxDetector that ran (input size, letterbox, labels, sha256)
+    source: DataSource
+    scores: list[np.ndarray]  # per frame: the scores of the boxes kept by class-agnostic NMS
+    names: list[list[str]]  # per frame: their labels
+    labels: list[list[str]]  # per frame: the labelled objects
+
+
+def score_frames(model_path: str | Path, data: str | DataSource, count: int | None, seed: int, split: str,
+                 threads: int = 1, input_size: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> ScoredFrames:
+    """Run ``model_path`` as the edge agent runs it (at ``input_size``, default the file's) on labelled frames:
+    synthetic ``count`` from ``seed``, or a dataset's ``split``."""
     from edge_agent.detectors.onnx_detector import OnnxDetector
 
     src = data if isinstance(data, DataSource) else DataSource.parse(data)
@@ -61,17 +72,26 @@ def calibrate_count_conf(model_path: str | Path, data: str | DataSource = "synth
     total = count if src.is_synthetic else min(src.split_size(split), count or 10 ** 9)
     if not total:
         raise ValueError(f"{src.describe()}: no {split} images to calibrate on")
-    scores: list[np.ndarray] = []
-    names: list[list[str]] = []
-    labelled, labelled_by_class = [], Counter[str]()
+    out = ScoredFrames(det, src, [], [], [])
     for i, (img, _, labs) in enumerate(src.frames(split, total, seed)):
         d = det.detect(img)
-        scores.append(d.confidence.astype(np.float64))
-        names.append(d.label_names())
-        labelled.append(len(labs))
-        labelled_by_class.update(labs)
+        out.scores.append(d.confidence.astype(np.float64))
+        out.names.append(d.label_names())
+        out.labels.append(list(labs))
         if progress:
             progress(i + 1, total)
+    return out
+
+
+def calibrate_count_conf(model_path: str | Path, data: str | DataSource = "synth:tomato", count: int | None = 300,
+                         seed: int = 777, split: str = "val", threads: int = 1, input_size: int | None = None,
+                         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Pick the counting threshold of ``model_path`` on labelled frames (see :func:`score_frames`).
+    Returns the choice, its errors, the errors at the uncalibrated 0.35 and a table."""
+    run = score_frames(model_path, data, count, seed, split, threads, input_size, progress)
+    det, src, scores, names = run.detector, run.source, run.scores, run.names
+    labelled = [len(labs) for labs in run.labels]
+    labelled_by_class = Counter(lab for labs in run.labels for lab in labs)
     truth = np.array(labelled)
     rows = count_rows(scores, truth)
     best = best_row(rows)
@@ -100,9 +120,15 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_count_conf(model_path: str | Path, result: dict[str, Any], out: str | Path | None = None) -> Path:
-    """Store the picked threshold in the ONNX metadata of ``model_path`` (in place unless ``out``).
+    """Store the picked counting threshold in the ONNX metadata of ``model_path`` (in place unless ``out``)."""
+    return write_threshold(model_path, result, {COUNT_CONF_KEY: f"{result['count_conf']:.2f}",
+                                                SUMMARY_KEY: json.dumps(summary(result))}, out)
 
-    Refuses when the file changed since it was calibrated (the threshold belongs to those scores)."""
+
+def write_threshold(model_path: str | Path, result: dict[str, Any], meta: dict[str, str],
+                    out: str | Path | None = None) -> Path:
+    """Write ``meta`` into the file ``result`` was calibrated on; refuses when the file changed since (the
+    threshold belongs to those scores)."""
     import onnx
 
     from edge_agent.detectors.session import file_sha256
@@ -112,7 +138,7 @@ def write_count_conf(model_path: str | Path, result: dict[str, Any], out: str | 
     if file_sha256(src) != result["sha256"]:
         raise ValueError(f"{src}: the file changed since it was calibrated (sha256 differs): calibrate it again")
     model = onnx.load(str(src))
-    set_metadata(model, {COUNT_CONF_KEY: f"{result['count_conf']:.2f}", SUMMARY_KEY: json.dumps(summary(result))})
+    set_metadata(model, meta)
     dst = Path(out) if out is not None else src
     onnx.save(model, str(dst))
     return dst

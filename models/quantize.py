@@ -39,7 +39,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
-from models.count_calibration import COUNT_CONF_KEY, SUMMARY_KEY as COUNT_SUMMARY_KEY
+from edge_agent.detectors.session import CALIBRATED_THRESHOLD_KEYS
 from models.data_sources import DataSource
 from models.evaluate import evaluate
 
@@ -131,7 +131,7 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
     q = onnx.load(str(out))
     del q.metadata_props[:]
     for k, v in meta.items():
-        if k not in (COUNT_CONF_KEY, COUNT_SUMMARY_KEY):  # FP32 scores' threshold: calibrate the INT8 file itself
+        if k not in CALIBRATED_THRESHOLD_KEYS:  # FP32 scores' thresholds: calibrate the INT8 file itself
             q.metadata_props.add(key=k, value=v)
     q.metadata_props.add(key="fieldline.quantization", value=f"int8-qdq-per-channel-{calibration}"
                          + ("-head-fp32" if keep_head_fp32 else ""))

@@ -1,5 +1,4 @@
-"""`fieldline model import|stats|predict|bench|calibrate`: dataset import/stats, drawn predictions, side-by-side
-latency, the counting threshold.
+"""`fieldline model import|stats|predict|bench`: dataset import/stats, drawn predictions, side-by-side latency.
 
 Registered on ``models.cli.model_app`` by :func:`register` (kept here so ``models/cli.py`` only gains two lines).
 """
@@ -174,51 +173,12 @@ def bench_cmd(files: list[Path] = typer.Argument(..., help="ONNX model files"),
         typer.echo(json.dumps(res))
 
 
-def calibrate_cmd(model: Path = typer.Option(..., help="FieldLine ONNX model file (FP32 or INT8: each its own)"),
-                  data: str = typer.Option("synth:tomato", help="Labelled frames: synth:tomato | synth:surface | a "
-                                           "dataset folder (or COCO .json) with --format"),
-                  fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
-                  mapping: str | None = typer.Option(None, "--map", help="Class renames/merges a=b,c=b"),
-                  split: str = typer.Option("val", help="Dataset split (never the one you report on)"),
-                  split_seed: int = typer.Option(0, help="Split hash seed (as used for training)"),
-                  splits: str = typer.Option("0.8,0.1,0.1", help="train,val,test shares (as used for training)"),
-                  count: int | None = typer.Option(None, help="Images (synthetic default 300; datasets: all)"),
-                  seed: int = typer.Option(777, help="Synthetic data seed (not the training or holdout seed)"),
-                  input_size: int | None = typer.Option(None, help="Run a dynamic-size model at this input, as the "
-                                                        "edge config's `model.input_size` will (default: the file's)"),
-                  write: bool = typer.Option(True, "--write/--dry-run", help="Store the threshold in the file"),
-                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line")
-                  ) -> None:
-    """Pick the score threshold at which per-frame counts best match the labels, and store it in the file.
-
-    The edge agent then counts with it when `model.conf_threshold` is unset (run as the edge runs the file:
-    its input size, tight letterbox, class-agnostic NMS)."""
-    from edge_agent.detectors import ModelLoadError
-    from models.count_calibration import calibrate_count_conf, count_table, write_count_conf
-    from models.datasets import DatasetError
-
-    src = source_from_options(data, fmt, mapping, None, split_seed, splits)
-    if src.is_synthetic and count is None:
-        count = 300
-    try:
-        res = calibrate_count_conf(model, src, count=count, seed=seed, split=split, input_size=input_size)
-        if write:
-            write_count_conf(model, res)
-    except (ModelLoadError, DatasetError, ValueError, OSError) as exc:
-        _fail(str(exc))
-    out.print(count_table(res), markup=False, highlight=False)
-    before = res["uncalibrated"]
-    typer.echo(f"{model}: count threshold {res['count_conf']:.2f} on {res['images']} images of {res['data']} "
-               f"(mean abs count error {res['mae']:.2f} per image, bias {res['bias']:+.2f}; at 0.35: "
-               f"{before['mae']:.2f}, {before['bias']:+.2f})" + (" - written into the file" if write else ""))
-    if as_json:
-        typer.echo(json.dumps(res))
-
-
 def register(app: typer.Typer) -> None:
     """Add the toolkit verbs to ``fieldline model``."""
     app.command("import")(import_cmd)
     app.command("stats")(stats_cmd)
     app.command("predict")(predict_cmd)
     app.command("bench")(bench_cmd)
+    from models.calibrate_cli import calibrate_cmd
+
     app.command("calibrate")(calibrate_cmd)

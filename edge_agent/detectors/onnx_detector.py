@@ -17,6 +17,7 @@ from edge_agent.detectors.preprocess import Letterbox, PlanesCanvas, fitted_size
 from edge_agent.detectors.session import (
     COUNT_CONF_META,
     META_PREFIX,
+    REJECT_CONF_META,
     ModelFileInfo,
     ModelLoadError,
     fieldline_metadata,
@@ -72,8 +73,9 @@ class OnnxDetector(ModelFileInfo, Detector):
     4:3 camera at 512 runs on 512x384 (a quarter less compute, the objects at the same scale; holdout mAP50
     of tomato-ripeness 2.0: 0.935 either way). ``auto``: tight for dynamic-size files, square for fixed ones.
 
-    ``conf_threshold=None`` takes the counting threshold calibrated into the file (``fieldline.count_conf``,
-    see ``models/count_calibration.py``), else 0.35; ``conf_source`` says which (config | file | default).
+    ``conf_threshold=None`` takes the threshold calibrated into the file (``fieldline.count_conf`` for
+    counting, ``fieldline.reject_conf`` for pass/reject, the lower if both; see ``fieldline model calibrate``),
+    else 0.35; ``conf_source`` says which (config | file | default).
     """
 
     def __init__(self, path: str | Path, conf_threshold: float | None = 0.25, iou_threshold: float = 0.5,
@@ -114,18 +116,24 @@ class OnnxDetector(ModelFileInfo, Detector):
         self._per_thread = threading.local()  # each camera thread's input canvases, by picture size
 
     def _apply_conf_threshold(self, conf_threshold: float | None) -> None:
-        self.conf_source = "config" if conf_threshold is not None else "file" if COUNT_CONF_META in self._metadata \
-            else "default"
-        if conf_threshold is None:
-            raw = self._metadata.get(COUNT_CONF_META, str(UNCALIBRATED_CONF))
-            try:
-                conf_threshold = float(raw)
-            except ValueError:
-                conf_threshold = -1.0
-            if not 0.0 < conf_threshold < 1.0:
-                raise ModelLoadError(f"{self.path}: bad {META_PREFIX}{COUNT_CONF_META} metadata {raw!r} (expected "
-                                     "a score between 0 and 1; re-run `fieldline model calibrate`)")
+        calibrated = {key: self._calibrated(key) for key in (COUNT_CONF_META, REJECT_CONF_META)
+                      if key in self._metadata}
+        self.calibrated_reject_score = calibrated.get(REJECT_CONF_META)  # the inspection rule's default
+        self.conf_source = "config" if conf_threshold is not None else "file" if calibrated else "default"
+        if conf_threshold is None:  # the lowest calibrated one, so an inspection rule sees every defect it needs
+            conf_threshold = min(calibrated.values(), default=UNCALIBRATED_CONF)
         self.conf_threshold = float(conf_threshold)
+
+    def _calibrated(self, key: str) -> float:
+        raw = self._metadata[key]
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not 0.0 < value < 1.0:
+            raise ModelLoadError(f"{self.path}: bad {META_PREFIX}{key} metadata {raw!r} (expected a score between "
+                                 "0 and 1; re-run `fieldline model calibrate`)")
+        return value
 
     def _apply_input_settings(self, input_size: int | None, letterbox: LetterboxMode) -> None:
         """Checks ``input_size`` / ``letterbox`` against the file's input shape; clear errors naming the file."""

@@ -11,6 +11,10 @@ import onnxruntime as ort
 META_PREFIX = "fieldline."
 COUNT_CONF_META = "count_conf"  # score threshold picked so counts match labels (`fieldline model calibrate`)
 COUNT_CALIBRATION_META = "count_calibration"  # JSON: how it was picked (data, frames, count errors)
+REJECT_CONF_META = "reject_conf"  # inspection pass/reject threshold within a false-reject budget
+REJECT_CALIBRATION_META = "reject_calibration"  # JSON: how it was picked (budget, false rejects, escapes)
+CALIBRATED_THRESHOLD_KEYS = tuple(META_PREFIX + k for k in (COUNT_CONF_META, COUNT_CALIBRATION_META,
+                                                            REJECT_CONF_META, REJECT_CALIBRATION_META))
 
 
 class ModelLoadError(Exception):

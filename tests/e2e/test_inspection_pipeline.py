@@ -16,7 +16,7 @@ import pytest
 from cloud_api.core.config import Settings
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
-from edge_agent.detectors.onnx_detector import OnnxDetector
+from edge_agent.detectors import OnnxDetector, build_detector
 from models.synth.tomato import random_scene, render
 from tests.support.live_api import LiveApi, wait_until
 from tests.support.mosquitto import MosquittoBroker
@@ -91,9 +91,9 @@ def test_shipped_steel_defect_model_rejects_defective_parts(tmp_path):
             "mqtt": {"host": "127.0.0.1", "port": broker.port}, "model": {"path": model},
             "cameras": [{"name": "cam-strip", "source": {"type": "folder", "path": folder},
                          "zone": {"kind": "line", "id": "strip-1"}, "fps": 20,
-                         "rule": {"type": "inspection", "reject_score": 0.5}}],
+                         "rule": {"type": "inspection"}}],  # rejects at the threshold calibrated into the file
         })
-        agent = Agent(config, OnnxDetector(model, 0.35, 0.5, 1))
+        agent = Agent(config, build_detector(config.model))  # as the CLI builds it
         assert agent.run(duration_s=20) == 0
         with api.client() as client:
             events = wait_until(lambda: (lambda found: found if len(found) == len(truth) else None)(

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from edge_agent.config import AgentConfig
 from edge_agent.detectors import ModelLoadError, OnnxDetector, build_detector
+from edge_agent.detectors.session import CALIBRATED_THRESHOLD_KEYS
 from models.cli import model_app
 from models.count_calibration import (COUNT_CONF_KEY, SUMMARY_KEY, best_row, calibrate_count_conf, count_rows,
                                       write_count_conf)
@@ -38,7 +39,7 @@ def test_rows_and_pick_by_hand() -> None:
 
 def _without_calibration(src: Path, dst: Path) -> Path:
     proto = onnx.load(str(src))
-    keep = [p for p in proto.metadata_props if p.key not in (COUNT_CONF_KEY, SUMMARY_KEY)]
+    keep = [p for p in proto.metadata_props if p.key not in CALIBRATED_THRESHOLD_KEYS]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
     onnx.save(proto, str(dst))
@@ -95,7 +96,8 @@ def test_bad_threshold_metadata_is_a_clear_load_error(tmp_path) -> None:
     onnx.save(proto, str(bad))
     with pytest.raises(ModelLoadError, match=r"bad\.onnx: bad fieldline\.count_conf metadata 'lots'"):
         OnnxDetector(bad, conf_threshold=None)
-    assert OnnxDetector(bad, conf_threshold=0.3).conf_threshold == 0.3  # an explicit threshold needs none
+    with pytest.raises(ModelLoadError, match="re-run `fieldline model calibrate`"):  # a damaged file, whatever
+        OnnxDetector(bad, conf_threshold=0.3)  # the config says: the inspection rule may need the file's values
 
 
 def test_calibrate_cli_dry_run_and_write(tmp_path) -> None:
@@ -118,3 +120,105 @@ def test_calibrate_cli_dry_run_and_write(tmp_path) -> None:
     assert OnnxDetector(model, conf_threshold=None).conf_threshold == pytest.approx(res["count_conf"])
     missing = runner.invoke(model_app, ["calibrate", "--model", str(tmp_path / "none.onnx")])
     assert missing.exit_code == 2 and "none.onnx: model file not found" in missing.output
+
+
+# --- pass/reject threshold for inspection lines ---------------------------------------------------------------
+
+STEEL = ZOO / "steel-defect.onnx"
+
+
+def test_reject_rows_and_pick_by_hand() -> None:
+    from models.reject_calibration import pick_reject, reject_rows
+
+    top = np.array([0.1, 0.35, 0.0, 0.6, 0.9, 0.3])  # best defect score per frame
+    defective = np.array([False, False, False, True, True, True])
+    rows = reject_rows(top, defective, (0.2, 0.32, 0.4, 0.7))
+    assert [round(r["false_reject"], 3) for r in rows] == [0.333, 0.333, 0.0, 0.0]
+    assert [round(r["escape"], 3) for r in rows] == [0.0, 0.333, 0.333, 0.667]
+    assert pick_reject(rows, 0.0)["conf"] == 0.4  # the lowest within the budget: fewest escapes
+    assert pick_reject(rows, 0.5)["conf"] == 0.2
+    with pytest.raises(ValueError, match="keeps false rejects within 0.0%"):
+        pick_reject(rows[:2], 0.0)
+
+
+def test_reject_calibration_lands_in_the_file_and_drives_the_inspection_rule(tmp_path) -> None:
+    from edge_agent.rules import build_rule
+    from models.reject_calibration import REJECT_CONF_KEY, calibrate_reject_score, write_reject_conf
+
+    model = _without_calibration(STEEL, tmp_path / "steel.onnx")
+    res = calibrate_reject_score(model, "synth:surface", count=160, seed=41, max_false_reject=0.1)
+    assert res["defect_free_images"] + res["defective_images"] == 160 and res["defect_free_images"] >= 10
+    assert res["false_reject"] <= 0.1 and res["escape"] <= res["uncalibrated"]["escape"]
+    write_reject_conf(model, res)
+    assert {p.key: p.value for p in onnx.load(str(model)).metadata_props}[REJECT_CONF_KEY] == \
+        f"{res['reject_conf']:.2f}"
+    det = OnnxDetector(model, conf_threshold=None)
+    assert det.calibrated_reject_score == pytest.approx(res["reject_conf"])
+    assert det.conf_threshold == pytest.approx(res["reject_conf"])  # reports every box the rule may need
+
+    def camera(rule: dict) -> AgentConfig:
+        return AgentConfig.model_validate({
+            "device": "d1", "site": "plant", "data_dir": str(tmp_path), "model": {"path": str(model)},
+            "cameras": [{"name": "c", "source": {"type": "synthetic", "seed": 1}, "zone": {"kind": "line", "id": "l1"},
+                         "rule": {"type": "inspection", **rule}}]}).cameras[0]
+
+    assert build_rule(camera({}), det.labels, det.calibrated_reject_score).reject_score == pytest.approx(
+        res["reject_conf"])
+    assert build_rule(camera({"reject_score": 0.7}), det.labels, det.calibrated_reject_score).reject_score == 0.7
+    assert build_rule(camera({}), det.labels, None).reject_score == 0.5  # a file without one: as before
+
+
+def test_both_thresholds_in_one_file_report_down_to_the_lower(tmp_path) -> None:
+    from models.reject_calibration import REJECT_CONF_KEY
+
+    both = _without_calibration(FAST, tmp_path / "both.onnx")
+    proto = onnx.load(str(both))
+    set_metadata(proto, {COUNT_CONF_KEY: "0.5", REJECT_CONF_KEY: "0.3"})
+    onnx.save(proto, str(both))
+    det = OnnxDetector(both, conf_threshold=None)
+    assert (det.conf_threshold, det.calibrated_reject_score, det.conf_source) == (0.3, 0.3, "file")
+
+
+def test_reject_needs_defect_free_and_defective_frames_and_the_cli_reports(tmp_path) -> None:
+    from models.reject_calibration import calibrate_reject_score
+
+    model = _without_calibration(STEEL, tmp_path / "steel.onnx")
+    with pytest.raises(ValueError, match="hold no defect-free images"):
+        calibrate_reject_score(model, "synth:tomato", count=6, seed=2)  # greenhouse frames always hold fruit
+    runner = CliRunner()
+    r = runner.invoke(model_app, ["calibrate", "--model", str(model), "--objective", "reject", "--count", "60",
+                                  "--max-false-reject", "0.2", "--dry-run", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "false rejects" in r.output and "(picked)" in r.output and "budget 20.0%" in r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["data"] == "synth:surface"  # the reject default
+    bad = runner.invoke(model_app, ["calibrate", "--model", str(model), "--objective", "speed"])
+    assert bad.exit_code == 2 and "--objective 'speed': expected count or reject" in bad.output
+
+
+def test_a_model_update_brings_its_reject_threshold_and_keeps_the_rule_state(tmp_path) -> None:
+    from edge_agent.rules import InspectionRule, build_rule, rule_for_model
+    from models.reject_calibration import REJECT_CONF_KEY
+
+    plain = OnnxDetector(_without_calibration(STEEL, tmp_path / "plain.onnx"), conf_threshold=None)
+    calibrated_path = _without_calibration(STEEL, tmp_path / "calibrated.onnx")
+    proto = onnx.load(str(calibrated_path))
+    set_metadata(proto, {REJECT_CONF_KEY: "0.27"})
+    onnx.save(proto, str(calibrated_path))
+    calibrated = OnnxDetector(calibrated_path, conf_threshold=None)
+    camera = AgentConfig.model_validate({
+        "device": "d1", "site": "plant", "data_dir": str(tmp_path), "model": {"path": str(calibrated_path)},
+        "cameras": [{"name": "c", "source": {"type": "synthetic", "seed": 1}, "zone": {"kind": "line", "id": "l1"},
+                     "rule": {"type": "inspection"}}]}).cameras[0]
+    rule = build_rule(camera, plain.labels, plain.calibrated_reject_score)
+    assert isinstance(rule, InspectionRule) and rule.reject_score == 0.5
+    rule._verdicts.extend([True, False])  # the defect-rate window survives a same-labels update
+    updated, rebuilt = rule_for_model(camera, rule, plain.labels, calibrated)
+    assert updated is rule and not rebuilt and rule.reject_score == 0.27 and len(rule._verdicts) == 2
+    back, _ = rule_for_model(camera, rule, plain.labels, plain)  # rollback to a file without one
+    assert back.reject_score == 0.5
+    fixed = camera.model_copy(update={"rule": camera.rule.model_copy(update={"reject_score": 0.6})})
+    kept, _ = rule_for_model(fixed, build_rule(fixed, plain.labels, None), plain.labels, calibrated)
+    assert kept.reject_score == 0.6  # the config's own threshold wins over any file
+    tomato = OnnxDetector(FAST, conf_threshold=None)
+    other, rebuilt = rule_for_model(camera, rule, plain.labels, tomato)  # another label set: a new rule
+    assert rebuilt and other is not rule and other.reject_score == 0.5
