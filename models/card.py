@@ -462,6 +462,12 @@ for your own budget and pictures.
 """
 
 
+def _scale_text(train: dict[str, Any]) -> str:
+    """The run's scale augmentation range (runs recorded before it was an option used 0.75-1.45)."""
+    lo, hi = (float(x) for x in train["config"].get("scale_range", "(0.75, 1.45)").strip("()").split(","))
+    return f"{lo:g}-{hi:g}"
+
+
 def render_card(metrics: dict[str, Any]) -> str:
     name = metrics.get("name", "tomato-ripeness")
     text = MODEL_TEXT[name]
@@ -503,7 +509,7 @@ score estimates box IoU). Labels, input size and normalisation are in the file's
 - **Network**: `models/net.py`, {_net_text(net)}, depthwise-separable backbone + top-down/bottom-up FPN, shared
   anchor-free head at strides 8 and 16, **{tr['parameters']:,} parameters**.
 - **Recipe** (`models/train.py`, `fieldline model train`): images cached at the letterbox scale, scale
-  0.75-1.45 and placement on square training crops{crop_text}, flips, S/V jitter, centre-sampling assigner, quality focal
+  {_scale_text(tr)} and placement on square training crops{crop_text}, flips, S/V jitter, centre-sampling assigner, quality focal
   loss + GIoU, AdamW, warmup + cosine over the run, EMA; batch {tr['config']['batch']}, {tr['steps']} steps
   = {tr['epochs_done']} epochs, **{tr['train_seconds'] / 60:.1f} min training** on 2 CPU threads
   (+ {tr['data_seconds']:.0f} s rendering data).{run_text}

@@ -88,6 +88,9 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
           assigner: str = typer.Option("centre", help="Positive samples: centre (static) | simota (dynamic-k)"),
           vflip: bool = typer.Option(False, help="Also flip vertically (surfaces, top-down views)"),
           mosaic: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of 2x2 mosaic samples (small datasets)"),
+          scale_range: str = typer.Option("0.75,1.45", help="Random rescale LO,HI of 70 % of the samples: widen HI "
+                                          "when the model will run at a larger input than it trains at (objects "
+                                          "bigger than HI x the training scale were never seen)"),
           epochs: int = typer.Option(300, help="Upper bound; the time budget normally ends training"),
           batch: int = typer.Option(16), seed: int = typer.Option(1234), lr: float = typer.Option(3e-3),
           time_budget: float | None = typer.Option(
@@ -122,6 +125,12 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
 
     if assigner not in ASSIGNERS:
         _fail(f"--assigner {assigner!r}: choose one of {', '.join(ASSIGNERS)}")
+    try:
+        lo, hi = (float(x) for x in scale_range.split(","))
+        if not 0.1 <= lo <= hi <= 4.0:
+            raise ValueError
+    except ValueError:
+        _fail(f"--scale-range {scale_range!r}: expected LO,HI with 0.1 <= LO <= HI <= 4, such as 0.75,1.45")
     src = _source(data, fmt, mapping, classes, split_seed, splits)
     if time_budget is None:
         time_budget = float("inf") if steps else 800.0
@@ -130,6 +139,7 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
     cfg = TrainConfig(**arch_fields, assigner=assigner, out_dir=out_dir, data=data, fmt=fmt, mapping=mapping,
                       classes=src.classes, split_seed=split_seed, fractions=src.fractions, images=images,
                       input_size=input_size, train_canvas=canvas, flip_vertical=vflip, mosaic=mosaic,
+                      scale_range=(lo, hi),
                       epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget, max_steps=steps,
                       val_interval_s=val_interval, threads=threads, init_from=init_from,
                       average_from=average_from)

@@ -31,6 +31,9 @@ from models.net import ARCHS, STRIDES, NetSpec, TomatoNet, count_parameters, fla
 
 INPUT = 320
 TRAIN_CANVAS = 256  # fully convolutional: train on 256 crops (~2x faster), infer at 320
+# Below 0.75 tiny fruit become label noise; a model runs best up to about the top of this range times its
+# training scale (larger objects than that were never seen), so a file run at 1.5x wants a wider top.
+SCALE_RANGE = (0.75, 1.45)
 CACHE_SCALE = 0.5  # 640x480 -> 320x240, the exact letterbox scale used at inference
 
 
@@ -50,6 +53,7 @@ class TrainConfig:
     train_canvas: int | None = None  # square training crop; None = 0.8 x input (256 at 320), the input below 320
     flip_vertical: bool = False  # surfaces: defects have no up/down
     mosaic: float = 0.0  # share of training samples built as 2x2 mosaics of four images (small datasets)
+    scale_range: tuple[float, float] = SCALE_RANGE  # random rescale of 70 % of the samples (1.0 for the rest)
     width: int = 80
     head_width: int = 96
     act: str = "silu"  # silu | relu (see models/net.py: ReLU fuses into the convs on onnxruntime)
@@ -141,9 +145,10 @@ def _synth_chunk(args: tuple[DataSource, int, int, int, int]) -> list[tuple[np.n
 
 
 def augment(img: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-            size: int = TRAIN_CANVAS, flip_vertical: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            size: int = TRAIN_CANVAS, flip_vertical: bool = False,
+            scale_range: tuple[float, float] = SCALE_RANGE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scale, place on (or crop to) a size x size grey canvas, flip, S/V jitter."""
-    s = 1.0 if rng.uniform() < 0.3 else float(rng.uniform(0.75, 1.45))  # tiny fruit = label noise
+    s = 1.0 if rng.uniform() < 0.3 else float(rng.uniform(*scale_range))
     h, w = img.shape[:2]
     nw, nh = max(8, int(round(w * s))), max(8, int(round(h * s)))
     im = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
@@ -414,7 +419,8 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                 def sample(i: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     sl = slice(offsets[i], offsets[i + 1])
                     h, w = shapes[i]
-                    return augment(images[i][:h, :w], all_boxes[sl], all_labels[sl], rng, size, cfg.flip_vertical)
+                    return augment(images[i][:h, :w], all_boxes[sl], all_labels[sl], rng, size, cfg.flip_vertical,
+                                   cfg.scale_range)
 
                 for i in order[k * batch:(k + 1) * batch]:
                     if cfg.mosaic and rng.uniform() < cfg.mosaic:
