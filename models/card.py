@@ -36,8 +36,9 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
                   "photos. Ripeness near the 0.4 / 0.75 thresholds is ambiguous by construction. The 576 input "
                   "suits row views where fruit are small (most missed fruit in the holdout are under ~30 pixels "
                   "in a 640-pixel frame); on close-up photos where one fruit fills a fifth of the frame it is the "
-                  "wrong choice: on the cleaned Laboro test split the same file scores mAP50 0.144 at 576 and "
-                  "0.266 at 320 (version 2.0 at 512 / 320: 0.154 / 0.230; 1.x at 320: 0.228). For close-up cameras set "
+                  "wrong choice: on the cleaned Laboro test split the same file scores mAP50 0.192 at 576 and "
+                  "0.278 at 320 (2.1: 0.144 / 0.266; 2.0 at 512 / 320: 0.154 / 0.230; 1.x at 320: 0.228). For "
+                  "close-up cameras set "
                   "`model.input_size: 320` in the edge config (the file is dynamic-size; pick the size on your own "
                   "labelled pictures with `fieldline model eval --input-size`), or better, fine-tune on a few "
                   "hundred of your own labelled images (second real-data section).",
@@ -186,8 +187,11 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
 
 def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str | None = None,
                    holdout_count: int = 300, holdout_seed: int = 20261, recipes_out: Path | None = None,
-                   quantize_report: dict | None = None, out: Path | None = None) -> dict[str, Any]:
+                   quantize_report: dict | None = None, out: Path | None = None,
+                   base_train_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate ``ZOO/name.onnx`` and ``ZOO/name.int8.onnx`` on a fresh holdout, time them, write the JSON.
+
+    ``base_train_info``: the run ``train_info`` was fine-tuned from (``--init-from``), so the card tells both.
 
     What is not given (``train_info``, ``quantize_report``, real-data figures without ``recipes_out``) is kept
     from the metrics already recorded, so the files can be re-measured on another machine without re-training.
@@ -200,6 +204,9 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str | 
             raise ValueError(f"{out}: no recorded training run; give the train_info.json of the shipped run")
         train_info = recorded["train"]
     holdout = holdout or recorded.get("holdout", {}).get("data", "synth:tomato")  # steel-defect: synth:surface
+    if base_train_info is not None:  # the run was fine-tuned (--init-from) from this one: the card counts both
+        train_info = {**train_info, "base": {k: base_train_info[k] for k in (
+            "steps", "epochs_done", "train_seconds", "config", "train_data_hash", "best_val_map50")}}
     frames = [img for img, _, _ in DataSource.parse(holdout).frames("test", 5, 31337)]
     metrics: dict[str, Any] = {"name": name, "version": OnnxDetector(fp32).version, "train": train_info,
                                "holdout": {"data": holdout, "count": holdout_count, "seed": holdout_seed},
@@ -468,6 +475,20 @@ def _scale_text(train: dict[str, Any]) -> str:
     return f"{lo:g}-{hi:g}"
 
 
+def _stages_text(train: dict[str, Any]) -> str:
+    """Steps and training time; a run fine-tuned from an earlier one (``base``) counts both stages."""
+    base = train.get("base")
+    if not base:
+        return (f"{train['steps']} steps\n  = {train['epochs_done']} epochs, **{train['train_seconds'] / 60:.1f} "
+                "min training** on 2 CPU threads")
+    total = (base["train_seconds"] + train["train_seconds"]) / 60
+    return (f"**{total:.1f} min training**\n  on 2 CPU threads in two stages: {base['steps']} steps = "
+            f"{base['epochs_done']} epochs from random weights at scale {_scale_text(base)} "
+            f"({base['train_seconds'] / 60:.1f} min), then {train['steps']} steps = {train['epochs_done']} epochs "
+            f"from those weights at scale {_scale_text(train)}, lr {float(train['config']['lr']):g} "
+            f"({train['train_seconds'] / 60:.1f} min)")
+
+
 def render_card(metrics: dict[str, Any]) -> str:
     name = metrics.get("name", "tomato-ripeness")
     text = MODEL_TEXT[name]
@@ -510,8 +531,7 @@ score estimates box IoU). Labels, input size and normalisation are in the file's
   anchor-free head at strides 8 and 16, **{tr['parameters']:,} parameters**.
 - **Recipe** (`models/train.py`, `fieldline model train`): images cached at the letterbox scale, scale
   {_scale_text(tr)} and placement on square training crops{crop_text}, flips, S/V jitter, centre-sampling assigner, quality focal
-  loss + GIoU, AdamW, warmup + cosine over the run, EMA; batch {tr['config']['batch']}, {tr['steps']} steps
-  = {tr['epochs_done']} epochs, **{tr['train_seconds'] / 60:.1f} min training** on 2 CPU threads
+  loss + GIoU, AdamW, warmup + cosine over the run, EMA; batch {tr['config']['batch']}, {_stages_text(tr)}
   (+ {tr['data_seconds']:.0f} s rendering data).{run_text}
 - **INT8**: onnxruntime static quantisation, QDQ, per-channel weights, {scope_text}, {calibration} calibration
   on {(quant or {}).get("calib_count", 100)} training-distribution frames letterboxed exactly like the detector.{quant_text}

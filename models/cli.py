@@ -279,6 +279,8 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
          holdout_count: int = typer.Option(300), holdout_seed: int = typer.Option(20261),
          recipes_out: Path | None = typer.Option(None, help="OUT folder of models/recipes/*.sh (real-data figures; alone: refresh just those)"),
          quantize_report: Path | None = typer.Option(None, help="JSON printed by `model quantize`"),
+         base_train_info: Path | None = typer.Option(None, help="train_info.json of the run the shipped one was "
+                                                                 "fine-tuned from (--init-from; with --measure)"),
          size_sweep: Path | None = typer.Option(
              None, help="JSON printed by `bench/input_size.py --model` for the zoo file (its other input sizes; "
                         "alone: record just that)")) -> None:
@@ -290,8 +292,11 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
     if measure:
         try:
             report = json.loads(quantize_report.read_text().strip().splitlines()[-1]) if quantize_report else None
+            if base_train_info is not None and train_info is None:
+                raise ValueError("--base-train-info needs --train-info (the fine-tuned run)")
             record_metrics(name, json.loads(train_info.read_text()) if train_info else None, holdout, holdout_count,
-                           holdout_seed, recipes_out, report)
+                           holdout_seed, recipes_out, report,
+                           base_train_info=json.loads(base_train_info.read_text()) if base_train_info else None)
         except ValueError as exc:
             _fail(str(exc))
     elif recipes_out is not None:  # only the real-data figures changed

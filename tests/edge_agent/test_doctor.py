@@ -23,9 +23,9 @@ def test_all_checks_pass_on_a_healthy_box(tmp_path):
     assert all(c.ok for c in checks.values()), checks
     assert "640x480" in checks["camera cam-1"].detail
     assert "tomato-ripeness" in checks["model"].detail
-    # what the agent will run: tomato-ripeness 2.1 at 576, on the tight letterbox of a 4:3 picture
+    # what the agent will run: tomato-ripeness 2.2 at 576, on the tight letterbox of a 4:3 picture
     assert "per 640x480 frame run at 576x448 (tight letterbox)" in checks["model"].detail
-    assert "conf 0.53 (calibrated, from the file)" in checks["model"].detail  # config leaves it unset
+    assert "conf 0.52 (calibrated, from the file)" in checks["model"].detail  # config leaves it unset
 
 
 def test_each_failure_is_named(tmp_path):

@@ -199,3 +199,19 @@ def test_tomato_files_carry_a_counting_threshold_that_counts_better_on_the_holdo
     assert calibrated["mae"] <= default["mae"] + 0.1, (calibrated, default)  # never meaningfully worse
     if name == "tomato-ripeness":  # at 576 it finds barely visible fruit: 0.35 over-counts by ~2.7 per frame
         assert calibrated["mae"] < 0.6 * default["mae"] and default["bias"] > 2, (calibrated, default)
+
+
+def test_card_of_a_fine_tuned_run_counts_both_stages() -> None:
+    """A model continued from an earlier run (--init-from) reports both runs' steps, scales and minutes."""
+    from models.card import render_card
+
+    metrics = json.loads((ZOO / "tomato-ripeness-fast.metrics.json").read_text())
+    base = metrics["train"]
+    tuned = {**base, "steps": 1500, "epochs_done": 6.0, "train_seconds": 390.0,
+             "config": {**base["config"], "scale_range": "(0.75, 2.0)", "lr": "0.0006"}, "base": base}
+    text = render_card({**metrics, "train": tuned})
+    total = (base["train_seconds"] + 390.0) / 60
+    assert f"**{total:.1f} min training**" in text
+    assert (f"{base['steps']} steps = {base['epochs_done']} epochs from random weights at scale 0.75-1.45 "
+            f"({base['train_seconds'] / 60:.1f} min), then 1500 steps = 6.0 epochs from those weights at scale "
+            "0.75-2, lr 0.0006 (6.5 min)") in text
