@@ -420,13 +420,18 @@ def _real_data_section(metrics: dict[str, Any]) -> str:
     return "## Real data (evaluation only)\n\n" + "\n".join(parts)
 
 
+def _calibrations(metrics: dict[str, Any], key: str) -> tuple[dict[str, dict], dict, str]:
+    """Per file tag, the calibration summary recorded under ``key``; the first one; where its frames came from."""
+    cal = {tag: m[key] for tag, m in metrics["models"].items() if key in m}
+    first = next(iter(cal.values()), {})
+    return cal, first, f"seed {first['seed']}" if "seed" in first else f"the {first.get('split')} split"
+
+
 def _counting_section(metrics: dict[str, Any]) -> str:
     """The counting threshold calibrated into each file (`fieldline model calibrate`), when there is one."""
-    cal = {tag: m["count_calibration"] for tag, m in metrics["models"].items() if "count_calibration" in m}
+    cal, first, where = _calibrations(metrics, COUNT_CALIBRATION_META)
     if not cal:
         return ""
-    first = next(iter(cal.values()))
-    where = f"seed {first['seed']}" if "seed" in first else f"the {first.get('split')} split"
     rows = [f"| {tag.upper()} | **{c['count_conf']:.2f}** | {c['mae']:.2f} | {c['bias']:+.2f} | {c['exact']:.0%} | "
             f"{c['uncalibrated']['mae']:.2f} | {c['uncalibrated']['bias']:+.2f} |" for tag, c in cal.items()]
     return f"""## Counting threshold (edge default)
@@ -446,11 +451,9 @@ per frame). `fieldline model calibrate` does the same on your own labelled pictu
 
 def _reject_section(metrics: dict[str, Any]) -> str:
     """The pass/reject threshold calibrated into each file (`fieldline model calibrate --objective reject`)."""
-    cal = {tag: m["reject_calibration"] for tag, m in metrics["models"].items() if "reject_calibration" in m}
+    cal, first, where = _calibrations(metrics, REJECT_CALIBRATION_META)
     if not cal:
         return ""
-    first = next(iter(cal.values()))
-    where = f"seed {first['seed']}" if "seed" in first else f"the {first.get('split')} split"
     rows = [f"| {tag.upper()} | **{c['reject_conf']:.2f}** | {c['false_reject']:.1%} | {c['escape']:.1%} | "
             f"{c['uncalibrated']['false_reject']:.1%} | {c['uncalibrated']['escape']:.1%} |" for tag, c in cal.items()]
     return f"""## Pass/reject threshold (inspection default)
