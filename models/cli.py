@@ -176,8 +176,11 @@ def export(checkpoint: Path = typer.Option(...), out: Path = typer.Option(...),
         _fail(f"--flips {flips!r}: choose one of {', '.join(FLIP_SETS)}")
     _check_square_size("--input-size", input_size)
     data_hash = json.loads(train_info.read_text())["train_data_hash"] if train_info else "unknown"
-    typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash, flips=flips,
-                       input_size=input_size, dynamic_size=dynamic_size)))
+    try:
+        typer.echo(str(run(checkpoint, out, name=name, version=version, train_data_hash=data_hash, flips=flips,
+                           input_size=input_size, dynamic_size=dynamic_size)))
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @model_app.command()

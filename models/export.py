@@ -50,6 +50,9 @@ def load_checkpoint(checkpoint: Path) -> tuple[TomatoNet, dict]:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     info: dict = {"labels": list(LABELS), "input_size": INPUT_SIZE}
     if isinstance(state, dict) and "ema" in state:
+        if "opt" in state and "width" not in state:
+            raise ValueError(f"{checkpoint}: a training-state checkpoint written before it recorded the network "
+                             "shape; export best.pt from the same folder (or resume the run once to rewrite it)")
         info.update({k: state[k] for k in ("labels", "input_size") if k in state})
         spec = NetSpec.from_dict(state)
         state = state["ema"]

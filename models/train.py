@@ -465,10 +465,10 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                     average.add(ema.model.state_dict())
             elif not val_frames:
                 torch.save(_checkpoint(model, ema, cfg, labels), best)
-            torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(), "ema_updates": ema.updates,
-                        "opt": opt.state_dict(), "epoch": epoch, "step": step, "spent": spent, "log": log,
-                        "val_log": val_log, "best_map": best_map, "np_rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "labels": list(labels),
+            torch.save({**_checkpoint(model, ema, cfg, labels),  # exportable too: EMA weights + network shape
+                        "model": model.state_dict(), "ema_updates": ema.updates, "opt": opt.state_dict(),
+                        "epoch": epoch, "step": step, "spent": spent, "log": log, "val_log": val_log,
+                        "best_map": best_map, "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                         "average": (average.state, average.count)}, last)
             status = _status(epoch, step, float(loss.detach()), val_text)
             bar.update(task, info=status)

@@ -582,3 +582,21 @@ def test_train_cli_refuses_a_bad_scale_range() -> None:
 
     r = CliRunner().invoke(model_app, ["train", "--scale-range", "1.5"])
     assert r.exit_code == 2 and "--scale-range '1.5': expected LO,HI" in r.output
+
+
+def test_last_checkpoint_exports_like_best_and_old_training_states_get_a_clear_error(trained: dict,
+                                                                                    tmp_path: Path) -> None:
+    import torch
+    from typer.testing import CliRunner
+
+    from models.cli import model_app
+
+    last = trained["cfg"].out_dir / "last.pt"
+    out = export(last, tmp_path / "last.onnx", name="shapes", version="0.3.1")
+    assert OnnxDetector(out).labels == tuple(SHAPES)  # the network shape and labels travel in last.pt too
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    old = {k: v for k, v in state.items() if k not in ("width", "head_width", "act", "stem", "head_depth")}
+    torch.save(old, tmp_path / "old-last.pt")  # as written before last.pt recorded the shape
+    r = CliRunner().invoke(model_app, ["export", "--checkpoint", str(tmp_path / "old-last.pt"),
+                                       "--out", str(tmp_path / "x.onnx")])
+    assert r.exit_code == 2 and "old-last.pt: a training-state checkpoint" in r.output and "best.pt" in r.output
