@@ -277,6 +277,17 @@ def _latency_section(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fp32_blocks_text(quant: dict) -> str:
+    """The blocks the mixed-precision search kept in FP32, if any (see models/quantize_search.py)."""
+    blocks = quant.get("fp32_blocks") or []
+    if not blocks:
+        return ""
+    searched = sum(1 for a in quant["attempts"] if a.get("fp32_blocks"))
+    return (f"; kept in FP32 by the mixed-precision search (after {len(quant['attempts']) - searched} "
+            f"whole-network attempts over the limit, {searched} with blocks in FP32): "
+            + ", ".join(f"`{b}`" for b in blocks))
+
+
 def _net_fields(train: dict[str, Any]) -> dict[str, Any]:
     """The network shape of a recorded run (runs recorded before the presets existed were all ``v1``)."""
     cfg, v1 = train.get("config", {}), ARCHS["v1"]
@@ -407,7 +418,7 @@ def _real_data_section(metrics: dict[str, Any]) -> str:
             i8 = r["int8"]
             text += (f"\nINT8 of that model (checked on {i8['check']['split']}): mAP50 {i8['int8_map50']:.3f} vs "
                      f"FP32 {i8['fp32_map50']:.3f} ({i8.get('calibration', 'minmax')} calibration, head FP32: "
-                     f"{i8['head_fp32']}; the best of {len(i8['attempts'])} attempts).\n")
+                     f"{i8['head_fp32']}{_fp32_blocks_text(i8)}; the best of {len(i8['attempts'])} attempts).\n")
         if "shipped_model_eval" in r:
             s = r["shipped_model_eval"]
             text += (f"\nThe shipped synthetic-trained model on the same test split: mAP50 {s['map50']:.3f}, "
@@ -516,8 +527,9 @@ def render_card(metrics: dict[str, Any]) -> str:
     scope_text = {"layers": f"convolutions, {act} activations and residual adds (the whole chain runs in INT8)",
                   "conv": "Conv ops only"}[(quant or {}).get("scope", "conv")]
     quant_text = (f" Checked against FP32 on {quant['check'].get('count')} held-out frames: mAP50 {quant['fp32_map50']:.3f} -> "
-                  f"{quant['int8_map50']:.3f}; head convs in FP32: {quant['head_fp32']}"
-                  + ("; over the 1-point limit, written with `--force`." if quant.get("forced") else ".")
+                  f"{quant['int8_map50']:.3f} (limit: {100 * quant.get('max_drop', 0.01):.1f} points); head convs in FP32: "
+                  f"{quant['head_fp32']}" + _fp32_blocks_text(quant)
+                  + ("; over the limit, written with `--force`." if quant.get("forced") else ".")
                   if quant else "")
     return f"""# Model card: {name} {metrics.get("version", "1.0.0")}
 

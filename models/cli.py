@@ -196,7 +196,9 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
              keep_head_fp32: bool = typer.Option(False, help="Start with the head convs in FP32"),
              calibration: str = typer.Option("auto", help="Activation ranges: percentile (99.999th, robust to "
                                                            "outliers) | minmax | auto (percentile, then minmax)"),
-             reduce_range: bool = typer.Option(True, "--reduce-range/--full-range", help=REDUCE_RANGE_HELP)) -> None:
+             reduce_range: bool = typer.Option(True, "--reduce-range/--full-range", help=REDUCE_RANGE_HELP),
+             search: bool = typer.Option(True, help="When no whole-network INT8 file is within --max-drop, find "
+                                                    "the blocks that break under INT8 and keep them in FP32")) -> None:
     """Static INT8 QDQ per-channel, calibrated on training frames; refuses a > 1 point mAP drop."""
     from models.quantize import QuantizationRefused
     from models.quantize import quantize_checked as run
@@ -215,7 +217,8 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
     src = _source(data, fmt, mapping, None, split_seed, splits)
     try:
         report = run(model, out, src, calib_count=calib_count, check_count=check_count, max_drop=max_drop,
-                     force=force, keep_head_fp32=keep_head_fp32, calibration=calibration, reduce_range=reduce_range)
+                     force=force, keep_head_fp32=keep_head_fp32, calibration=calibration, reduce_range=reduce_range,
+                     search=search)
     except (QuantizationRefused, ValueError) as exc:  # ValueError: a bad --calibration, before any work
         _fail(str(exc))
     typer.echo(json.dumps(report))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
 from edge_agent.detectors.session import CALIBRATED_THRESHOLD_KEYS
 from models.data_sources import DataSource
-from models.evaluate import evaluate
+from models.evaluate import frames_map50
+from models.quantize_search import block_of, network_blocks, search_fp32_blocks
 
 CALIB_SEED = 4242
 CALIBRATIONS = ("percentile", "minmax")
@@ -75,13 +77,19 @@ HEAD_PREFIXES = ("/cls", "/reg", "/head")
 
 
 def quantize_qdq(pre: Path, out: Path, reader: CalibrationDataReader, ops: tuple[str, ...], nodes: list[str],
-                 method: CalibrationMethod, options: dict[str, object], reduce_range: bool = True) -> None:
+                 method: CalibrationMethod, options: dict[str, object], reduce_range: bool = True,
+                 calibration_cache: Path | None = None) -> None:
     """The one onnxruntime call behind every FieldLine INT8 file: QDQ, per-channel symmetric int8 weights
-    (7-bit with ``reduce_range``, see the module docstring), asymmetric uint8 activations."""
+    (7-bit with ``reduce_range``, see the module docstring), asymmetric uint8 activations.
+
+    ``calibration_cache``: a JSON file of activation ranges, written on the first call and read (no calibration
+    pass) by later ones with the same ``ops`` and ``method``: ranges depend on neither the nodes chosen nor the
+    weights' precision."""
     quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(ops),
                     nodes_to_quantize=nodes, per_channel=True, reduce_range=reduce_range,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **options})
+                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False, **options},
+                    calibration_cache_path=calibration_cache)
 
 
 def weight_range_metadata(reduce_range: bool) -> str:
@@ -103,8 +111,10 @@ def network_nodes(model: onnx.ModelProto, keep_head_fp32: bool = False, scope: s
 
 def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SEED,
              keep_head_fp32: bool = False, source: DataSource | None = None,
-             calibration: str = "percentile", scope: str = "layers", reduce_range: bool = True) -> Path:
-    """One INT8 file: ``scope`` ``layers`` (convs, SiLU activations, residual adds) or ``conv`` (convs only)."""
+             calibration: str = "percentile", scope: str = "layers", reduce_range: bool = True,
+             fp32_blocks: Sequence[str] = (), calibration_cache: Path | None = None) -> Path:
+    """One INT8 file: ``scope`` ``layers`` (convs, SiLU activations, residual adds) or ``conv`` (convs only);
+    the network blocks named in ``fp32_blocks`` (see :func:`models.quantize_search.block_of`) stay FP32."""
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration {calibration!r}: expected one of {', '.join(CALIBRATIONS)}")
     if scope not in SCOPES:
@@ -126,15 +136,22 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
         if not nodes:
             raise ValueError(f"{fp32}: no network layers to quantise (expected torch-exported nodes named "
                              "/module/.../Conv)")
+        unknown = set(fp32_blocks) - set(network_blocks(nodes))
+        if unknown:
+            raise ValueError(f"{fp32}: no network block named {', '.join(sorted(unknown))} (blocks: "
+                             f"{', '.join(network_blocks(nodes))})")
+        nodes = [n for n in nodes if block_of(n) not in fp32_blocks]
         quantize_qdq(pre, out, FrameCalibration(input_name, size, calib_count, seed, source), SCOPES[scope], nodes,
-                     method, options, reduce_range)
+                     method, options, reduce_range, calibration_cache)
     q = onnx.load(str(out))
     del q.metadata_props[:]
     for k, v in meta.items():
         if k not in CALIBRATED_THRESHOLD_KEYS:  # FP32 scores' thresholds: calibrate the INT8 file itself
             q.metadata_props.add(key=k, value=v)
     q.metadata_props.add(key="fieldline.quantization", value=f"int8-qdq-per-channel-{calibration}"
-                         + ("-head-fp32" if keep_head_fp32 else ""))
+                         + ("-head-fp32" if keep_head_fp32 else "") + ("-mixed" if fp32_blocks else ""))
+    if fp32_blocks:
+        q.metadata_props.add(key="fieldline.fp32_blocks", value=",".join(fp32_blocks))
     q.metadata_props.add(key="fieldline.quantized_ops", value=",".join(SCOPES[scope]))
     q.metadata_props.add(key="fieldline.int8_weights", value=weight_range_metadata(reduce_range))
     onnx.save(q, str(out))
@@ -143,53 +160,70 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
 
 def quantize_checked(fp32: Path, out: Path, source: DataSource | None = None, calib_count: int = 300,
                      check_count: int = 200, max_drop: float = 0.01, force: bool = False,
-                     keep_head_fp32: bool = False, calibration: str = "auto", reduce_range: bool = True) -> dict:
+                     keep_head_fp32: bool = False, calibration: str = "auto", reduce_range: bool = True,
+                     search: bool = True) -> dict:
     """Quantise, compare mAP50 with FP32 on held-out frames, refuse beyond ``max_drop``.
 
     Tries, fastest first, until one is within ``max_drop``: the whole chain in INT8 (``layers``), then with
     the head convs in FP32, then the convs alone (``conv``) both ways; each with every calibration (``auto``:
-    percentile, then minmax; which suits a model depends on its data). The best attempt is the one written
-    (with ``force`` when none is within the limit).
+    percentile, then minmax; which suits a model depends on its data). When none is within the limit and
+    ``search`` is on, the best of them is the start of a mixed-precision search
+    (:mod:`models.quantize_search`): the blocks that break under INT8 stay FP32. The best attempt is the one
+    written (with ``force`` when none is within the limit).
     """
     if calibration != "auto" and calibration not in CALIBRATIONS:
         raise ValueError(f"calibration {calibration!r}: expected auto or one of {', '.join(CALIBRATIONS)}")
     source = source or DataSource.parse("synth:tomato")
     if source.is_synthetic:
-        check = {"data": source, "count": check_count, "seed": CHECK_SEED}
+        split, check = "test", {"data": source, "count": check_count, "seed": CHECK_SEED}
     else:
         split = "val" if source.split_size("val") else "test"
         check = {"data": source, "count": check_count, "split": split}
-    base = evaluate(fp32, **check)["map50"]
+    frames = list(source.frames(split, check_count, CHECK_SEED))  # rendered / decoded once for every attempt
+    base = frames_map50(fp32, frames)
     ladder = [(scope, head, c) for scope in SCOPES for head in ([True] if keep_head_fp32 else [False, True])
               for c in (CALIBRATIONS if calibration == "auto" else (calibration,))]
     attempts: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (scope, head_fp32, method) in enumerate(ladder):
-            candidate = Path(tmp) / f"attempt-{k}.onnx"
+        def attempt(scope: str, head_fp32: bool, method: str, fp32_blocks: Sequence[str] = ()) -> float:
+            candidate = Path(tmp) / f"attempt-{len(attempts)}.onnx"
             quantize(fp32, candidate, calib_count, keep_head_fp32=head_fp32, source=source, calibration=method,
-                     scope=scope, reduce_range=reduce_range)
-            q = evaluate(candidate, **check)["map50"]
-            attempts.append({"scope": scope, "calibration": method, "head_fp32": head_fp32, "map50": q,
-                             "drop": round(base - q, 4), "file": candidate})
-            if base - q <= max_drop:
+                     scope=scope, reduce_range=reduce_range, fp32_blocks=fp32_blocks,
+                     calibration_cache=Path(tmp) / f"ranges-{scope}-{method}.json")
+            q = frames_map50(candidate, frames)
+            attempts.append({"scope": scope, "calibration": method, "head_fp32": head_fp32,
+                             "fp32_blocks": list(fp32_blocks), "map50": q, "drop": round(base - q, 4),
+                             "file": candidate})
+            return q
+
+        for scope, head_fp32, method in ladder:
+            if base - attempt(scope, head_fp32, method) <= max_drop:
                 break
+        start = min(attempts, key=lambda a: a["drop"])
+        if search and start["drop"] > max_drop:
+            scope, head_fp32, method = start["scope"], start["head_fp32"], start["calibration"]
+            blocks = network_blocks(network_nodes(onnx.load(str(fp32)), head_fp32, scope))
+            search_fp32_blocks(blocks, lambda kept: attempt(scope, head_fp32, method, kept), base, start["map50"],
+                               max_drop)
         best = min(attempts, key=lambda a: a["drop"])  # the first of equals: the faster, earlier variant
         if best["drop"] <= max_drop or force:
             shutil.move(best["file"], out)
     for a in attempts:
         del a["file"]
     report = {"fp32_map50": base, "int8_map50": best["map50"], "drop": best["drop"], "head_fp32": best["head_fp32"],
-              "calibration": best["calibration"], "scope": best["scope"], "attempts": attempts, "max_drop": max_drop,
+              "calibration": best["calibration"], "scope": best["scope"], "fp32_blocks": best["fp32_blocks"],
+              "attempts": attempts, "max_drop": max_drop,
               "calib_count": calib_count, "int8_weights": weight_range_metadata(reduce_range),
               "check": {k: (v.describe() if isinstance(v, DataSource) else v) for k, v in check.items()},
               "out": str(out)}
     if best["drop"] > max_drop:
         if not force:  # nothing written: a file already at ``out`` (an earlier INT8 model) stays as it was
+            searched = " and with the blocks that lose most kept in FP32" if search else ""
             raise QuantizationRefused(
                 f"INT8 mAP50 {best['map50']:.3f} vs FP32 {base:.3f}: a drop of {100 * best['drop']:.1f} points "
                 f"exceeds {100 * max_drop:.1f} (best of {len(attempts)} attempts: calibrations "
                 f"{', '.join(sorted({a['calibration'] for a in attempts}))}, head in INT8 and in FP32, activations "
-                f"in INT8 and in float); nothing "
+                f"in INT8 and in float{searched}); nothing "
                 f"written. Use --force to keep it anyway, or calibrate on more frames (--calib-count).")
         report["forced"] = True
     return report

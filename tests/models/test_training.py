@@ -1,6 +1,7 @@
 """The toolkit's train -> export -> quantize -> eval path, for real (torch + onnxruntime + pycocotools).
 
-One short training run on a tiny generated YOLO dataset (coloured squares and discs) is shared by the tests.
+The short training run on a tiny generated YOLO dataset (``trained``, tests/models/conftest.py) is shared by the
+tests; INT8 tests are in test_quantize.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
 
 pytest.importorskip("torch", reason="training needs the train extra (torch)")
 
@@ -22,49 +22,10 @@ from edge_agent.detectors import ModelLoadError, OnnxDetector  # noqa: E402
 from models.data_sources import DataSource  # noqa: E402
 from models.evaluate import coco_map, evaluate  # noqa: E402
 from models.export import export  # noqa: E402
-from models.quantize import QuantizationRefused, quantize, quantize_checked  # noqa: E402
 from models.train import TrainConfig, train  # noqa: E402
+from tests.support.shapes import SHAPES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SHAPES = ["square", "disc"]
-
-
-def _shapes_dataset(root: Path, count: int = 48, seed: int = 3) -> Path:
-    """YOLO dataset: 160x120 noisy grey images with 1-3 red squares / blue discs (classes.txt order = SHAPES)."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    (root / "classes.txt").write_text("\n".join(SHAPES) + "\n")
-    for i in range(count):
-        img = rng.integers(90, 140, (120, 160, 3), dtype=np.uint8)
-        lines = []
-        for _ in range(int(rng.integers(1, 4))):
-            s = int(rng.integers(18, 40))
-            x, y = int(rng.integers(0, 160 - s)), int(rng.integers(0, 120 - s))
-            k = int(rng.integers(0, 2))
-            if k == 0:
-                cv2.rectangle(img, (x, y), (x + s - 1, y + s - 1), (40, 40, 220), -1)
-            else:
-                cv2.circle(img, (x + s // 2, y + s // 2), s // 2, (220, 80, 30), -1)
-            lines.append(f"{k} {(x + s / 2) / 160:.5f} {(y + s / 2) / 120:.5f} {s / 160:.5f} {s / 120:.5f}")
-        cv2.imwrite(str(root / "images" / f"s{i:03d}.png"), img)
-        (root / "labels" / f"s{i:03d}.txt").write_text("\n".join(lines) + "\n")
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("train")
-    data = _shapes_dataset(tmp / "data")
-    # bounded by epochs, not by the clock, so a busy machine trains as far as a quiet one; one thread because
-    # two spin-waiting OpenMP threads crawl when the machine is busy
-    cfg = TrainConfig(out_dir=tmp / "run", data=str(data), fmt="yolo", input_size=160, images=0, batch=8,
-                      epochs=30, time_budget_s=600, val_interval_s=5, lr=4e-3, width=32, head_width=32, threads=1)
-    best = train(cfg, progress=False)
-    info = json.loads((tmp / "run" / "train_info.json").read_text())
-    onnx_path = export(best, tmp / "shapes.onnx", name="shapes", version="0.3.0",
-                       train_data_hash=info["train_data_hash"])
-    return {"tmp": tmp, "data": data, "cfg": cfg, "best": best, "info": info, "onnx": onnx_path}
 
 
 def test_training_reduces_loss_and_validates(trained: dict) -> None:
@@ -269,82 +230,6 @@ def test_fine_tuning_starts_from_the_checkpoint_not_from_scratch(trained: dict, 
     assert scratch_map < 0.5 * tuned_map, (scratch_map, tuned_map)
 
 
-@pytest.mark.parametrize("calibration", ["percentile", "minmax"])
-def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path, calibration: str) -> None:
-    src = DataSource.parse(str(trained["data"]), "yolo")
-    q = quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=20, source=src, calibration=calibration)
-    f32, i8 = OnnxDetector(trained["onnx"]), OnnxDetector(q)
-    assert i8.metadata["quantization"] == f"int8-qdq-per-channel-{calibration}"
-    graph = onnx.load(str(q)).graph
-    producer = {out: n.op_type for n in graph.node for out in n.output}
-    sigmoids = [(n.name.count("/") >= 2, producer.get(n.input[0])) for n in graph.node if n.op_type == "Sigmoid"]
-    # the network's SiLU activations read INT8 (through QDQ), the top-level box decode stays float
-    assert all((src == "DequantizeLinear") == inner for inner, src in sigmoids)
-    assert {inner for inner, _ in sigmoids} == {True, False}
-    assert i8.metadata["quantized_ops"] == "Conv,Relu,Sigmoid,Mul,Add"
-    from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
-
-    score_diffs = []
-    for img, _, _ in src.frames("val"):
-        x = to_tensor_rgb01(letterbox(img, 160)[0])
-        a = f32._session.run(None, {"images": x})[0][0]  # noqa: SLF001
-        b = i8._session.run(None, {"images": x})[0][0]  # noqa: SLF001
-        score_diffs.append(np.abs(a[:, 4:] - b[:, 4:]).ravel())
-        top = a[:, 4:].max(1) > 0.3  # confident locations: boxes must survive INT8
-        if top.any():
-            assert np.abs(a[top, :4] - b[top, :4]).max() < 8.0  # px at 160 input
-    # scores: typically 0.03 at the 99.9th percentile, a rare location up to ~0.16 (measured over several runs)
-    score_diffs = np.concatenate(score_diffs)
-    assert np.percentile(score_diffs, 99.9) < 0.08 and score_diffs.max() < 0.3
-
-
-def _int8_weight_extremes(path: Path) -> tuple[int, int]:
-    ints = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
-            if t.data_type == onnx.TensorProto.INT8 and t.dims]
-    return int(min(a.min() for a in ints)), int(max(a.max() for a in ints))
-
-
-def test_int8_weights_are_7_bit_unless_full_range_is_asked(trained: dict, tmp_path: Path) -> None:
-    """7-bit weights keep onnxruntime's U8S8 int16 pair sums from saturating on x86 CPUs without VNNI
-    (255 * 64 * 2 < 32767); --full-range gives 8-bit weights (every channel's largest weight at +-127)."""
-    src = DataSource.parse(str(trained["data"]), "yolo")
-    portable = quantize(trained["onnx"], tmp_path / "p.onnx", calib_count=8, source=src)
-    full = quantize(trained["onnx"], tmp_path / "f.onnx", calib_count=8, source=src, reduce_range=False)
-    lo, hi = _int8_weight_extremes(portable)
-    assert -64 <= lo and hi <= 64 and max(-lo, hi) == 64
-    lo, hi = _int8_weight_extremes(full)
-    assert max(-lo, hi) == 127
-    assert OnnxDetector(portable).metadata["int8_weights"] == "7bit-portable"
-    assert OnnxDetector(full).metadata["int8_weights"] == "8bit-vnni"
-
-
-def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path) -> None:
-    src = DataSource.parse(str(trained["data"]), "yolo")
-    out = tmp_path / "q.onnx"
-    with pytest.raises(ValueError, match="calibration 'entropy'"):
-        quantize(trained["onnx"], out, source=src, calibration="entropy")
-    with pytest.raises(QuantizationRefused, match="exceeds"):
-        quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0)  # nothing can pass
-    assert not out.exists()
-    rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0, force=True)
-    # every calibration with the head in INT8, then in FP32; the best of them is written
-    assert out.exists() and rep["forced"]
-    assert [(a["scope"], a["head_fp32"], a["calibration"]) for a in rep["attempts"]] == [
-        (scope, head, cal) for scope in ("layers", "conv") for head in (False, True) for cal in ("percentile", "minmax")]
-    assert rep["drop"] == min(a["drop"] for a in rep["attempts"])
-    written = OnnxDetector(out).metadata
-    assert written["quantization"] == "int8-qdq-per-channel-{}{}".format(
-        rep["calibration"], "-head-fp32" if rep["head_fp32"] else "")
-    assert written["quantized_ops"] == {"layers": "Conv,Relu,Sigmoid,Mul,Add", "conv": "Conv"}[rep["scope"]]
-    kept = out.read_bytes()  # a refused run leaves an existing file alone
-    with pytest.raises(QuantizationRefused):
-        quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=-1.0, keep_head_fp32=True,
-                         calibration="minmax")
-    assert out.read_bytes() == kept
-    rep = quantize_checked(trained["onnx"], out, src, calib_count=10, max_drop=1.0)
-    assert "forced" not in rep and rep["attempts"][0]["head_fp32"] is False
-
-
 def test_eval_on_dataset_split_writes_plots(trained: dict, tmp_path: Path) -> None:
     src = DataSource.parse(str(trained["data"]), "yolo")
     res = evaluate(trained["onnx"], src, split="val", plots_dir=tmp_path / "plots")
@@ -540,22 +425,6 @@ def test_class_agnostic_map_separates_finding_from_classifying() -> None:
     assert class_agnostic_map50(gts, swapped) == pytest.approx(1.0)
     one_missed = [(gts[0][0][:1].copy(), np.array([0.9]), ["b"])]  # recall 0.5 at precision 1
     assert class_agnostic_map50(gts, one_missed) == pytest.approx(51 / 101, abs=1e-4)
-
-
-def test_int8_file_does_not_inherit_the_fp32_counting_threshold(trained: dict, tmp_path: Path) -> None:
-    """Scores change under INT8: a count threshold calibrated on the FP32 file must not ride along."""
-    from models.count_calibration import COUNT_CONF_KEY, SUMMARY_KEY
-    from models.export import set_metadata
-
-    fp32 = tmp_path / "calibrated.onnx"
-    proto = onnx.load(str(trained["onnx"]))
-    set_metadata(proto, {COUNT_CONF_KEY: "0.47", SUMMARY_KEY: "{}"})
-    onnx.save(proto, str(fp32))
-    assert OnnxDetector(fp32, conf_threshold=None).conf_threshold == 0.47
-    q = quantize(fp32, tmp_path / "q.onnx", calib_count=8, source=DataSource.parse(str(trained["data"]), "yolo"))
-    meta = OnnxDetector(q).metadata
-    assert "count_conf" not in meta and "count_calibration" not in meta and "labels" in meta
-    assert OnnxDetector(q, conf_threshold=None).conf_source == "default"
 
 
 def test_last_checkpoint_exports_like_best_and_old_training_states_get_a_clear_error(trained: dict,
