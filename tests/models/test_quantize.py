@@ -3,16 +3,19 @@ outputs close to FP32, 7-bit weights, the refusal ladder, the mixed-precision se
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from typer.testing import CliRunner
 
 pytest.importorskip("torch", reason="the shared trained model needs the train extra (torch)")
 
 from edge_agent.detectors import OnnxDetector  # noqa: E402
+from models.cli import model_app  # noqa: E402
 from models.data_sources import DataSource  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
 from models.quantize import QuantizationRefused, network_nodes, quantize, quantize_checked  # noqa: E402
@@ -186,3 +189,15 @@ def test_unknown_fp32_block_is_a_clear_error(trained: dict, tmp_path: Path) -> N
     src = DataSource.parse(str(trained["data"]), "yolo")
     with pytest.raises(ValueError, match=r"no network block named nope \(blocks: stem/stem.0"):
         quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=4, source=src, fp32_blocks=["nope"])
+
+
+def test_cli_search_flag_reaches_the_search(trained: dict, tmp_path: Path) -> None:
+    common = ["quantize", "--model", str(trained["onnx"]), "--data", str(trained["data"]), "--format", "yolo",
+              "--calib-count", "8", "--max-drop", "-1", "--force"]
+    r = CliRunner().invoke(model_app, [*common, "--out", str(tmp_path / "a.onnx"), "--no-search"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output.strip().splitlines()[-1])
+    assert len(report["attempts"]) == 8 and report["forced"]
+    r = CliRunner().invoke(model_app, [*common, "--out", str(tmp_path / "b.onnx")])
+    assert r.exit_code == 0, r.output
+    assert any(a["fp32_blocks"] for a in json.loads(r.output.strip().splitlines()[-1])["attempts"])
