@@ -165,7 +165,8 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
                  "eval": json.loads((d / "eval_test.json").read_text()),
                  "train": {k: tr.get(k) for k in ("data", "labels", "steps", "epochs_done", "train_seconds",
                                                   "parameters", "train_images", "val_images", "input_size",
-                                                  "best_val_map50", "train_data_hash", "init_from")}}
+                                                  "best_val_map50", "train_data_hash", "init_from")},
+                 "mosaic": float(tr.get("config", {}).get("mosaic") or 0.0)}
         if (d / "eval_zoo_on_test.json").exists():
             entry["shipped_model_eval"] = json.loads((d / "eval_zoo_on_test.json").read_text())
         if (d / "eval_zoo_on_test_clean.json").exists():
@@ -181,6 +182,8 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
             entry["flips_eval"] = json.loads((d / "eval_test_flips.json").read_text())
         if (d / "quantize.json").exists():
             entry["int8"] = json.loads((d / "quantize.json").read_text())
+        if (d / "eval_test_int8.json").exists():
+            entry["int8_test_eval"] = json.loads((d / "eval_test_int8.json").read_text())
         out.append(entry)
     return out
 
@@ -387,7 +390,8 @@ def _real_data_section(metrics: dict[str, Any]) -> str:
                 f"the train split: {tr['train_images']} images, input {tr['input_size']}{_run_size_text(ev, tr)}, "
                 f"{tr['steps']} steps = "
                 f"{tr['epochs_done']} epochs in {tr['train_seconds'] / 60:.1f} min on 2 CPU threads, "
-                f"{tr['parameters']:,} parameters{_init_text(tr)}).\n\n"
+                f"{tr['parameters']:,} parameters{_init_text(tr)}"
+                + (f", {100 * r['mosaic']:.0f} % of the samples 2x2 mosaics" if r.get("mosaic") else "") + ").\n\n"
                 f"mAP50 **{ev['map50']:.3f}**, mAP50-95 {ev['map50_95']:.3f} on {ev['images']} test images "
                 f"({ev['instances']} boxes).\n\n| class | AP50 | AP50-95 |\n|---|---|---|\n{rows}\n")
         if "clean_labels_eval" in r:
@@ -418,7 +422,9 @@ def _real_data_section(metrics: dict[str, Any]) -> str:
             i8 = r["int8"]
             text += (f"\nINT8 of that model (checked on {i8['check']['split']}): mAP50 {i8['int8_map50']:.3f} vs "
                      f"FP32 {i8['fp32_map50']:.3f} ({i8.get('calibration', 'minmax')} calibration, head FP32: "
-                     f"{i8['head_fp32']}{_fp32_blocks_text(i8)}; the best of {len(i8['attempts'])} attempts).\n")
+                     f"{i8['head_fp32']}{_fp32_blocks_text(i8)}; the best of {len(i8['attempts'])} attempts)"
+                     + (f"; on the test split, which picked nothing: mAP50 {r['int8_test_eval']['map50']:.3f} vs "
+                        f"FP32 {ev['map50']:.3f}" if "int8_test_eval" in r else "") + ".\n")
         if "shipped_model_eval" in r:
             s = r["shipped_model_eval"]
             text += (f"\nThe shipped synthetic-trained model on the same test split: mAP50 {s['map50']:.3f}, "

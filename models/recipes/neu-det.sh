@@ -36,13 +36,20 @@ evaluate() {  # $1 = output folder of one run; average.pt when the run wrote one
     | tail -n 1 > "$1/eval_test_flips.json"
 }
 
+quantize_and_check() {  # $1 = output folder; INT8 is checked (and its blocks searched) on the 30 validation
+  # images, so it is also evaluated on the test split, which chose nothing
+  fieldline model quantize --model "$1/neu-det.onnx" --out "$1/neu-det.int8.onnx" "${SPLIT[@]}" --force \
+    | tail -n 1 > "$1/quantize.json"
+  fieldline model eval --model "$1/neu-det.int8.onnx" "${SPLIT[@]}" --split test --json | tail -n 1 \
+    > "$1/eval_test_int8.json"
+}
+
 # 1. From random weights (the INT8 check is forced: the figures are reported, nothing is shipped).
 mkdir -p "$ROOT/neu-det"
 fieldline model train "${SPLIT[@]}" --input-size 224 --vflip --out-dir "$ROOT/neu-det/run" \
   --time-budget "$BUDGET" --val-interval 120 --seed 11
 evaluate "$ROOT/neu-det"
-fieldline model quantize --model "$ROOT/neu-det/neu-det.onnx" --out "$ROOT/neu-det/neu-det.int8.onnx" "${SPLIT[@]}" \
-  --force | tail -n 1 > "$ROOT/neu-det/quantize.json"
+quantize_and_check "$ROOT/neu-det"
 
 # 2. Fine-tuned from the synthetic-trained steel-defect checkpoint (run models/recipes/steel-defect.sh first).
 if [ -f "$ROOT/steel-defect/run/best.pt" ]; then
@@ -51,7 +58,6 @@ if [ -f "$ROOT/steel-defect/run/best.pt" ]; then
     --time-budget "$FINETUNE_BUDGET" --val-interval 120 --seed 11 --lr 0.001 --average-from 0.6 \
     --init-from "$ROOT/steel-defect/run/best.pt"
   evaluate "$ROOT/neu-det-finetune"
-  fieldline model quantize --model "$ROOT/neu-det-finetune/neu-det.onnx" \
-    --out "$ROOT/neu-det-finetune/neu-det.int8.onnx" "${SPLIT[@]}" --force | tail -n 1 > "$ROOT/neu-det-finetune/quantize.json"
+  quantize_and_check "$ROOT/neu-det-finetune"
 fi
 cat "$ROOT"/neu-det*/eval_test.json

@@ -133,7 +133,13 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     (run / "eval_test_best.json").write_text(json.dumps({**evaluation, "map50": 0.7401, "map50_95": 0.41}))
     (run / "eval_test_nms07.json").write_text(json.dumps({**evaluation, "map50": 0.7633, "nms_iou": 0.7}))
     (run / "eval_test_flips.json").write_text(json.dumps({**evaluation, "map50": 0.7688, "flips": "hv"}))
-    train_info = {**old_finetune["train"], "average": {"checkpoints": 9, "val_map50": 0.86, "val_map50_95": 0.5}}
+    quantized = {**recorded["quantization"], "check": {"split": "val"}, "int8_map50": 0.7321,
+                 "fp32_blocks": ["stem/stem.0"],
+                 "attempts": [{"fp32_blocks": []}] * 8 + [{"fp32_blocks": ["stem/stem.0"]}]}
+    (run / "quantize.json").write_text(json.dumps(quantized))
+    (run / "eval_test_int8.json").write_text(json.dumps({**evaluation, "map50": 0.7444}))
+    train_info = {**old_finetune["train"], "average": {"checkpoints": 9, "val_map50": 0.86, "val_map50_95": 0.5},
+                  "config": {"mosaic": 0.5}}
     (run / "run" / "train_info.json").write_text(json.dumps(train_info))
 
     card.refresh_real_data("steel-defect", tmp_path / "out")
@@ -145,6 +151,9 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     assert "mAP50 **0.751**" in text and "mean of the 9 EMA checkpoints" in text and "scores mAP50 0.740" in text
     assert "NMS IoU 0.7 instead of 0.5" in text and "mAP50 0.763" in text
     assert "`--flips hv`" in text and "4 network passes" in text and "mAP50 0.769" in text
+    assert "50 % of the samples 2x2 mosaics" in text and text.count("mosaics") == 1  # the recorded run had none
+    assert "INT8 of that model (checked on val): mAP50 0.732" in text and "`stem/stem.0`" in text
+    assert "on the test split, which picked nothing: mAP50 0.744 vs FP32 0.751" in text
 
 
 def test_size_sweep_of_the_zoo_file_goes_into_its_card(tmp_path, monkeypatch) -> None:
