@@ -21,6 +21,7 @@ from edge_agent.detectors.precision import cpu_text
 from models.arch import ARCHS
 from models.data_sources import DataSource
 from models.evaluate import evaluate
+from models.card_real_data import fp32_blocks_text, merged_real_data, real_data_section
 from models.zoo_index import ZOO, default_file
 
 ANCHORS = Path(os.environ.get("FIELDLINE_ANCHORS", Path(__file__).resolve().parents[2] / "shared" / "anchors"))
@@ -73,31 +74,6 @@ MODEL_TEXT: dict[str, dict[str, str]] = {
                   "`models/recipes/neu-det.sh`).",
         "licence": "Weights and data generator: Apache-2.0 (FieldLine's own; synthetic data, no third-party images).",
     },
-}
-
-REAL_DATA: dict[str, list[dict[str, str]]] = {
-    "tomato-ripeness": [{
-        "dir": "laboro", "title": "Laboro Tomato subset (test split, 56 images), trained from random weights",
-        "recipe": "models/recipes/laboro-tomato.sh",
-        "licence": "CC BY-NC-SA 4.0 (non-commercial): the weights trained on it are not shipped"}, {
-        "dir": "laboro-finetune",
-        "title": "Laboro Tomato subset (test split, 56 images), fine-tuned from the synthetic-trained model",
-        "recipe": "models/recipes/laboro-tomato.sh",
-        "note": "Stage 1 of the recipe trains on `synth:tomato` (800 s, 25 % mosaics, seed 1234); stage 2 starts "
-                "from its `best.pt` (`--init-from`) and trains on the Laboro train split like the run above, at "
-                "learning rate 0.001, for `FINETUNE_BUDGET` seconds (1800 by default).",
-        "licence": "CC BY-NC-SA 4.0 (non-commercial): the weights trained on it are not shipped"}],
-    "steel-defect": [{
-        "dir": "neu-det", "title": "NEU-DET (20 % test split, split seed 0, 358 images), trained from random weights",
-        "recipe": "models/recipes/neu-det.sh",
-        "licence": "no licence stated (research use): the weights trained on it are not shipped"}, {
-        "dir": "neu-det-finetune",
-        "title": "NEU-DET (the same split), fine-tuned from this model's synthetic-trained checkpoint",
-        "recipe": "models/recipes/neu-det.sh",
-        "note": "Starts from the `best.pt` behind the shipped steel-defect model (`--init-from`; only `inclusion` "
-                "is a class both know, the other class rows start fresh) and trains on the NEU-DET train split at "
-                "learning rate 0.001.",
-        "licence": "no licence stated (research use): the weights trained on it are not shipped"}],
 }
 
 
@@ -154,40 +130,6 @@ def side_by_side(files: dict[str, Path], runs: int = 100) -> dict[str, Any]:
     return res
 
 
-def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
-    out = []
-    for spec in REAL_DATA.get(name, []):
-        d = Path(recipes_out or "/nonexistent") / spec["dir"]
-        if not (d / "eval_test.json").exists():
-            continue
-        tr = json.loads((d / "run" / "train_info.json").read_text())
-        entry = {**{k: v for k, v in spec.items() if k != "dir"},
-                 "eval": json.loads((d / "eval_test.json").read_text()),
-                 "train": {k: tr.get(k) for k in ("data", "labels", "steps", "epochs_done", "train_seconds",
-                                                  "parameters", "train_images", "val_images", "input_size",
-                                                  "best_val_map50", "train_data_hash", "init_from")},
-                 "mosaic": float(tr.get("config", {}).get("mosaic") or 0.0)}
-        if (d / "eval_zoo_on_test.json").exists():
-            entry["shipped_model_eval"] = json.loads((d / "eval_zoo_on_test.json").read_text())
-        if (d / "eval_zoo_on_test_clean.json").exists():
-            entry["shipped_model_clean_eval"] = json.loads((d / "eval_zoo_on_test_clean.json").read_text())
-        if (d / "eval_test_clean.json").exists():
-            entry["clean_labels_eval"] = json.loads((d / "eval_test_clean.json").read_text())
-        if (d / "eval_test_best.json").exists():
-            entry["best_checkpoint_eval"] = json.loads((d / "eval_test_best.json").read_text())
-            entry["train"]["average"] = tr.get("average")
-        if (d / "eval_test_nms07.json").exists():
-            entry["nms07_eval"] = json.loads((d / "eval_test_nms07.json").read_text())
-        if (d / "eval_test_flips.json").exists():
-            entry["flips_eval"] = json.loads((d / "eval_test_flips.json").read_text())
-        if (d / "quantize.json").exists():
-            entry["int8"] = json.loads((d / "quantize.json").read_text())
-        if (d / "eval_test_int8.json").exists():
-            entry["int8_test_eval"] = json.loads((d / "eval_test_int8.json").read_text())
-        out.append(entry)
-    return out
-
-
 def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str | None = None,
                    holdout_count: int = 300, holdout_seed: int = 20261, recipes_out: Path | None = None,
                    quantize_report: dict | None = None, out: Path | None = None,
@@ -230,7 +172,7 @@ def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str | 
         "median_ms"] else "fp32"
     if quantize_report or "quantization" in recorded:
         metrics["quantization"] = quantize_report or recorded["quantization"]
-    metrics["real_data"] = _merged_real_data(name, recipes_out, recorded.get("real_data", []))
+    metrics["real_data"] = merged_real_data(name, recipes_out, recorded.get("real_data", []))
     if recorded.get("size_sweep", {}).get("sha256") == metrics["models"]["fp32"]["sha256"]:
         metrics["size_sweep"] = recorded["size_sweep"]  # measured on this very file
     out.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -280,17 +222,6 @@ def _latency_section(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _fp32_blocks_text(quant: dict) -> str:
-    """The blocks the mixed-precision search kept in FP32, if any (see models/quantize_search.py)."""
-    blocks = quant.get("fp32_blocks") or []
-    if not blocks:
-        return ""
-    searched = sum(1 for a in quant["attempts"] if a.get("fp32_blocks"))
-    return (f"; kept in FP32 by the mixed-precision search (after {len(quant['attempts']) - searched} "
-            f"whole-network attempts over the limit, {searched} with blocks in FP32): "
-            + ", ".join(f"`{b}`" for b in blocks))
-
-
 def _net_fields(train: dict[str, Any]) -> dict[str, Any]:
     """The network shape of a recorded run (runs recorded before the presets existed were all ``v1``)."""
     cfg, v1 = train.get("config", {}), ARCHS["v1"]
@@ -309,25 +240,6 @@ def _net_text(net: dict[str, Any]) -> str:
 def _cpu_clause(metrics: dict[str, Any]) -> str:
     cpu = (metrics.get("side_by_side") or {}).get("cpu")
     return f": {cpu_text(cpu)}" if cpu else ""
-
-
-def _init_text(train: dict[str, Any]) -> str:
-    init = train.get("init_from")
-    if not init:
-        return ", from random weights"
-    return f", starting from a checkpoint with labels {', '.join(init['source_labels'])}"
-
-
-def refresh_real_data(name: str, recipes_out: Path) -> None:
-    """Re-read the real-data figures from the recipes' outputs into NAME.metrics.json (nothing re-measured).
-
-    Sections whose recipe output is not in ``recipes_out`` keep their recorded figures, so one recipe step can
-    be re-run without the others.
-    """
-    path = ZOO / f"{name}.metrics.json"
-    metrics = json.loads(path.read_text())
-    metrics["real_data"] = _merged_real_data(name, recipes_out, metrics.get("real_data", []))
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def record_size_sweep(name: str, sweep: dict[str, Any]) -> None:
@@ -365,76 +277,6 @@ letterbox of a {sweep['frame']} picture:
 {rows}
 
 """
-
-
-def _merged_real_data(name: str, recipes_out: Path | None, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fresh figures from ``recipes_out`` where its recipe ran, else the recorded ones, in card order."""
-    fresh = {r["title"]: r for r in _real_data(name, recipes_out)}
-    kept = {r["title"]: r for r in recorded}
-    order = [spec["title"] for spec in REAL_DATA.get(name, [])]
-    return [fresh.get(t) or kept[t] for t in order if t in fresh or t in kept]
-
-
-def _run_size_text(ev: dict[str, Any], train: dict[str, Any]) -> str:
-    size = ev.get("input_size", train["input_size"])
-    return "" if size == train["input_size"] else f" (exported to run at {size}, chosen on the validation split: see the recipe)"
-
-
-def _real_data_section(metrics: dict[str, Any]) -> str:
-    parts = []
-    for r in metrics.get("real_data", []):
-        ev, tr = r["eval"], r["train"]
-        rows = "\n".join(f"| {lab} | {v['ap50']:.3f} | {v['ap50_95']:.3f} |" for lab, v in ev["per_class"].items())
-        note = f"{r['note']}\n\n" if r.get("note") else ""
-        text = (f"### {r['title']}\n\n{note}Licence: {r['licence']}. Recipe: `{r['recipe']}` (`fieldline model train` on "
-                f"the train split: {tr['train_images']} images, input {tr['input_size']}{_run_size_text(ev, tr)}, "
-                f"{tr['steps']} steps = "
-                f"{tr['epochs_done']} epochs in {tr['train_seconds'] / 60:.1f} min on 2 CPU threads, "
-                f"{tr['parameters']:,} parameters{_init_text(tr)}"
-                + (f", {100 * r['mosaic']:.0f} % of the samples 2x2 mosaics" if r.get("mosaic") else "") + ").\n\n"
-                f"mAP50 **{ev['map50']:.3f}**, mAP50-95 {ev['map50_95']:.3f} on {ev['images']} test images "
-                f"({ev['instances']} boxes).\n\n| class | AP50 | AP50-95 |\n|---|---|---|\n{rows}\n")
-        if "clean_labels_eval" in r:
-            c = r["clean_labels_eval"]
-            text += (f"\nThe same model on the same test pictures without the boxes that belong to other pictures "
-                     f"(the subset's test labels start with a training image's whole label set; "
-                     f"`models/recipes/laboro_clean_test.py` removes it): mAP50 **{c['map50']:.3f}**, mAP50-95 "
-                     f"{c['map50_95']:.3f} on {c['instances']} boxes (any class: mAP50 {c['map50_agnostic']:.3f}; "
-                     + ", ".join(f"{lab} {v['ap50']:.3f}" for lab, v in c["per_class"].items()) + ").\n")
-        if "best_checkpoint_eval" in r:
-            avg, b = tr.get("average") or {}, r["best_checkpoint_eval"]
-            text += (f"\nThese are the averaged weights (`--average-from`: the mean of the {avg.get('checkpoints')} "
-                     f"EMA checkpoints validated in the last part of the run). The single checkpoint with the best "
-                     f"validation mAP50 ({tr['best_val_map50']:.3f} on {tr['val_images']} images) scores mAP50 "
-                     f"{b['map50']:.3f}, mAP50-95 {b['map50_95']:.3f} on the same test split.\n")
-        if "nms07_eval" in r:
-            n7 = r["nms07_eval"]
-            text += (f"\nThe same weights with class-wise NMS IoU 0.7 instead of 0.5 (the setting of Ultralytics' "
-                     f"`val`, under which published YOLO figures are measured): mAP50 {n7['map50']:.3f}, mAP50-95 "
-                     f"{n7['map50_95']:.3f}.\n")
-        if "flips_eval" in r:
-            fl = r["flips_eval"]
-            passes = {"h": 2, "hv": 4}.get(fl.get("flips", "none"), 1)  # models/tta.py FLIP_SETS, without torch
-            text += (f"\nThe same weights exported with `--flips {fl.get('flips')}` (the predictions averaged over the "
-                     f"picture and its mirror images inside the graph: {passes} network passes per picture, about "
-                     f"{passes}x the compute): mAP50 {fl['map50']:.3f}, mAP50-95 {fl['map50_95']:.3f}.\n")
-        if "int8" in r:
-            i8 = r["int8"]
-            text += (f"\nINT8 of that model (checked on {i8['check']['split']}): mAP50 {i8['int8_map50']:.3f} vs "
-                     f"FP32 {i8['fp32_map50']:.3f} ({i8.get('calibration', 'minmax')} calibration, head FP32: "
-                     f"{i8['head_fp32']}{_fp32_blocks_text(i8)}; the best of {len(i8['attempts'])} attempts)"
-                     + (f"; on the test split, which picked nothing: mAP50 {r['int8_test_eval']['map50']:.3f} vs "
-                        f"FP32 {ev['map50']:.3f}" if "int8_test_eval" in r else "") + ".\n")
-        if "shipped_model_eval" in r:
-            s = r["shipped_model_eval"]
-            text += (f"\nThe shipped synthetic-trained model on the same test split: mAP50 {s['map50']:.3f}, "
-                     f"mAP50-95 {s['map50_95']:.3f} (the synthetic-to-real gap)"
-                     + (f"; without the foreign boxes: mAP50 {r['shipped_model_clean_eval']['map50']:.3f}"
-                        if "shipped_model_clean_eval" in r else "") + ".\n")
-        parts.append(text)
-    if not parts:
-        return ""
-    return "## Real data (evaluation only)\n\n" + "\n".join(parts)
 
 
 def _calibrations(metrics: dict[str, Any], key: str) -> tuple[dict[str, dict], dict, str]:
@@ -534,7 +376,7 @@ def render_card(metrics: dict[str, Any]) -> str:
                   "conv": "Conv ops only"}[(quant or {}).get("scope", "conv")]
     quant_text = (f" Checked against FP32 on {quant['check'].get('count')} held-out frames: mAP50 {quant['fp32_map50']:.3f} -> "
                   f"{quant['int8_map50']:.3f} (limit: {100 * quant.get('max_drop', 0.01):.1f} points); head convs in FP32: "
-                  f"{quant['head_fp32']}" + _fp32_blocks_text(quant)
+                  f"{quant['head_fp32']}" + fp32_blocks_text(quant)
                   + ("; over the limit, written with `--force`." if quant.get("forced") else ".")
                   if quant else "")
     return f"""# Model card: {name} {metrics.get("version", "1.0.0")}
@@ -584,7 +426,7 @@ pycocotools, conf 0.001, class-wise NMS IoU 0.5, one class per box.
 The dev box is shared: load average during the runs was {f['latency'].get('loadavg_1m', '?')} (FP32) /
 {q['latency'].get('loadavg_1m', '?')} (INT8) on 2 cores; compare ratios, and re-measure on the target device.
 
-{_counting_section(metrics)}{_reject_section(metrics)}{_size_sweep_section(metrics, size)}{_real_data_section(metrics)}
+{_counting_section(metrics)}{_reject_section(metrics)}{_size_sweep_section(metrics, size)}{real_data_section(metrics)}
 ## Limits
 
 {text['limits']}

@@ -291,7 +291,8 @@ def card(name: str = typer.Option("tomato-ripeness", help="Zoo model: tomato-rip
              None, help="JSON printed by `bench/input_size.py --model` for the zoo file (its other input sizes; "
                         "alone: record just that)")) -> None:
     """Write models/zoo/NAME.card.md from recorded metrics (optionally re-measure them first)."""
-    from models.card import MODEL_TEXT, record_metrics, record_size_sweep, refresh_real_data, write_card
+    from models.card import MODEL_TEXT, record_metrics, record_size_sweep, write_card
+    from models.card_real_data import refresh_real_data
 
     if name not in MODEL_TEXT:
         _fail(f"--name {name!r}: no card text for it (known: {', '.join(MODEL_TEXT)})")

@@ -120,11 +120,12 @@ def test_eval_cli_bad_model_exit_2(tmp_path: Path, content: bytes | None) -> Non
 def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, monkeypatch) -> None:
     """Re-running one recipe step (here the NEU-DET fine-tune, with averaged weights) refreshes its section
     and keeps the recorded figures of the steps that did not run; the card names both checkpoints."""
-    import models.card as card
+    import models.card_real_data as card
+    import models.zoo_index
 
     recorded = json.loads((ZOO / "steel-defect.metrics.json").read_text())
     old_scratch, old_finetune = recorded["real_data"][:2]
-    monkeypatch.setattr(card, "ZOO", tmp_path)
+    monkeypatch.setattr(models.zoo_index, "ZOO", tmp_path)
     (tmp_path / "steel-defect.metrics.json").write_text(json.dumps(recorded))
     run = tmp_path / "out" / "neu-det-finetune"
     (run / "run").mkdir(parents=True)
@@ -147,7 +148,7 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
     assert [r["title"] for r in fresh] == [old_scratch["title"], old_finetune["title"]]
     assert fresh[0] == old_scratch  # the from-scratch step did not run: kept as recorded
     assert fresh[1]["eval"]["map50"] == 0.7512 and fresh[1]["best_checkpoint_eval"]["map50"] == 0.7401
-    text = card._real_data_section({"real_data": fresh})
+    text = card.real_data_section({"real_data": fresh})
     assert "mAP50 **0.751**" in text and "mean of the 9 EMA checkpoints" in text and "scores mAP50 0.740" in text
     assert "NMS IoU 0.7 instead of 0.5" in text and "mAP50 0.763" in text
     assert "`--flips hv`" in text and "4 network passes" in text and "mAP50 0.769" in text
