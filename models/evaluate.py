@@ -15,6 +15,8 @@ from pycocotools.cocoeval import COCOeval
 from edge_agent.detectors.onnx_detector import OnnxDetector
 from models.data_sources import DataSource
 
+EVAL_CONF = 0.001  # keep nearly every detection: mAP integrates over the whole precision-recall curve
+EVAL_IOU = 0.5  # class-wise NMS IoU, as the edge agent runs it
 SYNTH_SOURCES = {"synth:tomato", "synth:surface"}
 
 
@@ -90,15 +92,15 @@ def run_detector(det: OnnxDetector, frames: Iterable[tuple[np.ndarray, np.ndarra
 
 
 def frames_map50(model_path: str | Path, frames: Sequence[tuple[np.ndarray, np.ndarray, list[str]]]) -> float:
-    """mAP50 as :func:`evaluate` reports it (conf 0.001, NMS IoU 0.5), on frames already in memory: for
-    comparing many files on the same frames without rendering or decoding them again."""
-    det = OnnxDetector(model_path, conf_threshold=0.001, iou_threshold=0.5)
+    """mAP50 as :func:`evaluate` reports it by default, on frames already in memory: for comparing many files
+    on the same frames without rendering or decoding them again."""
+    det = OnnxDetector(model_path, conf_threshold=EVAL_CONF, iou_threshold=EVAL_IOU)
     gts, dets = run_detector(det, frames)
     return coco_map(gts, dets, det.labels)["map50"]
 
 
 def evaluate(model_path: str | Path, data: str | DataSource = "synth:tomato", count: int | None = 300,
-             seed: int = 9001, split: str = "test", conf_threshold: float = 0.001, iou_threshold: float = 0.5,
+             seed: int = 9001, split: str = "test", conf_threshold: float = EVAL_CONF, iou_threshold: float = EVAL_IOU,
              threads: int = 1, progress: Callable[[int, int], None] | None = None,
              plots_dir: str | Path | None = None, input_size: int | None = None,
              letterbox: str = "auto") -> dict[str, Any]:
