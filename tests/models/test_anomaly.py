@@ -211,7 +211,8 @@ def seg_fitted(tmp_path_factory: pytest.TempPathFactory):
     from models.anomaly_seg import fit_segmenter
 
     x = _line(36, 0, False)
-    res = fit_segmenter(x[:28], x[28:], seconds=120, max_steps=160, batch=8, width=8, eval_every=40, seed=0)
+    res = fit_segmenter(x[:28], x[28:], seconds=900, max_steps=160,  # the steps end it, even on a busy box
+                         batch=8, width=8, eval_every=40, seed=0)
     path = export_anomaly_onnx(res, tmp_path_factory.mktemp("seg") / "seg.onnx", "test")
     return res, path
 

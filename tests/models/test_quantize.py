@@ -18,7 +18,7 @@ from edge_agent.detectors import OnnxDetector  # noqa: E402
 from models.cli import model_app  # noqa: E402
 from models.data_sources import DataSource  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
-from models.quantize import QuantizationRefused, network_nodes, quantize, quantize_checked  # noqa: E402
+from models.quantize import HEAD_PREFIXES, QuantizationRefused, network_nodes, quantize, quantize_checked  # noqa: E402
 from models.quantize_search import block_of, network_blocks, search_fp32_blocks  # noqa: E402
 
 
@@ -180,9 +180,10 @@ def test_mixed_precision_search_keeps_the_chosen_blocks_in_fp32(trained: dict, t
     assert meta["fp32_blocks"] == ",".join(rep["fp32_blocks"]) and meta["quantization"].endswith("-mixed")
     producer = {o: n.op_type for n in graph.node for o in n.output}
     convs = [n for n in graph.node if n.op_type == "Conv" and n.name.count("/") >= 1 and n.name.startswith("/")]
-    for conv in convs:
+    for conv in convs:  # float: the chosen blocks, and the whole head when the search started from a head-FP32 file
+        float_head = start["head_fp32"] and conv.name.startswith(HEAD_PREFIXES)
         weight_quantized = producer.get(conv.input[1]) == "DequantizeLinear"
-        assert weight_quantized == (block_of(conv.name) not in rep["fp32_blocks"]), conv.name
+        assert weight_quantized == (block_of(conv.name) not in rep["fp32_blocks"] and not float_head), conv.name
 
 
 def test_unknown_fp32_block_is_a_clear_error(trained: dict, tmp_path: Path) -> None:
