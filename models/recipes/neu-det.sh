@@ -6,6 +6,10 @@
 # its headline figure is that average.pt (30 validation images are too few to pick one checkpoint well);
 # best.pt's figure is kept beside it in eval_test_best.json.
 # Research-only data: the weights are NOT shipped; the figures go into the steel-defect card.
+# Tried and not kept (one seed each, same split): 2x2 mosaics (--mosaic 0.5) from random weights for 8000 steps
+# (~60 min idle, averaged): test mAP50 0.723 against 0.712 for this recipe's 25 min; in the fine-tune they cost
+# 7 points (0.689 against 0.744; a mosaic step costs about twice a plain one, and NEU-DET's defects, often half
+# the picture, are shrunk to a quarter of their size).
 set -euo pipefail
 DATA=${DATA:-../shared/datasets/neu-det}
 ROOT=${OUT:-/tmp/fieldline-recipes}
