@@ -40,6 +40,15 @@ REAL_DATA: dict[str, list[dict[str, str]]] = {
 }
 
 
+# the files a recipe may leave beside its eval_test.json -> the metrics key they are recorded under
+OPTIONAL_OUTPUTS = {
+    "eval_zoo_on_test.json": "shipped_model_eval", "eval_zoo_on_test_clean.json": "shipped_model_clean_eval",
+    "eval_test_clean.json": "clean_labels_eval", "eval_test_best.json": "best_checkpoint_eval",
+    "eval_test_nms07.json": "nms07_eval", "eval_test_flips.json": "flips_eval", "quantize.json": "int8",
+    "eval_test_int8.json": "int8_test_eval",
+}
+
+
 def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
     out = []
     for spec in REAL_DATA.get(name, []):
@@ -53,23 +62,11 @@ def _real_data(name: str, recipes_out: Path | None) -> list[dict[str, Any]]:
                                                   "parameters", "train_images", "val_images", "input_size",
                                                   "best_val_map50", "train_data_hash", "init_from")},
                  "mosaic": float(tr.get("config", {}).get("mosaic") or 0.0)}
-        if (d / "eval_zoo_on_test.json").exists():
-            entry["shipped_model_eval"] = json.loads((d / "eval_zoo_on_test.json").read_text())
-        if (d / "eval_zoo_on_test_clean.json").exists():
-            entry["shipped_model_clean_eval"] = json.loads((d / "eval_zoo_on_test_clean.json").read_text())
-        if (d / "eval_test_clean.json").exists():
-            entry["clean_labels_eval"] = json.loads((d / "eval_test_clean.json").read_text())
-        if (d / "eval_test_best.json").exists():
-            entry["best_checkpoint_eval"] = json.loads((d / "eval_test_best.json").read_text())
+        for file, key in OPTIONAL_OUTPUTS.items():
+            if (d / file).exists():
+                entry[key] = json.loads((d / file).read_text())
+        if "best_checkpoint_eval" in entry:  # the headline is then the averaged weights: say how they were made
             entry["train"]["average"] = tr.get("average")
-        if (d / "eval_test_nms07.json").exists():
-            entry["nms07_eval"] = json.loads((d / "eval_test_nms07.json").read_text())
-        if (d / "eval_test_flips.json").exists():
-            entry["flips_eval"] = json.loads((d / "eval_test_flips.json").read_text())
-        if (d / "quantize.json").exists():
-            entry["int8"] = json.loads((d / "quantize.json").read_text())
-        if (d / "eval_test_int8.json").exists():
-            entry["int8_test_eval"] = json.loads((d / "eval_test_int8.json").read_text())
         out.append(entry)
     return out
 
