@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import onnx
+
 from edge_agent.config import AgentConfig
 from edge_agent.doctor import run_checks
 from tests.support.live_api import free_port
@@ -25,7 +27,9 @@ def test_all_checks_pass_on_a_healthy_box(tmp_path):
     assert "tomato-ripeness" in checks["model"].detail
     # what the agent will run: tomato-ripeness 2.2 at 576, on the tight letterbox of a 4:3 picture
     assert "per 640x480 frame run at 576x448 (tight letterbox)" in checks["model"].detail
-    assert "conf 0.52 (calibrated, from the file)" in checks["model"].detail  # config leaves it unset
+    calibrated = onnx.load(str(MODEL)).metadata_props  # the config leaves it unset: the file's own threshold
+    conf = float(next(p.value for p in calibrated if p.key == "fieldline.count_conf"))
+    assert f"conf {conf:.2f} (calibrated, from the file)" in checks["model"].detail
 
 
 def test_each_failure_is_named(tmp_path):
