@@ -88,9 +88,10 @@ def test_agent_counts_reach_the_api_and_match_ground_truth(broker, api, tmp_path
         truth, reported = ground_truth(seed), Counter(sheds[shed]["counts"])
         # The agent counts above the threshold calibrated into the file (`fieldline model calibrate`: 0.53 / 0.51
         # for the FP32 / INT8 files of tomato-ripeness 2.2.1, where counts on validation frames match the labels
-        # best). Measured on these three scenes (2.2), FP32 and INT8: exact per label; at the uncalibrated 0.35 the generator's unlabelled, barely
-        # visible fruits were counted too (8 labelled -> 11 counted on shed-01). Tolerance 2 per label and in
-        # total: frames differ (camera noise, light) and the count is smoothed over 3 of them.
+        # best). Measured on these three scenes (2.2), FP32 and INT8: exact per label; at the uncalibrated 0.35
+        # the generator's unlabelled, barely visible fruits were counted too (8 labelled -> 11 counted on
+        # shed-01). Tolerance 2 per label and in total: frames differ (camera noise, light) and the count is
+        # smoothed over 3 of them.
         assert abs(sum(reported.values()) - sum(truth.values())) <= 2, (shed, dict(truth), dict(reported))
         for label in ("green", "half_ripe", "ripe"):
             assert abs(reported[label] - truth[label]) <= 2, (shed, label, dict(truth), dict(reported))
