@@ -12,6 +12,10 @@
 # is this recipe re-run). Training time on 2 cores: 13.0 min (10.8 + 2.2, 0.086 s a step) plus 44 s of rendering
 # on an AMD EPYC with AVX-512 (2.2.1); 45.5 min (39.3 + 6.3, about 0.25 s a step) on the earlier dev box without
 # it (2.2.0, holdout mAP50 0.951; 2.2.1: 0.954).
+# Tried and not kept (stop 32, the AVX-512 box): the same recipe at --width 32 --head-width 32 (48k parameters):
+# 11.1 min training, holdout mAP50 0.939 at 576 (INT8 0.939); at 320, 1.0 ms FP32 / 1.2 ms INT8 against 1.4 ms INT8
+# for this model and 9.1 ms for YOLO26n-320 in one run: a quarter of the parameters buys ~30 %, as per-operator
+# overhead dominates at this size.
 set -euo pipefail
 OUT=${OUT:-/tmp/fieldline-recipes}/tomato-ripeness
 VERSION=${VERSION:-2.2.1}
