@@ -198,7 +198,10 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
                                                            "outliers) | minmax | auto (percentile, then minmax)"),
              reduce_range: bool = typer.Option(True, "--reduce-range/--full-range", help=REDUCE_RANGE_HELP),
              search: bool = typer.Option(True, help="When no whole-network INT8 file is within --max-drop, find "
-                                                    "the blocks that break under INT8 and keep them in FP32")) -> None:
+                                                    "the blocks that break under INT8 and keep them in FP32"),
+             rgb_conv_fp32: bool = typer.Option(True, "--rgb-conv-fp32/--rgb-conv-int8",
+                                                help="Keep the first convolution (over the picture's RGB channels) "
+                                                     "in FP32: faster and closer to FP32 on x86 CPUs")) -> None:
     """Static INT8 QDQ per-channel, calibrated on training frames; refuses a > 1 point mAP drop."""
     from models.quantize import QuantizationRefused
     from models.quantize import quantize_checked as run
@@ -218,7 +221,7 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
     try:
         report = run(model, out, src, calib_count=calib_count, check_count=check_count, max_drop=max_drop,
                      force=force, keep_head_fp32=keep_head_fp32, calibration=calibration, reduce_range=reduce_range,
-                     search=search)
+                     search=search, rgb_conv_fp32=rgb_conv_fp32)
     except (QuantizationRefused, ValueError) as exc:  # ValueError: a bad --calibration, before any work
         _fail(str(exc))
     typer.echo(json.dumps(report))

@@ -24,6 +24,11 @@ onnxruntime's U8S8 kernels add pairs of uint8 x int8 products in int16 (VPMADDUB
 painted-defect AUROC 0.949 FP32 -> 0.574 INT8 with 8-bit weights, 0.941 with 7-bit. A file quantised on a VNNI
 machine passes its own check there and then fails on such a box, so portability is the default;
 ``reduce_range=False`` keeps 8-bit weights for fleets known to have VNNI (or ARM).
+
+The first convolution, over the picture's 3 colour channels, stays FP32 by default (``rgb_conv_fp32``): with 3
+input channels the INT8 kernel cannot use the dot-product instructions and ran slower than the float one
+(tomato-ripeness's 4x4/4 patch stem at 320, 1 thread, VNNI box: 138 us INT8 vs 93 us FP32 of a 0.9 ms run,
+the whole file 0.86 -> 0.76 ms), and it sees raw pixels, where an 8-bit grid costs the most precision.
 """
 
 from __future__ import annotations
@@ -97,24 +102,35 @@ def weight_range_metadata(reduce_range: bool) -> str:
     return "7bit-portable" if reduce_range else "8bit-vnni"
 
 
-def network_nodes(model: onnx.ModelProto, keep_head_fp32: bool = False, scope: str = "layers") -> list[str]:
+def rgb_convs(model: onnx.ModelProto) -> set[str]:
+    """Names of the convolutions over 3 input channels (weights [out, 3, k, k]): the ones reading the picture."""
+    in_channels = {t.name: t.dims[1] for t in model.graph.initializer if len(t.dims) == 4}
+    return {n.name for n in model.graph.node if n.op_type == "Conv" and in_channels.get(n.input[1]) == 3}
+
+
+def network_nodes(model: onnx.ModelProto, keep_head_fp32: bool = False, scope: str = "layers",
+                  rgb_conv_fp32: bool = False) -> list[str]:
     """The nodes to quantise: those inside the network's modules (the torch export names them
     ``/module/.../Op``), not the top-level box decode (``/Mul_5``, ``/Concat_5``...); without the detection
-    head (shared head blocks + final cls/reg) when it is kept in FP32.
+    head (shared head blocks + final cls/reg) when it is kept in FP32, nor the convs reading the picture
+    (:func:`rgb_convs`) with ``rgb_conv_fp32``.
 
     Measured on the NEU-DET model: the final convs alone in FP32 recover about half of the INT8 loss, the
     whole head a little more; the backbone and neck stay INT8 (they hold most of the compute).
     """
+    float_convs = rgb_convs(model) if rgb_conv_fp32 else set()
     return [n.name for n in model.graph.node if n.op_type in SCOPES[scope] and n.name.count("/") >= 2
-            and not (keep_head_fp32 and n.name.startswith(HEAD_PREFIXES))]
+            and not (keep_head_fp32 and n.name.startswith(HEAD_PREFIXES)) and n.name not in float_convs]
 
 
 def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SEED,
              keep_head_fp32: bool = False, source: DataSource | None = None,
              calibration: str = "percentile", scope: str = "layers", reduce_range: bool = True,
-             fp32_blocks: Sequence[str] = (), calibration_cache: Path | None = None) -> Path:
+             fp32_blocks: Sequence[str] = (), calibration_cache: Path | None = None,
+             rgb_conv_fp32: bool = True) -> Path:
     """One INT8 file: ``scope`` ``layers`` (convs, SiLU activations, residual adds) or ``conv`` (convs only);
-    the network blocks named in ``fp32_blocks`` (see :func:`models.quantize_search.block_of`) stay FP32."""
+    the network blocks named in ``fp32_blocks`` (see :func:`models.quantize_search.block_of`) stay FP32, and
+    so does the first convolution with ``rgb_conv_fp32`` (see the module docstring)."""
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration {calibration!r}: expected one of {', '.join(CALIBRATIONS)}")
     if scope not in SCOPES:
@@ -132,7 +148,7 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        nodes = network_nodes(onnx.load(str(pre)), keep_head_fp32, scope)
+        nodes = network_nodes(onnx.load(str(pre)), keep_head_fp32, scope, rgb_conv_fp32)
         if not nodes:
             raise ValueError(f"{fp32}: no network layers to quantise (expected torch-exported nodes named "
                              "/module/.../Conv)")
@@ -149,7 +165,8 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
         if k not in CALIBRATED_THRESHOLD_KEYS:  # FP32 scores' thresholds: calibrate the INT8 file itself
             q.metadata_props.add(key=k, value=v)
     q.metadata_props.add(key="fieldline.quantization", value=f"int8-qdq-per-channel-{calibration}"
-                         + ("-head-fp32" if keep_head_fp32 else "") + ("-mixed" if fp32_blocks else ""))
+                         + ("-head-fp32" if keep_head_fp32 else "") + ("-rgb-conv-fp32" if rgb_conv_fp32 else "")
+                         + ("-mixed" if fp32_blocks else ""))
     if fp32_blocks:
         q.metadata_props.add(key="fieldline.fp32_blocks", value=",".join(fp32_blocks))
     q.metadata_props.add(key="fieldline.quantized_ops", value=",".join(SCOPES[scope]))
@@ -161,7 +178,7 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
 def quantize_checked(fp32: Path, out: Path, source: DataSource | None = None, calib_count: int = 300,
                      check_count: int = 200, max_drop: float = 0.01, force: bool = False,
                      keep_head_fp32: bool = False, calibration: str = "auto", reduce_range: bool = True,
-                     search: bool = True) -> dict:
+                     search: bool = True, rgb_conv_fp32: bool = True) -> dict:
     """Quantise, compare mAP50 with FP32 on held-out frames, refuse beyond ``max_drop``.
 
     Tries, fastest first, until one is within ``max_drop``: the whole chain in INT8 (``layers``), then with
@@ -189,7 +206,7 @@ def quantize_checked(fp32: Path, out: Path, source: DataSource | None = None, ca
             candidate = Path(tmp) / f"attempt-{len(attempts)}.onnx"
             quantize(fp32, candidate, calib_count, keep_head_fp32=head_fp32, source=source, calibration=method,
                      scope=scope, reduce_range=reduce_range, fp32_blocks=fp32_blocks,
-                     calibration_cache=Path(tmp) / f"ranges-{scope}-{method}.json")
+                     calibration_cache=Path(tmp) / f"ranges-{scope}-{method}.json", rgb_conv_fp32=rgb_conv_fp32)
             q = frames_map50(candidate, frames)
             attempts.append({"scope": scope, "calibration": method, "head_fp32": head_fp32,
                              "fp32_blocks": list(fp32_blocks), "map50": q, "drop": round(base - q, 4),
@@ -202,7 +219,7 @@ def quantize_checked(fp32: Path, out: Path, source: DataSource | None = None, ca
         start = min(attempts, key=lambda a: a["drop"])
         if search and start["drop"] > max_drop:
             scope, head_fp32, method = start["scope"], start["head_fp32"], start["calibration"]
-            blocks = network_blocks(network_nodes(onnx.load(str(fp32)), head_fp32, scope))
+            blocks = network_blocks(network_nodes(onnx.load(str(fp32)), head_fp32, scope, rgb_conv_fp32))
             search_fp32_blocks(blocks, lambda kept: attempt(scope, head_fp32, method, kept), base, start["map50"],
                                max_drop)
         best = min(attempts, key=lambda a: a["drop"])  # the first of equals: the faster, earlier variant
@@ -214,6 +231,7 @@ def quantize_checked(fp32: Path, out: Path, source: DataSource | None = None, ca
               "calibration": best["calibration"], "scope": best["scope"], "fp32_blocks": best["fp32_blocks"],
               "attempts": attempts, "max_drop": max_drop,
               "calib_count": calib_count, "int8_weights": weight_range_metadata(reduce_range),
+              "rgb_conv_fp32": rgb_conv_fp32,
               "check": {k: (v.describe() if isinstance(v, DataSource) else v) for k, v in check.items()},
               "out": str(out)}
     if best["drop"] > max_drop:

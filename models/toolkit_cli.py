@@ -151,8 +151,10 @@ def bench_cmd(files: list[Path] = typer.Argument(..., help="ONNX model files"),
                                                 "(or --threads 1 --threads 2)"),
               runs: int = typer.Option(50, min=1, help="Timed runs per model and thread count"),
               warmup: int = typer.Option(5, min=0),
+              block: int = typer.Option(25, min=1, help="Timed runs of one model in a row (after one untimed run) "
+                                                         "before the next model's: steady state, as on an edge box"),
               as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last line")) -> None:
-    """Median/p90 session latency of several models side by side (interleaved), params, file size."""
+    """Median/p90 session latency of several models side by side (interleaved in blocks), params, file size."""
     from models.bench import bench_models, bench_table
 
     try:
@@ -162,7 +164,7 @@ def bench_cmd(files: list[Path] = typer.Argument(..., help="ONNX model files"),
     except ValueError:
         _fail(f"--threads {threads}: expected positive integers such as 1,2")
     try:
-        res = bench_models(files, counts, runs=runs, warmup=warmup,
+        res = bench_models(files, counts, runs=runs, warmup=warmup, block=block,
                            progress=lambda m: err.print(m, highlight=False))
     except FileNotFoundError as exc:
         _fail(str(exc))

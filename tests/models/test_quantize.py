@@ -18,7 +18,8 @@ from edge_agent.detectors import OnnxDetector  # noqa: E402
 from models.cli import model_app  # noqa: E402
 from models.data_sources import DataSource  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
-from models.quantize import HEAD_PREFIXES, QuantizationRefused, network_nodes, quantize, quantize_checked  # noqa: E402
+from models.quantize import (HEAD_PREFIXES, QuantizationRefused, network_nodes, quantize,  # noqa: E402
+                             quantize_checked, rgb_convs)
 from models.quantize_search import block_of, network_blocks, search_fp32_blocks  # noqa: E402
 
 
@@ -27,7 +28,7 @@ def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path, calibrat
     src = DataSource.parse(str(trained["data"]), "yolo")
     q = quantize(trained["onnx"], tmp_path / "q.onnx", calib_count=20, source=src, calibration=calibration)
     f32, i8 = OnnxDetector(trained["onnx"]), OnnxDetector(q)
-    assert i8.metadata["quantization"] == f"int8-qdq-per-channel-{calibration}"
+    assert i8.metadata["quantization"] == f"int8-qdq-per-channel-{calibration}-rgb-conv-fp32"
     graph = onnx.load(str(q)).graph
     producer = {out: n.op_type for n in graph.node for out in n.output}
     sigmoids = [(n.name.count("/") >= 2, producer.get(n.input[0])) for n in graph.node if n.op_type == "Sigmoid"]
@@ -49,6 +50,30 @@ def test_int8_outputs_stay_close_to_fp32(trained: dict, tmp_path: Path, calibrat
     # scores: typically 0.03 at the 99.9th percentile, a rare location up to ~0.16 (measured over several runs)
     score_diffs = np.concatenate(score_diffs)
     assert np.percentile(score_diffs, 99.9) < 0.08 and score_diffs.max() < 0.3
+
+
+def test_rgb_conv_stays_float_unless_asked(trained: dict, tmp_path: Path) -> None:
+    """The conv over the picture's 3 channels keeps float weights by default; ``rgb_conv_fp32=False`` (the CLI's
+    --rgb-conv-int8) quantises it like the rest. Every other network conv is INT8 both ways."""
+    src = DataSource.parse(str(trained["data"]), "yolo")
+    rgb = rgb_convs(onnx.load(str(trained["onnx"])))
+    assert len(rgb) == 1 and next(iter(rgb)).startswith("/stem/")
+
+    def quantized_convs(path: Path) -> set[str]:
+        graph = onnx.load(str(path)).graph
+        producer = {out: n.op_type for n in graph.node for out in n.output}
+        return {n.name for n in graph.node if n.op_type == "Conv" and producer.get(n.input[1]) == "DequantizeLinear"}
+
+    network = {n for n in network_nodes(onnx.load(str(trained["onnx"]))) if "Conv" in n}
+    default = quantize(trained["onnx"], tmp_path / "default.onnx", calib_count=8, source=src)
+    assert quantized_convs(default) == network - rgb
+    r = CliRunner().invoke(model_app, ["quantize", "--model", str(trained["onnx"]), "--out", str(tmp_path / "all.onnx"),
+                                       "--data", str(trained["data"]), "--format", "yolo", "--calib-count", "8",
+                                       "--max-drop", "1", "--no-search", "--rgb-conv-int8"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["rgb_conv_fp32"] is False
+    assert quantized_convs(tmp_path / "all.onnx") == network
+    assert not OnnxDetector(tmp_path / "all.onnx").metadata["quantization"].endswith("-rgb-conv-fp32")
 
 
 def _int8_weight_extremes(path: Path) -> tuple[int, int]:
@@ -86,7 +111,7 @@ def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path)
         (scope, head, cal) for scope in ("layers", "conv") for head in (False, True) for cal in ("percentile", "minmax")]
     assert rep["drop"] == min(a["drop"] for a in rep["attempts"]) and rep["fp32_blocks"] == []
     written = OnnxDetector(out).metadata
-    assert written["quantization"] == "int8-qdq-per-channel-{}{}".format(
+    assert written["quantization"] == "int8-qdq-per-channel-{}{}-rgb-conv-fp32".format(
         rep["calibration"], "-head-fp32" if rep["head_fp32"] else "")
     assert written["quantized_ops"] == {"layers": "Conv,Relu,Sigmoid,Mul,Add", "conv": "Conv"}[rep["scope"]]
     kept = out.read_bytes()  # a refused run leaves an existing file alone
@@ -164,7 +189,8 @@ def test_mixed_precision_search_keeps_the_chosen_blocks_in_fp32(trained: dict, t
     ladder, searched = rep["attempts"][:8], rep["attempts"][8:]
     assert all(not a["fp32_blocks"] for a in ladder)
     start = min(ladder, key=lambda a: a["drop"])
-    blocks = network_blocks(network_nodes(onnx.load(str(trained["onnx"])), start["head_fp32"], start["scope"]))
+    blocks = network_blocks(network_nodes(onnx.load(str(trained["onnx"])), start["head_fp32"], start["scope"],
+                                          rgb_conv_fp32=True))
     assert "cls" in blocks or start["head_fp32"]
     assert [a["fp32_blocks"] for a in searched[:len(blocks)]] == [[b] for b in blocks]
     assert all((a["scope"], a["calibration"], a["head_fp32"]) == (start["scope"], start["calibration"],
@@ -180,10 +206,12 @@ def test_mixed_precision_search_keeps_the_chosen_blocks_in_fp32(trained: dict, t
     assert meta["fp32_blocks"] == ",".join(rep["fp32_blocks"]) and meta["quantization"].endswith("-mixed")
     producer = {o: n.op_type for n in graph.node for o in n.output}
     convs = [n for n in graph.node if n.op_type == "Conv" and n.name.count("/") >= 1 and n.name.startswith("/")]
-    for conv in convs:  # float: the chosen blocks, and the whole head when the search started from a head-FP32 file
-        float_head = start["head_fp32"] and conv.name.startswith(HEAD_PREFIXES)
+    rgb = rgb_convs(onnx.load(str(trained["onnx"])))
+    for conv in convs:  # float: the chosen blocks, the RGB conv, and the whole head when the search started from a
+        float_head = start["head_fp32"] and conv.name.startswith(HEAD_PREFIXES)  # head-FP32 file
         weight_quantized = producer.get(conv.input[1]) == "DequantizeLinear"
-        assert weight_quantized == (block_of(conv.name) not in rep["fp32_blocks"] and not float_head), conv.name
+        assert weight_quantized == (block_of(conv.name) not in rep["fp32_blocks"] and not float_head
+                                    and conv.name not in rgb), conv.name
 
 
 def test_unknown_fp32_block_is_a_clear_error(trained: dict, tmp_path: Path) -> None:

@@ -72,13 +72,14 @@ def test_predict_bad_model_exit_2(tmp_path: Path) -> None:
 
 def test_bench_json_last_line_lists_the_models() -> None:
     r = _run("bench", INT8, ZOO / "tomato-ripeness.onnx", "--threads", "1,2", "--runs", "3", "--warmup", "1",
-             "--json")
+             "--block", "2", "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.output.strip().splitlines()[-1])
     m = res["models"]["tomato-ripeness.int8.onnx"]
     assert set(m["latency"]) == {"1", "2"} and m["latency"]["1"]["median_ms"] > 0
     assert m["bytes"] == INT8.stat().st_size and 100_000 < m["parameters"] < 1_000_000  # the detector budget
     assert res["threads"] == [1, 2] and "tomato-ripeness.onnx" in res["models"]
+    assert res["block"] == 2 and res["runs"] == 4  # whole blocks of --block runs
 
 
 def test_synth_surface_writes_a_dataset_the_importer_reads(tmp_path: Path) -> None:

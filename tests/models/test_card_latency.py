@@ -1,0 +1,47 @@
+"""The card's side-by-side latency: block-interleaved runs, and the extra run at the anchors' 320 input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.bench import bench_models
+
+
+def test_bench_runs_whole_blocks_and_rejects_an_empty_one(trained: dict) -> None:
+    res = bench_models([trained["onnx"]], (1,), runs=7, warmup=1, block=3)
+    assert res["block"] == 3 and res["runs"] == 9  # rounded up to whole blocks
+    assert bench_models([trained["onnx"]], (1,), runs=2, warmup=0, block=10)["runs"] == 2  # a block <= runs
+    with pytest.raises(ValueError, match="block 0"):
+        bench_models([trained["onnx"]], (1,), runs=2, block=0)
+
+
+def test_side_by_side_times_larger_dynamic_files_again_at_320(trained: dict, tmp_path: Path, monkeypatch) -> None:
+    """Only a dynamic-size file whose own input exceeds 320 gets the second run; its speed-up there is the
+    anchor's median over its own, and the card says both runs."""
+    import models.card as card
+    from models.export import export
+
+    big = export(trained["best"], tmp_path / "big.onnx", name="shapes", input_size=384)
+    small = export(trained["best"], tmp_path / "small.onnx", name="shapes", input_size=160)
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    export(trained["best"], anchors / "fixed-320.onnx", name="anchor", input_size=320, dynamic_size=False)
+    monkeypatch.setattr(card, "ANCHORS", anchors)
+
+    res = card.side_by_side({"fp32": big, "int8": small}, runs=4)
+    assert res["block"] == 4 and res["fastest_anchor"] == "fixed-320.onnx"
+    at = res["at_320"]
+    assert set(at["speedup_1t"]) == {"fp32"} and set(at["models"]) == {"fp32", "fixed-320.onnx"}
+    assert at["speedup_1t"]["fp32"] == round(at["models"]["fixed-320.onnx"]["median_ms"]
+                                             / at["models"]["fp32"]["median_ms"], 2)
+    latency = {"session_median_ms": 1.0, "detect_median_ms": 2.0}
+    text = card._latency_section({"models": {"fp32": {"file": "big.onnx", "latency": latency},  # noqa: SLF001
+                                             "int8": {"file": "small.onnx", "latency": latency}},
+                                  "side_by_side": res})
+    assert "blocks of 4 runs" in text and "At 320x320" in text
+    assert f"FP32 {at['models']['fp32']['median_ms']:.2f} ms ({at['speedup_1t']['fp32']:.1f}x)" in text
+
+    fixed = export(trained["best"], tmp_path / "fixed.onnx", name="shapes", input_size=384, dynamic_size=False)
+    assert "at_320" not in card.side_by_side({"fp32": fixed, "int8": small}, runs=2)  # cannot run at 320
