@@ -1,10 +1,13 @@
 """Zoo models against the anchor detectors, side by side in one run, at 1 and 2 intra-op threads.
 
-    .venv/bin/python bench/models.py [--runs 100] [--threads 1,2] [--anchors DIR]
+    .venv/bin/python bench/models.py [--runs 100] [--threads 1,2] [--anchors DIR] [--side 320] [--block 25]
 
 Times the onnxruntime session (random input of each model's shape) of every ``models/zoo/*.onnx`` and every
 anchor ``*.onnx`` (``--anchors``, else ``$FIELDLINE_ANCHORS``, else ``/work/shared/anchors``; skipped with a
-note when absent). Runs are interleaved across models so a noisy machine slows all alike: read the ratios.
+note when absent). Runs are interleaved across models, in blocks of ``--block`` runs of one model (after one
+untimed run), so a noisy machine slows all alike while each model runs warm as on an edge box: read the ratios.
+``--side 320`` runs the dynamic-size zoo files whose own input is larger at 320x320, the anchors' size (the
+issue's point of comparison); by default every file runs at its own input size.
 Prints a table; the LAST line is one JSON object: the figures, and each zoo model's speed-up at 1 thread
 against the fastest anchor (anchor median / model median; > 1 means the zoo model is faster).
 """
@@ -40,12 +43,28 @@ def speedups(result: dict, zoo: list[str], anchors: list[str], threads: int = 1)
                                           for z in zoo}}
 
 
+def _run_size(path: Path, side: int) -> tuple[int, int] | None:
+    """(side, side) for a dynamic-size FieldLine file whose own input is larger than ``side``, else None."""
+    if side <= 0:
+        return None
+    from edge_agent.detectors.onnx_detector import OnnxDetector
+    from edge_agent.detectors.session import ModelLoadError
+
+    try:
+        det = OnnxDetector(path)
+    except (ModelLoadError, ValueError):  # not a detector (the anomaly model): its own size
+        return None
+    return (side, side) if det.dynamic_size and det.input_size > side else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
     ap.add_argument("--anchors", type=Path, default=None)
     ap.add_argument("--zoo", type=Path, default=ROOT / "models" / "zoo")
+    ap.add_argument("--side", type=int, default=0, help="run larger dynamic-size zoo files at this square size")
+    ap.add_argument("--block", type=int, default=25, help="timed runs of one model in a row")
     args = ap.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 150)
     zoo = sorted(args.zoo.glob("*.onnx"))
@@ -60,12 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": "no models to bench"}))
         return 1
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    res = bench_models(files, threads, runs=args.runs, progress=lambda m: print(m, file=sys.stderr))
+    sizes = [_run_size(p, args.side) for p in zoo] + [None] * len(anchors)
+    res = bench_models(files, threads, runs=args.runs, progress=lambda m: print(m, file=sys.stderr),
+                       input_hw=sizes, block=args.block)
+    for name, hw in zip(res["models"], sizes):
+        res["models"][name]["input_hw"] = list(hw) if hw else None
     names = list(res["models"])
     zoo_names, anchor_names = names[:len(zoo)], names[len(zoo):]
     res["zoo"], res["anchors"] = zoo_names, anchor_names
     res.update(speedups(res, zoo_names, anchor_names, 1 if 1 in threads else threads[0]))
-    extra = {n: {"role": "zoo" if n in zoo_names else "anchor"} for n in names}
+    extra = {n: {"role": "zoo" if n in zoo_names else "anchor",
+                 "input": "x".join(map(str, res["models"][n]["input_hw"])) if res["models"][n]["input_hw"] else "own"}
+             for n in names}
     for z, s in res["speedup_vs_fastest_anchor"].items():
         extra[z]["speed-up 1T"] = f"{s:.2f}x"
     console.print(bench_table(res, extra, title="zoo vs anchors"))

@@ -45,3 +45,28 @@ def test_side_by_side_times_larger_dynamic_files_again_at_320(trained: dict, tmp
 
     fixed = export(trained["best"], tmp_path / "fixed.onnx", name="shapes", input_size=384, dynamic_size=False)
     assert "at_320" not in card.side_by_side({"fp32": fixed, "int8": small}, runs=2)  # cannot run at 320
+
+
+def test_bench_models_script_runs_larger_dynamic_files_at_the_given_side(trained: dict, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from models.export import export
+
+    zoo, anchors = tmp_path / "zoo", tmp_path / "anchors"
+    zoo.mkdir()
+    anchors.mkdir()
+    export(trained["best"], zoo / "big.onnx", name="big", input_size=384)
+    export(trained["best"], zoo / "small.onnx", name="small", input_size=160)
+    export(trained["best"], anchors / "fixed-320.onnx", name="anchor", input_size=320, dynamic_size=False)
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "bench" / "models.py"), "--zoo", str(zoo), "--anchors", str(anchors),
+                        "--side", "320", "--runs", "2", "--threads", "1", "--block", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["models"]["big.onnx"]["input_hw"] == [320, 320]  # 384 by itself: run at the anchors' size
+    assert res["models"]["small.onnx"]["input_hw"] is None and res["models"]["fixed-320.onnx"]["input_hw"] is None
+    assert res["fastest_anchor"] == "fixed-320.onnx" and set(res["speedup_vs_fastest_anchor"]) == {"big.onnx",
+                                                                                                    "small.onnx"}
