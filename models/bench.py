@@ -119,7 +119,7 @@ def bench_table(result: dict[str, Any], extra: dict[str, dict[str, str]] | None 
     from rich.table import Table
 
     cpu = f"; {cpu_text(result['cpu'])}" if "cpu" in result else ""
-    table = Table(title=f"{title} ({result['runs']} interleaved runs, onnxruntime {result['onnxruntime']}, "
+    table = Table(title=f"{title} ({result['runs']} runs interleaved in blocks of {result.get('block', 1)}, onnxruntime {result['onnxruntime']}, "
                         f"load {result['loadavg_1m']}{cpu})")
     table.add_column("model")
     for t in result["threads"]:
