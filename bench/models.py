@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from rich.console import Console  # noqa: E402
 
-from models.bench import bench_models, bench_table  # noqa: E402
+from models.bench import bench_models, bench_table, square_if_larger  # noqa: E402
 
 DEFAULT_ANCHORS = Path("/work/shared/anchors")
 
@@ -41,20 +41,6 @@ def speedups(result: dict, zoo: list[str], anchors: list[str], threads: int = 1)
     return {"fastest_anchor": fastest, "fastest_anchor_median_ms": ref, "speedup_threads": threads,
             "speedup_vs_fastest_anchor": {z: round(ref / result["models"][z]["latency"][key]["median_ms"], 2)
                                           for z in zoo}}
-
-
-def _run_size(path: Path, side: int) -> tuple[int, int] | None:
-    """(side, side) for a dynamic-size FieldLine file whose own input is larger than ``side``, else None."""
-    if side <= 0:
-        return None
-    from edge_agent.detectors.onnx_detector import OnnxDetector
-    from edge_agent.detectors.session import ModelLoadError
-
-    try:
-        det = OnnxDetector(path)
-    except (ModelLoadError, ValueError):  # not a detector (the anomaly model): its own size
-        return None
-    return (side, side) if det.dynamic_size and det.input_size > side else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": "no models to bench"}))
         return 1
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    sizes = [_run_size(p, args.side) for p in zoo] + [None] * len(anchors)
+    sizes = [square_if_larger(p, args.side) if args.side > 0 else None for p in zoo] + [None] * len(anchors)
     res = bench_models(files, threads, runs=args.runs, progress=lambda m: print(m, file=sys.stderr),
                        input_hw=sizes, block=args.block)
     for name, hw in zip(res["models"], sizes):

@@ -5,8 +5,10 @@ machine slows every model alike: compare ratios, not absolute times. Each block 
 the first run after another model finds the caches full of that model's weights and buffers, and an edge agent
 runs its one model back to back. Measured in one session (tomato-ripeness INT8 at 320 beside YOLO26n-320, 1 thread,
 100 runs each): blocks of 1 (run-by-run interleaving, used until stop 33) 0.95 vs 8.13 ms, of 10 0.81 vs 8.04, of 25
-(the default) 0.77 vs 7.96, of 50 0.76 vs 7.98: a small model's first runs after a big one pay for cold caches. Inputs are random tensors of each model's input shape (latency does not
-depend on the values); dynamic dimensions are 1 for the batch and the FieldLine ``input_size`` (else 320).
+(the default) 0.77 vs 7.96, of 50 0.76 vs 7.98: a small model's first runs after a big one pay for cold caches.
+
+Inputs are random tensors of each model's input shape (latency does not depend on the values); dynamic dimensions
+are 1 for the batch and the FieldLine ``input_size`` (else 320), or the size given per file.
 """
 
 from __future__ import annotations
@@ -63,6 +65,19 @@ def _feeds(sess: ort.InferenceSession, rng: np.random.Generator,
     return feeds
 
 
+def square_if_larger(path: Path, side: int) -> tuple[int, int] | None:
+    """(side, side) for a dynamic-size FieldLine detector whose own input is larger than ``side``, else None
+    (its own size): how a file is timed beside the anchors, which run at 320."""
+    from edge_agent.detectors.onnx_detector import OnnxDetector
+    from edge_agent.detectors.session import ModelLoadError
+
+    try:
+        det = OnnxDetector(path)
+    except (ModelLoadError, ValueError):  # not a detector (the anomaly model): its own size
+        return None
+    return (side, side) if det.dynamic_size and det.input_size > side else None
+
+
 def bench_models(files: Sequence[str | Path], threads: Sequence[int] = (1, 2), runs: int = 50, warmup: int = 5,
                  seed: int = 0, progress: Callable[[str], None] | None = None,
                  input_hw: Sequence[tuple[int, int] | None] | None = None, block: int = 25) -> dict[str, Any]:
@@ -109,8 +124,8 @@ def bench_models(files: Sequence[str | Path], threads: Sequence[int] = (1, 2), r
             models[name]["latency"][str(t)] = {"median_ms": round(float(np.median(ms)), 2),
                                                "p90_ms": round(float(np.percentile(ms, 90)), 2)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"runs": rounds * block, "block": block, "threads": [int(t) for t in threads], "onnxruntime": ort.__version__,
-            "cpu_count": os.cpu_count(), "cpu": cpu_summary(), "loadavg_1m": None if load is None else round(load, 2),
+    return {"runs": rounds * block, "block": block, "threads": [int(t) for t in threads],
+            "onnxruntime": ort.__version__, "cpu_count": os.cpu_count(), "cpu": cpu_summary(), "loadavg_1m": None if load is None else round(load, 2),
             "models": models}
 
 
@@ -119,8 +134,8 @@ def bench_table(result: dict[str, Any], extra: dict[str, dict[str, str]] | None 
     from rich.table import Table
 
     cpu = f"; {cpu_text(result['cpu'])}" if "cpu" in result else ""
-    table = Table(title=f"{title} ({result['runs']} runs interleaved in blocks of {result.get('block', 1)}, onnxruntime {result['onnxruntime']}, "
-                        f"load {result['loadavg_1m']}{cpu})")
+    table = Table(title=f"{title} ({result['runs']} runs interleaved in blocks of {result.get('block', 1)}, "
+                        f"onnxruntime {result['onnxruntime']}, load {result['loadavg_1m']}{cpu})")
     table.add_column("model")
     for t in result["threads"]:
         table.add_column(f"{t}T median ms", justify="right")

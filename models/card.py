@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ def side_by_side(files: dict[str, Path], runs: int = 100) -> dict[str, Any]:
     A dynamic-size file whose own input is larger than 320 is also timed at 320x320 beside the anchors, in a
     second run at 1 thread (``at_320``): the size at which the targets compare speed.
     """
-    from models.bench import bench_models
+    from models.bench import bench_models, square_if_larger
 
     anchors = sorted(ANCHORS.glob("*.onnx")) if ANCHORS.is_dir() else []
     res = bench_models([*files.values(), *anchors], (1, 2), runs=runs, warmup=10)
@@ -133,22 +134,21 @@ def side_by_side(files: dict[str, Path], runs: int = 100) -> dict[str, Any]:
         fastest = min((a.name for a in anchors), key=lambda n: res["models"][n]["latency"]["1"]["median_ms"])
         res["fastest_anchor"] = fastest
         res["speedup_1t"] = _speedups(res["models"], fastest, files)
-        detectors = {tag: OnnxDetector(p) for tag, p in files.items()}
-        larger = [tag for tag, d in detectors.items() if d.input_size > TARGET_SIDE and d.dynamic_size]
+        larger = [tag for tag, p in files.items() if square_if_larger(p, TARGET_SIDE)]
         if larger:
             small = bench_models([*(files[t] for t in larger), *anchors], (1,), runs=runs, warmup=10,
                                  input_hw=[(TARGET_SIDE, TARGET_SIDE)] * len(larger) + [None] * len(anchors))
             timed = {tags.get(m["path"], name): m for name, m in small["models"].items()}
             fastest = min((a.name for a in anchors), key=lambda n: timed[n]["latency"]["1"]["median_ms"])
             res["at_320"] = {"models": {k: m["latency"]["1"] for k, m in timed.items()}, "fastest_anchor": fastest,
-                             "speedup_1t": _speedups(timed, fastest, {t: files[t] for t in larger}),
-                             "loadavg_1m": small["loadavg_1m"]}
+                             "speedup_1t": _speedups(timed, fastest, larger), "loadavg_1m": small["loadavg_1m"]}
     return res
 
 
-def _speedups(models: dict[str, Any], anchor: str, files: dict[str, Path]) -> dict[str, float]:
+def _speedups(models: dict[str, Any], anchor: str, tags: Iterable[str]) -> dict[str, float]:
+    """Anchor median / model median at 1 thread, per tag."""
     return {tag: round(models[anchor]["latency"]["1"]["median_ms"] / models[tag]["latency"]["1"]["median_ms"], 2)
-            for tag in files}
+            for tag in tags}
 
 
 def record_metrics(name: str, train_info: dict[str, Any] | None, holdout: str | None = None,

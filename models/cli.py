@@ -201,7 +201,7 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
                                                     "the blocks that break under INT8 and keep them in FP32"),
              rgb_conv_fp32: bool = typer.Option(True, "--rgb-conv-fp32/--rgb-conv-int8",
                                                 help="Keep the first convolution (over the picture's RGB channels) "
-                                                     "in FP32: faster and closer to FP32 on x86 CPUs")) -> None:
+                                                     "in FP32: a 3-channel INT8 conv is the slower on x86 CPUs")) -> None:
     """Static INT8 QDQ per-channel, calibrated on training frames; refuses a > 1 point mAP drop."""
     from models.quantize import QuantizationRefused
     from models.quantize import quantize_checked as run

@@ -28,7 +28,8 @@ machine passes its own check there and then fails on such a box, so portability 
 The first convolution, over the picture's 3 colour channels, stays FP32 by default (``rgb_conv_fp32``): with 3
 input channels the INT8 kernel cannot use the dot-product instructions and ran slower than the float one
 (tomato-ripeness's 4x4/4 patch stem at 320, 1 thread, VNNI box: 138 us INT8 vs 93 us FP32 of a 0.9 ms run,
-the whole file 0.86 -> 0.76 ms), and it sees raw pixels, where an 8-bit grid costs the most precision.
+the whole file 0.86 -> 0.76 ms). Accuracy can go either way (within the check frames' noise): steel-defect
+1.2.1 passed its half-point check only with the stem in INT8 (``rgb_conv_fp32=False``, the CLI's --rgb-conv-int8).
 """
 
 from __future__ import annotations
