@@ -125,7 +125,8 @@ def bench_models(files: Sequence[str | Path], threads: Sequence[int] = (1, 2), r
                                                "p90_ms": round(float(np.percentile(ms, 90)), 2)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"runs": rounds * block, "block": block, "threads": [int(t) for t in threads],
-            "onnxruntime": ort.__version__, "cpu_count": os.cpu_count(), "cpu": cpu_summary(), "loadavg_1m": None if load is None else round(load, 2),
+            "onnxruntime": ort.__version__, "cpu_count": os.cpu_count(), "cpu": cpu_summary(),
+            "loadavg_1m": None if load is None else round(load, 2),
             "models": models}
 
 

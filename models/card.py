@@ -239,9 +239,9 @@ def _latency_section(metrics: dict[str, Any]) -> str:
             ms = small["models"]
             files = ", ".join(f"{tag.upper()} {ms[tag]['median_ms']:.2f} ms ({x:.1f}x)"
                               for tag, x in small["speedup_1t"].items())
-            lines += ["", f"At {TARGET_SIDE}x{TARGET_SIDE}, the anchors' size (the same dynamic-size files, edge config "
-                          f"`model.input_size: {TARGET_SIDE}`; mAP50 there in the size table below), in a second run at "
-                          f"1 thread: {files} against {small['fastest_anchor']} "
+            lines += ["", f"At {TARGET_SIDE}x{TARGET_SIDE}, the anchors' size (the same dynamic-size files, edge "
+                          f"config `model.input_size: {TARGET_SIDE}`; mAP50 there in the size table below), in a second "
+                          f"run at 1 thread: {files} against {small['fastest_anchor']} "
                           f"{ms[small['fastest_anchor']]['median_ms']:.2f} ms (load {small['loadavg_1m']})."]
     default = metrics.get("default")
     if default:
