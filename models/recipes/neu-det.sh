@@ -13,6 +13,9 @@
 # Nor the fine-tune at input 320 on 224-pixel crops (--input-size 320 --canvas 224, 6000 steps): 0.619.
 # Run-to-run spread of the fine-tune: from steel-defect 1.1.x's checkpoint (14848 steps in the 3000 s) 0.744; from
 # 1.2.0's (a faster CPU: 24336 steps) 0.735 averaged, 0.746 best.pt, 0.762 with --flips hv.
+# Tried and not kept (stop 33, one run): the same fine-tune with --assigner simota (24980 steps): test mAP50 0.745
+# averaged, 0.732 best.pt (crazing 0.378, rolled-in_scale 0.547, inclusion 0.848, pitted_surface 0.821), but the
+# averaged weights' validation mAP50 was 0.772 against 0.818 for this recipe's, and validation is what chooses.
 set -euo pipefail
 DATA=${DATA:-../shared/datasets/neu-det}
 ROOT=${OUT:-/tmp/fieldline-recipes}
