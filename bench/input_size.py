@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['median_ms_1t_tight']:.2f}")
     console.print(table)
     print(json.dumps({**identity, "data": args.data, "count": args.count, "seed": args.seed, "frame": args.frame,
-                      "runs": args.runs, "sizes": {str(s): r for s, r in rows.items()}}))
+                      "runs": lat["runs"], "block": lat["block"],
+                      "sizes": {str(s): r for s, r in rows.items()}}))
     return 0
 
 

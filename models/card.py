@@ -220,9 +220,8 @@ def _latency_section(metrics: dict[str, Any]) -> str:
                  f"{f['latency']['detect_median_ms']:.2f} ms | {q['latency']['detect_median_ms']:.2f} ms |")
     sbs = metrics.get("side_by_side")
     if sbs:
-        blocks = (f"interleaved in blocks of {sbs['block']} runs, each after one untimed run" if "block" in sbs
-                  else "interleaved run by run")
-        lines += ["", f"Side by side in one run ({sbs['runs']} runs each, {blocks}; onnxruntime {sbs['onnxruntime']}, "
+        lines += ["", f"Side by side in one run ({sbs['runs']} runs each, interleaved {_blocks(sbs)}"
+                      f"{', each after one untimed run' if sbs.get('block') else ''}; onnxruntime {sbs['onnxruntime']}, "
                       f"load {sbs['loadavg_1m']}; anchors = random-weight YOLO exports at 320):", "",
                   "| model | params | size | 1 thread median / p90 ms | 2 threads median / p90 ms |",
                   "|---|---|---|---|---|"]
@@ -288,6 +287,11 @@ def record_size_sweep(name: str, sweep: dict[str, Any]) -> None:
     path.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
+def _blocks(bench: dict[str, Any]) -> str:
+    """How a recorded bench run interleaved its models (run by run before the ``block`` key existed)."""
+    return f"in blocks of {bench['block']} runs" if bench.get("block") else "run by run"
+
+
 def _size_sweep_section(metrics: dict[str, Any], size: int) -> str:
     sweep = metrics.get("size_sweep")
     if not sweep:
@@ -301,8 +305,8 @@ def _size_sweep_section(metrics: dict[str, Any], size: int) -> str:
 The network is fully convolutional and the file is dynamic-size, so one file serves close-ups (smaller input: big
 objects, less compute) and far views (larger input: small objects need pixels). `bench/input_size.py --model` on
 {sweep['count']} fresh `{sweep['data']}` validation frames (seed {sweep['seed']}, never the holdout; square letterbox),
-latency at 1 thread in one interleaved run ({sweep['runs']} runs; compare within the table), square and on the tight
-letterbox of a {sweep['frame']} picture:
+latency at 1 thread in one run interleaved {_blocks(sweep)} ({sweep['runs']} runs; compare within the table), square and
+on the tight letterbox of a {sweep['frame']} picture:
 
 | input | mAP50 | mAP50 any class | mAP50-95 | ms square | tight input | ms tight |
 |---|---|---|---|---|---|---|

@@ -40,7 +40,8 @@ def test_side_by_side_times_larger_dynamic_files_again_at_320(trained: dict, tmp
     text = card._latency_section({"models": {"fp32": {"file": "big.onnx", "latency": latency},  # noqa: SLF001
                                              "int8": {"file": "small.onnx", "latency": latency}},
                                   "side_by_side": res})
-    assert "blocks of 4 runs" in text and "At 320x320" in text
+    assert "interleaved in blocks of 4 runs, each after one untimed run" in text and "At 320x320" in text
+    assert card._blocks({"runs": 100}) == "run by run"  # noqa: SLF001 - figures recorded before blocks existed
     assert f"FP32 {at['models']['fp32']['median_ms']:.2f} ms ({at['speedup_1t']['fp32']:.1f}x)" in text
 
     fixed = export(trained["best"], tmp_path / "fixed.onnx", name="shapes", input_size=384, dynamic_size=False)
