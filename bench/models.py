@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": "no models to bench"}))
         return 1
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    sizes = [square_if_larger(p, args.side) if args.side > 0 else None for p in zoo] + [None] * len(anchors)
+    sizes = [square_if_larger(p, args.side) for p in zoo] + [None] * len(anchors)
     res = bench_models(files, threads, runs=args.runs, progress=lambda m: print(m, file=sys.stderr),
                        input_hw=sizes, block=args.block)
     for name, hw in zip(res["models"], sizes):

@@ -67,7 +67,9 @@ def _feeds(sess: ort.InferenceSession, rng: np.random.Generator,
 
 def square_if_larger(path: Path, side: int) -> tuple[int, int] | None:
     """(side, side) for a dynamic-size FieldLine detector whose own input is larger than ``side``, else None
-    (its own size): how a file is timed beside the anchors, which run at 320."""
+    (its own size): how a file is timed beside the anchors, which run at 320. ``side`` <= 0: always None."""
+    if side <= 0:
+        return None
     from edge_agent.detectors.onnx_detector import OnnxDetector
     from edge_agent.detectors.session import ModelLoadError
 
