@@ -99,6 +99,8 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
               None, min=1, help="Optimiser steps: the LR schedule runs over them, so a recipe trains the same on "
                                 "any CPU (--time-budget then only caps the run)"),
           val_interval: float = typer.Option(90.0, help="Seconds of training between validation mAP runs"),
+          val_every_epochs: int | None = typer.Option(
+              None, min=1, help="Validate every N epochs instead of by time (the same on any CPU)"),
           threads: int = typer.Option(2, help="PyTorch threads"),
           resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt"),
           init_from: Path | None = typer.Option(
@@ -141,7 +143,8 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
                       input_size=input_size, train_canvas=canvas, flip_vertical=vflip, mosaic=mosaic,
                       scale_range=(lo, hi),
                       epochs=epochs, batch=batch, seed=seed, lr=lr, time_budget_s=time_budget, max_steps=steps,
-                      val_interval_s=val_interval, threads=threads, init_from=init_from,
+                      val_interval_s=val_interval, val_every_epochs=val_every_epochs, threads=threads,
+                      init_from=init_from,
                       average_from=average_from)
     try:
         typer.echo(str(run(cfg, resume=resume)))

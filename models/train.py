@@ -49,6 +49,7 @@ class TrainConfig:
     images: int = 4000  # synthetic sources: images rendered for training
     val_images: int = 100  # synthetic: fresh validation frames; datasets: at most this many of the val split
     val_interval_s: float = 90.0  # validation mAP at the end of the first epoch after this much training time
+    val_every_epochs: int | None = None  # when set, validate every N epochs instead (the same on any CPU)
     input_size: int = INPUT
     train_canvas: int | None = None  # square training crop; None = 0.8 x input (256 at 320), the input below 320
     flip_vertical: bool = False  # surfaces: defects have no up/down
@@ -73,6 +74,12 @@ class TrainConfig:
     init_from: Path | None = None  # fine-tune: start from this checkpoint's weights (best.pt / last.pt)
     average_from: float | None = None  # also write average.pt: mean of the EMA weights validated after this
     # share of the run (time budget or epochs, e.g. 0.67); less dependent on a small validation set than best.pt
+
+    def validation_due(self, epoch: int, since_last_s: float) -> bool:
+        """Whether the end of ``epoch`` gets a validation run: every N epochs when set, otherwise by training time."""
+        if self.val_every_epochs:
+            return (epoch + 1) % self.val_every_epochs == 0
+        return since_last_s >= self.val_interval_s
 
     def progress(self, step: int, spent: float) -> float:
         """Share of the run done (1.0 = stop): by steps when ``max_steps`` is set, by time, whichever is further."""
@@ -453,7 +460,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                     last_line = spent  # logs and pipes get no live bar: a plain line every 30 s of training
                     bar.console.print(f"train {status} | {_clock(spent)} trained, ETA {_eta(cfg, step, spent)}")
             finished = step >= total or cfg.progress(step, spent) >= 1.0 or epoch == cfg.epochs - 1
-            if val_frames and (finished or spent - last_val >= cfg.val_interval_s):
+            if val_frames and (finished or cfg.validation_due(epoch, spent - last_val)):
                 last_val = spent
                 res = validate(ema.model, val_frames, labels, cfg.input_size)
                 val_log.append({"step": step, "epoch": epoch, "map50": res["map50"], "map50_95": res["map50_95"]})

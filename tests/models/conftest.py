@@ -20,10 +20,11 @@ def trained(tmp_path_factory) -> dict:
 
     tmp = tmp_path_factory.mktemp("train")
     data = shapes_dataset(tmp / "data")
-    # bounded by epochs, not by the clock, so a busy machine trains as far as a quiet one; one thread because
-    # two spin-waiting OpenMP threads crawl when the machine is busy
+    # bounded by epochs, not by the clock, so a busy machine trains (and validates) as far as a quiet one; one
+    # thread because two spin-waiting OpenMP threads crawl when the machine is busy
     cfg = TrainConfig(out_dir=tmp / "run", data=str(data), fmt="yolo", input_size=160, images=0, batch=8,
-                      epochs=30, time_budget_s=600, val_interval_s=5, lr=4e-3, width=32, head_width=32, threads=1)
+                      epochs=30, time_budget_s=600, val_every_epochs=10, lr=4e-3, width=32, head_width=32,
+                      threads=1)
     best = train(cfg, progress=False)
     info = json.loads((tmp / "run" / "train_info.json").read_text())
     onnx_path = export(best, tmp / "shapes.onnx", name="shapes", version="0.3.0",

@@ -34,7 +34,8 @@ def test_training_reduces_loss_and_validates(trained: dict) -> None:
     assert last < 0.6 * first, (first, last)
     assert info["parameters"] < 1_000_000
     assert info["labels"] == SHAPES
-    assert len(info["val_log"]) >= 2  # validation mAP during training, through the ONNX edge path
+    # validation mAP during training (through the ONNX edge path), every 10 epochs as configured, on any CPU
+    assert [v["epoch"] for v in info["val_log"]] == [9, 19, 29]
     assert info["best_val_map50"] == max(v["map50"] for v in info["val_log"])
     assert info["best_val_map50"] > 0.5
 
@@ -215,7 +216,7 @@ def test_init_from_copies_weights_and_class_rows_by_label_name(trained: dict) ->
 def test_fine_tuning_starts_from_the_checkpoint_not_from_scratch(trained: dict, tmp_path: Path) -> None:
     # a small learning rate: with one epoch there is no warm-up, and fresh AdamW moments move every weight
     # by about the learning rate on the first steps, whatever the gradient (the recipes warm up 150 steps)
-    common = {**trained["cfg"].__dict__, "epochs": 1, "val_interval_s": 0, "lr": 2e-4}
+    common = {**trained["cfg"].__dict__, "epochs": 1, "val_every_epochs": 1, "lr": 2e-4}
     scratch = TrainConfig(**{**common, "out_dir": tmp_path / "scratch"})
     tuned = TrainConfig(**{**common, "out_dir": tmp_path / "tuned", "init_from": trained["best"]})
     train(scratch, progress=False)
@@ -363,7 +364,7 @@ def test_fast_arch_trains_records_its_shape_and_exports_relu_layers(trained: dic
 
     fast = {**ARCHS["fast"].to_dict(), "width": 32, "head_width": 32}
     cfg = TrainConfig(**{**trained["cfg"].__dict__, **fast, "out_dir": tmp_path / "run", "epochs": 4,
-                         "val_interval_s": 0})
+                         "val_every_epochs": 1})
     best = train(cfg, progress=False)
     info = json.loads((tmp_path / "run" / "train_info.json").read_text())
     assert info["first_losses"][0]["loss"] > np.mean([x["loss"] for x in info["loss_log"][-3:]])
