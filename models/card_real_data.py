@@ -154,7 +154,10 @@ def real_data_section(metrics: dict[str, Any]) -> str:
                      f"{passes}x the compute): mAP50 {fl['map50']:.3f}, mAP50-95 {fl['map50_95']:.3f}.\n")
         if "int8" in r:
             i8 = r["int8"]
-            text += (f"\nINT8 of that model (checked on {i8['check']['split']}): mAP50 {i8['int8_map50']:.3f} vs "
+            topped = i8["check"].get("train_frames")
+            where = i8["check"]["split"] + (f" and {topped} training pictures the calibration did not see"
+                                            if topped else "")
+            text += (f"\nINT8 of that model (checked on {where}): mAP50 {i8['int8_map50']:.3f} vs "
                      f"FP32 {i8['fp32_map50']:.3f} ({i8.get('calibration', 'minmax')} calibration, head FP32: "
                      f"{i8['head_fp32']}{fp32_blocks_text(i8)}; the best of {len(i8['attempts'])} attempts)"
                      + (f"; on the test split, which picked nothing: mAP50 {r['int8_test_eval']['map50']:.3f} vs "

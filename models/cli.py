@@ -192,8 +192,9 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
              fmt: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
              mapping: str | None = typer.Option(None, "--map", help=MAP_HELP),
              split_seed: int = typer.Option(0), splits: str = typer.Option("0.8,0.1,0.1", help=SPLITS_HELP),
-             calib_count: int = typer.Option(300, help="Calibration frames"), check_count: int = typer.Option(200,
-                                                                                   help="Frames for the mAP check"),
+             calib_count: int = typer.Option(300, help="Calibration frames"), check_count: int = typer.Option(
+                 200, help="Frames for the mAP check (a dataset's val split, topped up with training pictures "
+                           "the calibration did not see)"),
              max_drop: float = typer.Option(0.01, help="Largest mAP50 drop accepted (0.01 = 1 point)"),
              force: bool = typer.Option(False, help="Write the INT8 file even if mAP drops more"),
              keep_head_fp32: bool = typer.Option(False, help="Start with the head convs in FP32"),

@@ -17,9 +17,9 @@ pytest.importorskip("torch", reason="the shared trained model needs the train ex
 from edge_agent.detectors import OnnxDetector  # noqa: E402
 from models.cli import model_app  # noqa: E402
 from models.data_sources import DataSource  # noqa: E402
-from models.evaluate import evaluate  # noqa: E402
-from models.quantize import (HEAD_PREFIXES, QuantizationRefused, network_nodes, quantize,  # noqa: E402
-                             quantize_checked, rgb_convs)
+from models.evaluate import frames_map50  # noqa: E402
+from models.quantize import (HEAD_PREFIXES, QuantizationRefused, check_frames, network_nodes,  # noqa: E402
+                             quantize, quantize_checked, rgb_convs)
 from models.quantize_search import block_of, network_blocks, search_fp32_blocks  # noqa: E402
 
 
@@ -123,6 +123,20 @@ def test_quantize_refuses_beyond_the_allowed_drop(trained: dict, tmp_path: Path)
     assert "forced" not in rep and rep["attempts"][0]["head_fp32"] is False
 
 
+def test_small_val_split_is_topped_up_with_training_pictures_the_calibration_did_not_see(trained: dict) -> None:
+    src = DataSource.parse(str(trained["data"]), "yolo")
+    val, train = src.split_size("val"), src.split_size("train")
+    assert 0 < val < 20 < train - 10
+    frames, check = check_frames(src, 20, calib_count=10)
+    assert len(frames) == check["count"] == 20 and check["split"] == "val" and check["train_frames"] == 20 - val
+    calibration = [img for img, _, _ in src.frames("train", 10)]
+    for (img, _, _), expected in zip(frames, [*src.frames("val"), *list(src.frames("train"))[10:]]):
+        assert np.array_equal(img, expected[0])
+        assert not any(img.shape == c.shape and np.array_equal(img, c) for c in calibration)
+    frames, check = check_frames(src, val, calib_count=10)  # enough validation pictures: nothing added
+    assert len(frames) == val and check["train_frames"] == 0
+
+
 def test_int8_file_does_not_inherit_the_fp32_counting_threshold(trained: dict, tmp_path: Path) -> None:
     """Scores change under INT8: a count threshold calibrated on the FP32 file must not ride along."""
     from models.count_calibration import COUNT_CONF_KEY, SUMMARY_KEY
@@ -196,7 +210,9 @@ def test_mixed_precision_search_keeps_the_chosen_blocks_in_fp32(trained: dict, t
     assert all((a["scope"], a["calibration"], a["head_fp32"]) == (start["scope"], start["calibration"],
                                                                    start["head_fp32"]) for a in searched)
     assert rep["drop"] == min(a["drop"] for a in rep["attempts"])
-    assert evaluate(out, src, split="val", count=200)["map50"] == pytest.approx(rep["int8_map50"], abs=1e-4)
+    checked_on = check_frames(src, 200, calib_count=10)[0]  # the val split and unseen training pictures
+    assert rep["check"]["count"] == len(checked_on) and rep["check"]["train_frames"] > 0
+    assert frames_map50(out, checked_on) == pytest.approx(rep["int8_map50"], abs=1e-4)
     if not rep["fp32_blocks"]:  # the ladder's file stayed the best: the search is still checked on a file below
         rep["fp32_blocks"] = searched[0]["fp32_blocks"]
         quantize(trained["onnx"], out, calib_count=10, source=src, calibration=start["calibration"],
