@@ -108,7 +108,7 @@ class DataSource:
 
     def frames(self, split: str = "train", count: int | None = None, seed: int = 0, start: int = 0
                ) -> Iterator[Frame]:
-        """Frames of one split (datasets) or ``count`` fresh frames from ``seed``, from index ``start`` (synthetic)."""
+        """Frames of one split (datasets) or ``count`` fresh frames from ``seed`` (synthetic), from index ``start``."""
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         if self.is_synthetic:
@@ -119,7 +119,7 @@ class DataSource:
         samples = [s for s in ds.samples if s.split == split]
         if not samples:
             raise DatasetError(f"{self.spec}: the {split} split is empty ({len(ds.samples)} images in all)")
-        for s in samples[:count]:
+        for s in samples[start:None if count is None else start + count]:
             img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
             if img is None:
                 raise DatasetError(f"{rel(s.image, ds.root)}: cannot read the image (corrupt or not an image)")

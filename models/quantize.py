@@ -191,7 +191,7 @@ def check_frames(source: DataSource, count: int, calib_count: int) -> tuple[list
     frames = list(source.frames(split, count))
     topped = 0
     if len(frames) < count and source.split_size("train") > calib_count:
-        extra = list(source.frames("train", calib_count + count - len(frames)))[calib_count:]
+        extra = list(source.frames("train", count - len(frames), start=calib_count))
         frames += extra
         topped = len(extra)
     return frames, {"data": source, "count": len(frames), "split": split, "train_frames": topped}
