@@ -258,14 +258,15 @@ def _net_fields(train: dict[str, Any]) -> dict[str, Any]:
     cfg, v1 = train.get("config", {}), ARCHS["v1"]
     return {"act": cfg.get("act", v1.act), "stem": cfg.get("stem", v1.stem),
             "width": int(cfg.get("width", v1.width)), "head_width": int(cfg.get("head_width", v1.head_width)),
-            "head_depth": int(cfg.get("head_depth", v1.head_depth))}
+            "head_depth": int(cfg.get("head_depth", v1.head_depth)), "levels": int(cfg.get("levels", v1.levels))}
 
 
 def _net_text(net: dict[str, Any]) -> str:
     preset = next((name for name, spec in ARCHS.items() if spec.to_dict() == net), None)
     stem = "4x4 patch stem" if net["stem"] == "patch" else "two 3x3 stride-2 stem convs"
     return (f"{'`--arch ' + preset + '`: ' if preset else ''}{net['act']}, {stem}, width {net['width']}, "
-            f"head width {net['head_width']} x {net['head_depth']} blocks")
+            f"head width {net['head_width']} x {net['head_depth']} blocks"
+            f"{', outputs at strides 8, 16 and 32' if net['levels'] == 3 else ''}")
 
 
 def _cpu_clause(metrics: dict[str, Any]) -> str:

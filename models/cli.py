@@ -85,6 +85,9 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
           width: int | None = typer.Option(None, help="Override the preset's backbone width (channels at stride 8)"),
           head_width: int | None = typer.Option(None, help="Override the preset's head width"),
           head_depth: int | None = typer.Option(None, help="Override the preset's head depth (blocks)"),
+          levels: int | None = typer.Option(
+              None, min=2, max=3, help="Output levels: 2 (strides 8, 16; the presets) or 3 (adds stride 32, for "
+                                       "objects that fill much of the picture)"),
           assigner: str = typer.Option("centre", help="Positive samples: centre (static) | simota (dynamic-k)"),
           vflip: bool = typer.Option(False, help="Also flip vertically (surfaces, top-down views)"),
           mosaic: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of 2x2 mosaic samples (small datasets)"),
@@ -119,7 +122,7 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
     _check_square_size("--canvas", canvas, most=input_size)
     try:
         arch_fields = TrainConfig.arch_fields(arch)
-        overrides = {"width": width, "head_width": head_width, "head_depth": head_depth}
+        overrides = {"width": width, "head_width": head_width, "head_depth": head_depth, "levels": levels}
         arch_fields.update({k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
         _fail(f"--arch: {exc}")

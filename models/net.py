@@ -1,8 +1,9 @@
 """Compact anchor-free detector (FCOS/GFL-style) for 320x320 edge inference.
 
 Backbone of depthwise-separable blocks -> small top-down FPN -> one shared head on strides 8
-and 16. Each location predicts per-class quality scores (sigmoid, trained with quality focal
-loss so the score estimates IoU) and ltrb distances. ``forward`` returns raw maps for training;
+and 16 (and 32 with ``NetSpec.levels = 3``, for objects that fill much of the picture). Each location
+predicts per-class quality scores (sigmoid, trained with quality focal loss so the score estimates IoU)
+and ltrb distances. ``forward`` returns raw maps for training;
 ``export_mode=True`` makes it return the decoded FieldLine native tensor [1, N, 4 + C].
 
 The shape is a :class:`NetSpec`. Two presets (``ARCHS``): ``v1`` (SiLU, two full 3x3 stride-2 stem convs,
@@ -20,7 +21,7 @@ from torch import nn
 
 from models.arch import ARCHS, Activation, NetSpec  # noqa: F401  (re-exported)
 
-STRIDES: tuple[int, ...] = (8, 16)
+STRIDES: tuple[int, ...] = (8, 16, 32)  # of the output levels; a net uses the first ``spec.levels``
 SIZE_MULTIPLE = 32  # the deepest map (s5) is upsampled onto stride 16: input sides must divide by 32
 
 
@@ -78,10 +79,16 @@ class TomatoNet(nn.Module):
         self.fuse3 = DWBlock(h, h, act=a)
         self.down = ConvBN(h, h, 3, 2, groups=h, act=a)  # bottom-up path P3 -> P4
         self.fuse4b = DWBlock(h, h, act=a)
+        if spec.levels not in (2, 3):
+            raise ValueError(f"levels {spec.levels}: a net has 2 (strides 8, 16) or 3 (also 32) output levels")
+        self.strides = STRIDES[:spec.levels]
+        if spec.levels == 3:  # bottom-up P4 -> P5 onto the stride-32 context map
+            self.down5 = ConvBN(h, h, 3, 2, groups=h, act=a)
+            self.fuse5b = DWBlock(h, h, act=a)
         self.head = nn.Sequential(*(DWBlock(h, h, act=a) for _ in range(spec.head_depth)))
         self.cls = nn.Conv2d(h, num_classes, 1)
         self.reg = nn.Conv2d(h, 4, 1)
-        self.level_scale = nn.Parameter(torch.ones(len(STRIDES)))
+        self.level_scale = nn.Parameter(torch.ones(len(self.strides)))
         nn.init.constant_(self.cls.bias, -4.6)  # prior 0.01
         nn.init.constant_(self.reg.bias, 0.5)
         self.export_mode = False
@@ -89,15 +96,17 @@ class TomatoNet(nn.Module):
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         c3 = self.s3(self.stem(x))
         c4 = self.s4(c3)
-        c5 = self.s5(c4)
-        p4 = self.fuse4(self.lat4(c4) + F.interpolate(self.lat5(c5), scale_factor=2.0, mode="nearest"))
+        l5 = self.lat5(self.s5(c4))
+        p4 = self.fuse4(self.lat4(c4) + F.interpolate(l5, scale_factor=2.0, mode="nearest"))
         p3 = self.fuse3(self.lat3(c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest"))
         p4 = self.fuse4b(p4 + self.down(p3))
-        return [p3, p4]
+        if len(self.strides) == 2:
+            return [p3, p4]
+        return [p3, p4, self.fuse5b(l5 + self.down5(p4))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]]:
         outs = []
-        for i, (f, s) in enumerate(zip(self.features(x), STRIDES)):
+        for i, (f, s) in enumerate(zip(self.features(x), self.strides)):
             h = self.head(f)
             dist = softplus(self.reg(h) * self.level_scale[i]) * s  # ltrb in input pixels
             outs.append((self.cls(h), dist))
@@ -122,7 +131,7 @@ def grid_points(h: int, w: int, stride: int, device: torch.device | None = None)
 
 
 def flatten(outs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Raw maps -> (B,N,C) logits, (B,N,4) ltrb, (N,2) points."""
+    """Raw maps (one pair per output level, finest first) -> (B,N,C) logits, (B,N,4) ltrb, (N,2) points."""
     logits, dists, points = [], [], []
     for (c, d), s in zip(outs, STRIDES):
         b, nc, h, w = c.shape

@@ -60,6 +60,7 @@ class TrainConfig:
     act: str = "silu"  # silu | relu (see models/net.py: ReLU fuses into the convs on onnxruntime)
     stem: str = "conv"  # conv | patch
     head_depth: int = 2
+    levels: int = 2  # output levels: 2 = strides 8, 16; 3 adds stride 32
     assigner: str = "centre"  # centre | simota (models/assigners.py)
     seed: int = 1234
     epochs: int = 300  # upper bound; the time budget normally ends training first
@@ -90,7 +91,8 @@ class TrainConfig:
         return DataSource.parse(self.data, self.fmt, self.mapping, self.classes, self.split_seed, self.fractions)
 
     def spec(self) -> NetSpec:
-        return NetSpec(self.width, self.head_width, self.act, self.stem, self.head_depth)  # type: ignore[arg-type]
+        return NetSpec(self.width, self.head_width, self.act, self.stem, self.head_depth,  # type: ignore[arg-type]
+                       self.levels)
 
     @staticmethod
     def arch_fields(arch: str) -> dict:
@@ -303,7 +305,8 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
     model trained on plenty of (e.g. synthetic) images instead of from random weights.
 
     The network widths must match. Class rows of the classification layer are copied by label name, so the
-    label order may differ; labels the checkpoint does not know start from the fresh initialisation.
+    label order may differ; labels the checkpoint does not know start from the fresh initialisation. A run may
+    add the stride-32 output level to a 2-level checkpoint: its layers start fresh (the shared head is copied).
     Returns what was loaded, for ``train_info.json``.
     """
     path = Path(path)
@@ -314,7 +317,7 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
         raise ValueError(f"--init-from {path}: not a FieldLine training checkpoint (best.pt or last.pt)")
     theirs = NetSpec.from_dict(st).to_dict()
     for key, want in cfg.spec().to_dict().items():
-        if theirs[key] != want:
+        if theirs[key] != want and not (key == "levels" and theirs[key] < want):
             raise ValueError(f"--init-from {path}: {key} {theirs[key]} differs from this run's {want}")
     source_labels = list(st.get("labels") or [])
     weights, own = st["ema"], model.state_dict()
@@ -325,6 +328,8 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
                 own[name][labels.index(lab)] = tensor[source_labels.index(lab)]
         elif name in own and own[name].shape == tensor.shape:
             own[name].copy_(tensor)
+        elif name == "level_scale" and tensor.shape[0] < own[name].shape[0]:  # a level added: the new one keeps 1
+            own[name][:tensor.shape[0]] = tensor
         else:
             raise ValueError(f"--init-from {path}: layer {name} does not fit this network")
     model.load_state_dict(own)

@@ -354,6 +354,8 @@ def test_cli_train_rejects_bad_input(tmp_path: Path) -> None:
     assert r.returncode == 2 and "unknown arch 'huge'" in r.stderr
     r = run("--assigner", "atss")
     assert r.returncode == 2 and "--assigner 'atss'" in r.stderr
+    r = run("--levels", "4")
+    assert r.returncode == 2 and "--levels" in r.stderr and "less than or equal to 3" in r.stderr
 
 
 def test_fast_arch_trains_records_its_shape_and_exports_relu_layers(trained: dict, tmp_path: Path) -> None:
@@ -395,6 +397,46 @@ def test_fast_arch_trains_records_its_shape_and_exports_relu_layers(trained: dic
         load_initial_weights(TomatoNet(2, 32, 32), best, ("disc",), trained["cfg"])
     with pytest.raises(ValueError, match="unknown arch 'huge'"):
         TrainConfig.arch_fields("huge")
+
+
+def test_a_stride_32_level_grows_from_a_two_level_checkpoint_and_exports(trained: dict, tmp_path: Path) -> None:
+    import torch
+
+    from models.card import _net_fields, _net_text
+    from models.export import load_checkpoint
+    from models.net import NetSpec, TomatoNet
+    from models.train import load_initial_weights
+
+    cfg = TrainConfig(**{**trained["cfg"].__dict__, "levels": 3, "out_dir": tmp_path / "run", "epochs": 2,
+                         "val_every_epochs": 1, "lr": 2e-4, "init_from": trained["best"]})
+    source = torch.load(trained["best"], map_location="cpu", weights_only=False)["ema"]
+    grown = TomatoNet(len(SHAPES), spec=cfg.spec())
+    fresh = grown.state_dict()["fuse5b.pw.0.weight"].clone()
+    load_initial_weights(grown, trained["best"], SHAPES, cfg)
+    own = grown.state_dict()
+    torch.testing.assert_close(own["head.0.pw.0.weight"], source["head.0.pw.0.weight"])  # the shared head
+    torch.testing.assert_close(own["level_scale"][:2], source["level_scale"])
+    assert own["level_scale"][2] == 1.0  # the new level starts at scale 1 ...
+    torch.testing.assert_close(own["fuse5b.pw.0.weight"], fresh)  # ... and with fresh layers
+    best = train(cfg, progress=False)
+    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
+    assert int(info["config"]["levels"]) == 3 and info["init_from"]["labels_copied"] == SHAPES
+    assert info["val_log"][0]["map50"] > 0.5 * trained["info"]["best_val_map50"]  # started from the checkpoint
+    net, _ = load_checkpoint(best)
+    assert net.spec == NetSpec(width=32, head_width=32, levels=3) and net.strides == (8, 16, 32)
+    path = export(best, tmp_path / "p5.onnx", name="shapes", version="0.5.0")
+    x = np.random.default_rng(2).random((1, 3, 160, 160), dtype=np.float32)
+    raw = _raw_detections(path, x)
+    assert raw.shape == (20 * 20 + 10 * 10 + 5 * 5, 4 + len(SHAPES))  # the stride-32 cells follow the others
+    net.export_mode = True
+    with torch.no_grad():
+        np.testing.assert_allclose(raw, net(torch.from_numpy(x))[0].numpy(), atol=1e-4)
+    assert "outputs at strides 8, 16 and 32" in _net_text(_net_fields(info))
+    assert "strides" not in _net_text(_net_fields(trained["info"]))
+    with pytest.raises(ValueError, match="levels 3 differs from this run's 2"):  # a level is never dropped
+        load_initial_weights(TomatoNet(len(SHAPES), 32, 32), best, SHAPES, trained["cfg"])
+    with pytest.raises(ValueError, match="2 \\(strides 8, 16\\) or 3"):
+        TomatoNet(2, spec=NetSpec(levels=4))
 
 
 def test_coco_map_matches_a_hand_computed_fixture() -> None:
