@@ -231,6 +231,8 @@ def quantize(model: Path = typer.Option(...), out: Path = typer.Option(...),
                      search=search, rgb_conv_fp32=rgb_conv_fp32)
     except (QuantizationRefused, ValueError) as exc:  # ValueError: a bad --calibration, before any work
         _fail(str(exc))
+    if warning := report["check"].get("warning"):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(json.dumps(report))
 
 

@@ -19,7 +19,7 @@ from models.cli import model_app  # noqa: E402
 from models.data_sources import DataSource  # noqa: E402
 from models.evaluate import frames_map50  # noqa: E402
 from models.quantize import (HEAD_PREFIXES, QuantizationRefused, check_frames, network_nodes,  # noqa: E402
-                             quantize, quantize_checked, rgb_convs)
+                             quantize, quantize_checked, rgb_convs, training_frames_warning)
 from models.quantize_search import block_of, network_blocks, search_fp32_blocks  # noqa: E402
 
 
@@ -133,8 +133,10 @@ def test_small_val_split_is_topped_up_with_training_pictures_the_calibration_did
     for (img, _, _), expected in zip(frames, [*src.frames("val"), *list(src.frames("train"))[10:]]):
         assert np.array_equal(img, expected[0])
         assert not any(img.shape == c.shape and np.array_equal(img, c) for c in calibration)
+    warning = training_frames_warning(check)
+    assert warning.startswith(f"{20 - val} of the 20 check frames are training pictures (the val split has {val})")
     frames, check = check_frames(src, val, calib_count=10)  # enough validation pictures: nothing added
-    assert len(frames) == val and check["train_frames"] == 0
+    assert len(frames) == val and check["train_frames"] == 0 and training_frames_warning(check) is None
 
 
 def test_int8_file_does_not_inherit_the_fp32_counting_threshold(trained: dict, tmp_path: Path) -> None:
@@ -243,6 +245,9 @@ def test_cli_search_flag_reaches_the_search(trained: dict, tmp_path: Path) -> No
     assert r.exit_code == 0, r.output
     report = json.loads(r.output.strip().splitlines()[-1])
     assert len(report["attempts"]) == 8 and report["forced"]
+    # the small val split was topped up with training pictures: said on stderr and in the report
+    assert report["check"]["train_frames"] > 0 and "training pictures" in report["check"]["warning"]
+    assert "warning: " in r.stderr and "check frames are training pictures" in r.stderr
     r = CliRunner().invoke(model_app, [*common, "--out", str(tmp_path / "b.onnx")])
     assert r.exit_code == 0, r.output
     assert any(a["fp32_blocks"] for a in json.loads(r.output.strip().splitlines()[-1])["attempts"])
