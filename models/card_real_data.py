@@ -34,8 +34,10 @@ REAL_DATA: dict[str, list[dict[str, str]]] = {
         "title": "NEU-DET (the same split), fine-tuned from this model's synthetic-trained checkpoint",
         "recipe": "models/recipes/neu-det.sh",
         "note": "Starts from the `best.pt` behind the shipped steel-defect model (`--init-from`; only `inclusion` "
-                "is a class both know, the other class rows start fresh) and trains on the NEU-DET train split at "
-                "learning rate 0.001.",
+                "is a class both know, the other class rows start fresh), trains 600 s on boxes drawn from the "
+                "magnetic-tile set's defect masks (`models/recipes/mask_boxes.py`, 5 classes, research-only data, "
+                "learning rate 0.002), then 2400 s on the NEU-DET train split at learning rate 0.001 from that "
+                "run's `best.pt`.",
         "licence": "no licence stated (research use): the weights trained on it are not shipped"}],
 }
 
