@@ -2,7 +2,8 @@
 
 Each ``MT_<Class>/Imgs/<name>.jpg`` has a mask ``<name>.png`` (255 = defect). A box is drawn around each connected
 component of ``mask > 127`` after a 7x7 dilation (so a crack broken into pieces stays one defect); components under
-30 pixels after the dilation are dropped (a lone pixel grows to 49, so this only drops specks at a picture's edge). Every ``FREE_EVERY``-th ``MT_Free`` picture joins as a picture with no boxes.
+30 pixels after the dilation are dropped (a lone pixel grows to 49, so this only drops specks at a picture's edge).
+Every ``FREE_EVERY``-th ``MT_Free`` picture joins as a picture with no boxes.
 
     python models/recipes/mask_boxes.py MAGNETIC_TILE_DIR OUT_DIR
 
