@@ -9,6 +9,7 @@ import pytest
 
 from models.datasets import Dataset, Sample, dataset_stats
 from models.label_checks import copied_label_sets, enclosing_boxes, label_checks
+from tests.support.recipes import load_recipe
 
 
 def _sample(name: str, split: str, boxes: list[list[float]]) -> Sample:
@@ -69,17 +70,13 @@ PROVEN = {"IMG_0992.jpg.json": 20, "IMG_1281.jpg.json": 5, "IMG_20191215_111626.
 def test_laboro_subset_test_labels_are_flagged_and_cleaned(tmp_path: Path) -> None:
     """stats flags the copied label sets; the recipe's cleaner removes exactly the proven foreign blocks and
     leaves a test split that looks like the training split (boxes per image, enclosing boxes)."""
-    import importlib.util
-
     from models.datasets import load_dataset
 
     st = dataset_stats(load_dataset(LABORO, "supervisely"))
     pairs = {(c["image"], c["other"]): c["shared_boxes"] for c in st["label_checks"]["copied_label_sets"]}
     assert len(pairs) == 5 and pairs[("Test/img/IMG_0992.jpg", "Train/img/IMG_1133.jpg")] == 20
     assert any(w.startswith("split test:") for w in st["warnings"])
-    spec = importlib.util.spec_from_file_location("clean", Path("models/recipes/laboro_clean_test.py"))
-    clean = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(clean)  # type: ignore[union-attr]
+    clean = load_recipe("laboro_clean_test.py")
     removed = clean.clean_copy(LABORO, tmp_path / "clean")
     assert {k: removed[k] for k in PROVEN} == PROVEN
     assert sum(removed.values()) == 370

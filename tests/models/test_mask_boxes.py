@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -10,13 +9,7 @@ import numpy as np
 import pytest
 
 from models.datasets import load_dataset
-
-
-def _recipe_module():
-    spec = importlib.util.spec_from_file_location("mask_boxes", Path("models/recipes/mask_boxes.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+from tests.support.recipes import load_recipe
 
 
 def _write(folder: Path, name: str, mask: np.ndarray) -> None:
@@ -26,7 +19,7 @@ def _write(folder: Path, name: str, mask: np.ndarray) -> None:
 
 
 def test_masks_become_one_box_per_defect_and_free_pictures_have_none(tmp_path: Path) -> None:
-    mb = _recipe_module()
+    mb = load_recipe("mask_boxes.py")
     src = tmp_path / "mt"
     crack = np.zeros((100, 200), np.uint8)
     crack[40:44, 20:60] = 255
@@ -53,7 +46,7 @@ def test_masks_become_one_box_per_defect_and_free_pictures_have_none(tmp_path: P
 
 
 def test_a_missing_mask_or_folder_is_named(tmp_path: Path) -> None:
-    mb = _recipe_module()
+    mb = load_recipe("mask_boxes.py")
     with pytest.raises(SystemExit, match="MT_Blowhole/Imgs: no .jpg pictures"):
         mb.convert(tmp_path, tmp_path / "out")
     folder = tmp_path / "mt" / "MT_Blowhole" / "Imgs"
