@@ -23,6 +23,7 @@ from cloud_api.storage.records import StoreChange
 from cloud_api.storage.sqlite_store import SqliteStore
 from cloud_api.storage.timeseries import build_timeseries, change_feeder
 from cloud_api.web import mount_dashboard
+from cloud_api.web.docs import mount_docs
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Ingest of edge events over MQTT, device state, shed overview, alerts, harvest plans, live updates",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs and /redoc load a CDN; mount_docs serves them offline
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, lockout_s=settings.login_lockout_s)
@@ -100,4 +103,5 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(metrics_router(settings))  # GET /metrics (see routes/metrics.py for auth)
     mount_dashboard(app)  # GET /qa and /qa/static
+    mount_docs(app)  # GET /docs, /redoc and /docs/assets
     return app
