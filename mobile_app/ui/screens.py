@@ -49,7 +49,8 @@ class OverviewScreen(Screen):
         for shed in state.tiles:
             tile = self.tiles[shed.id]
             tile.title = shed.name if len(shed.name) <= 18 else shed.name[:16] + "..."  # one line on a phone
-            tile.big_text = f"{shed.pick_ready} {shed.trend_arrow}"
+            tile.big_text = str(shed.pick_ready)
+            tile.trend_arrow = shed.trend_arrow
             alerts = app.tr("open_alerts_short", n=shed.open_alerts) if shed.open_alerts else app.tr("no_alerts_short")
             tile.sub_text = f"{app.tr('pick_ready')} · {alerts}"
             tile.camera_text = app.tr(f"camera_{shed.camera_state}" if shed.camera_state in

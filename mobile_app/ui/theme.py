@@ -34,3 +34,6 @@ SEVERITY = {
 
 TOUCH = 48  # dp: the smallest touch target anywhere in the app
 
+# Kivy's default font (Roboto) and some CJK fonts lack arrows; Kivy ships DejaVu Sans (kivy/data/fonts), which has
+# them, and the text provider has no font fallback: symbols are drawn with it explicitly (markup [font=...])
+SYMBOL_FONT = "DejaVuSans"

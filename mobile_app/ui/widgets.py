@@ -26,6 +26,7 @@ class ShedTile(ButtonBehavior, BoxLayout):
     shed_id = StringProperty("")
     title = StringProperty("")
     big_text = StringProperty("")
+    trend_arrow = StringProperty("")  # drawn with theme.SYMBOL_FONT
     sub_text = StringProperty("")
     camera_text = StringProperty("")
     urgency = StringProperty("unknown")

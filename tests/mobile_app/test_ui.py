@@ -59,9 +59,22 @@ def test_overview_has_60_tiles_coloured_by_state(obs: dict[str, Any]) -> None:
     assert {"pick", "ok"} <= set(ov["urgency"].values())
     green = [s for s, u in ov["urgency"].items() if u == "ok"]
     assert ov["bg"][green[0]][:3] == pytest.approx([0.09, 0.44, 0.16])
-    assert ov["big"]["shed-01"].split()[0].isdigit() and ov["big"]["shed-01"].split()[1] in "↑↓→"
+    assert ov["big"]["shed-01"].isdigit() and ov["arrow"]["shed-01"] in ("↑", "↓", "→")
     assert ov["min_tile_h"] >= 48 and ov["cols"] == 2
     assert ov["badge"] == 4 and ov["status"].startswith("Live")
+
+
+def test_no_shown_text_has_a_glyph_its_font_lacks(obs: dict[str, Any]) -> None:
+    """Every laid-out word of every label on screen, checked against the cmap of the font file Kivy drew it
+    with (a missing glyph is drawn as an empty box). ``overview_no_cjk`` is the overview redrawn with Kivy's
+    Roboto as the default font, as on a machine without a CJK font: Roboto has no arrows."""
+    glyphs = obs["glyphs"]
+    assert {"overview", "overview_no_cjk", "detail", "alerts", "plan", "settings_zh", "overview_zh"} <= set(glyphs)
+    no_cjk = glyphs["overview_no_cjk"]
+    assert set("↑↓→") & set(no_cjk["chars"]), "the trend arrows were not on screen, so not checked"
+    assert {"Roboto-Regular.ttf", "Roboto-Bold.ttf", "DejaVuSans.ttf"} <= set(no_cjk["fonts"])
+    assert all(g["runs"] > 0 for g in glyphs.values())
+    assert {name: g["tofu"] for name, g in glyphs.items() if g["tofu"]} == {}
 
 
 def test_pull_to_refresh_and_my_sheds_filter(obs: dict[str, Any]) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
+from tests.mobile_app.glyphs import missing_glyphs
+
 Step = Generator[Any, None, None]
 
 
@@ -57,12 +59,34 @@ def main(out_dir: Path, shot_dir: Path) -> int:
     from kivy.clock import Clock
     from kivy.core.window import Window
     from kivy.tests.common import UnitTestTouch
+    from kivy.uix.label import Label
+
+    from kivy.core.text import DEFAULT_FONT, LabelBase
 
     from mobile_app.ui.app import FieldLineApp
 
+    # Kivy's own default (Roboto): what every label is drawn with on a machine without a CJK font
+    kivy_default_font = LabelBase._fonts[DEFAULT_FONT]
     app = FieldLineApp(session, refresh_s=3600, retry_s=1.0)
+    obs["glyphs"] = {}
+
+    def use_default_font(files: tuple[str, ...]) -> None:
+        """Re-register the default font (as ``register_fonts`` does) and redraw every label with it."""
+        LabelBase.register(DEFAULT_FONT, *files)
+        for widget in Window.children[0].walk():
+            if isinstance(widget, Label):
+                widget.texture_update()
+
+    def check_glyphs(name: str) -> None:
+        """Every character of every label on screen against the cmap of the font file it was drawn with."""
+        runs = _text_runs(Window)
+        tofu = sorted({f"{char!r} of {text!r} in {Path(font).name}"
+                       for text, font in runs for char in missing_glyphs(text, font)})
+        obs["glyphs"][name] = {"runs": len(runs), "fonts": sorted({Path(f).name for _, f in runs}),
+                               "chars": "".join(sorted({c for text, _ in runs for c in text})), "tofu": tofu}
 
     def shot(name: str) -> None:
+        check_glyphs(name)
         Window.screenshot(str(shot_dir / f"{name}.png"))
         # Window.screenshot appends a counter; rename to a stable name
         for found in shot_dir.glob(f"{name}*.png"):
@@ -98,6 +122,7 @@ def main(out_dir: Path, shot_dir: Path) -> int:
             "urgency": {sid: t.urgency for sid, t in tiles().items()},
             "bg": {sid: list(t.bg_color) for sid, t in tiles().items()},
             "big": {sid: t.big_text for sid, t in tiles().items()},
+            "arrow": {sid: t.trend_arrow for sid, t in tiles().items()},
             "camera": {sid: t.camera_text for sid, t in tiles().items()},
             "min_tile_h": min(t.height for t in tiles().values()),
             "badge": app.badge,
@@ -105,6 +130,13 @@ def main(out_dir: Path, shot_dir: Path) -> int:
             "cols": ids.overview.ids.grid.cols,
         }
         shot("overview")
+        # the same screen where no CJK font was found: every label falls back to Kivy's Roboto
+        app_font = LabelBase._fonts[DEFAULT_FONT]
+        use_default_font(kivy_default_font)
+        yield 0.3
+        shot("overview_no_cjk")
+        use_default_font(app_font)
+        yield 0.2
         # pull to refresh with a real touch drag from the top of the grid
         before = session.client.count_sent("GET", "/sheds")
         scroll = ids.overview.ids.scroll
@@ -293,6 +325,25 @@ def main(out_dir: Path, shot_dir: Path) -> int:
     obs["error"] = runner.error
     (out_dir / "observations.json").write_text(json.dumps(obs, indent=1, default=str))
     return code
+
+
+def _text_runs(window: Any) -> list[tuple[str, str]]:
+    """(text, font file) of every laid-out word of every label in the window; markup may switch fonts."""
+    from kivy.uix.label import Label
+
+    runs = []
+    for root in window.children:
+        for widget in root.walk():
+            if not isinstance(widget, Label) or not widget.text:
+                continue
+            for line in widget._label._cached_lines:
+                for word in line.words:
+                    font = word.options.get("font_name_r")
+                    if word.text.strip():
+                        if not font:
+                            raise RuntimeError(f"label {widget.text!r}: no font file resolved")
+                        runs.append((word.text, font))
+    return runs
 
 
 def _alert(rest: Any, alert_id: str) -> dict[str, Any]:
