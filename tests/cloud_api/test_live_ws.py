@@ -35,6 +35,9 @@ from tests.cloud_api.cloudapi_builders import (
 )
 from tests.support.mosquitto import MosquittoBroker
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # /health's counters need a token
+
+
 def test_hub_fans_out_across_threads_and_drops_oldest_for_laggards() -> None:
     async def scenario() -> tuple[list[Any], list[Any], Any]:
         hub = LiveHub(queue_size=2)
@@ -96,9 +99,10 @@ def test_ws_pushes_count_device_and_alert_changes(live_client: TestClient, broke
         pushed = next_message(ws, "alert")
         assert pushed["data"]["change"] == "acknowledged" and pushed["data"]["id"] == opened["data"]["id"]
         assert pushed["data"]["acknowledged_by"] == "service"
-        health = live_client.get("/api/v1/health").json()
+        health = live_client.get("/api/v1/health", headers=AUTH).json()
         assert health["live"]["subscribers"] == 1 and health["live"]["dropped"] == 0
-    wait_until(lambda: live_client.get("/api/v1/health").json()["live"]["subscribers"] == 0, 5, "unsubscribe")
+    wait_until(lambda: live_client.get("/api/v1/health", headers=AUTH).json()["live"]["subscribers"] == 0, 5,
+               "unsubscribe")
 
 
 @pytest.mark.timeout(60)

@@ -54,7 +54,7 @@ def test_valid_events_reach_sheds_and_events(api: ApiServer, edge: Publisher) ->
     assert [e["id"] for e in api.get("/events")] == ["edge-1-0-3", "edge-1-0-2", "edge-1-0-1"]
     (device,) = api.get("/devices")
     assert device["device"] == "edge-1" and device["site"] == SITE and device["state"] == "unknown"
-    health = api.anon.get("/health").json()
+    health = api.get("/health")
     assert health["status"] == "ok" and health["mqtt"]["connected"] is True
     assert health["ingest"]["received"] == 3 and health["ingest"]["stored"] == 3
     assert health["ingest"]["last_ingest_ms"] is not None
@@ -105,7 +105,7 @@ def test_malformed_payloads_are_dead_lettered_and_ingestion_continues(api: ApiSe
     assert letters[1]["raw_base64"] == "//4AZ2FyYmFnZQ=="
     assert "device 'Edge One'" in letters[-2]["reason"]
     assert "unknown suffix 'telemetry'" in letters[-1]["reason"]
-    assert api.anon.get("/health").json()["ingest"]["dead_letters"] == len(BAD_EVENTS) + 2
+    assert api.get("/health")["ingest"]["dead_letters"] == len(BAD_EVENTS) + 2
 
 
 def test_alerts_stats_snapshots_and_commands(api: ApiServer, edge: Publisher) -> None:
