@@ -71,8 +71,8 @@ def seed(db: Path, sheds: int, days: int, now_ms: int) -> tuple[int, float]:
             " VALUES (?,?,?,?,?,?,?,?,?)", points)
         last = events[-1]
         conn.execute(
-            "INSERT INTO latest_counts (zone_kind, zone_id, device, camera, row_key, event_id, ts_ms, boot, seq)"
-            " VALUES ('shed', ?, ?, 'cam-1', '', ?, ?, 1, ?)", (shed, device, last[0], last[8], last[10]))
+            "INSERT INTO latest_counts (zone_kind, zone_id, site, device, camera, row_key, event_id, ts_ms, boot,"
+            " seq) VALUES ('shed', ?, 'farm', ?, 'cam-1', '', ?, ?, 1, ?)", (shed, device, last[0], last[8], last[10]))
         conn.execute(
             "INSERT INTO devices (device, site, state, last_seen_ms, first_seen_ms) VALUES (?, 'farm', 'online', ?, ?)",
             (device, now_ms, start))

@@ -41,6 +41,7 @@ from fieldline.contract import (
     alerts_topic,
     command_topic,
     events_topic,
+    message_id,
     snapshot_topic,
     stats_topic,
     status_topic,
@@ -61,6 +62,7 @@ class Agent:
         self._factory = detector_factory or self._default_factory
         self.spool = Spool(config.data_dir / "spool.db", config.spool_max_events)
         self.models = ModelStore(config.data_dir)
+        self.instance = self.spool.instance_id()
         self.boot = self.spool.next_boot()
         self.counters: dict[str, CameraCounters] = {c.name: CameraCounters() for c in config.cameras}
         self.loops: dict[str, CameraLoop] = {}
@@ -100,7 +102,7 @@ class Agent:
 
     def _status(self, state: str) -> bytes:
         return DeviceStatus(
-            state=state, device=self.config.device, site=self.config.site, boot=self.boot,
+            state=state, device=self.config.device, site=self.config.site, boot=self.boot, instance=self.instance,
             ts_ms=int(time.time() * 1000), agent_version=__version__, model=self.model_ref,
             cameras=[CameraInfo(name=c.name, zone=Zone(**c.zone.model_dump())) for c in self.config.cameras],
             config_hash=hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:16],
@@ -131,11 +133,12 @@ class Agent:
         jpeg = self._snapshot_jpeg(frame, dets_in) if out.snapshot else None
 
         def build(seq: int) -> list[tuple[str, bytes, int]]:
-            event_id = f"{cfg.device}-{self.boot}-{seq}"
+            event_id = message_id(cfg.device, self.instance, self.boot, seq)
             # the image goes out first, so the event never points at a snapshot the cloud has not got
             snapshot = [(snapshot_topic(cfg.site, cfg.device, event_id), jpeg, 1)] if jpeg is not None else []
             return [*snapshot, (events_topic(cfg.site, cfg.device), Event(
-                id=event_id, device=cfg.device, site=cfg.site, camera=camera.name, boot=self.boot, seq=seq,
+                id=event_id, device=cfg.device, site=cfg.site, instance=self.instance, camera=camera.name,
+                boot=self.boot, seq=seq,
                 ts_ms=frame.ts_ms, zone=Zone(kind=out.zone.kind, id=out.zone.id, row=out.zone.row), kind=out.kind,
                 model=model, detections=dets, counts=out.counts, verdict=out.verdict,
                 snapshot=event_id if jpeg is not None else None,
@@ -157,8 +160,8 @@ class Agent:
         cfg = self.config
         self._alert_seq += 1
         zone = Zone(kind=out.zone.kind, id=out.zone.id, row=out.zone.row) if out.zone else None
-        alert = Alert(id=f"{cfg.device}-{self.boot}-a{self._alert_seq}", ts_ms=ts_ms, device=cfg.device,
-                      site=cfg.site, zone=zone, severity=out.severity, code=out.code, message=out.message,
+        alert = Alert(id=message_id(cfg.device, self.instance, self.boot, f"a{self._alert_seq}"), ts_ms=ts_ms,
+                      device=cfg.device, site=cfg.site, zone=zone, severity=out.severity, code=out.code, message=out.message,
                       dedup_key=f"{cfg.site}:{cfg.device}:{out.dedup_key}")
         log.warning("alert %s: %s", out.code, out.message)
         self.spool.append(alerts_topic(cfg.site, cfg.device), alert.to_json(), qos=1)
@@ -174,7 +177,7 @@ class Agent:
         if jpeg is None:
             raise CommandError(f"snapshot budget of {self.config.snapshot_budget_bytes_per_min} bytes/min is spent")
         self._snapshot_seq += 1
-        snap_id = f"{self.config.device}-{self.boot}-snap{self._snapshot_seq}"
+        snap_id = message_id(self.config.device, self.instance, self.boot, f"snap{self._snapshot_seq}")
         self.spool.append(snapshot_topic(self.config.site, self.config.device, snap_id), jpeg, qos=1)
         self.publisher.notify()
         return snap_id

@@ -1,7 +1,9 @@
 """Store-and-forward outbox on SQLite (WAL): append before publish, delete on PUBACK, replay in order.
 
 The spool also persists the agent's ``boot`` counter and the per-device event ``seq``, so that a gap in
-``seq`` on the cloud side always means a lost event and a repeat always means a duplicate.
+``seq`` on the cloud side always means a lost event and a repeat always means a duplicate, and a random
+``instance`` id made when the spool file is created: a wiped data folder restarts boot and seq at 1, but under
+a new instance, so event ids never repeat.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fieldline.contract import new_instance_id
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -22,6 +26,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -47,7 +52,16 @@ class Spool:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
-    # ------------------------------------------------------------ persisted counters
+    # ------------------------------------------------------------ persisted identity and counters
+    def instance_id(self) -> str:
+        """This install's random id, made on first use and kept for the life of the spool file."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT OR IGNORE INTO identity(key, value) VALUES ('instance', ?)", (new_instance_id(),))
+            row = self._db.execute("SELECT value FROM identity WHERE key = 'instance'").fetchone()
+            self._db.execute("COMMIT")
+            return str(row[0])
+
     def _get(self, key: str) -> int:
         row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else 0

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 TOPIC_ROOT = "fieldline/v1"
-EVENT_SCHEMA = "fieldline.event/1"
+EVENT_SCHEMA = "fieldline.event/1.1"  # 1.1 added ``instance``; any 1.x is read, a v1 event has instance None
+EVENT_MAJOR = "1"
 MAX_EVENT_BYTES = 256 * 1024
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
+INSTANCE_PATTERN = r"^[0-9a-f]{8,32}$"
 
 TopicKind = Literal["status", "events", "alerts", "stats", "snapshots", "cmd", "cmd_reply"]
 
@@ -66,10 +69,14 @@ class Detection(_Payload):
 
 
 class Event(_Payload):
-    schema_: str = Field(default=EVENT_SCHEMA, alias="schema", description="Payload schema and major version")
+    schema_: str = Field(default=EVENT_SCHEMA, alias="schema", description="Payload schema, major.minor")
     id: str = Field(min_length=1, max_length=200, description="Globally unique id, the idempotency key")
-    device: str = Field(pattern=NAME_PATTERN, description="Device id")
+    device: str = Field(pattern=NAME_PATTERN, description="Device name, unique within its site only")
     site: str = Field(pattern=NAME_PATTERN, description="Site id")
+    instance: str | None = Field(
+        default=None, pattern=INSTANCE_PATTERN,
+        description="Random id made at the agent's first start and kept with its spool: a wiped data folder or a "
+                    "new SD card gets a new one (schema 1.1; None in 1.0 events)")
     camera: str = Field(min_length=1, max_length=64, description="Camera name on the device")
     boot: int = Field(ge=0, description="Agent boot counter, persisted")
     seq: int = Field(ge=0, description="Per-device event sequence, persisted across restarts")
@@ -89,9 +96,10 @@ class Event(_Payload):
     @field_validator("schema_")
     @classmethod
     def _known_major(cls, value: str) -> str:
-        name, _, major = value.partition("/")
-        if name != "fieldline.event" or major != EVENT_SCHEMA.split("/")[1]:
-            raise ValueError(f"unsupported schema {value!r}, this build reads {EVENT_SCHEMA!r}")
+        name, _, version = value.partition("/")
+        major, _, minor = version.partition(".")
+        if name != "fieldline.event" or major != EVENT_MAJOR or (minor and not minor.isdigit()):
+            raise ValueError(f"unsupported schema {value!r}, this build reads fieldline.event/{EVENT_MAJOR}.x")
         return value
 
     @model_validator(mode="after")
@@ -110,6 +118,20 @@ class Event(_Payload):
         return self.model_dump_json(by_alias=True).encode("utf-8")
 
 
+def new_instance_id() -> str:
+    """A random per-install id (64 bits, hex): unique without coordination between devices or sites."""
+    return secrets.token_hex(8)
+
+
+def message_id(device: str, instance: str, boot: int, suffix: str | int) -> str:
+    """Id of an event (``suffix`` = seq), alert (``a{n}``) or snapshot (``snap{n}``) of one agent install.
+
+    The device name alone repeats across sites and a wiped data folder restarts ``boot``; the instance id
+    makes the id unique anyway.
+    """
+    return f"{device}-{instance}-{boot}-{suffix}"
+
+
 class CameraInfo(_Payload):
     name: str
     zone: Zone
@@ -120,6 +142,7 @@ class DeviceStatus(_Payload):
     device: str = Field(pattern=NAME_PATTERN)
     site: str = Field(pattern=NAME_PATTERN)
     boot: int = Field(default=0, ge=0)
+    instance: str | None = Field(default=None, pattern=INSTANCE_PATTERN, description="As in Event")
     ts_ms: int = Field(ge=0)
     agent_version: str = ""
     model: ModelRef | None = None

@@ -37,8 +37,8 @@ def shed_detail_out(o: ShedOverview, latest_snapshot: str | None, names: dict[st
     return ShedDetailOut(
         **_shed_fields(o, names),
         rows=[ShedRowOut(row=r.row, counts=r.counts) for r in o.rows],
-        cameras=[ShedCameraOut(device=c.device, camera=c.camera, state=c.state, last_seen_ms=c.last_seen_ms)  # type: ignore[arg-type]
-                 for c in o.cameras],
+        cameras=[ShedCameraOut(site=c.site, device=c.device, camera=c.camera, state=c.state,  # type: ignore[arg-type]
+                               last_seen_ms=c.last_seen_ms) for c in o.cameras],
         latest_snapshot=latest_snapshot,
     )
 

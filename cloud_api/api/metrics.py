@@ -57,6 +57,8 @@ class FieldLineCollector(Collector):
             ("received", "MQTT messages delivered by the broker", c.received),
             ("stored", "Messages persisted (new events, alerts, statuses, stats, snapshots)", c.stored),
             ("duplicates", "Events and alerts whose id was already stored", c.duplicates),
+            ("id_collisions", "Events stored under a derived id: their id was stored with other content",
+             c.id_collisions),
             ("ignored", "Messages not for the cloud (cmd topics) or stale statuses", c.ignored),
             ("store_errors", "Messages lost because the database write failed twice", c.store_errors),
         ):

@@ -12,7 +12,10 @@ from fieldline.contract import CameraInfo, DeviceStats, ModelRef, Zone
 class IngestCountersOut(BaseModel):
     received: int = Field(description="Messages delivered by the broker")
     stored: int = Field(description="Messages persisted")
-    duplicates: int = Field(description="Events or alerts whose id was already stored")
+    duplicates: int = Field(description="Events or alerts whose id was already stored (events: same content)")
+    id_collisions: int = Field(default=0, description=(
+        "Events whose id was already stored with other content: stored under a derived id and alerted "
+        "(included in stored)"))
     dead_letters: int = Field(description="Messages that failed validation")
     ignored: int = Field(description="Messages not meant for the cloud, or stale statuses")
     store_errors: int = Field(description="Messages lost to database errors")
@@ -41,7 +44,7 @@ class HealthOut(BaseModel):
 
 
 class DeviceOut(BaseModel):
-    device: str
+    device: str = Field(description="Device name, unique within its site: a device is (site, device)")
     site: str
     state: Literal["online", "offline", "unknown"] = Field(
         description="From the device's retained status / LWT; unknown until a status arrives"
@@ -54,6 +57,33 @@ class DeviceOut(BaseModel):
     model: ModelRef | None
     cameras: list[CameraInfo]
     stats: DeviceStats | None = Field(description="The last stats message, if any")
+    instance: str | None = Field(default=None, description="Install id from the last status (agents of schema 1.1)")
+
+
+class SeqRangeOut(BaseModel):
+    first: int
+    last: int
+
+
+class InstallAuditOut(BaseModel):
+    instance: str | None = Field(description="Install id; null for events of agents older than schema 1.1")
+    first_seen_ms: int
+    last_seen_ms: int
+    events: int = Field(description="Events stored from this install")
+    first_seq: int | None
+    last_seq: int | None
+    missing: int = Field(description="Seqs never received up to the last one (an install starts at 1): lost events")
+    gaps: list[SeqRangeOut] = Field(description="The first 100 ranges of missing seqs")
+    repeats: int = Field(description="Deliveries of an event already stored with the same content (resends, replays)")
+    boots: dict[int, tuple[int, int, int]] = Field(description="Per boot: first seq, last seq, events stored")
+
+
+class DeviceAuditOut(BaseModel):
+    site: str
+    device: str
+    installs: list[InstallAuditOut] = Field(description="Oldest first; seq restarts at 1 with each install")
+    reinstalled: bool = Field(description="The device came back with a new instance id (data folder wiped, new SD card)")
+    id_collisions: int = Field(description="Events of this device stored under a derived id after an id collision")
 
 
 CameraState = Literal["online", "offline", "unknown"]
@@ -80,6 +110,7 @@ class ShedRowOut(BaseModel):
 
 
 class ShedCameraOut(BaseModel):
+    site: str
     device: str
     camera: str
     state: CameraState = Field(description="State of the camera's device")

@@ -15,12 +15,13 @@ WRITE_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class IngestCountersSnapshot:
     received: int  # messages delivered by the broker
     stored: int  # messages persisted (new events, alerts, statuses, stats, snapshots)
-    duplicates: int  # events / alerts whose id was already stored
+    duplicates: int  # events / alerts whose id was already stored (events: with the same content)
     dead_letters: int  # messages that failed validation, stored in dead_letters
     ignored: int  # messages that are not for the cloud (cmd topics) or stale statuses
     store_errors: int  # messages lost because the database write failed twice
     last_ingest_ms: int | None  # receive time of the last message persisted
     last_event_ts_ms: int | None = None  # capture time (ts_ms) of the newest event in the last batch that stored one
+    id_collisions: int = 0  # events stored under a derived id: their id was stored with other content (in stored)
     dead_letters_by_class: dict[str, int] = field(default_factory=dict)  # see ingest.reasons
     write_latency_counts: tuple[int, ...] = ()  # per WRITE_LATENCY_BUCKETS bound (not cumulative), then +Inf
     write_latency_sum_s: float = 0.0
@@ -34,7 +35,7 @@ class IngestCounters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._received = self._stored = self._duplicates = 0
-        self._dead_letters = self._ignored = self._store_errors = 0
+        self._dead_letters = self._ignored = self._store_errors = self._id_collisions = 0
         self._last_ingest_ms: int | None = None
         self._last_event_ts_ms: int | None = None
         self._dead_by_class: dict[str, int] = {}
@@ -72,9 +73,11 @@ class IngestCounters:
         dead_letters: int = 0,
         ignored: int = 0,
         store_errors: int = 0,
+        id_collisions: int = 0,
         ingest_ms: int | None = None,
     ) -> None:
         with self._lock:
+            self._id_collisions += id_collisions
             self._stored += stored
             self._duplicates += duplicates
             self._dead_letters += dead_letters
@@ -94,6 +97,7 @@ class IngestCounters:
                 store_errors=self._store_errors,
                 last_ingest_ms=self._last_ingest_ms,
                 last_event_ts_ms=self._last_event_ts_ms,
+                id_collisions=self._id_collisions,
                 dead_letters_by_class=dict(self._dead_by_class),
                 write_latency_counts=tuple(self._latency_counts),
                 write_latency_sum_s=self._latency_sum_s,

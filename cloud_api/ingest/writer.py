@@ -200,7 +200,9 @@ class BatchWriter:
                 time.sleep(self._retry_delay_s)
         if dedup:
             inserted = int(result)  # type: ignore[call-overload]
-            self._counters.add_outcomes(stored=inserted, duplicates=n - inserted, ingest_ms=at)
+            collisions = int(getattr(result, "collisions", 0))  # events: see storage.sqlite_identity
+            self._counters.add_outcomes(stored=inserted, duplicates=n - inserted, id_collisions=collisions,
+                                        ingest_ms=at)
         elif outcome == "stored":
             self._counters.add_outcomes(stored=n, ingest_ms=at)
         elif outcome == "dead_letters":

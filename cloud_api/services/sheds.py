@@ -34,6 +34,7 @@ class ShedSeries:
 
 @dataclass(frozen=True)
 class ShedCamera:
+    site: str
     device: str
     camera: str
     state: str  # the device's state: "online" | "offline" | "unknown"
@@ -100,7 +101,7 @@ class ShedService:
         past = self._store.shed_counts_at(now_ms - DAY_MS, DAY_MS)
         alerts = self._store.open_alerts_by_shed()
         sites = self._store.shed_sites()
-        devices = {d.device: d for d in self._store.list_devices()}
+        devices = {(d.site, d.device): d for d in self._store.list_devices()}
         result = []
         for shed in sorted(latest, key=natural_key):
             items = latest[shed]
@@ -128,19 +129,20 @@ class ShedService:
         return found[0], self._store.latest_snapshot(shed_id)
 
     @staticmethod
-    def _cameras(shed: str, items: list[LatestCount], devices: dict[str, DeviceRecord]) -> list[ShedCamera]:
+    def _cameras(shed: str, items: list[LatestCount],
+                 devices: dict[tuple[str, str], DeviceRecord]) -> list[ShedCamera]:
         """Cameras that counted in the shed plus cameras whose device status maps them to it."""
-        pairs = {(i.device, i.camera) for i in items}
+        triples = {(i.site, i.device, i.camera) for i in items}
         for device in devices.values():
             for camera in device.cameras:
                 zone = camera.get("zone") or {}
                 if zone.get("kind") == "shed" and zone.get("id") == shed:
-                    pairs.add((device.device, str(camera.get("name"))))
+                    triples.add((device.site, device.device, str(camera.get("name"))))
         cameras = []
-        for device_id, camera_name in sorted(pairs, key=lambda p: (natural_key(p[0]), natural_key(p[1]))):
-            record = devices.get(device_id)
+        for site, device_id, camera_name in sorted(triples, key=lambda t: [natural_key(part) for part in t]):
+            record = devices.get((site, device_id))
             cameras.append(ShedCamera(
-                device=device_id, camera=camera_name, state=record.state if record else "unknown",
+                site=site, device=device_id, camera=camera_name, state=record.state if record else "unknown",
                 last_seen_ms=record.last_seen_ms if record else None,
             ))
         return cameras

@@ -13,6 +13,7 @@ from cloud_api.storage.records import (
     AlertSummary,
     CountBucket,
     DeadLetterRecord,
+    DeviceAudit,
     DeviceRecord,
     EventQuery,
     HarvestDoneRecord,
@@ -39,7 +40,10 @@ class Store(Protocol):
 
     # writes (called from the ingest writer thread)
     def write_events(self, events: list[Event], received_ms: int, payloads: Sequence[bytes | None] | None = None) -> int:
-        """Store events in one transaction; duplicates by id are ignored. Returns how many were new.
+        """Store events in one transaction; returns how many were new (an ``EventsWritten``, with ``collisions``).
+
+        A repeated id with the same content (a resend, a replay) is stored once; with other content it is an id
+        collision, stored under a derived id and alerted (see ``sqlite_identity``).
 
         ``payloads``: the JSON each event was parsed from, kept as received (fields of a newer minor version
         included); without it the events are serialised again.
@@ -62,6 +66,16 @@ class Store(Protocol):
 
     # reads (called from API request threads)
     def list_devices(self) -> list[DeviceRecord]: ...
+
+    def get_device(self, site: str, device: str) -> DeviceRecord | None:
+        """A device is (site, device): the same name at two sites is two devices."""
+        ...
+
+    def device_audit(self, site: str, device: str) -> DeviceAudit | None:
+        """Seq gaps and repeats per install and boot (see ``sqlite_identity.audit``); None when unknown."""
+        ...
+
+    def count_id_collisions(self) -> int: ...
 
     def list_events(self, query: EventQuery) -> list[dict[str, Any]]: ...
 

@@ -19,6 +19,38 @@ class DeviceRecord:
     model: dict[str, Any] | None
     cameras: list[dict[str, Any]]
     stats: dict[str, Any] | None
+    instance: str | None = None  # install id from the latest status (schema 1.1 agents)
+
+
+@dataclass(frozen=True)
+class SeqRange:
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class InstanceAudit:
+    """One install of a device (None: events of agents older than schema 1.1, which carry no instance)."""
+
+    instance: str | None
+    first_seen_ms: int
+    last_seen_ms: int
+    events: int  # stored events
+    first_seq: int | None
+    last_seq: int | None
+    missing: int  # seqs never received between 1 (or the first, for old agents) and the last
+    gaps: list[SeqRange]  # the first 100 ranges of missing seqs
+    repeats: int  # deliveries of an id already stored with the same content (QoS1 resends, replays)
+    boots: dict[int, tuple[int, int, int]]  # boot -> (first seq, last seq, events)
+
+
+@dataclass(frozen=True)
+class DeviceAudit:
+    site: str
+    device: str
+    installs: list[InstanceAudit]  # oldest first
+    reinstalled: bool  # came back with a new instance id (data folder wiped, SD card replaced)
+    id_collisions: int  # events of this device stored under a derived id (see sqlite_identity)
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,7 @@ class EventQuery:
     """Filters for listing events; ``None`` means no filter."""
 
     device: str | None = None
+    site: str | None = None
     zone: str | None = None
     kind: str | None = None
     from_ms: int | None = None
@@ -135,9 +168,10 @@ class AlertSummary:
 
 @dataclass(frozen=True)
 class LatestCount:
-    """The latest count event of one (shed, device, camera, row)."""
+    """The latest count event of one (shed, site, device, camera, row)."""
 
     shed: str
+    site: str
     device: str
     camera: str
     row: str | None

@@ -1,6 +1,6 @@
 """Per-minute and per-hour rollups of the count time series, filled at write time.
 
-A rollup row holds, per (zone, time unit, device, camera, row), the counts of the LAST count event in that
+A rollup row holds, per (zone, time unit, site, device, camera, row), the counts of the LAST count event in that
 unit (ordered by ts_ms, boot, seq, id): exactly what ``shed_count_buckets`` picks per bucket from the raw
 events. A bucket of B ms starting at F covers whole units when B and F are multiples of the unit, so its
 last event per key is the last of its units' rollup rows: the answer is the same as from the raw events,
@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS {name} (
     zone_kind TEXT NOT NULL,
     zone_id TEXT NOT NULL,
     bucket_ms INTEGER NOT NULL,
+    site TEXT NOT NULL,
     device TEXT NOT NULL,
     camera TEXT NOT NULL,
     row_key TEXT NOT NULL,
@@ -48,14 +49,14 @@ CREATE TABLE IF NOT EXISTS {name} (
     seq INTEGER NOT NULL,
     event_id TEXT NOT NULL,
     counts TEXT NOT NULL,
-    PRIMARY KEY (zone_kind, zone_id, bucket_ms, device, camera, row_key)
+    PRIMARY KEY (zone_kind, zone_id, bucket_ms, site, device, camera, row_key)
 ) WITHOUT ROWID;
 """
 
 _UPSERT = (
-    "INSERT INTO {name} (zone_kind, zone_id, bucket_ms, device, camera, row_key, ts_ms, boot, seq, event_id, counts)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (zone_kind, zone_id, bucket_ms, device, camera, row_key) DO UPDATE SET"
+    "INSERT INTO {name} (zone_kind, zone_id, bucket_ms, site, device, camera, row_key, ts_ms, boot, seq, event_id,"
+    " counts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (zone_kind, zone_id, bucket_ms, site, device, camera, row_key) DO UPDATE SET"
     " ts_ms = excluded.ts_ms, boot = excluded.boot, seq = excluded.seq, event_id = excluded.event_id,"
     " counts = excluded.counts"
     " WHERE (excluded.ts_ms, excluded.boot, excluded.seq, excluded.event_id)"
@@ -69,7 +70,14 @@ def _counts_json(counts: dict[str, int]) -> str:
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the rollup tables; backfill them from the stored events when they did not exist yet."""
+    """Create the rollup tables; backfill them from the stored events when they did not exist yet.
+
+    Tables from before schema 4 (keyed without the site) are dropped and rebuilt the same way.
+    """
+    for table in TABLES:
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")]
+        if columns and "site" not in columns:
+            conn.execute(f"DROP TABLE {table.name}")
     existing = {
         name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (MINUTE.name, HOUR.name)
@@ -94,13 +102,13 @@ def rebuild(conn: sqlite3.Connection, table: RollupTable) -> None:
     unit = table.unit_ms
     conn.execute(
         f"INSERT OR REPLACE INTO {table.name}"
-        " (zone_kind, zone_id, bucket_ms, device, camera, row_key, ts_ms, boot, seq, event_id, counts)"
-        " SELECT zone_kind, zone_id, bucket_ms, device, camera, row_key, ts_ms, boot, seq, id, counts FROM ("
-        f"  SELECT zone_kind, zone_id, (ts_ms / {unit}) * {unit} AS bucket_ms, device, camera,"
+        " (zone_kind, zone_id, bucket_ms, site, device, camera, row_key, ts_ms, boot, seq, event_id, counts)"
+        " SELECT zone_kind, zone_id, bucket_ms, site, device, camera, row_key, ts_ms, boot, seq, id, counts FROM ("
+        f"  SELECT zone_kind, zone_id, (ts_ms / {unit}) * {unit} AS bucket_ms, site, device, camera,"
         "   coalesce(row, '') AS row_key, ts_ms, boot, seq, id,"
         "   coalesce(json_extract(payload, '$.counts'), '{}') AS counts,"
         "   ROW_NUMBER() OVER (PARTITION BY zone_kind, zone_id, ts_ms / "
-        f"{unit}, device, camera, coalesce(row, '')"
+        f"{unit}, site, device, camera, coalesce(row, '')"
         "    ORDER BY ts_ms DESC, boot DESC, seq DESC, id DESC) AS rn"
         "  FROM events WHERE kind = 'count')"
         " WHERE rn = 1"
@@ -113,9 +121,9 @@ def add_counts(conn: sqlite3.Connection, events: list[Event]) -> None:
     Each (table, key, unit) is upserted once, with its last event of the batch.
     """
     for table in TABLES:
-        last: dict[tuple[str, str, int, str, str, str], Event] = {}
+        last: dict[tuple[str, str, int, str, str, str, str], Event] = {}
         for e in events:
-            key = (e.zone.kind, e.zone.id, (e.ts_ms // table.unit_ms) * table.unit_ms, e.device, e.camera,
+            key = (e.zone.kind, e.zone.id, (e.ts_ms // table.unit_ms) * table.unit_ms, e.site, e.device, e.camera,
                    e.zone.row or "")
             held = last.get(key)
             if held is None or (e.ts_ms, e.boot, e.seq, e.id) > (held.ts_ms, held.boot, held.seq, held.id):
@@ -144,36 +152,36 @@ def shed_count_buckets(
     Needs ``from_ms`` and ``bucket_ms`` to be multiples of the table's unit (see ``table_for``).
     """
     clean_end = (to_ms // table.unit_ms) * table.unit_ms  # units before this lie wholly inside [from, to)
-    best: dict[tuple[int, str, str, str], tuple[_Order, str]] = {}
+    best: dict[tuple[int, str, str, str, str], tuple[_Order, str]] = {}
 
-    def offer(bucket: int, device: str, camera: str, row_key: str, order: _Order, counts: str) -> None:
-        key = (bucket, device, camera, row_key)
+    def offer(bucket: int, device: tuple[str, str], camera: str, row_key: str, order: _Order, counts: str) -> None:
+        key = (bucket, *device, camera, row_key)
         held = best.get(key)
         if held is None or order > held[0]:
             best[key] = (order, counts)
 
     if clean_end > from_ms:
         rows = conn.execute(
-            f"SELECT bucket_ms, device, camera, row_key, ts_ms, boot, seq, event_id, counts FROM {table.name}"
+            f"SELECT bucket_ms, site, device, camera, row_key, ts_ms, boot, seq, event_id, counts FROM {table.name}"
             " WHERE zone_kind = 'shed' AND zone_id = ? AND bucket_ms >= ? AND bucket_ms < ?",
             (shed_id, from_ms, clean_end),
         )
-        for unit_start, device, camera, row_key, ts, boot, seq, event_id, counts in rows:
+        for unit_start, site, device, camera, row_key, ts, boot, seq, event_id, counts in rows:
             bucket = from_ms + ((unit_start - from_ms) // bucket_ms) * bucket_ms
-            offer(bucket, device, camera, row_key, (ts, boot, seq, event_id), counts)
+            offer(bucket, (site, device), camera, row_key, (ts, boot, seq, event_id), counts)
     tail_start = max(from_ms, clean_end)
     if tail_start < to_ms:
         rows = conn.execute(
-            "SELECT device, camera, coalesce(row, ''), ts_ms, boot, seq, id,"
+            "SELECT site, device, camera, coalesce(row, ''), ts_ms, boot, seq, id,"
             " coalesce(json_extract(payload, '$.counts'), '{}') FROM events"
             " WHERE zone_kind = 'shed' AND zone_id = ? AND kind = 'count' AND ts_ms >= ? AND ts_ms < ?",
             (shed_id, tail_start, to_ms),
         )
-        for device, camera, row_key, ts, boot, seq, event_id, counts in rows:
+        for site, device, camera, row_key, ts, boot, seq, event_id, counts in rows:
             bucket = from_ms + ((ts - from_ms) // bucket_ms) * bucket_ms
-            offer(bucket, device, camera, row_key, (ts, boot, seq, event_id), counts)
+            offer(bucket, (site, device), camera, row_key, (ts, boot, seq, event_id), counts)
     totals: dict[int, dict[str, int]] = {}
-    for (bucket, _, _, _), (_, counts) in best.items():
+    for (bucket, *_), (_, counts) in best.items():
         into = totals.setdefault(bucket, {})
         for label, n in json.loads(counts).items():
             into[label] = into.get(label, 0) + int(n)

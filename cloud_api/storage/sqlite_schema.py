@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 3  # 2: users, tokens, alert lifecycle, harvest plans (added); 3: count_points without rowid
+from cloud_api.storage import sqlite_identity
+
+SCHEMA_VERSION = 4  # 2: users, tokens, alert lifecycle, harvest plans (added); 3: count_points without rowid;
+# 4: devices keyed by (site, device), events.instance, latest_counts.site, device_instances, id_collisions
 
 # Every read joins count points by event id: keyed by (event_id, label) alone, one b-tree per point
 # (schema 2 had a rowid table, its key index and a zone index nothing read: ingest paid three).
@@ -44,17 +47,20 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER NOT NULL,
     historical INTEGER NOT NULL,
     payload TEXT NOT NULL,
-    received_ms INTEGER NOT NULL
+    received_ms INTEGER NOT NULL,
+    instance TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts_ms);
-CREATE INDEX IF NOT EXISTS events_device_ts ON events (device, ts_ms);
+CREATE INDEX IF NOT EXISTS events_site_device_ts ON events (site, device, ts_ms);
+CREATE INDEX IF NOT EXISTS events_install_seq ON events (site, device, instance, seq);
 CREATE INDEX IF NOT EXISTS events_zone_ts ON events (zone_id, ts_ms);
 CREATE INDEX IF NOT EXISTS events_zone_kind_ts ON events (zone_kind, zone_id, kind, ts_ms);
 
--- the latest count event per (zone, device, camera, row); row_key is '' for no row
+-- the latest count event per (zone, site, device, camera, row); row_key is '' for no row
 CREATE TABLE IF NOT EXISTS latest_counts (
     zone_kind TEXT NOT NULL,
     zone_id TEXT NOT NULL,
+    site TEXT NOT NULL,
     device TEXT NOT NULL,
     camera TEXT NOT NULL,
     row_key TEXT NOT NULL,
@@ -62,11 +68,12 @@ CREATE TABLE IF NOT EXISTS latest_counts (
     ts_ms INTEGER NOT NULL,
     boot INTEGER NOT NULL,
     seq INTEGER NOT NULL,
-    PRIMARY KEY (zone_kind, zone_id, device, camera, row_key)
+    PRIMARY KEY (zone_kind, zone_id, site, device, camera, row_key)
 );
 
+-- a device is (site, device): device names are chosen per site by people
 CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
     site TEXT NOT NULL,
     state TEXT NOT NULL,
     last_seen_ms INTEGER NOT NULL,
@@ -76,7 +83,9 @@ CREATE TABLE IF NOT EXISTS devices (
     status_ts_ms INTEGER,
     model TEXT,
     cameras TEXT NOT NULL DEFAULT '[]',
-    stats TEXT
+    stats TEXT,
+    instance TEXT,
+    PRIMARY KEY (site, device)
 );
 
 CREATE TABLE IF NOT EXISTS alerts (
@@ -168,7 +177,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     raw BLOB NOT NULL,
     raw_size INTEGER NOT NULL
 );
-"""
+""" + sqlite_identity.DDL
 
 
 class ConnectionPool:
@@ -208,6 +217,8 @@ class ConnectionPool:
         conn = self.get()
         previous = int(conn.execute("PRAGMA user_version").fetchone()[0])
         migrate_count_points(conn)
+        if 0 < previous < 4:
+            migrate_identity(conn)
         conn.executescript(DDL)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return previous
@@ -242,6 +253,49 @@ def migrate_count_points(conn: sqlite3.Connection) -> bool:
         conn.execute("ROLLBACK")
         raise
     return rebuild
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _rebuild(conn: sqlite3.Connection, table: str, ddl: str, insert_select: str) -> None:
+    conn.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
+    conn.execute(ddl)
+    conn.execute(insert_select.format(old=f"{table}_old"))
+    conn.execute(f"DROP TABLE {table}_old")
+
+
+def migrate_identity(conn: sqlite3.Connection) -> None:
+    """Schema 3 -> 4: events get ``instance`` (from their payload; '' for schema 1.0 events), devices are keyed
+    by (site, device), latest counts carry the site of their event. One transaction, like the other migration."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "instance" not in _columns(conn, "events"):
+            conn.execute("ALTER TABLE events ADD COLUMN instance TEXT NOT NULL DEFAULT ''")
+            conn.execute("UPDATE events SET instance = json_extract(payload, '$.instance')"
+                         " WHERE json_extract(payload, '$.instance') IS NOT NULL")
+            conn.execute("DROP INDEX IF EXISTS events_device_ts")
+        if "instance" not in _columns(conn, "devices"):
+            cols = "device, site, state, last_seen_ms, first_seen_ms, boot, agent_version, status_ts_ms, model," \
+                   " cameras, stats"
+            _rebuild(conn, "devices", _table_ddl("devices"), f"INSERT INTO devices ({cols}) SELECT {cols} FROM {{old}}")
+        if "site" not in _columns(conn, "latest_counts"):
+            _rebuild(conn, "latest_counts", _table_ddl("latest_counts"),
+                     "INSERT INTO latest_counts (zone_kind, zone_id, site, device, camera, row_key, event_id, ts_ms,"
+                     " boot, seq) SELECT o.zone_kind, o.zone_id, coalesce(e.site, d.site, ''), o.device, o.camera,"
+                     " o.row_key, o.event_id, o.ts_ms, o.boot, o.seq FROM {old} o"
+                     " LEFT JOIN events e ON e.id = o.event_id LEFT JOIN devices d ON d.device = o.device")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _table_ddl(table: str) -> str:
+    """The CREATE TABLE statement of ``table`` in ``DDL``."""
+    start = DDL.index(f"CREATE TABLE IF NOT EXISTS {table} (")
+    return DDL[start:DDL.index(");", start) + 2]
 
 
 @contextmanager

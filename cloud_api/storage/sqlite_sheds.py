@@ -1,4 +1,4 @@
-"""Shed overview reads: latest counts per (device, camera, row), the picture at an earlier time, snapshots."""
+"""Shed overview reads: latest counts per (site, device, camera, row), the picture at an earlier time, snapshots."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from cloud_api.storage.records import LatestCount
 
 
 def latest_counts(conn: sqlite3.Connection, shed_id: str | None = None) -> list[LatestCount]:
-    """The latest count event of every (shed, device, camera, row), with its counts per label."""
+    """The latest count event of every (shed, site, device, camera, row), with its counts per label."""
     sql = (
-        "SELECT lc.zone_id, lc.device, lc.camera, lc.row_key, lc.event_id, lc.ts_ms, cp.label, cp.n"
+        "SELECT lc.zone_id, lc.site, lc.device, lc.camera, lc.row_key, lc.event_id, lc.ts_ms, cp.label, cp.n"
         " FROM latest_counts lc LEFT JOIN count_points cp ON cp.event_id = lc.event_id"
         " WHERE lc.zone_kind = 'shed'"
     )
@@ -18,19 +18,20 @@ def latest_counts(conn: sqlite3.Connection, shed_id: str | None = None) -> list[
     if shed_id is not None:
         sql += " AND lc.zone_id = ?"
         params = (shed_id,)
-    grouped: dict[tuple[str, str, str, str], tuple[str, int, dict[str, int]]] = {}
-    for zone_id, device, camera, row_key, event_id, ts_ms, label, n in conn.execute(sql, params):
-        _, _, counts = grouped.setdefault((zone_id, device, camera, row_key), (event_id, int(ts_ms), {}))
+    grouped: dict[tuple[str, str, str, str, str], tuple[str, int, dict[str, int]]] = {}
+    for zone_id, site, device, camera, row_key, event_id, ts_ms, label, n in conn.execute(sql, params):
+        _, _, counts = grouped.setdefault((zone_id, site, device, camera, row_key), (event_id, int(ts_ms), {}))
         if label is not None:
             counts[label] = int(n)
     return [
-        LatestCount(shed=k[0], device=k[1], camera=k[2], row=k[3] or None, event_id=v[0], ts_ms=v[1], counts=v[2])
+        LatestCount(shed=k[0], site=k[1], device=k[2], camera=k[3], row=k[4] or None, event_id=v[0], ts_ms=v[1],
+                    counts=v[2])
         for k, v in grouped.items()
     ]
 
 
 def counts_at(conn: sqlite3.Connection, at_ms: int, lookback_ms: int) -> dict[str, dict[str, int]]:
-    """Per shed, the sum over (device, camera, row) of the last count event in (at_ms - lookback_ms, at_ms].
+    """Per shed, the sum over (site, device, camera, row) of the last count event in (at_ms - lookback_ms, at_ms].
 
     Keys with no event in that window do not contribute; sheds with none at all are absent (unknown).
     One indexed look-back per key of ``latest_counts`` (which holds every key ever seen), so the cost does
@@ -41,7 +42,7 @@ def counts_at(conn: sqlite3.Connection, at_ms: int, lookback_ms: int) -> dict[st
         "  SELECT lc.zone_id, (SELECT e.id FROM events e"
         "    WHERE e.zone_kind = 'shed' AND e.zone_id = lc.zone_id AND e.kind = 'count'"
         "    AND e.ts_ms > :start AND e.ts_ms <= :at"
-        "    AND e.device = lc.device AND e.camera = lc.camera AND coalesce(e.row, '') = lc.row_key"
+        "    AND e.site = lc.site AND e.device = lc.device AND e.camera = lc.camera AND coalesce(e.row, '') = lc.row_key"
         "    ORDER BY e.ts_ms DESC, e.boot DESC, e.seq DESC, e.id DESC LIMIT 1) AS event_id"
         "  FROM latest_counts lc WHERE lc.zone_kind = 'shed')"
         " SELECT p.zone_id, cp.label, sum(cp.n) FROM past p LEFT JOIN count_points cp ON cp.event_id = p.event_id"
@@ -78,7 +79,6 @@ def latest_snapshot(conn: sqlite3.Connection, shed_id: str) -> str | None:
 def shed_sites(conn: sqlite3.Connection) -> dict[str, str]:
     """The site of each shed: the site of the device behind its newest latest count."""
     rows = conn.execute(
-        "SELECT lc.zone_id, d.site, lc.ts_ms FROM latest_counts lc JOIN devices d ON d.device = lc.device"
-        " WHERE lc.zone_kind = 'shed' ORDER BY lc.ts_ms"
+        "SELECT lc.zone_id, lc.site, lc.ts_ms FROM latest_counts lc WHERE lc.zone_kind = 'shed' ORDER BY lc.ts_ms"
     )
     return {zone_id: site for zone_id, site, _ in rows}

@@ -13,13 +13,23 @@ from typing import Any
 
 from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
 
-from cloud_api.storage import sqlite_alerts, sqlite_batch, sqlite_qa, sqlite_retention, sqlite_rollups, sqlite_sheds
+from cloud_api.storage import (
+    sqlite_alerts,
+    sqlite_batch,
+    sqlite_identity,
+    sqlite_qa,
+    sqlite_retention,
+    sqlite_rollups,
+    sqlite_sheds,
+)
+from cloud_api.storage.sqlite_identity import EventsWritten
 from cloud_api.storage.records import (
     AlertQuery,
     AlertRecord,
     AlertSummary,
     CountBucket,
     DeadLetterRecord,
+    DeviceAudit,
     DeviceRecord,
     EventQuery,
     LatestCount,
@@ -118,65 +128,83 @@ class SqliteStore(MetadataMixin, QaMixin):
 
     # ------------------------------------------------------------ writes
 
-    def write_events(self, events: list[Event], received_ms: int, payloads: Sequence[bytes | None] | None = None) -> int:
+    def write_events(self, events: list[Event], received_ms: int,
+                     payloads: Sequence[bytes | None] | None = None) -> EventsWritten:
+        """Store new events; a repeated id with other content is stored under a derived id and alerted."""
         with self._transaction() as conn:  # a few statements per batch (see sqlite_batch)
-            inserted = sqlite_batch.insert_events(conn, events, received_ms, payloads)
+            resolved = sqlite_batch.insert_events(conn, events, received_ms, payloads)
+            alerts = [sqlite_identity.collision_alert(c) for c in resolved.collisions]
+            alerts += sqlite_identity.record(conn, resolved, received_ms)
+            changes = self._insert_alerts(conn, alerts, received_ms)[1]
+        if resolved.collisions:
+            log.warning("%d event id collision(s), stored under derived ids: %s", len(resolved.collisions),
+                        ", ".join(f"{c.original_id} -> {c.event.id}" for c in resolved.collisions[:5]))
+        inserted = [e for e, _ in resolved.fresh]
         self._emit([StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")])
-        return len(inserted)
+        self._emit(changes)
+        return EventsWritten(len(inserted), collisions=len(resolved.collisions), repeats=len(resolved.repeats))
 
     def _touch_device(self, conn: sqlite3.Connection, site: str, device: str, received_ms: int) -> None:
         conn.execute(
             "INSERT INTO devices (device, site, state, last_seen_ms, first_seen_ms) VALUES (?,?,'unknown',?,?)"
-            " ON CONFLICT (device) DO UPDATE SET site = excluded.site,"
-            " last_seen_ms = max(devices.last_seen_ms, excluded.last_seen_ms)",
+            " ON CONFLICT (site, device) DO UPDATE SET last_seen_ms = max(devices.last_seen_ms, excluded.last_seen_ms)",
             (device, site, received_ms, received_ms),
         )
 
     def write_status(self, status: DeviceStatus, received_ms: int) -> bool:
         with self._transaction() as conn:
             self._touch_device(conn, status.site, status.device, received_ms)
+            # stale: an older boot of the same install; a new install (wiped folder: boot restarts at 1)
+            # replaces the old one's status when it is newer by its clock
             cur = conn.execute(
                 "UPDATE devices SET state = ?, boot = ?, agent_version = ?, status_ts_ms = ?, model = ?,"
-                " cameras = ? WHERE device = ? AND boot <= ?",
+                " cameras = ?, instance = ? WHERE site = ? AND device = ?"
+                " AND ((instance IS ? AND boot <= ?) OR (instance IS NOT ? AND coalesce(status_ts_ms, 0) <= ?))",
                 (
                     status.state, status.boot, status.agent_version, status.ts_ms,
                     _json(status.model.model_dump()) if status.model else None,
-                    _json([camera.model_dump() for camera in status.cameras]),
-                    status.device, status.boot,
+                    _json([camera.model_dump() for camera in status.cameras]), status.instance,
+                    status.site, status.device, status.instance, status.boot, status.instance, status.ts_ms,
                 ),
             )
             applied = cur.rowcount == 1
-            device = self._device(conn, status.device) if applied else None
+            device = self._device(conn, status.site, status.device) if applied else None
         if device is not None:
             self._emit([StoreChange("device", "status", device)])
         return applied
 
     def write_alerts(self, alerts: list[Alert], received_ms: int) -> int:
-        inserted = 0
-        changes: list[StoreChange] = []
         with self._transaction() as conn:
-            for alert in alerts:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO alerts (id, ts_ms, device, site, zone_kind, zone_id, severity, code,"
-                    " dedup_key, payload, received_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        alert.id, alert.ts_ms, alert.device, alert.site,
-                        alert.zone.kind if alert.zone else None, alert.zone.id if alert.zone else None,
-                        alert.severity, alert.code, alert.dedup_key, alert.to_json().decode("utf-8"), received_ms,
-                    ),
-                )
-                inserted += cur.rowcount
-                self._touch_device(conn, alert.site, alert.device, received_ms)
-                if cur.rowcount == 1:  # a new payload id: fold it into the lifecycle of its dedup key
-                    record, what = sqlite_alerts.group_alert(conn, alert)
-                    changes.append(StoreChange("alert", what, record))
+            inserted, changes = self._insert_alerts(conn, alerts, received_ms)
         self._emit(changes)
         return inserted
+
+    def _insert_alerts(self, conn: sqlite3.Connection, alerts: list[Alert],
+                       received_ms: int) -> tuple[int, list[StoreChange]]:
+        inserted = 0
+        changes: list[StoreChange] = []
+        for alert in alerts:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO alerts (id, ts_ms, device, site, zone_kind, zone_id, severity, code,"
+                " dedup_key, payload, received_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    alert.id, alert.ts_ms, alert.device, alert.site,
+                    alert.zone.kind if alert.zone else None, alert.zone.id if alert.zone else None,
+                    alert.severity, alert.code, alert.dedup_key, alert.to_json().decode("utf-8"), received_ms,
+                ),
+            )
+            inserted += cur.rowcount
+            self._touch_device(conn, alert.site, alert.device, received_ms)
+            if cur.rowcount == 1:  # a new payload id: fold it into the lifecycle of its dedup key
+                record, what = sqlite_alerts.group_alert(conn, alert)
+                changes.append(StoreChange("alert", what, record))
+        return inserted, changes
 
     def write_stats(self, stats: DeviceStats, received_ms: int) -> None:
         with self._transaction() as conn:
             self._touch_device(conn, stats.site, stats.device, received_ms)
-            conn.execute("UPDATE devices SET stats = ? WHERE device = ?", (_json(stats.model_dump()), stats.device))
+            conn.execute("UPDATE devices SET stats = ? WHERE site = ? AND device = ?",
+                         (_json(stats.model_dump()), stats.site, stats.device))
 
     def write_snapshot(self, site: str, device: str, event_id: str, jpeg: bytes, received_ms: int) -> None:
         with self._transaction() as conn:
@@ -197,7 +225,8 @@ class SqliteStore(MetadataMixin, QaMixin):
     # ------------------------------------------------------------ reads
 
     _DEVICE_COLUMNS = (
-        "device, site, state, last_seen_ms, first_seen_ms, boot, agent_version, status_ts_ms, model, cameras, stats"
+        "device, site, state, last_seen_ms, first_seen_ms, boot, agent_version, status_ts_ms, model, cameras, stats,"
+        " instance"
     )
 
     @staticmethod
@@ -205,12 +234,22 @@ class SqliteStore(MetadataMixin, QaMixin):
         return DeviceRecord(
             device=r[0], site=r[1], state=r[2], last_seen_ms=r[3], first_seen_ms=r[4], boot=r[5],
             agent_version=r[6], status_ts_ms=r[7], model=json.loads(r[8]) if r[8] else None,
-            cameras=json.loads(r[9]), stats=json.loads(r[10]) if r[10] else None,
+            cameras=json.loads(r[9]), stats=json.loads(r[10]) if r[10] else None, instance=r[11],
         )
 
-    def _device(self, conn: sqlite3.Connection, device: str) -> DeviceRecord | None:
-        row = conn.execute(f"SELECT {self._DEVICE_COLUMNS} FROM devices WHERE device = ?", (device,)).fetchone()
+    def _device(self, conn: sqlite3.Connection, site: str, device: str) -> DeviceRecord | None:
+        row = conn.execute(f"SELECT {self._DEVICE_COLUMNS} FROM devices WHERE site = ? AND device = ?",
+                           (site, device)).fetchone()
         return self._device_record(row) if row else None
+
+    def get_device(self, site: str, device: str) -> DeviceRecord | None:
+        return self._device(self._conn(), site, device)
+
+    def device_audit(self, site: str, device: str) -> DeviceAudit | None:
+        return sqlite_identity.audit(self._conn(), site, device)
+
+    def count_id_collisions(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM id_collisions").fetchone()[0])
 
     def list_devices(self) -> list[DeviceRecord]:
         rows = self._conn().execute(f"SELECT {self._DEVICE_COLUMNS} FROM devices").fetchall()
@@ -219,7 +258,8 @@ class SqliteStore(MetadataMixin, QaMixin):
 
     def list_events(self, query: EventQuery) -> list[dict[str, Any]]:
         where, params = [], []
-        for column, value in (("device", query.device), ("zone_id", query.zone), ("kind", query.kind)):
+        filters = (("site", query.site), ("device", query.device), ("zone_id", query.zone), ("kind", query.kind))
+        for column, value in filters:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)

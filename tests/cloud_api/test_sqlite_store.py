@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from cloud_api.storage.sqlite_schema import SCHEMA_VERSION
 from cloud_api.storage.records import NewDeadLetter
 from cloud_api.storage.sqlite_store import SqliteStore, natural_key
 from fieldline.contract import DeviceStatus, parse_payload
@@ -80,7 +81,7 @@ def test_count_points_of_a_schema_2_file_are_rebuilt_keyed_on_open(tmp_path: Pat
     (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'count_points'").fetchone()
     assert "WITHOUT ROWID" in sql
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'count_points_zone_ts'").fetchone() is None
-    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     assert sorted(conn.execute("SELECT event_id, label, n FROM count_points")) == [
         ("edge-1-0-1", "green", 1), ("edge-1-0-1", "ripe", 2), ("edge-1-0-2", "ripe", 5)]
     conn.close()

@@ -44,3 +44,19 @@ def test_cap_drops_oldest_and_counts(tmp_path):
     assert spool.depth() == 10
     assert spool.dropped == 5
     assert spool.pending(1)[0].payload == b"5"
+
+
+def test_instance_id_is_kept_with_the_spool_and_new_when_it_is_wiped(tmp_path):
+    spool = Spool(tmp_path / "spool.db")
+    first = spool.instance_id()
+    assert first == spool.instance_id()
+    spool.close()
+    reopened = Spool(tmp_path / "spool.db")
+    assert reopened.instance_id() == first and reopened.next_boot() == 1
+    reopened.close()
+    (tmp_path / "spool.db").unlink()
+    for leftover in tmp_path.glob("spool.db-*"):
+        leftover.unlink()
+    wiped = Spool(tmp_path / "spool.db")
+    assert wiped.instance_id() != first
+    wiped.close()

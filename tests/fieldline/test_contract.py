@@ -6,8 +6,12 @@ from fieldline.contract import (
     MAX_EVENT_BYTES,
     Alert,
     ContractError,
+    EVENT_SCHEMA,
     DeviceStatus,
+    Event,
     json_schemas,
+    message_id,
+    new_instance_id,
     parse_event,
     parse_payload,
     parse_topic,
@@ -48,6 +52,9 @@ def test_unknown_fields_are_ignored_within_a_major():
         ({"counts": {"ripe": -1}}, "counts"),
         ({"device": "Bad Device"}, "device"),
         ({"schema": "fieldline.event/2"}, "schema"),
+        ({"schema": "fieldline.event/2.1"}, "schema"),
+        ({"schema": "fieldline.event/1.x"}, "schema"),
+        ({"instance": "Not-Hex"}, "instance"),
         ({"kind": "inspection"}, "verdict"),
         ({"seq": "seven"}, "seq"),
     ],
@@ -116,3 +123,19 @@ def test_deeply_nested_json_is_a_contract_error_not_a_crash() -> None:
     for raw in (b"[" * 5000 + b"]" * 5000, b'{"a": ' * 5000 + b"1" + b"}" * 5000):
         with pytest.raises(ContractError, match="nested too deeply"):
             parse_event(raw)
+
+
+def test_a_1_0_event_without_instance_and_a_later_minor_are_read():
+    legacy = event_dict(schema="fieldline.event/1")
+    legacy.pop("instance", None)
+    assert parse_event(json.dumps(legacy)).instance is None
+    newer = parse_event(json.dumps(event_dict(schema="fieldline.event/1.7", instance="0123456789abcdef")))
+    assert newer.instance == "0123456789abcdef"
+    assert EVENT_SCHEMA == "fieldline.event/1.1" and Event.model_fields["instance"].default is None
+
+
+def test_ids_of_two_installs_with_one_name_and_counters_differ():
+    first, second = new_instance_id(), new_instance_id()
+    assert first != second and len(first) == 16
+    assert message_id("box", first, 1, 1) != message_id("box", second, 1, 1)
+    assert message_id("box", first, 2, "a3") == f"box-{first}-2-a3"

@@ -76,7 +76,8 @@ class ApiProcess:
         raise RuntimeError(f"API not ready (MQTT connected) within {timeout} s:\n{self.log()[-3000:]}")
 
     def health(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/api/v1/health", timeout=5).raise_for_status().json()
+        """The full health (MQTT state, ingest counters): needs a token, unlike the bare liveness answer."""
+        return self.get("/health")
 
     def get(self, path: str, **params: Any) -> Any:
         response = httpx.get(f"{self.url}/api/v1{path}", params=params, timeout=10,

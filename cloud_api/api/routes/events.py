@@ -16,6 +16,7 @@ router = APIRouter(tags=["events"])
 @router.get("/events", response_model=list[Event], summary="Stored events, newest first", responses=UNPROCESSABLE)
 def list_events(
     store: StoreDep,
+    site: Annotated[str | None, Query(max_length=64, description="Site id; a device is (site, device)")] = None,
     device: Annotated[str | None, Query(max_length=64)] = None,
     zone: Annotated[str | None, Query(max_length=64, description="Zone id, e.g. shed-07")] = None,
     kind: Annotated[Literal["count", "inspection", "track"] | None, Query()] = None,
@@ -27,5 +28,5 @@ def list_events(
 ) -> list[Event]:
     if from_ms is not None and to_ms is not None and from_ms >= to_ms:
         raise HTTPException(422, "from: must be before to")
-    query = EventQuery(device=device, zone=zone, kind=kind, from_ms=from_ms, to_ms=to_ms, limit=limit)
+    query = EventQuery(site=site, device=device, zone=zone, kind=kind, from_ms=from_ms, to_ms=to_ms, limit=limit)
     return [Event.model_validate(payload) for payload in store.list_events(query)]
