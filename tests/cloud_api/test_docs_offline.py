@@ -172,8 +172,8 @@ def test_swagger_ui_and_redoc_render_every_operation_offline(api: ApiServer, dri
     wait_until(lambda: driver.execute_script(
         "return document.querySelectorAll('[data-section-id^=\"operation/\"]').length") == len(operations), 30,
         f"ReDoc to list {len(operations)} operations")
-    section = driver.execute_script(
-        "return document.querySelector(arguments[0]).textContent", f"[data-section-id='operation/{devices['operationId']}']")
+    selector = f"[data-section-id='operation/{devices['operationId']}']"
+    section = driver.execute_script("return document.querySelector(arguments[0]).textContent", selector)
     assert devices["summary"] in section and "/api/v1/devices" in section
     assert driver.execute_script("return window.__blocked") == [["img-src", REDOC_LOGO]]
     fetched = [url for url in _resources(driver) if url != REDOC_LOGO]
