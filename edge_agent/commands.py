@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from edge_agent.config import AgentConfig
 from edge_agent.ota import OtaError
-from fieldline.config import describe_errors
+from fieldline.config import config_context, describe_errors
 from fieldline.contract import Command, CommandReply, ContractError, command_reply_topic, parse_payload, parse_topic
 
 if TYPE_CHECKING:
@@ -102,7 +102,8 @@ class CommandHandler:
         if not isinstance(data, dict):
             raise CommandError("args.config must be the whole agent config as a JSON object")
         try:
-            new = AgentConfig.model_validate(data)
+            # relative paths mean what they mean in the agent's config file: its folder
+            new = AgentConfig.model_validate(data, context=config_context(self.agent.config_path))
         except ValidationError as exc:
             raise CommandError("invalid config, the running one is kept: " + "; ".join(describe_errors(exc))) from None
         current = self.agent.config

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from edge_agent.tracking import TrackerConfig
 from edge_agent.zones import LineZoneConfig, PolygonZoneConfig
+from fieldline.config import ConfigPath, resolve_path
 from fieldline.contract import NAME_PATTERN
 
 
@@ -17,9 +18,11 @@ class _Strict(BaseModel):
 
 
 class TlsConfig(_Strict):
-    ca_file: Path | None = Field(default=None, description="CA certificate (PEM) that signed the broker's certificate")
-    cert_file: Path | None = Field(default=None, description="Client certificate (PEM), for brokers that require one")
-    key_file: Path | None = Field(default=None, description="Client private key (PEM)")
+    ca_file: ConfigPath | None = Field(
+        default=None, description="CA certificate (PEM) that signed the broker's certificate")
+    cert_file: ConfigPath | None = Field(
+        default=None, description="Client certificate (PEM), for brokers that require one")
+    key_file: ConfigPath | None = Field(default=None, description="Client private key (PEM)")
     insecure: bool = Field(default=False, description="Skip the broker host-name check (testing only)")
 
     def apply(self, client) -> None:
@@ -44,7 +47,8 @@ class MqttConfig(_Strict):
 
 
 class _ModelCommon(_Strict):
-    path: Path = Field(description="ONNX model file")
+    path: ConfigPath = Field(description="ONNX model file; relative paths (this and every other path in the file) "
+                             "are read from the config file's folder")
     conf_threshold: float = Field(default=0.35, ge=0.0, le=1.0, description="Minimum detection score")
     iou_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="IoU threshold of class-wise NMS")
     threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads")
@@ -88,7 +92,7 @@ class FieldlineModelConfig(_ModelCommon):
 
 
 class _ForeignModelConfig(_ModelCommon):
-    labels: list[str] | Path = Field(
+    labels: list[str] | ConfigPath = Field(
         description="Class names in class-id order: a list, or a .txt file (one per line) or .yaml file (a list, "
         "an {id: name} mapping, or either under `names`)"
     )
@@ -224,11 +228,24 @@ class SyntheticSource(_Strict):
     time_scale: float = Field(default=1.0, gt=0.0, le=1e6, description="Simulated seconds per real second")
 
 
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
+
+
 class VideoSource(_Strict):
     type: Literal["video"] = Field(description="Video file or RTSP/HTTP stream read with OpenCV/FFmpeg")
-    path: str = Field(description="File path or stream URL")
+    path: str = Field(description="File path or stream URL (a relative file path is read from the config's folder)")
     loop: bool = Field(default=False, description="Start again at the end of a file")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Streams: longest wait between reconnects")
+
+    @property
+    def is_stream(self) -> bool:
+        """A network stream (the rest are files); the same prefixes as edge_agent.sources.video."""
+        return self.path.startswith(STREAM_PREFIXES)
+
+    @field_validator("path")
+    @classmethod
+    def _file_relative_to_config(cls, value: str, info: ValidationInfo) -> str:
+        return value if "://" in value else str(resolve_path(Path(value), info))
 
 
 class UsbSource(_Strict):
@@ -241,7 +258,7 @@ class UsbSource(_Strict):
 
 class FolderSource(_Strict):
     type: Literal["folder"] = Field(description="Image files in a folder, read in name order")
-    path: Path = Field(description="Folder with .jpg/.png/.bmp images")
+    path: ConfigPath = Field(description="Folder with .jpg/.png/.bmp images")
     loop: bool = Field(default=False, description="Start again after the last image")
     watch: bool = Field(default=False, description="Keep watching for new files (line-scan exports); never ends")
     poll_s: float = Field(default=0.5, gt=0, description="watch: how often to look for new files")
@@ -339,7 +356,10 @@ class HomeAssistantConfig(_Strict):
 class AgentConfig(_Strict):
     device: str = Field(pattern=NAME_PATTERN, description="Device id, unique per site")
     site: str = Field(pattern=NAME_PATTERN, description="Site id")
-    data_dir: Path = Field(default=Path(".fieldline/edge"), description="Spool and persisted state")
+    data_dir: ConfigPath = Field(
+        default=Path(".fieldline/edge"),
+        description="Spool and persisted state; relative: from the config file's folder (the default: from the "
+        "working directory)")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Broker connection")
     model: ModelConfig = Field(description="Detector model")
     cameras: list[CameraConfig] = Field(min_length=1, description="Cameras served by this agent")
@@ -357,6 +377,33 @@ class AgentConfig(_Strict):
     spool_max_events: int = Field(
         default=100_000, ge=10, description="Outbox cap; beyond it the oldest events are dropped and counted"
     )
+
+    def missing_files(self) -> list[str]:
+        """Files and folders named by this config that are not there, as ``model.path: /full/path does not
+        exist`` lines (the config validates without them; the agent cannot run without them)."""
+        wanted: list[tuple[str, Path, bool]] = [("model.path", self.model.path, False)]  # key, path, is a folder
+        labels = getattr(self.model, "labels", None)
+        if isinstance(labels, Path):
+            wanted.append(("model.labels", labels, False))
+        if self.mqtt.tls is not None:
+            for name in ("ca_file", "cert_file", "key_file"):
+                path = getattr(self.mqtt.tls, name)
+                if path is not None:
+                    wanted.append((f"mqtt.tls.{name}", path, False))
+        for i, camera in enumerate(self.cameras):
+            source = camera.source
+            if isinstance(source, FolderSource):
+                wanted.append((f"cameras[{i}].source.path", source.path, True))
+            elif isinstance(source, VideoSource) and not source.is_stream:
+                wanted.append((f"cameras[{i}].source.path", Path(source.path), False))
+        problems = []
+        for key, path, folder in wanted:
+            full = path.absolute()
+            if not full.exists():
+                problems.append(f"{key}: {full} does not exist")
+            elif folder != full.is_dir():
+                problems.append(f"{key}: {full} is {'not a folder' if folder else 'a folder, not a file'}")
+        return problems
 
     @model_validator(mode="after")
     def _unique_camera_names(self) -> AgentConfig:

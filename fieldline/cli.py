@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -13,8 +14,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from fieldline.config import ConfigError, load_config
+from fieldline.config import ConfigError, guess_kind, load_config, read_config
 from fieldline.cli_device import device_app
 
 app = typer.Typer(help="FieldLine: edge vision for greenhouses and factory lines.", no_args_is_help=True,
@@ -34,7 +36,7 @@ out = Console()
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -166,6 +168,19 @@ def api_user_add(
 
 
 # ---------------------------------------------------------------- app
+def _missing_modules(*names: str) -> list[str]:
+    """The modules of ``names`` that cannot be found (not imported: Kivy reads sys.argv when imported)."""
+    missing = []
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a finder refused it, or sys.modules holds None for it
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
 @app.command("app")
 def phone_app(
     api: Annotated[Optional[str], typer.Option("--api", help="API base URL, e.g. http://192.168.1.10:8000")] = None,
@@ -173,10 +188,12 @@ def phone_app(
     lang: Annotated[str, typer.Option(help="en or zh")] = "en",
 ) -> None:
     """Open the operators' app (Kivy; needs the `app` extra) against a FieldLine API."""
-    try:
-        from mobile_app.main import run_app
-    except ImportError as exc:
-        _fail(f"the app needs Kivy: pip install -e '.[app]' ({exc})")
+    missing = _missing_modules("kivy", "websockets")
+    if missing:
+        _fail(f"`fieldline app` needs the app extra ({', '.join(missing)} not installed): "
+              "pip install 'fieldline[app]' (in a source checkout: pip install -e '.[app]')")
+    from mobile_app.main import run_app
+
     if lang not in ("en", "zh"):
         _fail(f"--lang must be en or zh, not {lang!r}")
     run_app(api, token=token, lang=lang)
@@ -186,17 +203,32 @@ def phone_app(
 @config_app.command("validate")
 def config_validate(
     file: Annotated[Path, typer.Argument(help="YAML config file")],
-    kind: Annotated[str, typer.Option(help="edge or api")] = "edge",
+    kind: Annotated[Optional[str], typer.Option(help="edge or api; unset: told by the file's keys")] = None,
 ) -> None:
-    """Validate a config file; errors name the key path, e.g. ``cameras[0].zone.kind``."""
+    """Validate a config file; errors name the key path, e.g. ``cameras[0].zone.kind``. Relative paths in it
+    are read from the file's folder; an edge config's model, labels, TLS and source files must exist."""
     models = _config_models()
-    if kind not in models:
+    if kind is not None and kind not in models:
         _fail(f"--kind must be one of {', '.join(models)}, not {kind!r}")
     try:
-        load_config(file, models[kind])
+        looks_like = guess_kind(read_config(file), models)
     except ConfigError as exc:
         _fail(str(exc), code=1)
-    out.print(f"{file}: valid {kind} config", soft_wrap=True, highlight=False)
+    if kind is None and looks_like is None:
+        _fail(f"{file}: cannot tell an edge config from an API config by its keys: use --kind edge or --kind api")
+    chosen = kind or looks_like
+    try:
+        cfg = load_config(file, models[chosen])
+    except ConfigError as exc:
+        hint = (f"\n  (its keys look like an {looks_like} config: use --kind {looks_like})"
+                if looks_like not in (None, chosen) else "")
+        _fail(str(exc) + hint, code=1)
+    missing = cfg.missing_files() if hasattr(cfg, "missing_files") else []
+    if missing:
+        _fail(f"{file}: files named in the config are missing (relative paths are read from "
+              f"{file.absolute().parent})\n  " + "\n  ".join(missing), code=1)
+    how = "" if kind else " (told by its keys)"
+    out.print(f"{file}: valid {chosen} config{how}", soft_wrap=True, highlight=False)
 
 
 @config_app.command("schema")

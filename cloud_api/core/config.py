@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from fieldline.config import ConfigPath
+
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 
 
@@ -26,8 +28,11 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data_dir: Path = Field(default=Path(".fieldline"), description="Directory for the database and other state")
-    db_path: Path | None = Field(
+    data_dir: ConfigPath = Field(
+        default=Path(".fieldline"),
+        description="Directory for the database and other state; relative paths here and in the other path settings "
+        "are read from the config file's folder (the default: from the working directory)")
+    db_path: ConfigPath | None = Field(
         default=None, description="SQLite database file; defaults to data_dir/fieldline.db"
     )
     mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host name or address")
@@ -47,11 +52,12 @@ class Settings(BaseModel):
     )
     mqtt_reconnect_min_s: float = Field(default=1.0, gt=0, description="First reconnect delay after a broker loss")
     mqtt_reconnect_max_s: float = Field(default=10.0, gt=0, description="Upper bound of the reconnect backoff")
-    mqtt_tls_ca_file: Path | None = Field(
+    mqtt_tls_ca_file: ConfigPath | None = Field(
         default=None, description="CA certificate (PEM) of the broker: set it to connect over TLS (e.g. port 8883)"
     )
-    mqtt_tls_cert_file: Path | None = Field(default=None, description="Client certificate (PEM), if the broker asks")
-    mqtt_tls_key_file: Path | None = Field(default=None, description="Private key of mqtt_tls_cert_file (PEM)")
+    mqtt_tls_cert_file: ConfigPath | None = Field(
+        default=None, description="Client certificate (PEM), if the broker asks")
+    mqtt_tls_key_file: ConfigPath | None = Field(default=None, description="Private key of mqtt_tls_cert_file (PEM)")
     shared_group: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
@@ -179,7 +185,7 @@ class Settings(BaseModel):
         for name in ("mqtt_tls_ca_file", "mqtt_tls_cert_file", "mqtt_tls_key_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
-                raise ValueError(f"{name}: {path} is not a readable file")
+                raise ValueError(f"{name}: {Path(path).absolute()} is not a readable file")
         if self.mqtt_reconnect_max_s < self.mqtt_reconnect_min_s:
             raise ValueError("mqtt_reconnect_max_s must be >= mqtt_reconnect_min_s")
         if any(not token for token in self.api_tokens):
