@@ -4,8 +4,10 @@ Why not swscale: its area scaler is a general filter. Scaling each YUV plane dow
 resize has a fast path for an exact factor of 2) and converting only the small picture to RGB gives the same
 box average (within a level of rounding): 720p -> 320x180 on one core, 0.13 against 0.28 ms on a frame in
 cache, 0.37 against 0.40 ms in the agent's loop (there, reading the freshly decoded 0.9 MB luma plane is
-most of the cost). The last step, when the remaining factor is not 2, is an ordinary area resize of an
-already small plane.
+most of the cost). The factor left after the halvings is below 2 (or an enlargement, for chroma at large
+inputs): a bilinear resize there samples every source pixel anyway and costs a fraction of OpenCV's general
+(non-integer) area resize: 720p -> 576x324 in 0.53 against 1.89 ms, 1080p in 0.67 against 2.48 ms, with the
+same mean difference from an area resize of the full RGB picture (chroma subsampling dominates it).
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ def conversion_matrix(standard: str = "bt601", full_range: bool = False) -> np.n
     return np.hstack([to_rgb, offset[:, None]]).astype(np.float32)
 
 
-def area_resize(plane: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Box-average ``plane`` down to ``width`` x ``height``: halves while it is at least twice as large."""
+def fit_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``plane`` at ``width`` x ``height``: box-averaged by halves while at least twice as large, then bilinear
+    for the rest (a factor below 2, or an enlargement)."""
     while plane.shape[1] >= 2 * width and plane.shape[0] >= 2 * height:
         plane = cv2.resize(plane, (plane.shape[1] // 2, plane.shape[0] // 2), interpolation=cv2.INTER_AREA)
     if plane.shape[:2] != (height, width):
-        plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA)
+        plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
     return plane
 
 
@@ -50,7 +53,6 @@ def yuv420_to_planes(y: np.ndarray, u: np.ndarray, v: np.ndarray, width: int, he
     Chroma is scaled to the output size on its own (no upsampling to full size first), then the small
     Y, Cb, Cr picture is converted with ``matrix`` (``conversion_matrix``).
     """
-    small = cv2.merge([area_resize(y, width, height), area_resize(u, width, height),
-                       area_resize(v, width, height)])
+    small = cv2.merge([fit_plane(y, width, height), fit_plane(u, width, height), fit_plane(v, width, height)])
     red, green, blue = cv2.split(cv2.transform(small, matrix))
     return red, green, blue

@@ -95,7 +95,7 @@ def test_pyav_file_frames_match_opencv_and_scale_without_the_full_picture(tmp_pa
 
 
 def test_pyav_planes_are_made_from_yuv_and_shared_with_the_bgr_copy(tmp_path):
-    """The detector's R, G, B planes come from the YUV planes (OpenCV for 4:2:0 at up to half size, swscale's
+    """The detector's R, G, B planes come from the YUV planes (OpenCV for 4:2:0 up to the full size, swscale's
     planar output otherwise), close to an area resize of the full picture; the BGR copy and the health preview
     are built from them, never from a full BGR frame."""
     from edge_agent.sources.pyav_video import PyAvVideoFile
@@ -117,7 +117,7 @@ def test_pyav_planes_are_made_from_yuv_and_shared_with_the_bgr_copy(tmp_path):
     assert frame._image is None and bgr.shape == (180, 320, 3)
     np.testing.assert_array_equal(bgr, np.dstack([blue, green, red]))
     np.testing.assert_array_equal(grid, bgr[::3, ::5][:48, :64])
-    for size in ((480, 270), (319, 179)):  # more than half the frame (swscale), an odd size (OpenCV)
+    for size in ((480, 270), (319, 179)):  # more than half the frame (chroma enlarged), an odd size
         other = frame.scaled_planes(*size)
         other_area = cv2.resize(reference[0], size, interpolation=cv2.INTER_AREA).astype(int)
         assert other[0].shape == (size[1], size[0])

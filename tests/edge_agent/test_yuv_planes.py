@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.sources.yuv_planes import area_resize, conversion_matrix, yuv420_to_planes
+from edge_agent.sources.yuv_planes import conversion_matrix, fit_plane, yuv420_to_planes
 
 
 def textured_rgb(width: int = 640, height: int = 360) -> np.ndarray:
@@ -21,9 +21,13 @@ def i420_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return yuv[:h], yuv[h:h + h // 4].reshape(h // 2, w // 2), yuv[h + h // 4:].reshape(h // 2, w // 2)
 
 
-@pytest.mark.parametrize("size", [(320, 180), (160, 90), (213, 120)])  # factors 2, 4 and a fraction
-def test_planes_match_an_area_resize_of_the_full_picture(size: tuple[int, int]) -> None:
-    rgb = textured_rgb()
+@pytest.mark.parametrize(("frame", "size"), [
+    ((640, 360), (320, 180)), ((640, 360), (160, 90)), ((640, 360), (213, 120)),  # factors 2, 4, a fraction
+    ((1280, 720), (576, 324)), ((1920, 1080), (576, 324)),  # tomato-ripeness's 576 input: a factor below 2 left
+    ((1280, 720), (960, 540)),  # chroma enlarged: output wider than the chroma planes
+])
+def test_planes_match_an_area_resize_of_the_full_picture(frame: tuple[int, int], size: tuple[int, int]) -> None:
+    rgb = textured_rgb(*frame)
     red, green, blue = yuv420_to_planes(*i420_planes(rgb), *size, conversion_matrix("bt601"))
     area = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(int)
     for plane, channel in ((red, 0), (green, 1), (blue, 2)):
@@ -34,8 +38,8 @@ def test_planes_match_an_area_resize_of_the_full_picture(size: tuple[int, int]) 
 def test_halving_steps_give_the_box_average_within_rounding() -> None:
     plane = textured_rgb()[:, :, 1]
     box = plane.reshape(90, 4, 160, 4).mean(axis=(1, 3))
-    assert np.abs(area_resize(plane, 160, 90).astype(float) - box).max() <= 1.0
-    assert area_resize(plane, 640, 360) is plane  # already the size: no copy
+    assert np.abs(fit_plane(plane, 160, 90).astype(float) - box).max() <= 1.0
+    assert fit_plane(plane, 640, 360) is plane  # already the size: no copy
 
 
 def test_limited_range_bt601_agrees_with_opencv_and_full_range_with_jpeg_levels() -> None:
