@@ -16,6 +16,7 @@ import yaml
 from edge_agent.camera_loop import CameraCounters, CameraLoop
 from edge_agent.health import AlertGate
 from edge_agent.home_assistant import discovery_messages, state_message
+from edge_agent.metrics import AgentCounters, serve_metrics
 from edge_agent.commands import CommandError, CommandHandler
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.detections import Detections
@@ -52,7 +53,11 @@ DetectorFactory = Callable[[Path], Detector]
 
 
 class Agent:
-    """Wires sources, the detector, rules, the spool and the publisher for one device."""
+    """Wires sources, the detector, rules, the spool and the publisher for one device.
+
+    It is the ``CommandTarget`` of its ``CommandHandler`` and the ``MetricsSource`` of its Prometheus
+    exporter: those modules see it only through these small protocols (no import of this module).
+    """
 
     def __init__(self, config: AgentConfig, detector: Detector, config_path: Path | None = None,
                  detector_factory: DetectorFactory | None = None) -> None:
@@ -167,6 +172,18 @@ class Agent:
         self.spool.append(alerts_topic(cfg.site, cfg.device), alert.to_json(), qos=1)
         self.publisher.notify()
 
+    def enqueue(self, topic: str, payload: bytes) -> None:
+        """A QoS 1 message into the spool (kept across link loss and restarts), then wake the publisher."""
+        self.spool.append(topic, payload, qos=1)
+        self.publisher.notify()
+
+    def agent_counters(self) -> AgentCounters:
+        return AgentCounters(
+            spool_dropped=self.spool.dropped, published=self.publisher.published,
+            reconnects=self.publisher.reconnects, connected=self.publisher.connected,
+            snapshots_refused=self.snapshot_budget.refused, commands_rejected=self.commands.rejected,
+            commands_repeated=self.commands.repeated)
+
     def publish_snapshot(self, camera: str) -> str:
         """JPEG of the camera's latest frame with boxes, on ``snapshots/{id}``; returns the id."""
         loop = self.loops.get(camera)
@@ -204,9 +221,10 @@ class Agent:
                 return latest[0].image
         return None
 
-    def install_model(self, url: str, sha256: str) -> dict:
+    def install_model(self, url: str, sha256: str, token: str | None = None) -> dict:
+        """Fetch (with ``token`` as the bearer credential, if given), verify, test, swap; see ``ModelStore``."""
         running = Path(self.config.model.path)
-        self.detector = self.models.install(url, sha256, running, self._factory, self._sample_frame())
+        self.detector = self.models.install(url, sha256, running, self._factory, self._sample_frame(), token=token)
         self._persist(self.config.model_copy(update={"model": self.config.model.model_copy(
             update={"path": self.models.current})}))
         return {"model": self.model_ref.model_dump(), "previous": str(self.models.previous)}
@@ -303,8 +321,6 @@ class Agent:
         self.publisher.start()
         metrics_server = None
         if self.config.metrics_port:
-            from edge_agent.metrics import serve_metrics
-
             metrics_server, _ = serve_metrics(self, self.config.metrics_port, self.config.metrics_host)
         helpers = [threading.Thread(target=self._stats_loop, args=(stop,), name="stats", daemon=True),
                    threading.Thread(target=self.commands.run, args=(stop,), name="commands", daemon=True)]
@@ -329,6 +345,7 @@ class Agent:
             self.publisher.wait_drained(timeout=3.0 if self.publisher.connected else 0.0)
             self.publisher.stop(offline_status=self._status("offline"))
             self.spool.close()
+            self.commands.ledger.close()
             if metrics_server is not None:
                 metrics_server.shutdown()
         return 0

@@ -2,6 +2,13 @@
 
 Commands are queued by the MQTT network thread and executed one at a time on a worker thread, so a slow
 model download never stalls MQTT keepalives. Replies go through the spool, so they survive a link drop.
+
+A command is executed at most once per ``request_id``: the cloud re-publishes commands it has no reply to
+(after an API restart, say), and QoS 1 itself may deliver twice. Every reply is written to a small ledger
+(``{data_dir}/commands.db``, the newest ``LEDGER_KEEP`` request ids, kept across agent restarts) before it is
+sent; a request id found there is answered again with the stored reply and not executed again.
+
+The handler sees the agent only through :class:`CommandTarget`, so this module does not import the agent.
 """
 
 from __future__ import annotations
@@ -9,32 +16,96 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from edge_agent.config import AgentConfig
 from edge_agent.ota import OtaError
 from fieldline.config import config_context, describe_errors
-from fieldline.contract import Command, CommandReply, ContractError, command_reply_topic, parse_payload, parse_topic
-
-if TYPE_CHECKING:
-    from edge_agent.agent import Agent
+from fieldline.contract import (
+    Command,
+    CommandReply,
+    ContractError,
+    ModelRef,
+    command_reply_topic,
+    parse_payload,
+    parse_topic,
+)
 
 log = logging.getLogger(__name__)
+
+LEDGER_KEEP = 1000  # request ids remembered (a command is re-published within hours, not thousands later)
 
 
 class CommandError(RuntimeError):
     """A command that was understood but refused; the message goes back in the reply."""
 
 
+class CommandTarget(Protocol):
+    """What the command handler needs from the agent it controls."""
+
+    config: AgentConfig
+    config_path: Path | None
+
+    @property
+    def model_ref(self) -> ModelRef: ...
+
+    def enqueue(self, topic: str, payload: bytes) -> None:
+        """Append a QoS 1 message to the outbox and wake the publisher."""
+        ...
+
+    def publish_snapshot(self, camera: str) -> str: ...
+
+    def apply_config(self, new: AgentConfig) -> str: ...
+
+    def install_model(self, url: str, sha256: str, token: str | None = None) -> dict[str, Any]: ...
+
+    def rollback_model(self) -> dict[str, Any]: ...
+
+    def request_restart(self) -> None: ...
+
+
+class ReplyLedger:
+    """Replies already sent, by request id, in SQLite (safe to use from any one thread at a time)."""
+
+    def __init__(self, path: Path, keep: int = LEDGER_KEEP) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS replies (request_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
+            "reply BLOB NOT NULL, n INTEGER NOT NULL)")
+
+    def get(self, request_id: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT name, reply FROM replies WHERE request_id = ?", (request_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def put(self, request_id: str, name: str, reply: bytes) -> None:
+        with self._lock:
+            n = self._conn.execute("SELECT coalesce(max(n), 0) + 1 FROM replies").fetchone()[0]
+            self._conn.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?)", (request_id, name, reply, n))
+            self._conn.execute("DELETE FROM replies WHERE n <= ?", (n - self._keep,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
 class CommandHandler:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: CommandTarget, ledger: ReplyLedger | None = None) -> None:
         self.agent = agent
+        self.ledger = ledger or ReplyLedger(agent.config.data_dir / "commands.db")
         self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=100)
         self.rejected = 0  # payloads that were not commands at all (counted, logged)
+        self.repeated = 0  # request ids answered from the ledger instead of being executed again
 
     def on_message(self, topic: str, payload: bytes) -> None:
         try:
@@ -62,6 +133,13 @@ class CommandHandler:
             if request_id:
                 self._reply(name, request_id, ok=False, error=f"invalid command: {exc}")
             return
+        done = self.ledger.get(command.request_id)
+        if done is not None:
+            self.repeated += 1
+            log.info("command %s (%s) already answered; sending the same reply again", name, command.request_id)
+            cfg = self.agent.config
+            self.agent.enqueue(command_reply_topic(cfg.site, cfg.device, done[0]), done[1])
+            return
         if command.name != name:
             self._reply(name, command.request_id, ok=False,
                         error=f"command name {command.name!r} does not match the topic's {name!r}")
@@ -83,9 +161,10 @@ class CommandHandler:
     def _reply(self, name: str, request_id: str, ok: bool, error: str | None = None,
                result: dict[str, Any] | None = None) -> None:
         reply = CommandReply(request_id=request_id, ok=ok, error=error, ts_ms=int(time.time() * 1000), result=result)
+        payload = reply.to_json()
+        self.ledger.put(request_id, name, payload)  # before it leaves: a repeat is answered, never re-run
         cfg = self.agent.config
-        self.agent.spool.append(command_reply_topic(cfg.site, cfg.device, name), reply.to_json(), qos=1)
-        self.agent.publisher.notify()
+        self.agent.enqueue(command_reply_topic(cfg.site, cfg.device, name), payload)
 
     # ------------------------------------------------------------------ commands
     def _do_snapshot(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -114,10 +193,15 @@ class CommandHandler:
     def _do_model(self, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("rollback"):
             return self.agent.rollback_model()
-        url, sha256 = args.get("url"), args.get("sha256")
+        url, sha256, token = args.get("url"), args.get("sha256"), args.get("token")
         if not isinstance(url, str) or not isinstance(sha256, str) or len(sha256) != 64:
             raise CommandError("args needs url (string) and sha256 (64 hex digits), or rollback: true")
-        return self.agent.install_model(url, sha256)
+        if token is not None and not isinstance(token, str):
+            raise CommandError("args.token must be a string (the download token the cloud issued)")
+        if self.agent.model_ref.sha256 == sha256.lower():
+            # already running it: installing again would overwrite the rollback slot with the same file
+            return {"model": self.agent.model_ref.model_dump(), "unchanged": True}
+        return self.agent.install_model(url, sha256, token)
 
 
 def _request_id_of(payload: bytes) -> str | None:

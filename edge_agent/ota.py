@@ -1,5 +1,9 @@
 """Over-the-air model updates: fetch, verify sha256, load and run on a sample frame, swap, keep the previous.
 
+A download from the FieldLine cloud API carries the device's download token (``args.token`` of the model
+command, sent as ``Authorization: Bearer``): the API serves a model file only against a token it issued
+for this device and this file's sha256 (see the API's OpenAPI description, "Model downloads").
+
 Files live in ``{data_dir}/models/``: ``current.onnx`` (what runs), ``previous.onnx`` (the one before, for
 rollback). A candidate that fails any step is deleted and the running model is left untouched.
 """
@@ -25,13 +29,15 @@ class OtaError(RuntimeError):
     """An update that was refused; the message says which step failed."""
 
 
-def _fetch(url: str, target: Path, timeout_s: float) -> None:
+def _fetch(url: str, target: Path, timeout_s: float, token: str | None = None) -> None:
     parsed = urlparse(url)
     if parsed.scheme in ("http", "https"):
+        # httpx drops the Authorization header on a redirect to another origin, so the token stays with its API
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=True) as response:
+            with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=True, headers=headers) as response:
                 if response.status_code != 200:
-                    raise OtaError(f"download {url}: HTTP {response.status_code}")
+                    raise OtaError(f"download {url}: HTTP {response.status_code}{_reason(response)}")
                 size = 0
                 with target.open("wb") as out:
                     for chunk in response.iter_bytes(1 << 16):
@@ -48,6 +54,16 @@ def _fetch(url: str, target: Path, timeout_s: float) -> None:
         shutil.copyfile(source, target)
     else:
         raise OtaError(f"download {url}: unsupported scheme {parsed.scheme!r} (http, https, file)")
+
+
+def _reason(response: httpx.Response) -> str:
+    """The API's ``detail`` (e.g. "download token expired"), so the reply says why; never the token."""
+    try:
+        response.read()
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError, httpx.HTTPError):
+        return ""
+    return f" ({detail})" if isinstance(detail, str) else ""
 
 
 def sha256_of(path: Path) -> str:
@@ -71,11 +87,12 @@ class ModelStore:
         load: Callable[[Path], Detector],
         sample: np.ndarray | None,
         timeout_s: float = 60.0,
+        token: str | None = None,
     ) -> Detector:
         """Fetch and check a candidate; on success it becomes ``current`` and ``running`` becomes ``previous``."""
         candidate = self.dir / "candidate.onnx"
         try:
-            _fetch(url, candidate, timeout_s)
+            _fetch(url, candidate, timeout_s, token)
             actual = sha256_of(candidate)
             if actual != sha256.lower():
                 raise OtaError(f"sha256 mismatch: expected {sha256.lower()}, got {actual}")

@@ -173,3 +173,46 @@ def test_prometheus_metrics_reflect_the_agent(running_agent):
     assert "fieldline_edge_spool_depth" in text
     assert "fieldline_edge_connected 1.0" in text
     assert 'fieldline_edge_detect_latency_ms{camera="cam-1",quantile="0.95"}' in text
+
+
+def test_a_repeated_request_id_is_answered_again_but_not_run_again(running_agent):
+    """The cloud re-publishes unanswered commands after its restart: the agent must not act twice."""
+    agent, operator, _ = running_agent
+    first = operator.send("snapshot", {"camera": "cam-1"})
+    assert first["ok"], first
+    command = Command(request_id=first["request_id"], name="snapshot", ts_ms=int(time.time() * 1000),
+                      args={"camera": "cam-1"})
+    snapshots_before = set(operator.snapshots)
+    operator.client.publish(command_topic("farm", "dev-1", "snapshot"), command.to_json(), qos=1)
+    again = wait_until(lambda: operator.replies.get(timeout=5), what="reply to the repeated command")
+    assert again == first  # the stored reply, byte for byte the same answer
+    assert agent.commands.repeated == 1
+    time.sleep(0.5)
+    assert set(operator.snapshots) == snapshots_before  # no second snapshot was taken
+    text = httpx.get(f"http://127.0.0.1:{agent.config.metrics_port}/metrics").text
+    assert "fieldline_edge_commands_repeated_total 1.0" in text
+
+
+def test_the_reply_ledger_survives_a_restart_and_keeps_the_newest(tmp_path):
+    from edge_agent.commands import ReplyLedger
+
+    ledger = ReplyLedger(tmp_path / "commands.db", keep=3)
+    for i in range(5):
+        ledger.put(f"r{i}", "restart", f"reply-{i}".encode())
+    ledger.close()
+    reopened = ReplyLedger(tmp_path / "commands.db", keep=3)
+    assert reopened.get("r1") is None
+    assert reopened.get("r4") == ("restart", b"reply-4")
+    assert reopened.get("r2") == ("restart", b"reply-2")
+
+
+def test_commands_and_metrics_do_not_import_the_agent():
+    """The agent depends on them through protocols; a fresh interpreter shows no circle back to it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, edge_agent.commands, edge_agent.metrics; "
+            "print('edge_agent.agent' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
