@@ -24,6 +24,7 @@ from cloud_api.storage.sqlite_store import SqliteStore
 from cloud_api.storage.timeseries import build_timeseries, change_feeder
 from cloud_api.web import mount_dashboard
 from cloud_api.web.docs import mount_docs
+from cloud_api.web.landing import router as landing_router
 
 log = logging.getLogger(__name__)
 
@@ -103,5 +104,6 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(metrics_router(settings))  # GET /metrics (see routes/metrics.py for auth)
     mount_dashboard(app)  # GET /qa and /qa/static
+    app.include_router(landing_router)  # GET /: links to /qa, /docs, health, the phone app
     mount_docs(app)  # GET /docs, /redoc and /docs/assets
     return app

@@ -260,20 +260,16 @@ def demo(
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (exit 0)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Embedded broker + API + simulated greenhouse cameras in one process; prints the API URL and a token."""
+    """Embedded broker + API + simulated sheds and factory lines in one process; prints every address and a login."""
     from fieldline.demo import Demo, DemoError
+    from fieldline.demo_access import ready_text
 
     _setup_logging(verbose)
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
         info = Demo(data_dir=data_dir, api_port=api_port, mqtt_port=mqtt_port, sheds=sheds).run(
-            stop, duration, on_ready=lambda i: out.print(
-                f"[bold green]FieldLine demo is up[/]\n  API      {i['api_url']}  (docs: {i['api_url']}/docs)\n"
-                f"  token    {i['token']}\n  MQTT     {i['mqtt_host']}:{i['mqtt_port']}\n  model    {i['model']}\n"
-                f"  details  {data_dir / 'demo.json'}\n  try      curl -H 'Authorization: Bearer {i['token']}' "
-                f"{i['api_url']}/api/v1/sheds\nCtrl-C stops everything.",
-                highlight=False, soft_wrap=True)
+            stop, duration, on_ready=lambda i: out.print(ready_text(i), markup=False, highlight=False, soft_wrap=True)
         )
     except DemoError as exc:
         _fail(str(exc))
