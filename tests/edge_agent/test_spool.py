@@ -1,3 +1,5 @@
+import pytest
+
 from edge_agent.spool import Spool
 
 
@@ -19,10 +21,9 @@ def test_failed_build_allocates_no_seq(tmp_path):
     def broken(seq: int) -> list:
         raise ValueError("bad event")
 
-    try:
+    with pytest.raises(ValueError, match="bad event"):  # the builder's error reaches the caller
         spool.append_sequenced(broken)
-    except ValueError:
-        pass
+    assert spool.depth() == 0 and spool.last_seq == 0
     assert spool.append_sequenced(lambda s: [("t", b"ok", 1)]) == 1
     assert spool.depth() == 1
 

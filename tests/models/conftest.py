@@ -14,7 +14,6 @@ from tests.support.shapes import shapes_dataset
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict:
     """The trained shapes model: its data, config, best.pt, train_info and FP32 ONNX export."""
-    pytest.importorskip("torch", reason="training needs the train extra (torch)")
     from models.export import export
     from models.train import TrainConfig, train
 

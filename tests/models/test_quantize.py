@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+# the train extra is in the test environment (scripts/test.sh): a missing or broken torch fails, never skips
+import torch  # noqa: F401
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-pytest.importorskip("torch", reason="the shared trained model needs the train extra (torch)")
-
-from edge_agent.detectors import OnnxDetector  # noqa: E402
-from models.cli import model_app  # noqa: E402
-from models.data_sources import DataSource  # noqa: E402
-from models.evaluate import frames_map50  # noqa: E402
-from models.quantize import (HEAD_PREFIXES, QuantizationRefused, check_frames, network_nodes,  # noqa: E402
+from edge_agent.detectors import OnnxDetector
+from models.cli import model_app
+from models.data_sources import DataSource
+from models.evaluate import frames_map50
+from models.quantize import (HEAD_PREFIXES, QuantizationRefused, check_frames, network_nodes,
                              quantize, quantize_checked, rgb_convs, training_frames_warning)
-from models.quantize_search import block_of, network_blocks, search_fp32_blocks  # noqa: E402
+from models.quantize_search import block_of, network_blocks, search_fp32_blocks
 
 
 @pytest.mark.parametrize("calibration", ["percentile", "minmax"])

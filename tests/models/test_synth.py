@@ -80,7 +80,8 @@ def test_partial_occlusion_shrinks_box_to_visible_part() -> None:
     r = render(_plain_scene([back, front]), np.random.default_rng(0))
     assert list(r.fruit_index) == [0, 1]
     x1, y1, x2, y2 = r.boxes[0]
-    assert 293 <= x1 <= 298 and x2  # circles intersect at x = 295.2 == pytest.approx(351, abs=2)
+    assert 293 <= x1 <= 298  # the circles intersect at x = 295.2: the hidden left part is cut off
+    assert x2 == pytest.approx(351, abs=2)  # the right edge is the back fruit's own (320 + 30 + 1)
     assert y1 == pytest.approx(210, abs=2) and y2 == pytest.approx(271, abs=2)
 
 

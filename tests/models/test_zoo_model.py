@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT / "models" / "zoo"
 DETECTORS = sorted(p.name.removesuffix(".metrics.json") for p in ZOO.glob("*.metrics.json")
                    if "map50" in json.loads(p.read_text()).get("models", {}).get("fp32", {}))
-TEST_SEED = 777  # training uses 1234/4321, card holdouts 20261, calibration 4242, quantize checks 5151
+# seeds in use: training 1234/4321 (validation +7919), card holdouts 20261, counting calibration and the input-size
+# sweep that chose the file's size 777, quantize calibration 4242 and checks 5151, `model eval` default 9001
+TEST_SEED = 60617  # none of them. FP32 mAP50 here vs the card: tomato-ripeness 0.947 vs 0.954, tomato-ripeness-fast
+# 0.823 vs 0.831, steel-defect 0.755 vs 0.723 (0.764 at 777); INT8 within 0.005 of FP32 on the same frames
 COUNT = 300  # as many as the card's holdout, so the two figures have the same sampling noise
 
 
