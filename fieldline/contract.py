@@ -23,7 +23,8 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 INSTANCE_PATTERN = r"^[0-9a-f]{8,32}$"
 
-TopicKind = Literal["status", "events", "alerts", "stats", "snapshots", "cmd", "cmd_reply"]
+TopicKind = Literal["status", "events", "alerts", "stats", "snapshots", "cmd", "cmd_reply", "telemetry"]
+TELEMETRY_SCHEMA = "fieldline.telemetry/1.0"  # added in fieldline.v1 as a minor addition: a new topic suffix
 
 
 class ContractError(ValueError):
@@ -193,6 +194,61 @@ class CommandReply(_Payload):
     result: dict[str, Any] | None = Field(default=None, description="Command-specific details, e.g. snapshot id")
 
 
+TELEMETRY_UNITS: dict[str, tuple[str, ...]] = {
+    "temperature": ("°C", "°F", "K"),
+    "humidity": ("%",),
+}
+
+
+class Telemetry(_Payload):
+    """One climate reading of one sensor in one shed (topic suffix ``telemetry``).
+
+    Published by a FieldLine device itself, or made by the cloud's adapters from the JSON of common sensor
+    stacks (Home Assistant, ESPHome, Zigbee2MQTT). ``device`` is the publisher (a gateway may carry many
+    sensors); ``sensor`` names the probe. Readings are keyed by (site, sensor, quantity, ts_ms): a repeat is a
+    duplicate.
+    """
+
+    schema_: str = Field(default=TELEMETRY_SCHEMA, alias="schema", description="Payload schema, major.minor")
+    site: str = Field(pattern=NAME_PATTERN, description="Site id")
+    device: str = Field(pattern=NAME_PATTERN, description="Publishing device (gateway) name, unique per site")
+    sensor: str = Field(min_length=1, max_length=128, description="Sensor id, unique within the site")
+    shed: str = Field(min_length=1, max_length=64, description="Shed the sensor is in, e.g. shed-07")
+    quantity: Literal["temperature", "humidity"] = Field(description="What is measured")
+    value: float = Field(allow_inf_nan=False, description="The reading, in ``unit``")
+    unit: str = Field(description="°C, °F or K for temperature; % for relative humidity")
+    ts_ms: int = Field(ge=0, description="Measurement time, UTC epoch milliseconds")
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _known_major(cls, value: str) -> str:
+        name, _, version = value.partition("/")
+        major, _, minor = version.partition(".")
+        if name != "fieldline.telemetry" or major != "1" or (minor and not minor.isdigit()):
+            raise ValueError(f"unsupported schema {value!r}, this build reads fieldline.telemetry/1.x")
+        return value
+
+    @model_validator(mode="after")
+    def _unit_fits(self) -> Telemetry:
+        allowed = TELEMETRY_UNITS[self.quantity]
+        if self.unit not in allowed:
+            raise ValueError(f"unit: {self.unit!r} is not a unit of {self.quantity} (one of {', '.join(allowed)})")
+        return self
+
+    def canonical_value(self) -> float:
+        """The value in °C (temperature) or % (humidity): what the store keeps."""
+        if self.unit == "°F":
+            return (self.value - 32.0) * 5.0 / 9.0
+        if self.unit == "K":
+            return self.value - 273.15
+        return self.value
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+
 PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "event": Event,
     "status": DeviceStatus,
@@ -200,6 +256,7 @@ PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "stats": DeviceStats,
     "command": Command,
     "command_reply": CommandReply,
+    "telemetry": Telemetry,
 }
 
 
@@ -291,6 +348,11 @@ def snapshot_topic(site: str, device: str, event_id: str) -> str:
     return f"{device_root(site, device)}/snapshots/{event_id}"
 
 
+def telemetry_topic(site: str, device: str) -> str:
+    """Climate readings (``Telemetry``) a device publishes, QoS 1, not retained."""
+    return f"{device_root(site, device)}/telemetry"
+
+
 def command_topic(site: str, device: str, name: str) -> str:
     return f"{device_root(site, device)}/cmd/{name}"
 
@@ -323,7 +385,7 @@ def parse_topic(topic: str) -> Topic:
     if len(parts) < 5 or "/".join(parts[:2]) != TOPIC_ROOT:
         raise ContractError(f"topic {topic!r} is not under {TOPIC_ROOT}/{{site}}/{{device}}/")
     site, device, rest = _check_name(parts[2], "site"), _check_name(parts[3], "device"), parts[4:]
-    if len(rest) == 1 and rest[0] in ("status", "events", "alerts", "stats"):
+    if len(rest) == 1 and rest[0] in ("status", "events", "alerts", "stats", "telemetry"):
         return Topic(site, device, rest[0])  # type: ignore[arg-type]
     if len(rest) == 2 and rest[0] == "snapshots" and rest[1]:
         return Topic(site, device, "snapshots", rest[1])

@@ -23,6 +23,38 @@ class BootstrapAdmin(BaseModel):
     password: SecretStr = Field(min_length=8, description="Initial password (at least 8 characters)")
 
 
+class ClimateSensor(BaseModel):
+    """A sensor that publishes in another stack's format on its own topic, mapped to a shed.
+
+    Styles: ``home_assistant`` (a state topic with a bare value such as ``21.5``, HA's state object
+    ``{"state": "21.5", "attributes": {"unit_of_measurement": "°C"}}``, or a JSON object read by
+    ``value_key``), ``esphome`` (``<node>/sensor/<name>/state`` with a bare value) and ``zigbee2mqtt``
+    (``zigbee2mqtt/<device>`` with ``{"temperature": 21.3, "humidity": 55.2, ...}``: every known quantity in
+    the object is read).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str = Field(min_length=1, max_length=256, pattern=r"^[^+#]+$",
+                       description="Exact MQTT topic the sensor publishes on (no wildcards)")
+    style: Literal["home_assistant", "esphome", "zigbee2mqtt"] = Field(description="Payload format of the stack")
+    site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Site of the shed")
+    shed: str = Field(min_length=1, max_length=64, description="Shed the sensor hangs in, e.g. shed-07")
+    sensor: str | None = Field(default=None, max_length=128,
+                               description="Sensor id in the store and alerts; default: the topic")
+    quantity: Literal["temperature", "humidity"] | None = Field(
+        default=None, description="What a single-value payload measures (home_assistant, esphome); required there")
+    unit: str | None = Field(default=None, description="Unit of the values when the payload does not say (°C, °F, K, %)")
+    value_key: str | None = Field(default=None, max_length=64,
+                                  description="home_assistant: key of the value in a JSON object payload")
+
+    @model_validator(mode="after")
+    def _single_value_needs_quantity(self) -> ClimateSensor:
+        if self.style != "zigbee2mqtt" and self.quantity is None:
+            raise ValueError(f"quantity is required for style {self.style!r} (one value per message)")
+        return self
+
+
 class Settings(BaseModel):
     """Everything the cloud API needs to run; pass one instance to ``create_app``."""
 
@@ -114,6 +146,18 @@ class Settings(BaseModel):
     )
     harvest_pick_rate_per_min: float = Field(default=12.0, gt=0, description="Fruits one operator picks per minute")
     harvest_walk_speed_m_per_min: float = Field(default=60.0, gt=0, description="Walking speed along the walkway, m/min")
+    climate_sensors: list[ClimateSensor] = Field(
+        default_factory=list,
+        description="Sensors publishing Home Assistant / ESPHome / Zigbee2MQTT JSON, each mapped to a shed; the"
+                    " ingest subscribes to their topics (FieldLine devices publish telemetry on their own topic)")
+    climate_too_hot_c: float = Field(default=35.0, description="A shed reading above this (°C) opens a too_hot alert")
+    climate_too_cold_c: float = Field(default=5.0, description="A shed reading below this (°C) opens a too_cold alert")
+    climate_silent_after_s: float = Field(
+        default=1800.0, gt=0, description="A sensor with no reading for this long opens a sensor_silent alert")
+    climate_check_interval_s: float = Field(default=60.0, gt=0, description="Seconds between sensor-silence checks")
+    forecast_observe_hour: int = Field(
+        default=8, ge=0, le=23,
+        description="Local hour by which the morning count is in: the forecast reads each day's counts at this hour")
     ws_queue_size: int = Field(
         default=256, ge=1, le=100_000,
         description="Messages buffered per WebSocket client; when a client lags the oldest are dropped and counted",
@@ -202,6 +246,8 @@ class Settings(BaseModel):
             raise ValueError("influx_retry_max_s must be >= influx_retry_min_s")
         if len(set(self.harvest_operators)) != len(self.harvest_operators) or not all(self.harvest_operators):
             raise ValueError("harvest_operators must be distinct, non-empty names")
+        if self.climate_too_cold_c >= self.climate_too_hot_c:
+            raise ValueError("climate_too_cold_c must be below climate_too_hot_c")
         return self
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,11 +17,14 @@ from fieldline.contract import (
     DeviceStats,
     DeviceStatus,
     Event,
+    Telemetry,
     Topic,
     parse_event,
     parse_payload,
     parse_topic,
 )
+
+from cloud_api.ingest.climate_adapters import SensorMap
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -51,6 +55,13 @@ class StatsItem:
 
 
 @dataclass(frozen=True)
+class TelemetryItem:
+    """Climate readings: one from a FieldLine ``telemetry`` message, or those an adapter read from a sensor."""
+
+    readings: tuple[Telemetry, ...]
+
+
+@dataclass(frozen=True)
 class SnapshotItem:
     site: str
     device: str
@@ -71,15 +82,17 @@ class IgnoredItem:
     why: str
 
 
-IngestItem = EventItem | StatusItem | AlertItem | StatsItem | SnapshotItem | DeadLetterItem | IgnoredItem
+IngestItem = (EventItem | StatusItem | AlertItem | StatsItem | SnapshotItem | TelemetryItem | DeadLetterItem
+              | IgnoredItem)
 Classify = Callable[[str, bytes], IngestItem]  # (topic, payload) -> item
 
 
 class MessageClassifier:
     """Validate a message against the wire contract and say what to do with it."""
 
-    def __init__(self, snapshot_max_bytes: int) -> None:
+    def __init__(self, snapshot_max_bytes: int, sensors: SensorMap | None = None) -> None:
         self._snapshot_max_bytes = snapshot_max_bytes
+        self._sensors = sensors  # foreign climate sensors (Home Assistant, ESPHome, Zigbee2MQTT) by topic
 
     def classify(self, topic: str, payload: bytes) -> IngestItem:
         try:
@@ -88,7 +101,16 @@ class MessageClassifier:
             return DeadLetterItem(topic=topic, reason=str(exc), raw=payload)
 
     def _classify(self, topic_name: str, payload: bytes) -> IngestItem:
+        if self._sensors is not None and self._sensors.get(topic_name) is not None:
+            readings = self._sensors.adapt(topic_name, payload, time.time_ns() // 1_000_000)
+            if not readings:
+                return IgnoredItem(topic=topic_name, why="the sensor reported no value yet")
+            return TelemetryItem(tuple(readings))
         topic = _parse_topic(topic_name)
+        if topic.kind == "telemetry":
+            reading = parse_payload(Telemetry, payload)
+            _check_origin(topic, reading.site, reading.device)
+            return TelemetryItem((reading,))
         if topic.kind == "events":
             event = _fast_event(payload) or parse_event(payload)
             _check_origin(topic, event.site, event.device)

@@ -23,9 +23,11 @@ from fieldline.contract import subscription
 
 from cloud_api.core.config import Settings
 from cloud_api.ingest.counters import IngestCounters, IngestCountersSnapshot
+from cloud_api.ingest.climate_adapters import SensorMap
 from cloud_api.ingest.messages import MessageClassifier
 from cloud_api.ingest.mqtt_client import IngestClient
 from cloud_api.ingest.writer import BatchWriter
+from cloud_api.services.climate import ClimateLimits, SilenceWatch, ThresholdAlerts
 from cloud_api.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,15 @@ class IngestWorker:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._counters = IngestCounters()
-        self._classifier = MessageClassifier(snapshot_max_bytes=settings.snapshot_max_bytes)
+        self._sensors = SensorMap(settings.climate_sensors)  # foreign climate sensors, subscribed by topic
+        self._classifier = MessageClassifier(snapshot_max_bytes=settings.snapshot_max_bytes, sensors=self._sensors)
+        limits = ClimateLimits(settings.climate_too_hot_c, settings.climate_too_cold_c,
+                               int(settings.climate_silent_after_s * 1000))
         self._writer = BatchWriter(store, self._counters, self._classifier.classify,
-                                   batch_max=settings.ingest_batch_max)
+                                   batch_max=settings.ingest_batch_max,
+                                   telemetry_alerts=ThresholdAlerts(limits).check)
+        self.silence = SilenceWatch(store.climate_sensors, store.write_alerts,  # type: ignore[attr-defined]
+                                    limits.silent_after_ms, settings.climate_check_interval_s)
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         # bumped on every connection; acks from an older connection are dropped (all on paho's thread, except
@@ -73,10 +81,12 @@ class IngestWorker:
         client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s,
                              clean_start=clean_start, properties=properties)
         client.loop_start()
+        self.silence.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Disconnect, then write whatever was already received."""
         client, self._client = self._client, None
+        self.silence.stop()
         if client is not None:
             self._writer.wait_idle(timeout)  # so the acks of what is already held still go out
             client.disconnect()
@@ -140,7 +150,9 @@ class IngestWorker:
             log.warning("MQTT connect to %s:%s refused: %s", self._settings.mqtt_host, self._settings.mqtt_port, reason)
             return
         self._generation += 1
-        client.subscribe(self.topic_filter, qos=1)
+        group = self._settings.shared_group  # several API workers: each sensor message goes to one of them
+        sensor_filters = [(f"$share/{group}/{t}" if group else t, 1) for t in self._sensors.topics]
+        client.subscribe([(self.topic_filter, 1), *sensor_filters])
         log.info("MQTT connected to %s:%s, subscribing %s",
                  self._settings.mqtt_host, self._settings.mqtt_port, self.topic_filter)
 

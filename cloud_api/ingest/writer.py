@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cloud_api.ingest.counters import IngestCounters
@@ -33,13 +33,17 @@ from cloud_api.ingest.messages import (
     SnapshotItem,
     StatsItem,
     StatusItem,
+    TelemetryItem,
 )
+from fieldline.contract import Alert, Telemetry
+
 from cloud_api.storage.base import Store
 from cloud_api.storage.records import NewDeadLetter
 
 log = logging.getLogger(__name__)
 
 Ack = Callable[[], None]
+TelemetryAlerts = Callable[[Sequence[Telemetry]], list[Alert]]  # e.g. services.climate.ThresholdAlerts.check
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,9 @@ class BatchWriter:
         classify: Classify | None = None,
         batch_max: int = 500,
         retry_delay_s: float = 0.5,
+        telemetry_alerts: TelemetryAlerts | None = None,
     ) -> None:
+        self._telemetry_alerts = telemetry_alerts
         self._store = store
         self._counters = counters
         self._classify = classify
@@ -177,6 +183,11 @@ class BatchWriter:
                 self._counters.add_outcomes(ignored=1)  # stale: from an older boot than the stored one
         elif isinstance(item, StatsItem):
             self._with_retry(1, at, lambda: self._store.write_stats(item.stats, at))
+        elif isinstance(item, TelemetryItem):
+            self._with_retry(1, at, lambda: self._store.write_telemetry(item.readings, at))  # type: ignore[attr-defined]
+            alerts = self._telemetry_alerts(item.readings) if self._telemetry_alerts is not None else []
+            if alerts:
+                self._with_retry(len(alerts), at, lambda: self._store.write_alerts(alerts, at), dedup=True)
         elif isinstance(item, SnapshotItem):
             self._with_retry(
                 1, at, lambda: self._store.write_snapshot(item.site, item.device, item.event_id, item.jpeg, at)

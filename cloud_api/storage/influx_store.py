@@ -33,7 +33,7 @@ from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from fieldline.contract import Event
+from fieldline.contract import Event, Telemetry
 
 from cloud_api.core.config import Settings
 from cloud_api.storage.timeseries import TimeSeriesStats
@@ -41,12 +41,28 @@ from cloud_api.storage.timeseries import TimeSeriesStats
 log = logging.getLogger(__name__)
 
 COUNTS = "counts"
+CLIMATE = "climate"
 INSPECTIONS = "inspections"
 _RETRYABLE_4XX = {401, 403, 404, 408, 429}  # auth/bucket problems an operator can fix, or back-off requests
 
 
-def event_points(event: Event) -> list[Point]:
-    """The InfluxDB points of one stored event (none for kinds that are not time series)."""
+def telemetry_point(reading: Telemetry) -> Point:
+    """``climate``: tags site, shed, sensor, device, quantity; field ``value`` in °C or % (canonical unit)."""
+    return (
+        Point(CLIMATE).tag("site", reading.site).tag("shed", reading.shed).tag("sensor", reading.sensor)
+        .tag("device", reading.device).tag("quantity", reading.quantity).field("value", reading.canonical_value())
+        .time(reading.ts_ms, WritePrecision.MS)
+    )
+
+
+def _n_points(item: Event | Telemetry) -> int:
+    return 1 if isinstance(item, Telemetry) else len(item.counts) or 1
+
+
+def event_points(event: Event | Telemetry) -> list[Point]:
+    """The InfluxDB points of one stored event or climate reading (none for kinds that are not time series)."""
+    if isinstance(event, Telemetry):
+        return [telemetry_point(event)]
     if event.kind == "count":
         points = []
         for label, n in sorted(event.counts.items()):
@@ -127,7 +143,7 @@ class InfluxTimeSeries:
         self._retry_min_s = retry_min_s
         self._retry_max_s = retry_max_s
         self._timeout_ms = int(timeout_s * 1000)
-        self._events: collections.deque[Event] = collections.deque()  # accepted, not yet turned into points
+        self._events: collections.deque[Event | Telemetry] = collections.deque()  # accepted, not yet turned into points
         self._lines: collections.deque[str] = collections.deque()  # line protocol waiting to be sent
         self._cond = threading.Condition()
         self._in_flight = 0
@@ -159,12 +175,12 @@ class InfluxTimeSeries:
         self._thread = threading.Thread(target=self._run, name="fieldline-influx-writer", daemon=True)
         self._thread.start()
 
-    def write(self, events: Sequence[Event]) -> None:
+    def write(self, events: Sequence[Event | Telemetry]) -> None:
         with self._cond:
             self._events.extend(events)
             overflow = len(self._events) + len(self._lines) - self._buffer_max
             while overflow > 0 and self._events:  # too much waiting: the oldest go first
-                self._dropped += len(self._events.popleft().counts) or 1
+                self._dropped += _n_points(self._events.popleft())
                 overflow -= 1
             self._cond.notify_all()
 
@@ -189,7 +205,7 @@ class InfluxTimeSeries:
         self._thread.join(timeout + self._timeout_ms / 1000)
         self._thread = None
         with self._cond:
-            left = len(self._lines) + sum(len(e.counts) or 1 for e in self._events)
+            left = len(self._lines) + sum(_n_points(e) for e in self._events)
             self._dropped += left
             self._lines.clear()
             self._events.clear()

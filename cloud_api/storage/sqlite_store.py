@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
+from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event, Telemetry
 
 from cloud_api.storage import (
     sqlite_alerts,
     sqlite_batch,
+    sqlite_climate,
     sqlite_identity,
     sqlite_qa,
     sqlite_retention,
@@ -77,6 +78,7 @@ class SqliteStore(MetadataMixin, QaMixin):
                     self._backfill_alert_lifecycle()
                 sqlite_qa.ensure_schema(self._pool.get())  # factory QA tables (backfilled once when new)
                 sqlite_rollups.ensure_schema(self._pool.get())  # count rollups (backfilled once when new)
+                sqlite_climate.ensure_schema(self._pool.get())  # climate series, sensors, temperature forecasts
 
     def _backfill_alert_lifecycle(self) -> None:
         """Schema 1 -> 2: group the alerts stored before the lifecycle existed (all start active)."""
@@ -213,6 +215,33 @@ class SqliteStore(MetadataMixin, QaMixin):
                 (event_id, site, device, jpeg, received_ms),
             )
             self._touch_device(conn, site, device, received_ms)
+
+    def write_telemetry(self, readings: Sequence[Telemetry], received_ms: int) -> int:
+        """Store climate readings (duplicates ignored); returns how many were new."""
+        with self._transaction() as conn:
+            fresh = sqlite_climate.insert(conn, readings, received_ms)
+            for reading in fresh:
+                self._touch_device(conn, reading.site, reading.device, received_ms)
+        self._emit([StoreChange("telemetry", "stored", r) for r in fresh])
+        return len(fresh)
+
+    def climate_series(self, shed: str, quantity: str, from_ms: int, to_ms: int,
+                       bucket_ms: int) -> list[sqlite_climate.ClimateBucket]:
+        return sqlite_climate.series(self._conn(), shed, quantity, from_ms, to_ms, bucket_ms)
+
+    def climate_sensors(self, shed: str | None = None) -> list[sqlite_climate.SensorState]:
+        return sqlite_climate.sensors(self._conn(), shed)
+
+    def climate_sheds(self) -> dict[str, str]:
+        return sqlite_climate.climate_sheds(self._conn())
+
+    def put_temperature_forecast(self, site: str, shed: str, points: Sequence[tuple[int, float]],
+                                 created_ms: int) -> None:
+        with self._transaction() as conn:
+            sqlite_climate.put_forecast(conn, site, shed, points, created_ms)
+
+    def temperature_forecast(self, site: str, shed: str, from_ms: int, to_ms: int) -> list[tuple[int, float]]:
+        return sqlite_climate.forecast(self._conn(), site, shed, from_ms, to_ms)
 
     def write_dead_letters(self, letters: list[NewDeadLetter], received_ms: int) -> None:
         limit = self._dead_letter_max_bytes

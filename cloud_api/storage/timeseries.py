@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from fieldline.contract import Event
+from fieldline.contract import Event, Telemetry
 
 from cloud_api.core.config import Settings
 from cloud_api.storage.records import StoreChange
@@ -37,8 +37,8 @@ class TimeSeriesStore(Protocol):
 
     def start(self) -> None: ...
 
-    def write(self, events: Sequence[Event]) -> None:
-        """Accept newly stored events; returns at once (buffered), never raises."""
+    def write(self, events: Sequence[Event | Telemetry]) -> None:
+        """Accept newly stored events and climate readings; returns at once (buffered), never raises."""
         ...
 
     def flush(self, timeout: float) -> bool:
@@ -58,7 +58,7 @@ class SqliteTimeSeries:
     def start(self) -> None:
         pass
 
-    def write(self, events: Sequence[Event]) -> None:
+    def write(self, events: Sequence[Event | Telemetry]) -> None:
         pass
 
     def flush(self, timeout: float) -> bool:
@@ -84,7 +84,7 @@ def change_feeder(timeseries: TimeSeriesStore):  # noqa: ANN201 - a store change
     """A ``Store.add_change_listener`` callback passing newly stored count/inspection events on."""
 
     def feed(change: StoreChange) -> None:
-        if change.kind in ("count", "inspection") and change.change == "stored":
+        if change.kind in ("count", "inspection", "telemetry") and change.change == "stored":
             timeseries.write((change.subject,))
 
     return feed

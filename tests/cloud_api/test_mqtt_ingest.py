@@ -88,7 +88,7 @@ def test_malformed_payloads_are_dead_lettered_and_ingestion_continues(api: ApiSe
     for _, raw, _ in BAD_EVENTS:
         edge.publish(topic, raw)
     edge.publish(f"fieldline/v1/{SITE}/Edge One/events", json.dumps(event_payload(seq=20)))  # bad device name
-    edge.publish(f"fieldline/v1/{SITE}/edge-1/telemetry", b"{}")  # unknown topic suffix
+    edge.publish(f"fieldline/v1/{SITE}/edge-1/weather", b"{}")  # unknown topic suffix
     edge.event(event_payload(seq=21, counts={"ripe": 8}))  # a good one after all the bad ones
     processed(api, len(BAD_EVENTS) + 3)
 
@@ -104,7 +104,7 @@ def test_malformed_payloads_are_dead_lettered_and_ingestion_continues(api: ApiSe
     assert letters[0]["raw_text"] == "{not json"
     assert letters[1]["raw_base64"] == "//4AZ2FyYmFnZQ=="
     assert "device 'Edge One'" in letters[-2]["reason"]
-    assert "unknown suffix 'telemetry'" in letters[-1]["reason"]
+    assert "unknown suffix 'weather'" in letters[-1]["reason"]
     assert api.get("/health")["ingest"]["dead_letters"] == len(BAD_EVENTS) + 2
 
 

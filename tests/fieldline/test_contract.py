@@ -113,7 +113,7 @@ def test_bad_names_cannot_build_topics():
 
 def test_json_schema_covers_every_payload():
     schemas = json_schemas()
-    assert set(schemas) == {"event", "status", "alert", "stats", "command", "command_reply"}
+    assert set(schemas) == {"event", "status", "alert", "stats", "command", "command_reply", "telemetry"}
     assert "zone" in schemas["event"]["properties"]
     assert "schema" in schemas["event"]["properties"]
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 
 from cloud_api.api.deps import require_token
 from cloud_api.api.routes import alerts, auth, dead_letters, devices, events, harvest, health, live, sheds
-from cloud_api.api.routes import lines, qa
+from cloud_api.api.routes import climate, lines, qa
 
 
 def api_router() -> APIRouter:
@@ -24,5 +24,6 @@ def api_router() -> APIRouter:
     protected.include_router(dead_letters.router)
     protected.include_router(lines.router)
     protected.include_router(qa.router)
+    protected.include_router(climate.router)
     router.include_router(protected)
     return router

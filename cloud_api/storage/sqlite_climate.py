@@ -1,0 +1,133 @@
+"""Climate time series in SQLite: readings per (site, sensor, quantity, time), each sensor's last reading, and
+temperature forecasts given to the API.
+
+Values are stored in canonical units (°C, % relative humidity), so every reader sees one unit. A repeated
+reading (same site, sensor, quantity and time) is a duplicate and ignored. A sensor is keyed by (site,
+sensor): sensor names are chosen per site, like device names.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fieldline.contract import Telemetry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS climate_points (
+    site TEXT NOT NULL, sensor TEXT NOT NULL, quantity TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+    shed TEXT NOT NULL, device TEXT NOT NULL, value REAL NOT NULL, received_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, sensor, quantity, ts_ms)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS climate_points_shed ON climate_points (shed, quantity, ts_ms);
+CREATE TABLE IF NOT EXISTS climate_sensors (
+    site TEXT NOT NULL, sensor TEXT NOT NULL, quantity TEXT NOT NULL, shed TEXT NOT NULL, device TEXT NOT NULL,
+    last_ts_ms INTEGER NOT NULL, last_value REAL NOT NULL, last_received_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, sensor, quantity)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS temperature_forecasts (
+    site TEXT NOT NULL, shed TEXT NOT NULL, ts_ms INTEGER NOT NULL, value REAL NOT NULL, created_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, shed, ts_ms)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class ClimateBucket:
+    ts_ms: int  # bucket start
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class SensorState:
+    site: str
+    sensor: str
+    quantity: str
+    shed: str
+    device: str
+    last_ts_ms: int
+    last_value: float
+    last_received_ms: int
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def insert(conn: sqlite3.Connection, readings: Sequence[Telemetry], received_ms: int) -> list[Telemetry]:
+    """Store new readings (inside the caller's transaction); returns those that were not duplicates."""
+    fresh: list[Telemetry] = []
+    for r in readings:
+        value = r.canonical_value()
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO climate_points (site, sensor, quantity, ts_ms, shed, device, value, received_ms)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (r.site, r.sensor, r.quantity, r.ts_ms, r.shed, r.device, value, received_ms),
+        )
+        if cur.rowcount != 1:
+            continue
+        fresh.append(r)
+        conn.execute(
+            "INSERT INTO climate_sensors (site, sensor, quantity, shed, device, last_ts_ms, last_value, last_received_ms)"
+            " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (site, sensor, quantity) DO UPDATE SET"
+            " shed = excluded.shed, device = excluded.device, last_ts_ms = excluded.last_ts_ms,"
+            " last_value = excluded.last_value, last_received_ms = excluded.last_received_ms"
+            " WHERE excluded.last_ts_ms >= climate_sensors.last_ts_ms",
+            (r.site, r.sensor, r.quantity, r.shed, r.device, r.ts_ms, value, received_ms),
+        )
+    return fresh
+
+
+def series(conn: sqlite3.Connection, shed: str, quantity: str, from_ms: int, to_ms: int,
+           bucket_ms: int) -> list[ClimateBucket]:
+    """Mean, min and max per bucket (from_ms + i x bucket_ms) over every sensor of the shed; empty buckets absent."""
+    rows = conn.execute(
+        "SELECT :from + ((ts_ms - :from) / :bucket) * :bucket AS b, avg(value), min(value), max(value), count(*)"
+        " FROM climate_points WHERE shed = :shed AND quantity = :q AND ts_ms >= :from AND ts_ms < :to"
+        " GROUP BY b ORDER BY b",
+        {"from": from_ms, "to": to_ms, "bucket": bucket_ms, "shed": shed, "q": quantity},
+    ).fetchall()
+    return [ClimateBucket(int(b), float(mean), float(lo), float(hi), int(n)) for b, mean, lo, hi, n in rows]
+
+
+def sensors(conn: sqlite3.Connection, shed: str | None = None) -> list[SensorState]:
+    sql = ("SELECT site, sensor, quantity, shed, device, last_ts_ms, last_value, last_received_ms FROM climate_sensors")
+    params: tuple[str, ...] = ()
+    if shed is not None:
+        sql += " WHERE shed = ?"
+        params = (shed,)
+    rows = conn.execute(sql + " ORDER BY site, shed, sensor, quantity", params).fetchall()
+    return [SensorState(*row) for row in rows]
+
+
+def climate_sheds(conn: sqlite3.Connection) -> dict[str, str]:
+    """Shed -> site of every shed that has a sensor."""
+    return {shed: site for site, shed in conn.execute("SELECT site, shed FROM climate_sensors ORDER BY last_ts_ms")}
+
+
+def put_forecast(conn: sqlite3.Connection, site: str, shed: str, points: Sequence[tuple[int, float]],
+                 created_ms: int) -> None:
+    """Replace the forecast of (site, shed) from its first point on (``shed`` "" = the whole site)."""
+    if not points:
+        return
+    start = min(ts for ts, _ in points)
+    conn.execute("DELETE FROM temperature_forecasts WHERE site = ? AND shed = ? AND ts_ms >= ?", (site, shed, start))
+    conn.executemany(
+        "INSERT OR REPLACE INTO temperature_forecasts (site, shed, ts_ms, value, created_ms) VALUES (?,?,?,?,?)",
+        [(site, shed, ts, value, created_ms) for ts, value in points],
+    )
+
+
+def forecast(conn: sqlite3.Connection, site: str, shed: str, from_ms: int, to_ms: int) -> list[tuple[int, float]]:
+    """Forecast points of the shed in [from_ms, to_ms); the site-wide forecast ("") where the shed has none."""
+    rows = conn.execute(
+        "SELECT ts_ms, value, shed FROM temperature_forecasts WHERE site = ? AND shed IN (?, '')"
+        " AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms",
+        (site, shed, from_ms, to_ms),
+    ).fetchall()
+    own = [(int(ts), float(v)) for ts, v, s in rows if s == shed and shed]
+    return own or [(int(ts), float(v)) for ts, v, s in rows if s == ""]
