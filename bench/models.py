@@ -8,8 +8,12 @@ note when absent). Runs are interleaved across models, in blocks of ``--block`` 
 untimed run), so a noisy machine slows all alike while each model runs warm as on an edge box: read the ratios.
 ``--side 320`` runs the dynamic-size zoo files whose own input is larger at 320x320, the anchors' size (the
 issue's point of comparison); by default every file runs at its own input size.
-Prints a table; the LAST line is one JSON object: the figures, and each zoo model's speed-up at 1 thread
-against the fastest anchor (anchor median / model median; > 1 means the zoo model is faster).
+Then (``--detect-runs``, default ``--runs``; 0 skips) the detector's whole ``detect()`` per model on a 720p frame,
+letterbox + inference + output decode + NMS, 1 thread, each model at its shipped input size, interleaved the
+same way (``bench/detect_timing.py``): what a camera pays per frame, not the session alone.
+Prints tables; the LAST line is one JSON object: the figures (``detect``: the whole-detect() times), and each
+zoo model's speed-up at 1 thread against the fastest anchor (anchor median / model median; > 1 means the zoo
+model is faster).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ if str(ROOT) not in sys.path:
 
 from rich.console import Console  # noqa: E402
 
+from bench.detect_timing import load_detectors, time_detect  # noqa: E402
 from models.bench import bench_models, bench_table, square_if_larger  # noqa: E402
 
 DEFAULT_ANCHORS = Path("/work/shared/anchors")
@@ -51,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zoo", type=Path, default=ROOT / "models" / "zoo")
     ap.add_argument("--side", type=int, default=0, help="run larger dynamic-size zoo files at this square size")
     ap.add_argument("--block", type=int, default=25, help="timed runs of one model in a row")
+    ap.add_argument("--detect-runs", type=int, default=None,
+                    help="runs of the whole detect() per model (default: --runs; 0: skip)")
     args = ap.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 150)
     zoo = sorted(args.zoo.glob("*.onnx"))
@@ -83,8 +90,29 @@ def main(argv: list[str] | None = None) -> int:
     if res["fastest_anchor"]:
         console.print(f"speed-up = {res['fastest_anchor']} median / model median at {res['speedup_threads']} thread "
                       f"(> 1: zoo model faster)")
+    detect_runs = args.runs if args.detect_runs is None else args.detect_runs
+    if detect_runs > 0:
+        detectors, skipped = load_detectors(zoo, anchors)
+        res["detect"] = time_detect(detectors, runs=detect_runs, block=args.block)
+        res["detect_skipped"] = skipped
+        console.print(detect_table(res["detect"], skipped))
     print(json.dumps(res))
     return 0
+
+
+def detect_table(times: dict[str, dict], skipped: dict[str, str]):
+    """A rich Table of the whole-detect() times."""
+    from rich.table import Table
+
+    table = Table(title="whole detect() on a 1280x720 BGR frame (letterbox, inference, decode, NMS), 1 thread, "
+                        "interleaved; wall ms, CPU ms beside it")
+    for col in ("model", "input", "median ms", "p90 ms", "CPU median ms"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, t in times.items():
+        table.add_row(name, t["input"], f"{t['median_ms']:.2f}", f"{t['p90_ms']:.2f}", f"{t['cpu_median_ms']:.2f}")
+    for name, why in skipped.items():
+        table.add_row(name, "-", "skipped", "", why[:60])
+    return table
 
 
 if __name__ == "__main__":
