@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from fieldline.config import ConfigError, guess_kind, load_config, read_config
 from fieldline.cli_device import device_app
+from fieldline.cli_fleet import register_model_push
 
 app = typer.Typer(help="FieldLine: edge vision for greenhouses and factory lines.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -279,6 +280,7 @@ def demo(
 def _mount_optional() -> None:
     from models.cli import model_app
 
+    register_model_push(model_app)  # fieldline model push: the cloud API's model registry
     app.add_typer(model_app, name="model", help="Train, compress, evaluate and ship detection models.")
 
 

@@ -70,6 +70,16 @@ class SnapshotItem:
 
 
 @dataclass(frozen=True)
+class CommandReplyItem:
+    """A device's reply on ``cmd/{name}/reply``; the writer matches it to the API's command by request id."""
+
+    site: str
+    device: str
+    name: str
+    reply: CommandReply
+
+
+@dataclass(frozen=True)
 class DeadLetterItem:
     topic: str
     reason: str
@@ -82,8 +92,8 @@ class IgnoredItem:
     why: str
 
 
-IngestItem = (EventItem | StatusItem | AlertItem | StatsItem | SnapshotItem | TelemetryItem | DeadLetterItem
-              | IgnoredItem)
+IngestItem = (EventItem | StatusItem | AlertItem | StatsItem | SnapshotItem | CommandReplyItem | TelemetryItem
+              | DeadLetterItem | IgnoredItem)
 Classify = Callable[[str, bytes], IngestItem]  # (topic, payload) -> item
 
 
@@ -130,8 +140,9 @@ class MessageClassifier:
         if topic.kind == "snapshots":
             return self._snapshot(topic, payload)
         if topic.kind == "cmd_reply":
-            parse_payload(CommandReply, payload)  # validated so a broken reply is visible in dead letters
-            return IgnoredItem(topic=topic_name, why="command replies are not stored yet")
+            assert topic.arg is not None
+            return CommandReplyItem(site=topic.site, device=topic.device, name=topic.arg,
+                                    reply=parse_payload(CommandReply, payload))
         return IgnoredItem(topic=topic_name, why="cmd topics are cloud to edge")
 
     def _snapshot(self, topic: Topic, payload: bytes) -> SnapshotItem:

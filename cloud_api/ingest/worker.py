@@ -3,6 +3,9 @@
 The paho network thread reconnects with exponential backoff whenever the broker goes away; the API keeps
 serving meanwhile. After each pass that read messages it writes them (``BatchWriter.write_held``), and
 acknowledges them (PUBACK) only after they are committed to the store.
+
+The same client also sends the API's commands to devices (``publish``): one broker connection and one
+login per API worker, with the ``api`` user's ACL (write ``fieldline/v1/+/+/cmd/#``).
 """
 
 from __future__ import annotations
@@ -117,6 +120,21 @@ class IngestWorker:
         client.on_subscribe = self._on_subscribe
         client.after_read = self._writer.write_held
         return client
+
+    def publish(self, topic: str, payload: bytes, timeout: float = 5.0) -> bool:
+        """Publish at QoS 1 and wait for the broker's PUBACK; False when not connected or no PUBACK in time
+        (the caller keeps the message and tries again: the device side is idempotent by request id)."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return False
+        info = client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError):  # the connection went while waiting
+            return False
+        return info.is_published()
 
     # ------------------------------------------------------------ state for tests and /health
 

@@ -26,6 +26,7 @@ from cloud_api.ingest.counters import IngestCounters
 from cloud_api.ingest.messages import (
     AlertItem,
     Classify,
+    CommandReplyItem,
     DeadLetterItem,
     EventItem,
     IgnoredItem,
@@ -183,6 +184,13 @@ class BatchWriter:
                 self._counters.add_outcomes(ignored=1)  # stale: from an older boot than the stored one
         elif isinstance(item, StatsItem):
             self._with_retry(1, at, lambda: self._store.write_stats(item.stats, at))
+        elif isinstance(item, CommandReplyItem):
+            matched = self._with_retry(1, at, lambda: self._store.write_command_reply(
+                item.site, item.device, item.name, item.reply, at), outcome="none")
+            if matched is True:
+                self._counters.add_outcomes(stored=1, ingest_ms=at)
+            elif matched is False:
+                self._counters.add_outcomes(ignored=1)  # not a command of this API, or its reply already stored
         elif isinstance(item, TelemetryItem):
             self._with_retry(1, at, lambda: self._store.write_telemetry(item.readings, at))  # type: ignore[attr-defined]
             alerts = self._telemetry_alerts(item.readings) if self._telemetry_alerts is not None else []

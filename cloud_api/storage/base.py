@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from fieldline.contract import Alert, DeviceStats, DeviceStatus, Event
+from fieldline.contract import Alert, CommandReply, DeviceStats, DeviceStatus, Event
 
 from cloud_api.storage.records import (
     AlertQuery,
@@ -59,6 +59,10 @@ class Store(Protocol):
     def write_stats(self, stats: DeviceStats, received_ms: int) -> None: ...
 
     def write_snapshot(self, site: str, device: str, event_id: str, jpeg: bytes, received_ms: int) -> None: ...
+
+    def write_command_reply(self, site: str, device: str, name: str, reply: CommandReply, received_ms: int) -> bool:
+        """Store a device's reply to a command the API sent it (matched by request id); False when none matches."""
+        ...
 
     def write_dead_letters(self, letters: list[NewDeadLetter], received_ms: int) -> None:
         """Store dead letters; raw is truncated to the configured limit, its full size is kept."""

@@ -17,6 +17,7 @@ from cloud_api.storage import (
     sqlite_alerts,
     sqlite_batch,
     sqlite_climate,
+    sqlite_fleet,
     sqlite_identity,
     sqlite_qa,
     sqlite_retention,
@@ -38,6 +39,7 @@ from cloud_api.storage.records import (
     ShedSummary,
     StoreChange,
 )
+from cloud_api.storage.sqlite_fleet import FleetMixin
 from cloud_api.storage.sqlite_metadata import MetadataMixin
 from cloud_api.storage.sqlite_qa import QaMixin
 from cloud_api.storage.sqlite_schema import ConnectionPool, setup_lock
@@ -58,7 +60,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteStore(MetadataMixin, QaMixin):
+class SqliteStore(MetadataMixin, QaMixin, FleetMixin):
     """Events, count time series, devices, alerts, snapshots and dead letters in one SQLite file."""
 
     def __init__(self, path: Path, dead_letter_max_bytes: int = 4096) -> None:
@@ -79,6 +81,7 @@ class SqliteStore(MetadataMixin, QaMixin):
                 sqlite_qa.ensure_schema(self._pool.get())  # factory QA tables (backfilled once when new)
                 sqlite_rollups.ensure_schema(self._pool.get())  # count rollups (backfilled once when new)
                 sqlite_climate.ensure_schema(self._pool.get())  # climate series, sensors, temperature forecasts
+                sqlite_fleet.ensure_schema(self._pool.get())  # model registry, device commands, audit log
 
     def _backfill_alert_lifecycle(self) -> None:
         """Schema 1 -> 2: group the alerts stored before the lifecycle existed (all start active)."""

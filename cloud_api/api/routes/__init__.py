@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from cloud_api.api.deps import require_token
+from cloud_api.api.routes import fleet_commands, fleet_models
 from cloud_api.api.routes import alerts, auth, dead_letters, devices, events, harvest, health, live, sheds
 from cloud_api.api.routes import climate, lines, qa
 
@@ -14,6 +15,7 @@ def api_router() -> APIRouter:
     router.include_router(health.router)
     router.include_router(auth.router)
     router.include_router(live.router)
+    router.include_router(fleet_models.download)  # a device's download token or a user's
     protected = APIRouter(dependencies=[Depends(require_token)])
     protected.include_router(auth.protected)
     protected.include_router(devices.router)
@@ -24,6 +26,8 @@ def api_router() -> APIRouter:
     protected.include_router(dead_letters.router)
     protected.include_router(lines.router)
     protected.include_router(qa.router)
+    protected.include_router(fleet_models.router)
+    protected.include_router(fleet_commands.router)  # also runs the command dispatcher (router lifespan)
     protected.include_router(climate.router)
     router.include_router(protected)
     return router

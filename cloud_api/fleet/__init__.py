@@ -1,0 +1,1 @@
+"""Fleet console: the model registry, device commands through the broker, and the audit log."""
