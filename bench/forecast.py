@@ -1,0 +1,141 @@
+"""Backtest the ripening forecast on simulated sheds against persistence and a 3-day linear trend.
+
+    python bench/forecast.py [--sheds 60] [--days 28] [--seed 7] [--no-temperature-forecast]
+
+Each simulated shed (tests/support/ripening_sim.py: temperature-driven ripening with fruit-to-fruit
+variation, fruit set, harvests on about half the days, day/night and weather patterns, cameras that miss
+and confuse fruit) gives 28 mornings of observed stage counts, harvest marks and hourly sensor temperatures
+(±0.3 °C noise). Every morning d from day 5 on, the model is refitted on mornings 0..d only and predicts
+pick-ready fruit at d+1, d+2, d+3 (assuming no picking after d's count); the truth is the simulator's.
+The temperature forecast given to the model is the true future plus a per-day error (sd 1.5 °C) and an hourly
+one (sd 0.7 °C); ``--no-temperature-forecast`` assumes the last day's shape drifting back to the week's mean.
+
+MAPE is over shed-days whose true pick-ready is >= 10 fruits. The last line is JSON:
+``{mape_1d, mape_2d, mape_3d, persistence_mape_3d, trend_mape_3d, shed_days, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cloud_api.services.ripening import (  # noqa: E402
+    Observation,
+    assumed_temperatures,
+    fit,
+    linear_trend,
+    persistence,
+    predict,
+    thermal_rate,
+)
+from tests.support.ripening_sim import DAY_MS, HOUR_MS, MORNING_HOUR, SimShed, simulate_site  # noqa: E402
+
+HORIZON = 3
+FIRST_DAY = 5
+MIN_READY = 10
+
+_rate = np.vectorize(thermal_rate)
+
+
+def thermal_clock(hourly_c: np.ndarray):  # noqa: ANN201 - returns a ThermalTime
+    """(from_ms, to_ms) -> °C·d, from hourly temperatures starting at t=0 (fractional hours interpolated)."""
+    cumulative = np.concatenate([[0.0], np.cumsum(_rate(hourly_c) / 24.0)])
+
+    def at(ms: int) -> float:
+        h = min(max(ms / HOUR_MS, 0.0), len(cumulative) - 1.0)
+        i = int(h)
+        if i >= len(cumulative) - 1:
+            return float(cumulative[-1])
+        return float(cumulative[i] + (cumulative[i + 1] - cumulative[i]) * (h - i))
+
+    return lambda a, b: at(b) - at(a)
+
+
+def observations(shed: SimShed, upto: int) -> list[Observation]:
+    return [
+        Observation(ts_ms=d * DAY_MS + MORNING_HOUR * HOUR_MS, early=c["green"], pre=c["half_ripe"], ready=c["ripe"],
+                    harvested_after=shed.harvested[d])
+        for d, c in enumerate(shed.counts[:upto + 1])
+    ]
+
+
+def backtest(sheds: list[SimShed], rng: np.random.Generator, with_forecast: bool) -> dict[str, object]:
+    errors: dict[str, list[list[float]]] = {name: [[] for _ in range(HORIZON)] for name in ("model", "persist", "trend")}
+    inside = [0] * HORIZON
+    for shed in sheds:
+        sensed = shed.temps + rng.normal(0.0, 0.3, shed.temps.size)
+        days = len(shed.counts)
+        for d in range(FIRST_DAY, days):
+            base_hour = d * 24 + MORNING_HOUR
+            future = shed.temps[base_hour:].copy()
+            if with_forecast:
+                day_error = np.repeat(rng.normal(0.0, 1.5, future.size // 24 + 2), 24)[:future.size]
+                future += day_error + rng.normal(0.0, 0.7, future.size)
+            else:
+                future = np.array(assumed_temperatures(list(sensed[max(0, base_hour - 168):base_hour]), future.size))
+            clock = thermal_clock(np.concatenate([sensed[:base_hour], future]))
+            history = observations(shed, d)
+            model = fit(history, clock)
+            targets = [history[-1].ts_ms + k * DAY_MS for k in range(1, HORIZON + 1)]
+            predicted = predict(history[-1], model, targets, clock)
+            baselines = {"persist": persistence(history, HORIZON), "trend": linear_trend(history, HORIZON)}
+            for k in range(HORIZON):
+                truth = shed.truth(d, k + 1)
+                if truth < MIN_READY:
+                    continue
+                errors["model"][k].append(abs(predicted[k].ready - truth) / truth)
+                for name, values in baselines.items():
+                    errors[name][k].append(abs(values[k] - truth) / truth)
+                inside[k] += int(predicted[k].low <= truth <= predicted[k].high)
+    mape = {name: [100 * float(np.mean(e)) if e else float("nan") for e in per_k] for name, per_k in errors.items()}
+    n = [len(e) for e in errors["model"]]
+    return {
+        "mape": mape,
+        "coverage": [100 * inside[k] / n[k] if n[k] else float("nan") for k in range(HORIZON)],
+        "shed_days": n[-1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sheds", type=int, default=60)
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-temperature-forecast", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    sheds = simulate_site(args.seed, args.sheds, history_days=args.days, horizon=HORIZON)
+    result = backtest(sheds, np.random.default_rng(args.seed + 1), not args.no_temperature_forecast)
+    mape, coverage = result["mape"], result["coverage"]
+    assert isinstance(mape, dict) and isinstance(coverage, list)
+    print(f"{args.sheds} sheds x {args.days} days, forecasts from day {FIRST_DAY}, "
+          f"temperature forecast: {'given' if not args.no_temperature_forecast else 'none (last day, drifting to the week mean)'}")
+    print(f"{'horizon':>8} {'model':>8} {'persist':>8} {'trend':>8} {'model/best':>10} {'band80':>7}")
+    for k in range(HORIZON):
+        best = min(mape["persist"][k], mape["trend"][k])
+        print(f"{f'+{k + 1}d':>8} {mape['model'][k]:7.1f}% {mape['persist'][k]:7.1f}% {mape['trend'][k]:7.1f}% "
+              f"{mape['model'][k] / best:9.2f}x {coverage[k]:6.0f}%")
+    print(f"shed-days with >= {MIN_READY} pick-ready at +3d: {result['shed_days']}; "
+          f"{time.perf_counter() - started:.1f} s")
+    print(json.dumps({
+        "mape_1d": round(mape["model"][0], 2), "mape_2d": round(mape["model"][1], 2),
+        "mape_3d": round(mape["model"][2], 2),
+        "persistence_mape_3d": round(mape["persist"][2], 2), "trend_mape_3d": round(mape["trend"][2], 2),
+        "persistence_mape": [round(x, 2) for x in mape["persist"]], "trend_mape": [round(x, 2) for x in mape["trend"]],
+        "band80_coverage": [round(x, 1) for x in coverage], "shed_days": result["shed_days"],
+        "temperature_forecast": not args.no_temperature_forecast, "sheds": args.sheds, "days": args.days,
+        "seed": args.seed,
+    }))
+
+
+if __name__ == "__main__":
+    main()
