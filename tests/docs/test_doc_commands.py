@@ -188,6 +188,7 @@ OTHER_COMMANDS = [  # (pattern, why it is not run here, check)
     (r"bash scripts/demo\.sh\b", "serves until stopped", check_demo_sh),
     (r"bash scripts/test\.sh\b", "the whole suite", check_test_sh),
     (r"bash scripts/setup\.sh( [\w,]+)?$", "installs packages", check_setup_sh),
+    (r"bash scripts/bench-setup\.sh$", "installs Debian packages", lambda w: repo_paths_exist(w[1:])),
     (r"bash models/recipes/[\w-]+\.sh$", "trains for minutes", repo_paths_exist),
     (r"(\.venv/bin/)?python bench/\w+\.py\b", "a benchmark: minutes of load", check_bench),
     (r"\.venv/bin/mkdocs (serve|build)\b", "test_docs_site.py builds the site", lambda w: []),
