@@ -106,6 +106,8 @@ def measure_rtsp(model: dict, detector: Detector, work: Path, broker: tuple[str,
         wait_connected(agent)
         time.sleep(warmup_s)
         counters = agent.counters["cam-1"]
+        loop = agent.loops.get("cam-1")
+        source_kind = type(loop.source).__name__ if loop else "?"
         t0, cpu0, frames0, events0 = time.time(), CLOCK(), counters.frames, counters.events
         time.sleep(seconds)
         t1, cpu1, frames1, events1 = time.time(), CLOCK(), counters.frames, counters.events
@@ -118,7 +120,7 @@ def measure_rtsp(model: dict, detector: Detector, work: Path, broker: tuple[str,
     latencies = [arrival - ts for arrival, ts in received if t0 * 1000 <= ts <= t1 * 1000]
     cpu = cpu1 - cpu0
     return {
-        "url": "rtsp://127.0.0.1/<port>/cam (GStreamer RTSP server, RTP over UDP)", "video": codec,
+        "server": "GStreamer RTSP server (Debian), 127.0.0.1", "source": source_kind, "video": codec,
         "size": f"{int(height * 16 / 9)}x{height}", "stream_fps": fps, "window_s": round(t1 - t0, 2),
         "frames": frames, "frames_per_s": round(frames / (t1 - t0), 2), "cpu_ms_per_frame": round(cpu * 1000 / frames, 3),
         "cpu_share_of_core": round(cpu / (t1 - t0), 3), "events": events1 - events0, "events_received": len(latencies),

@@ -1,4 +1,4 @@
-"""Video files, RTSP/HTTP streams and USB cameras through OpenCV/FFmpeg.
+"""Video files, RTSP/HTTP streams and USB cameras through FFmpeg (PyAV; OpenCV where PyAV is missing).
 
 Files are read frame by frame in order. Live sources (streams, USB) run a grabber thread that keeps only
 the newest frame, so a slow detector never builds a backlog, and that reopens the source with exponential
@@ -140,7 +140,11 @@ def open_video(config: VideoSource | UsbSource) -> Source:
         return LiveCapture(config.index, f"usb camera {config.index}", config.reconnect_max_s,
                            (config.width, config.height))
     if config.path.startswith(STREAM_PREFIXES):
-        return LiveCapture(config.path, f"stream {config.path}", config.reconnect_max_s)
+        try:  # frames kept in the decoder's YUV (no full-size BGR copy per frame; see pyav_live)
+            from edge_agent.sources.pyav_live import PyAvLiveStream
+        except ImportError:  # PyAV missing: OpenCV decodes to BGR instead
+            return LiveCapture(config.path, f"stream {config.path}", config.reconnect_max_s)
+        return PyAvLiveStream(config.path, f"stream {config.path}", config.reconnect_max_s)
     try:
         from edge_agent.sources.pyav_video import PyAvVideoFile
     except ImportError:  # PyAV missing (a platform without its wheels): OpenCV decodes to BGR instead
