@@ -166,3 +166,29 @@ def test_refusals_roles_and_redaction(fleet):
     shown = command_state(api, created.json()["id"])
     assert shown["args"]["config"]["mqtt"]["password"] == "<redacted>"  # ...the API's readers do not
     assert "s3cret" not in json.dumps(api.get("/audit"))
+
+
+def test_a_command_sent_while_the_broker_is_down_goes_out_when_it_returns(tmp_path, broker):
+    with ApiServer(settings_for(tmp_path, broker)) as api:
+        assert api.worker.wait_connected(10)
+        with Publisher(broker) as publisher:
+            publisher.status(status_payload(device="edge-1"), device="edge-1")
+        wait_until(lambda: len(api.get("/devices")) == 1, what="device known")
+        broker.stop()
+        wait_until(lambda: not api.worker.connected, what="the API noticed the broker is gone")
+        created = api.client.post(f"/devices/{SITE}/edge-1/commands", json={"name": "restart"})
+        assert created.status_code == 202, created.text
+        time.sleep(1.5)  # a few dispatcher passes without a broker
+        pending = command_state(api, created.json()["id"])
+        assert (pending["state"], pending["attempts"]) == ("pending", 0)
+        broker.start()
+        device = FakeDevice(broker, "edge-1", api)
+        try:
+            command, _ = device.next_command(timeout=20)
+            assert command.request_id == created.json()["id"]
+            device.reply(command)
+            done = wait_until(lambda: (c := command_state(api, command.request_id))["state"] == "ok" and c,
+                              timeout=10, what="reply after the broker came back")
+            assert done["attempts"] == 1
+        finally:
+            device.close()

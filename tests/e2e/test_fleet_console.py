@@ -22,6 +22,7 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.detectors.onnx_detector import OnnxDetector
+from edge_agent.ota import OtaError
 from tests.support.api_process import REPO, ApiProcess
 from tests.support.live_api import wait_until
 from tests.support.mosquitto import MosquittoBroker
@@ -92,8 +93,11 @@ def test_pushed_model_reaches_the_agent_with_its_download_token(fleet, tmp_path)
         assert sha == hashlib.sha256(FP32.read_bytes()).hexdigest()
         assert "registered: tomato-ripeness 2.2.2" in pushed.stdout and "map50" in pushed.stdout
 
-        # the URL alone opens nothing
+        # the URL alone opens nothing, nor does a token the API did not sign; the agent says why
         assert httpx.get(f"{api.url}/api/v1/models/{sha}/file").status_code == 401
+        forged = f"fldl1.farm.dev-1.{sha}.{10**13}.{'0' * 64}"
+        with pytest.raises(OtaError, match=r"HTTP 401 \(model download token has a bad signature"):
+            agent.install_model(f"{api.url}/api/v1/models/{sha}/file", sha, forged)
         assert agent.detector.sha256 != sha
         frames_before = agent.counters["cam-1"].frames
         sent = api_call(api, "POST", "/devices/farm/dev-1/commands", json={"name": "model", "args": {"sha256": sha}})
