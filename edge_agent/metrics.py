@@ -35,7 +35,8 @@ class AgentCounters:
 class MetricsSource(Protocol):
     """What the exporter reads from the agent."""
 
-    counters: Mapping[str, CameraCounters]
+    @property
+    def counters(self) -> Mapping[str, CameraCounters]: ...
 
     def stats(self) -> DeviceStats: ...
 

@@ -251,7 +251,8 @@ class FleetMixin:
 
     def list_audit(self, *, target_kind: str | None = None, target: str | None = None, actor: str | None = None,
                    before_id: int | None = None, limit: int = 100) -> list[AuditRecord]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         for column, value in (("target_kind", target_kind), ("target", target), ("actor", actor)):
             if value is not None:
                 where.append(f"{column} = ?")
