@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
 
-from cloud_api.api.deps import SettingsDep, StoreDep
+from cloud_api.api.deps import HarvestServiceDep, SettingsDep, StoreDep
 from cloud_api.services.forecast import FitCache, ForecastDay, ForecastService, NoCounts, ShedForecast
 from cloud_api.services.sheds import UnknownShed
 
@@ -40,6 +40,17 @@ class ShedForecastOut(BaseModel):
     temperature_source: str = Field(description="forecast (given), recent (last day repeated) or none (assumed)")
     history_days: int = Field(description="Mornings with counts used for the fit")
     model: ForecastModelOut
+
+
+class DayWorkOut(BaseModel):
+    date: str
+    source: str = Field(description="counts (today, sheds marked done left out) or forecast")
+    fruits: int = Field(description="Pick-ready fruits to pick that day")
+    low: int = Field(description="Lower end of the forecast's 80 % band (= fruits for today)")
+    high: int = Field(description="Upper end of the forecast's 80 % band (= fruits for today)")
+    pick_hours: float = Field(description="Picking time for one person: fruits / Settings.harvest_pick_rate_per_min")
+    total_hours: float = Field(description="Picking and walking, summed over the operators of the day's plan")
+    makespan_hours: float = Field(description="Until the last operator is done, with Settings.harvest_operators")
 
 
 class SiteForecastOut(BaseModel):
@@ -92,3 +103,9 @@ def shed_forecast(service: ForecastDep, shed_id: Annotated[str, Path(min_length=
 def site_forecast(service: ForecastDep) -> SiteForecastOut:
     result = service.site(_now_ms())
     return SiteForecastOut(days=[_day(d) for d in result.days], sheds=[shed_forecast_out(s) for s in result.sheds])
+
+
+@router.get("/harvest/outlook", response_model=list[DayWorkOut], tags=["harvest"],
+            summary="Hours of picking each day needs: today from the counts, the next 3 days from the forecast")
+def harvest_outlook(service: HarvestServiceDep) -> list[DayWorkOut]:
+    return [DayWorkOut(**vars(day)) for day in service.outlook()]
