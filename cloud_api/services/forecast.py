@@ -1,6 +1,8 @@
 """Pick-ready forecast per shed and for the site, from what the system itself stored.
 
-Inputs, all read from the store: each morning's stage counts (the counts at ``Settings.forecast_observe_hour``
+The forecast starts from the shed's latest counts (a count after a harvest today gives tomorrow's smaller
+number) and predicts the mornings of the next 3 calendar days. Inputs, all read from the store: each
+morning's stage counts (the counts at ``Settings.forecast_observe_hour``
 local time, summed over the shed's cameras and rows), the harvest done marks (a shed marked done on a day
 was picked after that morning's count), the shed's hourly temperatures, and a temperature forecast when one
 was given (``PUT /climate/temperature-forecast``; otherwise the last day's temperatures are assumed to
@@ -59,7 +61,7 @@ class ForecastDay:
 class ShedForecast:
     shed: str
     site: str | None
-    base_ts_ms: int  # the morning count the forecast starts from
+    base_ts_ms: int  # the newest count the forecast starts from
     base_ready: int
     days: list[ForecastDay]
     explanation: str
@@ -110,7 +112,7 @@ class ForecastService:
         mornings = self._mornings(now_ms)
         counts = [self._store.shed_counts_at(ts, DAY_MS) for _, ts in mornings]
         done = {day: {d.shed for d in self._store.list_done(day.isoformat())} for day, _ in mornings}
-        result = self._forecast(shed_id, mornings, counts, done, now_ms)
+        result = self._forecast(shed_id, mornings, counts, done, now_ms, self._latest(now_ms))
         if result is None:
             raise NoCounts(shed_id)
         return result
@@ -124,7 +126,8 @@ class ForecastService:
         counts = [self._store.shed_counts_at(ts, DAY_MS) for _, ts in mornings]
         done = {day: {d.shed for d in self._store.list_done(day.isoformat())} for day, _ in mornings}
         sheds = [s.id for s in self._store.list_sheds()]
-        results = [r for s in sheds if (r := self._forecast(s, mornings, counts, done, now_ms)) is not None]
+        latest = self._latest(now_ms)
+        results = [r for s in sheds if (r := self._forecast(s, mornings, counts, done, now_ms, latest)) is not None]
         days = []
         for k in range(HORIZON_DAYS):
             per = [r.days[k] for r in results if len(r.days) > k]
@@ -149,13 +152,23 @@ class ForecastService:
         last = today if self._morning(today) <= now_ms else today - timedelta(days=1)
         return [(d, self._morning(d)) for d in (last - timedelta(days=i) for i in range(HISTORY_DAYS - 1, -1, -1))]
 
+    def _latest(self, now_ms: int) -> dict[str, tuple[int, dict[str, int]]]:
+        """Per shed: (newest count time, the counts now) over the keys that counted in the last day."""
+        now_counts = self._store.shed_counts_at(now_ms, DAY_MS)
+        newest: dict[str, int] = {}
+        for item in self._store.latest_counts():
+            if item.ts_ms <= now_ms:
+                newest[item.shed] = max(newest.get(item.shed, 0), item.ts_ms)
+        return {shed: (newest[shed], counts) for shed, counts in now_counts.items() if shed in newest}
+
     def _labels(self, shed: str) -> tuple[list[str], list[str], list[str]]:
         ready = self._settings.pick_ready_labels_by_shed.get(shed, self._settings.pick_ready_labels)
         order = next((o for o in RIPENESS_ORDERS if set(ready) <= set(o)), RIPENESS_ORDERS[1])
         return stage_groups(order, ready)
 
     def _forecast(self, shed: str, mornings: Sequence[tuple[Date, int]], counts: Sequence[dict[str, dict[str, int]]],
-                  done: dict[Date, set[str]], now_ms: int) -> ShedForecast | None:
+                  done: dict[Date, set[str]], now_ms: int,
+                  latest: dict[str, tuple[int, dict[str, int]]]) -> ShedForecast | None:
         groups = self._labels(shed)
         history = []
         for (day, ts), by_shed in zip(mornings, counts, strict=True):
@@ -163,17 +176,23 @@ class ForecastService:
                 early, pre, ready = fold(by_shed[shed], groups)
                 history.append(Observation(ts_ms=ts, early=early, pre=pre, ready=ready,
                                            harvested_after=shed in done[day]))
-        if not history:
+        if shed in latest and (not history or latest[shed][0] > history[-1].ts_ms):
+            ts, now_counts = latest[shed]
+            early, pre, ready = fold(now_counts, groups)
+            base = Observation(ts_ms=ts, early=early, pre=pre, ready=ready)
+        elif history:
+            base = history[-1]
+        else:
             return None
-        base = history[-1]
+        fit_key_ts = history[-1].ts_ms if history else 0
         base_day = datetime.fromtimestamp(base.ts_ms / 1000, self._tz).date()
         targets = [self._morning(base_day + timedelta(days=k)) for k in range(1, HORIZON_DAYS + 1)]
         site = self._store.shed_sites().get(shed)
         clock, source = self._clock(shed, site, mornings[0][1] - DAY_MS, base.ts_ms, targets[-1])
-        key = (datetime.fromtimestamp(now_ms / 1000, self._tz).date().isoformat(), base.ts_ms)
+        key = (datetime.fromtimestamp(now_ms / 1000, self._tz).date().isoformat(), fit_key_ts)
         model = self._cache.get(shed, key)
         if model is None:
-            model = fit(history, clock)
+            model = fit(history or [base], clock)
             self._cache.put(shed, key, model)
         predicted = predict(base, model, targets, clock)
         line = explain(model, base, predicted, clock(base.ts_ms - 7 * DAY_MS, base.ts_ms),

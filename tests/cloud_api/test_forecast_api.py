@@ -11,7 +11,7 @@ import pytest
 from cloud_api.services.forecast import FitCache, ForecastService
 from cloud_api.storage.sqlite_store import SqliteStore
 from tests.cloud_api.cloudapi_builders import ApiServer, settings_for
-from tests.support.forecast_seed import seed
+from tests.support.forecast_seed import count_event, seed
 from tests.support.ripening_sim import SimShed, simulate_site
 
 OBSERVE_HOUR = 8
@@ -88,4 +88,22 @@ def test_fits_are_cached_per_day_and_base_morning(tmp_path: Path) -> None:
     assert again.model is first.model  # same day, same morning: no refit
     tomorrow = ForecastService(store, settings, cache).shed("shed-1", now_ms() + 86_400_000)
     assert tomorrow.model is not first.model  # a new day refits
+    store.close()
+
+
+def test_a_count_after_todays_harvest_lowers_tomorrow(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "f.db")
+    store.open()
+    (shed,) = simulate_site(9, 1)
+    seed(store, [shed], now_ms(), OBSERVE_HOUR)
+    settings = settings_for(tmp_path, forecast_observe_hour=OBSERVE_HOUR)
+    before = ForecastService(store, settings, FitCache()).shed("shed-1", now_ms())
+    picked = dict(shed.counts[-1], ripe=2)  # the afternoon sweep after picking
+    store.write_events([count_event("shed-1", 999, now_ms() - 1000, picked)], now_ms())
+    after = ForecastService(store, settings, FitCache()).shed("shed-1", now_ms())
+    assert after.base_ready == 2 and after.base_ts_ms > before.base_ts_ms
+    earlier = {d.date: d.ready for d in before.days}
+    common = [d for d in after.days if d.date in earlier]  # all three, or two before 08:00 UTC
+    assert len(common) >= 2
+    assert all(d.ready < earlier[d.date] - shed.counts[-1]["ripe"] // 2 for d in common)
     store.close()

@@ -33,7 +33,7 @@ class ForecastModelOut(BaseModel):
 class ShedForecastOut(BaseModel):
     shed: str
     site: str | None
-    base_ts_ms: int = Field(description="The morning count the forecast starts from")
+    base_ts_ms: int = Field(description="The newest count the forecast starts from (the morning count or later)")
     base_ready: int = Field(description="Pick-ready fruits in that count")
     days: list[ForecastDayOut]
     explanation: str = Field(description="One line on why, e.g. 'warm week: +18 % vs last week's pace; ...'")
