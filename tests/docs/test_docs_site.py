@@ -53,7 +53,7 @@ def test_every_docs_page_and_model_card_is_in_the_navigation() -> None:
     cards = {f"models/{p.name}" for p in (REPO / "models" / "zoo").glob("*.card.md")}
     assert on_disk <= pages
     assert cards <= pages
-    assert len(cards) == 4
+    assert len(cards) >= 4
 
 
 def test_the_site_has_a_page_for_every_part_and_renders_the_cards(site: Path) -> None:

@@ -102,3 +102,18 @@ def test_the_docs_pages_the_readme_lists_exist() -> None:
     pages = {Path(p).name for p in re.findall(r"\]\((docs/[\w-]+\.md)\)", readme())}
     on_disk = {p.name for p in (REPO / "docs").glob("*.md")}
     assert pages == on_disk
+
+
+def test_the_routes_the_docs_name_exist(api) -> None:
+    """``/api/v1/...`` paths written in the docs are routes of the app (templates compared as written)."""
+    routes = set(api.app.openapi()["paths"])
+    named = set()
+    for path in doc_files():
+        for span in re.findall(r"`(/api/v1/[^`\s?]*)`", " ".join(without_fences(path.read_text(encoding="utf-8")))):
+            if "…" not in span:
+                named.add((rel(path), span))
+    assert len(named) >= 15
+    websocket = {"/api/v1/ws"}  # not in the OpenAPI document: opened below
+    assert [f"{page}: {span}" for page, span in sorted(named) if span not in routes | websocket] == []
+    with api.websocket_connect("/api/v1/ws?token=docs-test-token-0123456789") as ws:
+        assert ws is not None
