@@ -50,7 +50,8 @@ BIG_SHED_SEEDS = (3021, 3146, 3004, 3099)  # rows r1..r4: 14 + 11 + 11 + 10 ripe
 OVERRIPE_SHARE = 0.75  # r1 is 82 % ripe: one overripe warning at start, more as the shed ripens
 FLAKY_SHED = 2
 FLAKY_OUTAGE = Periodic(first_s=15, length_s=45, every_s=720)
-FLAKY_PERIOD_S = 2.0  # the flaky camera's picture period (the synthetic cameras run at 0.5 fps too)
+SHED_FPS = 0.25  # a greenhouse changes slowly: one frame every 4 s per camera keeps the demo's CPU low
+FLAKY_PERIOD_S = 1 / SHED_FPS  # the flaky camera's picture period, as fast as the other cameras
 FLAKY_OFFLINE_AFTER_S = 10.0
 
 
@@ -72,7 +73,7 @@ def flaky_folder(data_dir: Path) -> Path:
 
 
 def _shed_cameras(data_dir: Path, n: int) -> list[dict]:
-    common = {"fps": 0.5, "publish_interval_s": 30, "smoothing_frames": 3}
+    common = {"fps": SHED_FPS, "publish_interval_s": 30, "smoothing_frames": 3}
     zone = {"kind": "shed", "id": f"shed-{n:02d}"}
     if n == BIG_SHED:
         return [{**common, "name": f"cam-{n:02d}-r{row}", "source": _synthetic(seed),
@@ -81,7 +82,7 @@ def _shed_cameras(data_dir: Path, n: int) -> list[dict]:
                 for row, seed in enumerate(BIG_SHED_SEEDS, start=1)]
     if n == FLAKY_SHED:
         source = {"type": "folder", "path": flaky_folder(data_dir), "watch": True, "poll_s": 0.25}
-        return [{**common, "name": f"cam-{n:02d}", "source": source, "zone": zone, "fps": 1.0,
+        return [{**common, "name": f"cam-{n:02d}", "source": source, "zone": zone, "fps": 2 * SHED_FPS,
                  "alerts": {"offline_after_s": FLAKY_OFFLINE_AFTER_S, "cooldown_s": 300}}]
     return [{**common, "name": f"cam-{n:02d}", "source": _synthetic(1000 + n), "zone": zone}]
 

@@ -79,8 +79,9 @@ class DefectMix:
 class PartMaker:
     """One inspected part per call: a greyscale surface (as BGR), defective per the normal or drift mix."""
 
-    def __init__(self, normal: DefectMix, drift: DefectMix, drift_when: Periodic, seed: int, size: int = 256) -> None:
-        self.normal, self.drift, self.drift_when = normal, drift, drift_when
+    def __init__(self, name: str, normal: DefectMix, drift: DefectMix, drift_when: Periodic, seed: int,
+                 size: int = 256) -> None:
+        self.name, self.normal, self.drift, self.drift_when = name, normal, drift, drift_when
         self.size = size
         self._rng = np.random.default_rng(seed)
         self.made = 0
@@ -94,7 +95,7 @@ class PartMaker:
         mix = self.mix(elapsed_s)
         if (mix is self.drift) != self.drifting:
             self.drifting = mix is self.drift
-            log.info("demo line: drift %s (defect rate %.0f%%)", "starts" if self.drifting else "ends",
+            log.info("demo %s: drift %s (defect rate %.0f%%)", self.name, "starts" if self.drifting else "ends",
                      100 * mix.rate)
         rng = self._rng
         defective = bool(rng.uniform() < mix.rate)
@@ -181,8 +182,8 @@ class FolderFeed:
                 self.step(self._clock() - start)
             except (OSError, FeedError) as exc:
                 log.error("demo camera %s: %s", self.name, exc)
-            next_at += self.period_s
-            stop.wait(max(0.0, next_at - self._clock()))
+            next_at = max(next_at + self.period_s, self._clock())  # late (a busy CPU): no burst to catch up
+            stop.wait(next_at - self._clock())
 
     def start(self, stop: threading.Event, started_s: float | None = None) -> threading.Thread:
         self._thread = threading.Thread(target=self.run, args=(stop, started_s), name=f"feed-{self.name}",

@@ -38,8 +38,8 @@ def test_defect_mix_rejects_unknown_kinds_and_rates() -> None:
 
 
 def test_part_maker_follows_the_normal_and_drift_mix() -> None:
-    maker = PartMaker(DefectMix(0.1, {"pit": 1}), DefectMix(0.6, {"scratch": 1}), Periodic(100, 50), seed=3,
-                      size=64)
+    maker = PartMaker("line-t", DefectMix(0.1, {"pit": 1}), DefectMix(0.6, {"scratch": 1}), Periodic(100, 50),
+                      seed=3, size=64)
     image = maker(0.0)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8
     assert np.array_equal(image[:, :, 0], image[:, :, 2])  # a greyscale part, as the line cameras see it
@@ -60,7 +60,7 @@ def test_the_shipped_steel_model_rejects_far_more_parts_during_the_drift() -> No
     config = line_agent_config(Path("/nonexistent"), 1883, spec)
     detector = build_detector(config.model)
     rule = build_rule(config.cameras[0], detector.labels, detector.calibrated_reject_score)
-    maker = PartMaker(spec.normal, spec.drift, spec.drift_when, seed=7)
+    maker = PartMaker(spec.line, spec.normal, spec.drift, spec.drift_when, seed=7)
     drift_at = spec.drift_when.first_s + 1
 
     def reject_rate(elapsed_s: float, parts: int = 80) -> float:
@@ -133,6 +133,6 @@ def test_demo_configs_vary_the_sheds_and_add_the_lines(tmp_path: Path) -> None:
 def test_anomaly_line_model_loads_and_flags_chipped_edges() -> None:
     spec = LINES[1]
     detector = build_detector(line_agent_config(Path("/nonexistent"), 1883, spec).model)
-    maker = PartMaker(spec.normal, DefectMix(1.0, {"fray": 1}), Periodic(0, 1000), seed=11)
+    maker = PartMaker(spec.line, spec.normal, DefectMix(1.0, {"fray": 1}), Periodic(0, 1000), seed=11)
     flagged = sum(len(detector.detect_frame(Frame(maker(1.0), 0, 0))) > 0 for _ in range(12))
     assert flagged >= 8, flagged  # fray: the anomaly model's best-recalled kind (~90 % on synthetic tiles)
