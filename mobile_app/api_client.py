@@ -159,6 +159,15 @@ class ApiClient:
             "GET", f"/sheds/{quote(shed_id, safe='')}/counts", params={"from": from_ms, "to": to_ms, "bucket": bucket_ms}
         )
 
+    def shed_climate(self, shed_id: str, days: int = 7) -> dict[str, Any]:
+        return self._request("GET", f"/sheds/{quote(shed_id, safe='')}/climate", params={"days": days})
+
+    def shed_forecast(self, shed_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/sheds/{quote(shed_id, safe='')}/forecast")
+
+    def site_forecast(self) -> dict[str, Any]:
+        return self._request("GET", "/forecast")
+
     def snapshot(self, event_id: str) -> bytes:
         return self._request("GET", f"/snapshots/{quote(event_id, safe='')}", raw=True)
 
@@ -180,6 +189,9 @@ class ApiClient:
 
     def harvest_plan(self) -> dict[str, Any]:
         return self._request("GET", "/harvest/plan")
+
+    def harvest_outlook(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/harvest/outlook")
 
     def replan(self) -> dict[str, Any]:
         return self._request("POST", "/harvest/plan")

@@ -188,15 +188,16 @@ class ForecastService:
         base_day = datetime.fromtimestamp(base.ts_ms / 1000, self._tz).date()
         targets = [self._morning(base_day + timedelta(days=k)) for k in range(1, HORIZON_DAYS + 1)]
         site = self._store.shed_sites().get(shed)
-        clock, source = self._clock(shed, site, mornings[0][1] - DAY_MS, base.ts_ms, targets[-1])
+        clock, source, first_measured = self._clock(shed, site, mornings[0][1] - DAY_MS, base.ts_ms, targets[-1])
         key = (datetime.fromtimestamp(now_ms / 1000, self._tz).date().isoformat(), fit_key_ts)
         model = self._cache.get(shed, key)
         if model is None:
             model = fit(history or [base], clock)
             self._cache.put(shed, key, model)
         predicted = predict(base, model, targets, clock)
-        line = explain(model, base, predicted, clock(base.ts_ms - 7 * DAY_MS, base.ts_ms),
-                       clock(base.ts_ms - 14 * DAY_MS, base.ts_ms - 7 * DAY_MS))
+        week_before = (clock(base.ts_ms - 14 * DAY_MS, base.ts_ms - 7 * DAY_MS)
+                       if first_measured <= base.ts_ms - 14 * DAY_MS + HOUR_MS else 0.0)  # only when measured
+        line = explain(model, base, predicted, clock(base.ts_ms - 7 * DAY_MS, base.ts_ms), week_before)
         if source == "none":
             line += f"; no temperature sensor in this shed: {DEFAULT_TEMP_C:g} °C assumed"
         days = [self._day(f, base_day + timedelta(days=k + 1)) for k, f in enumerate(predicted)]
@@ -209,15 +210,16 @@ class ForecastService:
                            high=math.ceil(f.high))
 
     def _clock(self, shed: str, site: str | None, start_ms: int, base_ms: int,
-               end_ms: int) -> tuple[ThermalTime, str]:
-        """Thermal time over [start, end]: measured hours up to ``base_ms``, then forecast or assumed ones."""
+               end_ms: int) -> tuple[ThermalTime, str, int]:
+        """Thermal time over [start, end]: measured hours up to ``base_ms``, then forecast or assumed ones;
+        also where it came from and the first measured hour (earlier hours repeat the first reading)."""
         start = start_ms // HOUR_MS * HOUR_MS
         hours = (end_ms - start) // HOUR_MS + 2
         series = self._store.climate_series(shed, "temperature", start, base_ms, HOUR_MS)  # type: ignore[attr-defined]
         measured: dict[int, float] = {(b.ts_ms - start) // HOUR_MS: b.mean for b in series}
         base_hour = (base_ms - start) // HOUR_MS
         if not measured:
-            return _hourly_clock(start, [DEFAULT_TEMP_C] * hours), "none"
+            return _hourly_clock(start, [DEFAULT_TEMP_C] * hours), "none", end_ms
         past: list[float] = []
         last = measured[min(measured)]
         for h in range(base_hour):
@@ -232,7 +234,7 @@ class ForecastService:
         else:
             future = assumed_temperatures(past, future_hours)
             source = "recent"
-        return _hourly_clock(start, past + future), source
+        return _hourly_clock(start, past + future), source, start + min(measured) * HOUR_MS
 
 
 def _interpolate(xs: Sequence[float], ys: Sequence[float], at: range) -> list[float]:

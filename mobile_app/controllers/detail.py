@@ -1,13 +1,17 @@
-"""Shed detail: counts by ripeness and row, the 7-day pick-ready trend, snapshot and cameras."""
+"""Shed detail: counts by ripeness and row, the 7-day pick-ready trend, the 7-day climate, the next 3 days'
+pick-ready forecast, snapshot and cameras. Climate and forecast are optional: an API without them (or a shed
+without sensors or counts) leaves those sections empty, never the rest of the screen."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from mobile_app.api_client import ApiError, ApiUnreachable
 from mobile_app.cache import now_ms
-from mobile_app.controllers.session import Session
+from mobile_app.controllers.session import Fetched, Session
+from mobile_app.models.forecast import ClimateSeries, ShedForecastView
 from mobile_app.models.sheds import ShedDetail, TrendSeries
 
 DAY_MS = 86_400_000
@@ -26,6 +30,8 @@ class DetailState:
     fetched_ms: int | None
     offline: bool
     error: str | None
+    climate: ClimateSeries | None = None
+    forecast: ShedForecastView | None = None
 
 
 class ShedDetailController:
@@ -44,9 +50,13 @@ class ShedDetailController:
         parsed = ShedDetail.from_api(detail.value) if detail.value else None
         trend = TrendSeries.from_api(series.value) if series.value else TrendSeries(TREND_BUCKET_MS, [])
         snapshot = self._snapshot(parsed.latest_snapshot) if parsed and parsed.latest_snapshot else None
+        climate = _value(self.session.fetch(f"shed_climate:{shed_id}", lambda c: c.shed_climate(shed_id, TREND_DAYS)))
+        forecast = _value(self.session.fetch(f"shed_forecast:{shed_id}", lambda c: c.shed_forecast(shed_id)))
         return DetailState(
             shed_id=shed_id, detail=parsed, trend=trend, trend_from_ms=from_ms, trend_to_ms=to_ms,
             snapshot_path=snapshot, fetched_ms=detail.fetched_ms, offline=detail.offline, error=detail.error,
+            climate=ClimateSeries.from_api(climate) if climate else None,
+            forecast=ShedForecastView.from_api(forecast) if forecast and forecast.get("days") else None,
         )
 
     def _snapshot(self, event_id: str) -> str | None:
@@ -63,3 +73,10 @@ class ShedDetailController:
         tmp.write_bytes(data)
         tmp.replace(path)
         return str(path)
+
+
+def _value(fetched: Fetched) -> Any:
+    """The fetched JSON object, or None (a 404 for a shed without sensors or counts keeps no stale value)."""
+    if fetched.error and not fetched.offline:
+        return None
+    return fetched.value if isinstance(fetched.value, dict) else None

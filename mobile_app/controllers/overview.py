@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from mobile_app.controllers.session import Fetched, Session
 from mobile_app.models.alerts import AlertItem, AlertSummary, max_severity_by_zone
+from mobile_app.models.forecast import Tomorrow, tomorrow_by_shed
 from mobile_app.models.plan import HarvestPlan
 from mobile_app.models.sheds import ShedTile, _natural
 
@@ -22,6 +24,7 @@ class OverviewState:
     alert_badge: int
     pending_actions: int
     mine: frozenset[str] = field(default_factory=frozenset)
+    tomorrow: dict[str, Tomorrow] = field(default_factory=dict)  # forecast pick-ready per shed, when known
 
 
 class OverviewController:
@@ -34,6 +37,7 @@ class OverviewController:
         self._badge = 0
         self._mine: set[str] = set()
         self._fetched: Fetched = Fetched(None, None)
+        self._tomorrow: dict[str, Tomorrow] = {}
 
     def load(self) -> OverviewState:
         """Fetch sheds and alerts (and the plan when filtering); fall back to the cache offline."""
@@ -47,6 +51,9 @@ class OverviewController:
         items = [a.pending_ack() if a.id in acks else a for a in items]
         self._severity = max_severity_by_zone(items)
         self._badge = AlertSummary.from_alerts(items).active
+        forecast = self.session.fetch("site_forecast", lambda c: c.site_forecast())
+        self._tomorrow = tomorrow_by_shed(forecast.value if isinstance(forecast.value, dict) else None,
+                                          date.today().isoformat())
         if self.filter_mine:
             self._load_mine()
         return self.state()
@@ -68,7 +75,7 @@ class OverviewController:
         return OverviewState(
             tiles=shown, total=len(tiles), fetched_ms=self._fetched.fetched_ms, offline=self._fetched.offline,
             error=self._fetched.error, filter_mine=self.filter_mine, alert_badge=self._badge,
-            pending_actions=self.session.pending_count, mine=frozenset(self._mine),
+            pending_actions=self.session.pending_count, mine=frozenset(self._mine), tomorrow=dict(self._tomorrow),
         )
 
     def tile(self, shed_id: str) -> ShedTile | None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from kivy.factory import Factory
 from kivy.properties import BooleanProperty, ColorProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.label import Label
 from kivy.uix.screenmanager import Screen
 
 from mobile_app.cache import now_ms
@@ -55,6 +56,8 @@ class OverviewScreen(Screen):
             tile.sub_text = f"{app.tr('pick_ready')} · {alerts}"
             tile.camera_text = app.tr(f"camera_{shed.camera_state}" if shed.camera_state in
                                       ("online", "offline", "unknown") else "camera_unknown")
+            ahead = state.tomorrow.get(shed.id)
+            tile.tomorrow_text = app.tr("tomorrow_short", n=ahead.ready) if ahead else ""
             tile.urgency = app.overview.urgency(shed)
             tile.mine = shed.id in state.mine and not state.filter_mine
         shown = app.tr("shed_count", n=len(state.tiles))
@@ -66,6 +69,10 @@ class DetailScreen(Screen):
     pick_text = StringProperty("")
     chart_caption = StringProperty("")
     has_trend = BooleanProperty(False)
+    has_forecast = BooleanProperty(False)
+    has_climate = BooleanProperty(False)
+    forecast_explanation = StringProperty("")
+    climate_caption = StringProperty("")
     header_color = ColorProperty(theme.URGENCY["unknown"][0])
     header_fg = ColorProperty(theme.URGENCY["unknown"][1])
 
@@ -98,6 +105,8 @@ class DetailScreen(Screen):
         chart.day_ticks = [i / 7 for i in range(1, 7)] if span > 0 else []
         self.has_trend = bool(state.trend.points)
         self.chart_caption = app.tr("chart_caption", peak=state.trend.peak) if state.trend.points else ""
+        self._show_forecast(app, state)
+        self._show_climate(app, state)
         self.ids.snapshot.source = state.snapshot_path or ""
         cams = self.ids.cameras_box
         cams.clear_widgets()
@@ -111,6 +120,41 @@ class DetailScreen(Screen):
                 label.color = theme.OFFLINE_BG
             cams.add_widget(label)
         self.ids.scroll.scroll_y = 1
+
+
+    def _show_forecast(self, app: FieldLineApp, state: DetailState) -> None:
+        forecast = state.forecast
+        self.has_forecast = forecast is not None
+        self.ids.forecast_bars.bars = forecast.bars() if forecast else []
+        labels = self.ids.forecast_labels
+        labels.clear_widgets()
+        for day in forecast.days if forecast else []:
+            labels.add_widget(Label(text=app.tr("forecast_day", day=day.date[5:], ready=day.ready, low=day.low,
+                                                high=day.high), font_size="13sp", bold=True, color=theme.INK))
+        if forecast:
+            source = app.tr_or(f"forecast_source_{forecast.temperature_source}", forecast.temperature_source)
+            self.forecast_explanation = f"{forecast.explanation} ({source})"
+        else:
+            self.forecast_explanation = ""
+
+    def _show_climate(self, app: FieldLineApp, state: DetailState) -> None:
+        climate = state.climate
+        self.has_climate = bool(climate and climate.temperature)
+        line, band = climate.chart() if climate else ([], [])
+        chart = self.ids.climate_chart
+        chart.line, chart.band = line, band
+        chart.day_ticks = [i / 7 for i in range(1, 7)] if line else []
+        latest = climate.latest if climate else None
+        if climate is None or latest is None:
+            self.climate_caption = ""
+            return
+        low, high = min(p.low for p in climate.temperature), max(p.high for p in climate.temperature)
+        rh = climate.latest_humidity
+        extra = app.tr("climate_humidity", rh=round(rh)) if rh is not None else ""
+        if climate.silent_sensors:
+            extra += app.tr("climate_silent", n=climate.silent_sensors)
+        self.climate_caption = app.tr("climate_caption", low=round(low), high=round(high), now=round(latest.mean, 1),
+                                      rh=extra)
 
 
 class AlertsScreen(Screen):
@@ -163,6 +207,7 @@ class PlanScreen(Screen):
         body.add_widget(WrapLabel(text=f"{tr('plan_progress', done=done, total=total)} · "
                                        f"{tr('makespan', minutes=round(plan.makespan_minutes))}",
                                   font_size="16sp", bold=True))
+        self._show_hours(app, state, len(plan.operators))
         names = {t.id: t for t in (app.overview_tile(s) for s in plan.all_sheds) if t is not None}
         # the split first (one card per operator), then each operator's sheds, the phone owner's first
         for op in plan.operators:
@@ -186,6 +231,23 @@ class PlanScreen(Screen):
                                             button_text=tr("undo_done") if is_done else tr("mark_done")))
         for line in plan.explanation:
             body.add_widget(WrapLabel(text="· " + line, font_size="14sp", color=theme.INK_SOFT))
+
+    def _show_hours(self, app: FieldLineApp, state: PlanState, operators: int) -> None:
+        """Hours of work today (counts) and the next days (forecast), as bars scaled to the busiest day."""
+        if not state.outlook:
+            return
+        body, tr = self.ids.body, app.tr
+        body.add_widget(Factory.SectionTitle(text=tr("hours_title")))
+        top = max(d.total_hours for d in state.outlook) or 1.0
+        for day in state.outlook:
+            name = tr("hours_today") if day.source == "counts" else day.date[5:]
+            body.add_widget(CountBar(label=name, value=day.total_hours, value_text=f"{day.total_hours:.1f} h",
+                                     fraction=day.total_hours / top, highlight=day.source == "counts"))
+            text = tr("hours_day", day=name, fruits=day.fruits, hours=day.total_hours, span=day.makespan_hours,
+                      n=operators)
+            if day.source == "forecast":
+                text += " · " + tr("hours_band", low=day.low, high=day.high)
+            body.add_widget(WrapLabel(text=text, font_size="14sp", color=theme.INK_SOFT))
 
 
 class SettingsScreen(Screen):

@@ -17,6 +17,11 @@ DONE_BG = (0.80, 0.92, 0.80, 1)
 BAR = (0.05, 0.28, 0.55, 1)
 CHART_LINE = (0.75, 0.10, 0.05, 1)
 CHART_GRID = (0.75, 0.75, 0.75, 1)
+CLIMATE_LINE = (0.80, 0.33, 0.00, 1)  # temperature mean
+CLIMATE_BAND = (0.98, 0.80, 0.55, 1)  # hourly min-max
+FORECAST_BAR = (0.09, 0.44, 0.16, 1)  # pick-ready expected
+FORECAST_BAND = (0.05, 0.05, 0.05, 1)  # 80 % band whisker
+TODAY_LINE = (0.05, 0.28, 0.55, 1)
 
 # urgency -> (background, text)
 URGENCY = {

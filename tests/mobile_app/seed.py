@@ -120,10 +120,33 @@ def seed_site(settings: Settings, n_sheds: int = 60, history_sheds: int = 6) -> 
                           message=message, dedup_key=f"{shed}:{code}")
             site.alerts[aid] = alert
         store.write_alerts(list(site.alerts.values()), received_ms=now)
+        _climate(store, site.sheds[:-1], now)  # the last shed has no sensor
         _create_users(store)
     finally:
         store.close()
     return site
+
+
+def _climate(store: SqliteStore, sheds: list[str], now: int) -> None:
+    """Hourly temperature and humidity for 7 days per shed: a day/night cycle and a warm spell at the end."""
+    import math
+
+    try:
+        from fieldline.contract import Telemetry
+    except ImportError:  # an API without climate telemetry
+        return
+    readings = []
+    for i, shed in enumerate(sheds):
+        for h in range(7 * 24, 0, -1):
+            ts = now - h * HOUR_MS
+            hour_of_day = (ts // HOUR_MS) % 24
+            warm = 3.0 if h < 48 else 0.0
+            temp = 19.0 + (i % 5) * 0.4 + warm + 6.0 * math.sin((hour_of_day - 8) / 24 * 2 * math.pi)
+            for quantity, value, unit in (("temperature", round(temp, 1), "°C"),
+                                          ("humidity", round(72 - 2.2 * (temp - 19), 1), "%")):
+                readings.append(Telemetry(site=SITE, device=f"edge-{i + 1:02d}", sensor=f"th-{shed}", shed=shed,
+                                          quantity=quantity, value=value, unit=unit, ts_ms=ts))
+    store.write_telemetry(readings, now)
 
 
 def _create_users(store: SqliteStore) -> None:

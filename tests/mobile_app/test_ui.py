@@ -91,6 +91,36 @@ def test_shed_detail_screen(obs: dict[str, Any]) -> None:
     assert d["snapshot"] and d["snapshot_texture"] and d["cameras"] == 1
 
 
+def test_overview_tiles_show_tomorrows_forecast(obs: dict[str, Any]) -> None:
+    ov = obs["overview"]
+    assert len(ov["api_forecast"]) == 60
+    for shed, days in ov["api_forecast"].items():
+        tomorrow = next(d for d in days if d["date"] > obs["today"])
+        assert ov["tomorrow"][shed] == f"tomorrow {tomorrow['ready']}", shed
+
+
+def test_shed_detail_forecast_bars_and_climate_chart(obs: dict[str, Any]) -> None:
+    d = obs["detail"]
+    api = d["api_forecast"]
+    assert d["forecast_labels"] == [f"{x['date'][5:]}: {x['ready']} ({x['low']}-{x['high']})" for x in api["days"]]
+    assert len(d["forecast_bars"]) == 3 and d["forecast_height"] > 0
+    top = max([x["high"] for x in api["days"]] + [api["base_ready"]])
+    for bar, day in zip(d["forecast_bars"], api["days"], strict=True):
+        assert bar[:3] == pytest.approx([day["ready"] / top, day["low"] / top, day["high"] / top])
+    assert d["explanation"].startswith(api["explanation"]) and "nearly ripe fruits" in d["explanation"]
+    assert d["climate_points"] >= 160 and d["climate_band"] == 2 * d["climate_points"]  # hourly, 7 days
+    assert d["climate_height"] > 0 and "°C over 7 days" in d["climate_caption"] and "% RH" in d["climate_caption"]
+
+
+def test_plan_screen_shows_hours_needed_per_day(obs: dict[str, Any]) -> None:
+    plan = obs["plan"]
+    api = plan["api_outlook"]
+    assert [day["source"] for day in api][0] == "counts" and len(api) >= 3
+    assert plan["hour_bars"][:len(api)] == [["Today" if day["source"] == "counts" else day["date"][5:],
+                                             f"{day['total_hours']:.1f} h"] for day in api]
+    assert all(day["total_hours"] > 0 for day in api)
+
+
 def test_alerts_by_severity_acknowledge_and_badge(obs: dict[str, Any]) -> None:
     severities = [row[1] for row in obs["alerts"]["rows"]]
     assert severities == ["critical", "critical", "warning", "info"]
@@ -138,5 +168,5 @@ def test_offline_cache_with_age_and_queued_ack_sent_once(obs: dict[str, Any]) ->
 def test_tablet_layout_and_screenshots(obs: dict[str, Any]) -> None:
     assert obs["tablet"]["cols"] >= 4 and obs["tablet"]["tiles"] == 60
     names = {p.stem for p in SHOTS.glob("*.png")}
-    assert {"overview", "detail", "alerts", "alerts_acked", "plan", "settings", "settings_zh", "overview_zh",
+    assert {"overview", "detail", "detail_forecast", "detail_climate", "alerts", "alerts_acked", "plan", "settings", "settings_zh", "overview_zh",
             "offline_overview", "offline_alerts", "overview_tablet"} <= names

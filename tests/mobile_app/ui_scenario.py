@@ -47,7 +47,8 @@ def main(out_dir: Path, shot_dir: Path) -> int:
     t0 = time.monotonic()
     site = seed_site(settings)
     api = RestartableApi(settings).start()
-    obs: dict[str, Any] = {"seed_s": round(time.monotonic() - t0, 2), "api_url": api.url, "steps": []}
+    obs: dict[str, Any] = {"seed_s": round(time.monotonic() - t0, 2), "api_url": api.url, "steps": [],
+                           "today": time.strftime("%Y-%m-%d", time.localtime())}
     rest = httpx.Client(base_url=api.url + "/api/v1", headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
     login = rest.post("/auth/login", json={"username": OPERATORS[0], "password": PASSWORD})
     obs["login_endpoint_status"] = login.status_code
@@ -125,6 +126,8 @@ def main(out_dir: Path, shot_dir: Path) -> int:
             "arrow": {sid: t.trend_arrow for sid, t in tiles().items()},
             "camera": {sid: t.camera_text for sid, t in tiles().items()},
             "min_tile_h": min(t.height for t in tiles().values()),
+            "tomorrow": {sid: t.tomorrow_text for sid, t in tiles().items()},
+            "api_forecast": {s["shed"]: s["days"] for s in rest.get("/forecast").json()["sheds"]},
             "badge": app.badge,
             "status": app.status_text,
             "cols": ids.overview.ids.grid.cols,
@@ -170,6 +173,22 @@ def main(out_dir: Path, shot_dir: Path) -> int:
             "screen": ids.sm.current,
         }
         shot("detail")
+        obs["detail"].update({
+            "forecast_bars": [list(b) for b in d.ids.forecast_bars.bars],
+            "forecast_labels": [w.text for w in reversed(d.ids.forecast_labels.children)],
+            "explanation": d.forecast_explanation, "climate_points": len(d.ids.climate_chart.line) // 2,
+            "climate_band": len(d.ids.climate_chart.band) // 2, "climate_caption": d.climate_caption,
+            "climate_height": d.ids.climate_chart.height, "forecast_height": d.ids.forecast_bars.height,
+            "api_forecast": rest.get("/sheds/shed-01/forecast").json(),
+        })
+        d.ids.scroll.scroll_to(d.ids.forecast_bars, padding=40, animate=False)
+        yield 0.4
+        shot("detail_forecast")
+        d.ids.scroll.scroll_to(d.ids.climate_chart, padding=60, animate=False)
+        yield 0.4
+        shot("detail_climate")
+        shed_60 = rest.get("/sheds/shed-60/climate")
+        obs["detail"]["no_sensor_status"] = shed_60.status_code
         ids.detail.ids.back_button.dispatch("on_release")
         yield idle
         # ---------------------------------------------------------------- alerts
@@ -204,6 +223,10 @@ def main(out_dir: Path, shot_dir: Path) -> int:
             "operators": [(o.name, len(o.sheds), o.fruits, o.total_minutes) for o in plan.operators],
             "cards": [c.name_text for c in ids.plan.ids.body.children if c.__class__.__name__ == "OperatorCard"],
             "rows": len([c for c in ids.plan.ids.body.children if c.__class__.__name__ == "PlanShedRow"]),
+            "outlook": [vars(day) for day in ids.plan.last_state.outlook],
+            "hour_bars": [(c.label, c.value_text) for c in reversed(ids.plan.ids.body.children)
+                          if c.__class__.__name__ == "CountBar"],
+            "api_outlook": rest.get("/harvest/outlook").json(),
         }
         shot("plan")
         if plan is not None and plan.all_sheds:
