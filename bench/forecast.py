@@ -1,13 +1,17 @@
 """Backtest the ripening forecast on simulated sheds against persistence and a 3-day linear trend.
 
     python bench/forecast.py [--sheds 60] [--days 28] [--seed 7] [--no-temperature-forecast]
+                             [--detector-sheds 2] [--coverage 1]
 
 Each simulated shed (tests/support/ripening_sim.py: temperature-driven ripening with fruit-to-fruit
 variation, fruit set, harvests on about half the days, day/night and weather patterns, cameras that miss
 and confuse fruit) gives 28 mornings of observed stage counts, harvest marks and hourly sensor temperatures
 (±0.3 °C noise). Every morning d from day 5 on, the model is refitted on mornings 0..d only and predicts
 pick-ready fruit at d+1, d+2, d+3 (assuming no picking after d's count); the truth is the simulator's.
-The temperature forecast given to the model is the true future plus a per-day error (sd 1.5 °C) and an hourly
+For the first ``--detector-sheds`` sheds the counts come from the detector instead
+(tests/support/rendered_counts.py: rendered greenhouse frames of every ``--coverage``-th fruit, the INT8
+tomato-ripeness-fast model, counts corrected by a stage matrix fitted on separately seeded frames); their
+MAPE is also reported on its own. The temperature forecast given to the model is the true future plus a per-day error (sd 1.5 °C) and an hourly
 one (sd 0.7 °C); ``--no-temperature-forecast`` assumes the last day's shape drifting back to the week's mean.
 
 MAPE is over shed-days whose true pick-ready is >= 10 fruits. The last line is JSON:
@@ -39,6 +43,8 @@ from cloud_api.services.ripening import (  # noqa: E402
 )
 from tests.support.ripening_sim import DAY_MS, HOUR_MS, MORNING_HOUR, SimShed, simulate_site  # noqa: E402
 
+DETECTED = "detected"
+
 HORIZON = 3
 FIRST_DAY = 5
 MIN_READY = 10
@@ -68,8 +74,25 @@ def observations(shed: SimShed, upto: int) -> list[Observation]:
     ]
 
 
+def detector_counts(sheds: list[SimShed], coverage: int, seed: int) -> float:
+    """Replace the sheds' counts by counts from the detector on rendered frames; returns seconds taken."""
+    from tests.support.rendered_counts import RenderedCounter
+
+    started = time.perf_counter()
+    counter = RenderedCounter(coverage=coverage, width=320, height=240)
+    counter.calibrate(seed=seed + 1000)
+    rng = np.random.default_rng(seed + 2000)
+    for shed in sheds:
+        shed.counts = [counter.count(m, a, rng) for m, a in zip(shed.morning_maturity, shed.morning_alive, strict=True)]
+        shed.id += "-" + DETECTED
+    print(f"detector counts: {len(sheds)} sheds, {counter.frames} frames, {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
+    return time.perf_counter() - started
+
+
 def backtest(sheds: list[SimShed], rng: np.random.Generator, with_forecast: bool) -> dict[str, object]:
-    errors: dict[str, list[list[float]]] = {name: [[] for _ in range(HORIZON)] for name in ("model", "persist", "trend")}
+    errors: dict[str, list[list[float]]] = {name: [[] for _ in range(HORIZON)]
+                                            for name in ("model", "persist", "trend", DETECTED)}
     inside = [0] * HORIZON
     for shed in sheds:
         sensed = shed.temps + rng.normal(0.0, 0.3, shed.temps.size)
@@ -93,6 +116,8 @@ def backtest(sheds: list[SimShed], rng: np.random.Generator, with_forecast: bool
                 if truth < MIN_READY:
                     continue
                 errors["model"][k].append(abs(predicted[k].ready - truth) / truth)
+                if shed.id.endswith(DETECTED):
+                    errors[DETECTED][k].append(abs(predicted[k].ready - truth) / truth)
                 for name, values in baselines.items():
                     errors[name][k].append(abs(values[k] - truth) / truth)
                 inside[k] += int(predicted[k].low <= truth <= predicted[k].high)
@@ -102,6 +127,7 @@ def backtest(sheds: list[SimShed], rng: np.random.Generator, with_forecast: bool
         "mape": mape,
         "coverage": [100 * inside[k] / n[k] if n[k] else float("nan") for k in range(HORIZON)],
         "shed_days": n[-1],
+        "detected_shed_days": len(errors[DETECTED][-1]),
     }
 
 
@@ -111,9 +137,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-temperature-forecast", action="store_true")
+    parser.add_argument("--detector-sheds", type=int, default=2, help="sheds counted by the detector")
+    parser.add_argument("--coverage", type=int, default=1, help="detector sheds: one fruit in N is filmed")
     args = parser.parse_args()
     started = time.perf_counter()
     sheds = simulate_site(args.seed, args.sheds, history_days=args.days, horizon=HORIZON)
+    if args.detector_sheds:
+        detector_counts(sheds[:args.detector_sheds], args.coverage, args.seed)
     result = backtest(sheds, np.random.default_rng(args.seed + 1), not args.no_temperature_forecast)
     mape, coverage = result["mape"], result["coverage"]
     assert isinstance(mape, dict) and isinstance(coverage, list)
@@ -124,6 +154,9 @@ def main() -> None:
         best = min(mape["persist"][k], mape["trend"][k])
         print(f"{f'+{k + 1}d':>8} {mape['model'][k]:7.1f}% {mape['persist'][k]:7.1f}% {mape['trend'][k]:7.1f}% "
               f"{mape['model'][k] / best:9.2f}x {coverage[k]:6.0f}%")
+    if result["detected_shed_days"]:
+        print(f"sheds counted by the detector ({result['detected_shed_days']} shed-days at +3d): MAPE "
+              + " / ".join(f"{x:.1f}%" for x in mape[DETECTED]) + " at +1/+2/+3d")
     print(f"shed-days with >= {MIN_READY} pick-ready at +3d: {result['shed_days']}; "
           f"{time.perf_counter() - started:.1f} s")
     print(json.dumps({
@@ -132,6 +165,8 @@ def main() -> None:
         "persistence_mape_3d": round(mape["persist"][2], 2), "trend_mape_3d": round(mape["trend"][2], 2),
         "persistence_mape": [round(x, 2) for x in mape["persist"]], "trend_mape": [round(x, 2) for x in mape["trend"]],
         "band80_coverage": [round(x, 1) for x in coverage], "shed_days": result["shed_days"],
+        "detector_sheds": args.detector_sheds, "detector_mape": [round(x, 2) for x in mape[DETECTED]],
+        "detector_shed_days": result["detected_shed_days"],
         "temperature_forecast": not args.no_temperature_forecast, "sheds": args.sheds, "days": args.days,
         "seed": args.seed,
     }))

@@ -46,6 +46,8 @@ class SimShed:
     harvested: list[bool] = field(default_factory=list)  # picked after the morning count of day d
     true_ready: list[int] = field(default_factory=list)  # true pick-ready, per morning
     _truth: np.ndarray | None = None  # [day, k] pick-ready with no picking after day's count
+    morning_maturity: list[np.ndarray] = field(default_factory=list)  # per morning, every fruit so far
+    morning_alive: list[np.ndarray] = field(default_factory=list)  # per morning: not yet picked
 
     def truth(self, day: int, k: int) -> int:
         assert self._truth is not None
@@ -110,6 +112,7 @@ def simulate_shed(rng: np.random.Generator, shed_id: str, site_daily: np.ndarray
             if day + k < total_days:
                 truth[day, k] = int(np.sum(seen & (morning_maturity[day + k][:n] >= RIPE)))
     shed._truth = truth
+    shed.morning_maturity, shed.morning_alive = morning_maturity[:history_days], morning_alive[:history_days]
     return shed
 
 
