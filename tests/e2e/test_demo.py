@@ -125,7 +125,8 @@ def test_demo_fills_sheds_and_lines_prints_every_address_and_stops_on_ctrl_c(tmp
             if ("defect_rate_high", "line-1") in codes:
                 return "defect_rate_high alert"
             chart = admin.get("/api/v1/qa/pchart", params={"line": "line-1", "bucket": 15_000}).json()
-            return "p-chart signal" if chart["flagged"] else None
+            rising = [p for p in chart["points"] if p["flagged"] and p["z"] > 0]  # more rejects, not fewer
+            return "p-chart signal" if rising else None
 
         evidence = wait_until(drift_seen, timeout=left(), interval=1, what="the drift on line-1 (alert or SPC signal)")
         alerts = {(a["code"], a["zone"]["id"]): a for a in admin.get("/api/v1/alerts").json()}
