@@ -10,9 +10,10 @@ and confuse fruit) gives 28 mornings of observed stage counts, harvest marks and
 pick-ready fruit at d+1, d+2, d+3 (assuming no picking after d's count); the truth is the simulator's.
 For the first ``--detector-sheds`` sheds the counts come from the detector instead
 (tests/support/rendered_counts.py: rendered greenhouse frames of every ``--coverage``-th fruit, the INT8
-tomato-ripeness-fast model, counts corrected by a stage matrix fitted on separately seeded frames); their
-MAPE is also reported on its own. The temperature forecast given to the model is the true future plus a per-day error (sd 1.5 °C) and an hourly
-one (sd 0.7 °C); ``--no-temperature-forecast`` assumes the last day's shape drifting back to the week's mean.
+tomato-ripeness-fast model, counts corrected by a stage matrix fitted on separately seeded frames); their MAPE
+is also reported on its own. The temperature forecast given to the model is the true future plus a per-day
+error (sd 1.5 °C) and an hourly one (sd 0.7 °C); ``--no-temperature-forecast`` repeats the last day's
+temperatures instead.
 
 MAPE is over shed-days whose true pick-ready is >= 10 fruits. The last line is JSON:
 ``{mape_1d, mape_2d, mape_3d, persistence_mape_3d, trend_mape_3d, shed_days, ...}``.
@@ -148,7 +149,7 @@ def main() -> None:
     mape, coverage = result["mape"], result["coverage"]
     assert isinstance(mape, dict) and isinstance(coverage, list)
     print(f"{args.sheds} sheds x {args.days} days, forecasts from day {FIRST_DAY}, "
-          f"temperature forecast: {'given' if not args.no_temperature_forecast else 'none (last day, drifting to the week mean)'}")
+          "temperature forecast: " + ("given" if not args.no_temperature_forecast else "none (the last day repeated)"))
     print(f"{'horizon':>8} {'model':>8} {'persist':>8} {'trend':>8} {'model/best':>10} {'band80':>7}")
     for k in range(HORIZON):
         best = min(mape["persist"][k], mape["trend"][k])

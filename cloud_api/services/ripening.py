@@ -142,7 +142,8 @@ def fit(history: Sequence[Observation], thermal_time: ThermalTime) -> Fit:
     spread = math.sqrt(sum(r * r for r in residuals) / len(residuals)) if len(residuals) >= 3 else 0.0
     recent = history[-4:]
     if len(recent) >= 2:
-        dd_day = thermal_time(recent[0].ts_ms, recent[-1].ts_ms) / max(1e-9, (recent[-1].ts_ms - recent[0].ts_ms) / 86_400_000)
+        span_days = max(1e-9, (recent[-1].ts_ms - recent[0].ts_ms) / 86_400_000)
+        dd_day = thermal_time(recent[0].ts_ms, recent[-1].ts_ms) / span_days
     else:
         dd_day = 12.0
     return Fit(a=a, c=c, residual=max(spread, floor), transitions=len(ready_rows), pace_per_day=min(1.0, a * dd_day))
