@@ -221,7 +221,8 @@ class Model:
         self.rounds.append({
             "decode_alone": decode_ms, "inference_alone": infer_ms, "decode_then_infer": interleaved_ms,
             "live_ms": round(live.cpu_ms, 3), "live_wall_ms": round(live.wall_ms, 3),
-            "live_ratio": round(live.cpu_ms / alone, 3), "live_ratio_to_decode_then_infer": round(live.cpu_ms / interleaved_ms, 3),
+            "live_ratio": round(live.cpu_ms / alone, 3),
+            "live_ratio_to_decode_then_infer": round(live.cpu_ms / interleaved_ms, 3),
             "file_ms": round(file.cpu_ms, 3), "file_wall_ms": round(file.wall_ms, 3),
             "file_ratio": round(file.cpu_ms / alone, 3),
             "frames": live.frames, "events": live.events, "published": live.published})
@@ -292,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=1, help="pin the process to this many cores")
     ap.add_argument("--rounds", type=int, default=15, help="rounds per model (medians and spread reported)")
     ap.add_argument("--rtsp-seconds", type=float, default=20.0, help="RTSP path window (0: skip it)")
+    ap.add_argument("--rtsp-ab", type=int, default=0, metavar="N",
+                    help="also N sessions each of the agent's PyAV stream source and OpenCV's LiveCapture, "
+                         "alternating on the same server (an A/B in one run)")
     ap.add_argument("--record", type=Path, help="also write the JSON result into this folder")
     args = ap.parse_args(argv)
 
@@ -338,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.rtsp_seconds > 0:
             try:
                 rtsp = measure_rtsp(main_model.spec, main_model.detector, work, endpoint, free_port(),
-                                    seconds=args.rtsp_seconds)
+                                    seconds=args.rtsp_seconds,
+                                    sources=("pyav",) + ("opencv", "pyav") * args.rtsp_ab)
             except RtspUnavailable as exc:
                 rtsp = {"skipped": str(exc)}
         rss_end = rss_mb()
@@ -374,11 +379,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"RTSP path: skipped: {rtsp['skipped']}")
     else:
         lat = rtsp["latency_ms"]
-        print(f"RTSP path ({rtsp['video']}, {rtsp['size']} {rtsp['stream_fps']} fps, the whole Agent on rtsp://): "
+        print(f"RTSP path ({rtsp['video']}, {rtsp['size']} {rtsp['stream_fps']} fps, the whole Agent on rtsp://, "
+              f"source {rtsp['source']}): "
               f"{rtsp['frames']} frames in {rtsp['window_s']} s ({rtsp['frames_per_s']} fps), "
               f"{rtsp['cpu_ms_per_frame']:.2f} CPU ms per frame ({100 * rtsp['cpu_share_of_core']:.1f}% of a core); "
               f"capture -> subscriber latency over {rtsp['events_received']} events: p50 {lat.get('p50')} ms, "
               f"p95 {lat.get('p95')} ms, max {lat.get('max')} ms")
+    for s in rtsp.get("sessions", []):
+        print(f"  RTSP session, source {s['source']:16s}: {s['cpu_ms_per_frame']:.2f} CPU ms per frame, "
+              f"{s['frames_per_s']} fps, latency p50 {s['latency_ms'].get('p50')} ms, "
+              f"p95 {s['latency_ms'].get('p95')} ms")
     print(f"RSS {rss_start:.0f} MB at start, {rss_ready:.0f} MB with the video ready, {rss_end:.0f} MB at the end")
 
     result = {
@@ -397,8 +407,10 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"file": args.model.name, "input_size": getattr(detector, "input_size", None),
                   "tensor": list(canvas) if canvas else None},
         "rss_mb": {"start": round(rss_start, 1), "ready": round(rss_ready, 1), "end": round(rss_end, 1)},
-        "machine": machine(), "cpus": os.cpu_count(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(), "cpus": os.cpu_count(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "config": {"codec": args.codec, "height": args.height, "frames": args.frames, "rounds": args.rounds,
+                   "rtsp_ab": args.rtsp_ab,
                    "cores": args.cores, "anchors": not args.no_anchors, "rtsp_seconds": args.rtsp_seconds,
                    "broker": "mosquitto (Debian), 127.0.0.1"},
     }

@@ -64,7 +64,8 @@ def write_video(path: Path, frames: int, height: int = 720, codec: str = "h264",
         if encoder == "libx264":
             stream.options = {"preset": "veryfast", "crf": "23", "bf": "0"}
         else:
-            stream.options = {"preset": "veryfast", "crf": "26", "x265-params": f"log-level=error:bframes=0:keyint={gop}"}
+            stream.options = {"preset": "veryfast", "crf": "26",
+                              "x265-params": f"log-level=error:bframes=0:keyint={gop}"}
         for image in pan_frames(frames, width, height):
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                 container.mux(packet)

@@ -11,6 +11,7 @@ stamps each event's arrival; latency = arrival - the event's ``ts_ms``, which is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -89,16 +91,38 @@ def event_listener(host: str, port: int, topic: str) -> Iterator[list[tuple[floa
 
 
 def measure_rtsp(model: dict, detector: Detector, work: Path, broker: tuple[str, int], port: int,
-                 seconds: float = 20.0, warmup_s: float = 4.0, height: int = 720, fps: int = 15) -> dict:
-    """Runs the agent on a local RTSP camera; CPU per frame and capture-to-subscriber latency."""
+                 seconds: float = 20.0, warmup_s: float = 4.0, height: int = 720, fps: int = 15,
+                 sources: tuple[str, ...] = ("pyav",)) -> dict:
+    """Runs the agent on a local RTSP camera; CPU per frame and capture-to-subscriber latency.
+
+    ``sources``: one agent session per entry, in order, on the same server and file: ``pyav`` (the agent's
+    stream source) or ``opencv`` (its fallback, ``LiveCapture``, for an A/B in one run). The first session's
+    figures are the result; with more, ``sessions`` lists them all.
+    """
     check_server()
     video = work / f"rtsp-{height}p{fps}.mp4"
-    codec = write_video(video, int((seconds + warmup_s + 6) * fps), height, "h264", fps)
+    codec = write_video(video, int((seconds + warmup_s + 6) * fps * len(sources)), height, "h264", fps)
+    sessions = []
+    with rtsp_server(video, port) as url:
+        for k, kind in enumerate(sources):
+            sessions.append(_session(model, detector, work / f"rtsp-agent-{k}", broker, url, seconds, warmup_s, kind))
+    result = {"server": "GStreamer RTSP server (Debian), 127.0.0.1, RTP over TCP", "video": codec,
+              "size": f"{int(height * 16 / 9)}x{height}", "stream_fps": fps, **sessions[0]}
+    if len(sessions) > 1:
+        result["sessions"] = sessions
+    return result
+
+
+def _session(model: dict, detector: Detector, data_dir: Path, broker: tuple[str, int], url: str, seconds: float,
+             warmup_s: float, kind: str) -> dict:
     topic = events_topic("bench", "bench-1")
-    with rtsp_server(video, port) as url, event_listener(*broker, topic) as received:
+    # OpenCV's LiveCapture is what open_video falls back to when PyAV's stream module cannot be imported
+    fallback = mock.patch.dict(sys.modules, {"edge_agent.sources.pyav_live": None}) if kind == "opencv" \
+        else contextlib.nullcontext()
+    with fallback, event_listener(*broker, topic) as received:
         # the cap never throttles; a count event at least every second (changes publish at once), so the
         # window holds enough events for latency percentiles
-        config = agent_config(model, url, work / "rtsp-agent", broker, fps=2 * fps, publish_interval_s=1.0)
+        config = agent_config(model, url, data_dir, broker, fps=120, publish_interval_s=1.0)
         agent = Agent(config, detector)
         stop = threading.Event()
         runner = threading.Thread(target=agent.run, args=(stop,), name="agent", daemon=True)
@@ -119,13 +143,10 @@ def measure_rtsp(model: dict, detector: Detector, work: Path, broker: tuple[str,
         raise RuntimeError(f"the agent processed no frame from {url} (see its log)")
     latencies = [arrival - ts for arrival, ts in received if t0 * 1000 <= ts <= t1 * 1000]
     cpu = cpu1 - cpu0
-    return {
-        "server": "GStreamer RTSP server (Debian), 127.0.0.1", "source": source_kind, "video": codec,
-        "size": f"{int(height * 16 / 9)}x{height}", "stream_fps": fps, "window_s": round(t1 - t0, 2),
-        "frames": frames, "frames_per_s": round(frames / (t1 - t0), 2), "cpu_ms_per_frame": round(cpu * 1000 / frames, 3),
-        "cpu_share_of_core": round(cpu / (t1 - t0), 3), "events": events1 - events0, "events_received": len(latencies),
-        "latency_ms": _percentiles(latencies),
-    }
+    return {"source": source_kind, "window_s": round(t1 - t0, 2), "frames": frames,
+            "frames_per_s": round(frames / (t1 - t0), 2), "cpu_ms_per_frame": round(cpu * 1000 / frames, 3),
+            "cpu_share_of_core": round(cpu / (t1 - t0), 3), "events": events1 - events0,
+            "events_received": len(latencies), "latency_ms": _percentiles(latencies)}
 
 
 def _percentiles(values: list[float]) -> dict:
