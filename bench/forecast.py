@@ -34,6 +34,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from cloud_api.services.ripening import (  # noqa: E402
+    TEMP_SD_ASSUMED,
+    TEMP_SD_FORECAST,
     Observation,
     assumed_temperatures,
     fit,
@@ -110,7 +112,8 @@ def backtest(sheds: list[SimShed], rng: np.random.Generator, with_forecast: bool
             history = observations(shed, d)
             model = fit(history, clock)
             targets = [history[-1].ts_ms + k * DAY_MS for k in range(1, HORIZON + 1)]
-            predicted = predict(history[-1], model, targets, clock)
+            predicted = predict(history[-1], model, targets, clock,
+                                temp_sd=TEMP_SD_FORECAST if with_forecast else TEMP_SD_ASSUMED)
             baselines = {"persist": persistence(history, HORIZON), "trend": linear_trend(history, HORIZON)}
             for k in range(HORIZON):
                 truth = shed.truth(d, k + 1)

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 from cloud_api.core.config import Settings
 from cloud_api.services.ripening import (
+    TEMP_SD_ASSUMED,
+    TEMP_SD_FORECAST,
     DayForecast,
     Fit,
     Observation,
@@ -194,7 +196,8 @@ class ForecastService:
         if model is None:
             model = fit(history or [base], clock)
             self._cache.put(shed, key, model)
-        predicted = predict(base, model, targets, clock)
+        predicted = predict(base, model, targets, clock,
+                            temp_sd=TEMP_SD_FORECAST if source == "forecast" else TEMP_SD_ASSUMED)
         week_before = (clock(base.ts_ms - 14 * DAY_MS, base.ts_ms - 7 * DAY_MS)
                        if first_measured <= base.ts_ms - 14 * DAY_MS + HOUR_MS else 0.0)  # only when measured
         line = explain(model, base, predicted, clock(base.ts_ms - 7 * DAY_MS, base.ts_ms), week_before)

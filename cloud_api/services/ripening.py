@@ -20,8 +20,10 @@ the ready equation only where no harvest happened in between (a harvest empties 
 touches ``pre``), and the pre equation everywhere. A weak ridge pulls (a, c) towards site-typical values
 so a shed with a short or flat history still gets a sensible model. Refit whenever the history grows.
 
-Band: the 80 % band is ±1.28 σ, with σ² = k·s² + (0.06·forecast)², s the shed's one-step residual of the
-ready equation (counts) and the second term the counting error of the cameras (a few % per day).
+Band: the 80 % band is ±1.28 σ, with σ² = k·s² + (0.06·forecast)² + (a·pre·u·k)², s the shed's one-step
+residual of the ready equation (counts), the second term the counting error of the cameras (a few % per day)
+and the third the temperature ahead being unknown: u °C of daily-mean error per day ahead
+(TEMP_SD_FORECAST when a forecast was given, TEMP_SD_ASSUMED when the last day is assumed to repeat).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ DEFAULT_C = 1 / 900  # early -> pre per °C·d
 RIDGE = 0.5  # strength of the pull towards the defaults, in "transitions' worth" of evidence
 Z80 = 1.2816
 COUNT_ERROR = 0.06
+TEMP_SD_FORECAST = 0.5  # °C per day ahead, with a temperature forecast
+TEMP_SD_ASSUMED = 2.0  # °C per day ahead, when the last day's temperatures are assumed to repeat
 
 ThermalTime = Callable[[int, int], float]  # (from_ms, to_ms) -> °C·d between the two moments
 
@@ -150,7 +154,7 @@ def fit(history: Sequence[Observation], thermal_time: ThermalTime) -> Fit:
 
 
 def predict(base: Observation, model: Fit, targets: Sequence[int], thermal_time: ThermalTime,
-            step_ms: int = 3_600_000 * 6) -> list[DayForecast]:
+            step_ms: int = 3_600_000 * 6, temp_sd: float = 0.0) -> list[DayForecast]:
     """Pick-ready fruit at each target time (ascending), assuming no picking after ``base``.
 
     The compartments are stepped every ``step_ms`` (6 h) so that a fruit entering ``pre`` early on can still
@@ -172,7 +176,8 @@ def predict(base: Observation, model: Fit, targets: Sequence[int], thermal_time:
             early -= entered
             t = nxt
         days = max(1.0, (target - base.ts_ms) / 86_400_000)
-        sigma = math.sqrt(days * model.residual ** 2 + (COUNT_ERROR * ready) ** 2)
+        weather = model.a * base.pre * temp_sd * days
+        sigma = math.sqrt(days * model.residual ** 2 + (COUNT_ERROR * ready) ** 2 + weather ** 2)
         out.append(DayForecast(ts_ms=target, ready=ready, low=max(0.0, ready - Z80 * sigma), high=ready + Z80 * sigma,
                                thermal_time=total_dd))
         del k
@@ -214,7 +219,7 @@ def explain(model: Fit, base: Observation, forecast: Sequence[DayForecast], dd_l
             f"({gain:+.0f}) at {days_dd:.1f} °C·d")
 
 
-def assumed_temperatures(past_hourly: Sequence[float], hours: int, keep: float = 0.9) -> list[float]:
+def assumed_temperatures(past_hourly: Sequence[float], hours: int, keep: float = 1.0) -> list[float]:
     """Hourly temperatures to assume when no forecast is given: the last day's shape, its level drifting back
     to the week's mean by ``keep`` per day. Default 1.0 (the last day repeated): on bench/forecast.py's
     weather, drifting back did worse (+3 d MAPE 22.1 % with keep 0.9, 22.7 % with 0.8, against 21.7 %)."""
