@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from fieldline.contract import (
 )
 
 log = logging.getLogger(__name__)
+FPS_WINDOW_S = 5.0  # stats fps: frames over (about) the last this many seconds, so a slower model shows at once
 DetectorFactory = Callable[[Path], Detector]
 
 
@@ -78,6 +80,8 @@ class Agent:
         self._alert_seq = 0
         self.alert_gate = AlertGate()
         self._started = time.monotonic()
+        self._fps_marks: deque[tuple[float, int]] = deque()  # (monotonic, frames) at each stats() call
+        self._fps_lock = threading.Lock()
         self._stop = threading.Event()
         self._camera_stop = threading.Event()
         self._camera_threads: list[threading.Thread] = []
@@ -205,13 +209,31 @@ class Agent:
         cpu = os.times()
         return DeviceStats(
             device=self.config.device, site=self.config.site, ts_ms=int(time.time() * 1000),
-            fps=round(sum(c.frames for c in self.counters.values()) / elapsed, 3),
+            fps=self._recent_fps(elapsed),
             latency_ms=LatencyMs(p50=round(float(np.percentile(all_ms, 50)), 3) if all_ms else 0.0,
                                  p95=round(float(np.percentile(all_ms, 95)), 3) if all_ms else 0.0),
             spool_depth=self.spool.depth(),
             dropped=self.spool.dropped + sum(c.skipped_frames for c in self.counters.values()),
             cpu=round(100.0 * (cpu.user + cpu.system) / elapsed, 1),
         )
+
+    def _recent_fps(self, elapsed: float) -> float:
+        """Frames per second since the oldest stats call within ``FPS_WINDOW_S`` (since start until then)."""
+        now, frames = time.monotonic(), sum(c.frames for c in self.counters.values())
+        with self._fps_lock:
+            marks = self._fps_marks
+            marks.append((now, frames))
+            while len(marks) > 2 and now - marks[1][0] >= FPS_WINDOW_S:
+                marks.popleft()
+            start_s, start_frames = marks[0]
+        if now - start_s < 1.0:
+            return round(frames / elapsed, 3)
+        return round((frames - start_frames) / (now - start_s), 3)
+
+    def _publish_status(self) -> None:
+        """The retained status again (after a model change, so the cloud sees the sha256 now running)."""
+        self.publisher.publish_now(status_topic(self.config.site, self.config.device), self._status("online"),
+                                   qos=1, retain=True)
 
     # ------------------------------------------------------------------ remote changes
     def _sample_frame(self) -> np.ndarray | None:
@@ -227,12 +249,14 @@ class Agent:
         self.detector = self.models.install(url, sha256, running, self._factory, self._sample_frame(), token=token)
         self._persist(self.config.model_copy(update={"model": self.config.model.model_copy(
             update={"path": self.models.current})}))
+        self._publish_status()
         return {"model": self.model_ref.model_dump(), "previous": str(self.models.previous)}
 
     def rollback_model(self) -> dict:
         self.detector = self.models.rollback(self._factory, self._sample_frame())
         self._persist(self.config.model_copy(update={"model": self.config.model.model_copy(
             update={"path": self.models.current})}))
+        self._publish_status()
         return {"model": self.model_ref.model_dump()}
 
     def apply_config(self, new: AgentConfig) -> str:

@@ -1,0 +1,106 @@
+"""Plain records of deployments (no I/O): the rollout, each of its devices, and its history.
+
+Deployment states::
+
+    running -> succeeded                      every device passed the gate
+    running <-> paused                        no new device starts while paused; devices half-way go on
+    running | paused -> aborted               no new device starts; devices half-way finish
+    running -> rolling_back -> failed         a device failed its gate: the ones that loaded it roll back
+    succeeded | aborted | failed -> rolling_back -> rolled_back   an operator rolled the rollout back
+
+Device states::
+
+    waiting -> queued (its stage came; it is offline, or the rollout is paused) -> installing (model command
+    stored) -> verifying (it runs the new model; the gate holds for hold_s) -> healthy | failed
+    failed | healthy | verifying -> rolling_back (model rollback command) -> rolled_back | rollback_failed
+    waiting | queued -> skipped (the rollout stopped before its turn)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FINAL_STATES = ("succeeded", "failed", "aborted", "rolled_back")
+ACTIVE_STATES = ("running", "paused", "rolling_back")
+DEVICE_BUSY = ("installing", "verifying", "rolling_back")  # half-way: a command in flight or a gate running
+DEVICE_DONE = ("healthy", "failed", "rolled_back", "rollback_failed", "skipped")
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """The health gate and the stages. Defaults: 1 canary, batches of 5, fps >= 80 %, counts within 50 %."""
+
+    canary: int = 1
+    batch_size: int = 5
+    min_fps_pct: float = 80.0  # frame rate at least this % of the device's own before the update
+    max_count_jump_pct: float = 50.0  # counting models: mean count within this % of the device's last hour
+    hold_s: float = 600.0  # every check must hold this long after the model is loaded
+    settle_s: float = 6.0  # fps and counts are read from this long after the load (the agent fps window: 5 s)
+    command_timeout_s: float = 300.0  # no reply to the model command by then: the device fails its gate
+    stats_grace_s: float = 30.0  # no stats or counts after the hold for this long: the gate fails
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> GatePolicy:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    id: str
+    kind: str  # model
+    sha256: str  # the registry file rolled out
+    target: dict[str, Any]  # {"devices": ["site/device", ...]} | {"site": ...} | {"tag": ...}
+    policy: dict[str, Any]  # GatePolicy.to_dict()
+    state: str
+    stage: int  # 0: canary, 1..: batches
+    stages: int
+    reason: str | None
+    api_url: str
+    created_by: str
+    created_ms: int
+    updated_ms: int
+    finished_ms: int | None = None
+    after_rollback: str | None = None  # the state a rollback in progress ends in: failed (gate) or rolled_back
+
+    @property
+    def gate(self) -> GatePolicy:
+        return GatePolicy.of(self.policy)
+
+
+@dataclass(frozen=True)
+class DeploymentDevice:
+    deployment_id: str
+    site: str
+    device: str
+    stage: int
+    state: str
+    command_id: str | None = None
+    rollback_command_id: str | None = None
+    before_sha256: str | None = None  # the model it ran when its turn came (what a rollback returns to)
+    before_fps: float | None = None
+    baseline_count: float | None = None  # mean count total over its last hour (None: not a counting device)
+    gate: dict[str, Any] = field(default_factory=dict)  # the latest gate checks
+    reason: str | None = None
+    started_ms: int | None = None
+    loaded_ms: int | None = None
+    updated_ms: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.site}/{self.device}"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    deployment_id: str
+    ts_ms: int
+    site: str | None
+    device: str | None
+    from_state: str | None
+    to_state: str
+    detail: dict[str, Any]
