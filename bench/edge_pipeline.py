@@ -2,7 +2,8 @@
 
     scripts/bench-setup.sh   # once: Debian's GStreamer RTSP server (the RTSP path) and Mosquitto
     .venv/bin/python bench/edge_pipeline.py [--codec h264|hevc] [--height 720|1080] [--frames 300]
-        [--rounds 15] [--model FILE] [--anchors DIR | --no-anchors] [--rtsp-seconds 20] [--record DIR]
+        [--rounds 15] [--model FILE] [--anchors DIR | --no-anchors] [--rtsp-seconds 20] [--rtsp-ab N]
+        [--record DIR]
 
 1. Renders a synthetic greenhouse row (``models.synth.tomato``) wider than the frame and pans a window across
    it (moving fruit for the tracker), encoded in-process by PyAV's bundled libx264 (or libx265 with
@@ -18,10 +19,12 @@
    as a camera runs: the headline) and the file path (the camera default ``group_frames`` for a file).
 4. The RTSP camera path (``bench/rtsp_camera.py``): GStreamer's RTSP server replays an H.264 720p 15 fps file,
    the whole ``Agent`` runs on the ``rtsp://`` URL; CPU per frame and latency from capture to a subscriber.
-   Skipped with the reason when the server cannot run (``--rtsp-seconds 0`` skips it).
+   Skipped with the reason when the server cannot run (``--rtsp-seconds 0`` skips it). ``--rtsp-ab N`` adds N
+   sessions each of OpenCV's ``LiveCapture`` (the fallback stream source) and the PyAV source, alternating.
 
-Clocks: per-frame figures are this process's CPU time (all its threads, MQTT included), which other loads
-on a shared machine move little; wall-clock FPS is printed beside it and moves with them.
+Clocks: per-frame figures are this process's CPU time (all its threads, MQTT included). On a shared machine
+other loads move it less than wall time, but still visibly (caches and memory bandwidth are shared: compare
+the rounds); wall-clock FPS is printed beside it and moves with them.
 Prints a table, and as the LAST line one JSON object (keys: see ``HEADLINE_KEYS``); ``--record DIR`` also
 writes it to DIR/<UTC time>-<codec>-<height>p.json.
 """
@@ -34,6 +37,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +84,15 @@ def rss_mb() -> float:
 def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
             "av": av.__version__, "numpy": np.__version__}
+
+
+def git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+    except OSError:
+        return None
+    return done.stdout.strip() or None
 
 
 def machine() -> str:
@@ -359,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     print("versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()) + f"; machine: {machine()}")
     print(f"model: {args.model.name} at input {getattr(detector, 'input_size', '?')} "
           f"(tensor {canvas[0]}x{canvas[1]})" if canvas else "")
-    print("CPU ms of this process (all threads, MQTT included). The machine may be shared: CPU time moves little "
-          "with other loads, wall time (fps wall) moves with them.")
+    print("CPU ms of this process (all threads, MQTT included). On a shared machine other loads move CPU time less "
+          "than wall time (fps wall), but visibly: read the spread over the rounds.")
     print("stages: medians of a staged pass. live: the agent's CameraLoop one frame at a time (group_frames 1, how "
           "a camera runs), events spooled and published to a real Mosquitto until every PUBACK; file: the camera "
           f"default for a file (group_frames {main['file_path']['group_frames']}). ratio: e2e / (decode alone + "
@@ -410,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(), "cpus": os.cpu_count(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "config": {"codec": args.codec, "height": args.height, "frames": args.frames, "rounds": args.rounds,
-                   "rtsp_ab": args.rtsp_ab,
+                   "rtsp_ab": args.rtsp_ab, "commit": git_commit(),
                    "cores": args.cores, "anchors": not args.no_anchors, "rtsp_seconds": args.rtsp_seconds,
                    "broker": "mosquitto (Debian), 127.0.0.1"},
     }

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import av
+import pytest
 
 from bench.edge_pipeline import HEADLINE_KEYS
 from bench.pan_video import probe, write_video
@@ -66,3 +67,12 @@ def test_bench_runs_end_to_end_and_ends_with_its_json(tmp_path: Path) -> None:
     assert "HEADLINE live path" in done.stdout
     recorded = list(tmp_path.glob("*-h264-720p.json"))
     assert len(recorded) == 1 and json.loads(recorded[0].read_text())["fps"] == result["fps"]
+
+
+def test_a_missing_encoder_is_named_with_the_fix(monkeypatch) -> None:
+    import bench.pan_video as pan_video
+
+    assert pan_video.check_encoder("h264") == "libx264" and pan_video.check_encoder("hevc") == "libx265"
+    monkeypatch.setattr(pan_video.av, "codecs_available", {"h264", "hevc"})  # decoders only, no encoders
+    with pytest.raises(pan_video.EncoderMissing, match="no libx264 encoder for h264.*bundles libx264"):
+        pan_video.check_encoder("h264")
