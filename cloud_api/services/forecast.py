@@ -27,10 +27,12 @@ from cloud_api.services.ripening import (
     DayForecast,
     Fit,
     Observation,
+    Reason,
     ThermalTime,
     assumed_temperatures,
     explain,
     fit,
+    reason,
     fold,
     predict,
     stage_groups,
@@ -70,6 +72,7 @@ class ShedForecast:
     model: Fit
     history_days: int
     temperature_source: str  # "forecast" | "recent" | "none"
+    reason: Reason | None = None  # the explanation's numbers
 
 
 @dataclass(frozen=True)
@@ -200,12 +203,15 @@ class ForecastService:
                             temp_sd=TEMP_SD_FORECAST if source == "forecast" else TEMP_SD_ASSUMED)
         week_before = (clock(base.ts_ms - 14 * DAY_MS, base.ts_ms - 7 * DAY_MS)
                        if first_measured <= base.ts_ms - 14 * DAY_MS + HOUR_MS else 0.0)  # only when measured
-        line = explain(model, base, predicted, clock(base.ts_ms - 7 * DAY_MS, base.ts_ms), week_before)
+        last_week = clock(base.ts_ms - 7 * DAY_MS, base.ts_ms)
+        line = explain(model, base, predicted, last_week, week_before)
+        why = reason(model, base, predicted, last_week, week_before)
         if source == "none":
             line += f"; no temperature sensor in this shed: {DEFAULT_TEMP_C:g} °C assumed"
         days = [self._day(f, base_day + timedelta(days=k + 1)) for k, f in enumerate(predicted)]
         return ShedForecast(shed=shed, site=site, base_ts_ms=base.ts_ms, base_ready=round(base.ready), days=days,
-                            explanation=line, model=model, history_days=len(history), temperature_source=source)
+                            explanation=line, model=model, history_days=len(history), temperature_source=source,
+                            reason=why)
 
     @staticmethod
     def _day(f: DayForecast, day: Date) -> ForecastDay:

@@ -201,22 +201,40 @@ def linear_trend(history: Sequence[Observation], horizons: int) -> list[float]:
     return [max(0.0, last[-1].ready + slope * k) for k in range(1, horizons + 1)]
 
 
+@dataclass(frozen=True)
+class Reason:
+    """What the one-line explanation says, as numbers (the phone app words it in its own language)."""
+
+    week_change_pct: int | None  # thermal time of the last 7 days vs the 7 before, %; None: not measured
+    nearly_ripe: int  # fruits in ``pre`` at the base count
+    share_tomorrow_pct: int  # of them, the share expected to turn pick-ready by tomorrow morning
+    gain_tomorrow: int  # pick-ready tomorrow minus pick-ready at the base count
+    degree_days_tomorrow: float  # °C·d until tomorrow morning
+
+
+def reason(model: Fit, base: Observation, forecast: Sequence[DayForecast], dd_last_week: float,
+           dd_week_before: float) -> Reason:
+    change = round((dd_last_week / dd_week_before - 1) * 100) if dd_week_before > 0 else None
+    tomorrow = forecast[0]
+    return Reason(week_change_pct=change, nearly_ripe=round(base.pre),
+                  share_tomorrow_pct=round(min(1.0, model.a * tomorrow.thermal_time) * 100),
+                  gain_tomorrow=round(tomorrow.ready - base.ready), degree_days_tomorrow=round(tomorrow.thermal_time, 1))
+
+
 def explain(model: Fit, base: Observation, forecast: Sequence[DayForecast], dd_last_week: float,
             dd_week_before: float) -> str:
     """One line: how warm it is against last week and what drives tomorrow's number."""
     if not forecast:
         return "no forecast: no count yet"
-    if dd_week_before > 0:
-        change = dd_last_week / dd_week_before - 1
-        mood = "warm week" if change > 0.1 else "cool week" if change < -0.1 else "steady week"
-        pace = f"{mood}: {change * 100:+.0f} % vs last week's pace"
+    why = reason(model, base, forecast, dd_last_week, dd_week_before)
+    if why.week_change_pct is not None:
+        change = why.week_change_pct
+        mood = "warm week" if change > 10 else "cool week" if change < -10 else "steady week"
+        pace = f"{mood}: {change:+d} % vs last week's pace"
     else:
         pace = "first week of climate data"
-    tomorrow = forecast[0]
-    gain = tomorrow.ready - base.ready
-    days_dd = tomorrow.thermal_time
-    return (f"{pace}; {base.pre:.0f} nearly ripe fruits, {model.a * days_dd * 100:.0f} % of them ready by tomorrow "
-            f"({gain:+.0f}) at {days_dd:.1f} °C·d")
+    return (f"{pace}; {why.nearly_ripe} nearly ripe fruits, {why.share_tomorrow_pct} % of them ready by tomorrow "
+            f"({why.gain_tomorrow:+d}) at {why.degree_days_tomorrow:.1f} °C·d")
 
 
 def assumed_temperatures(past_hourly: Sequence[float], hours: int, keep: float = 1.0) -> list[float]:

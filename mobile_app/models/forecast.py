@@ -87,6 +87,34 @@ class ForecastBar:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """The numbers behind the forecast's one-line explanation (``reason`` in the API)."""
+
+    week_change_pct: int | None
+    nearly_ripe: int
+    share_tomorrow_pct: int
+    gain_tomorrow: int
+    degree_days_tomorrow: float
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> Reason | None:
+        if not data:
+            return None
+        change = data.get("week_change_pct")
+        return cls(week_change_pct=None if change is None else int(change), nearly_ripe=int(data["nearly_ripe"]),
+                   share_tomorrow_pct=int(data["share_tomorrow_pct"]), gain_tomorrow=int(data["gain_tomorrow"]),
+                   degree_days_tomorrow=float(data["degree_days_tomorrow"]))
+
+    @property
+    def mood(self) -> str:
+        """i18n key of the week's part: reason_warm / reason_cool / reason_steady / reason_first."""
+        if self.week_change_pct is None:
+            return "reason_first"
+        return "reason_warm" if self.week_change_pct > 10 else "reason_cool" if self.week_change_pct < -10 \
+            else "reason_steady"
+
+
+@dataclass(frozen=True)
 class ShedForecastView:
     """The next 3 mornings of one shed, from ``GET /sheds/{id}/forecast``."""
 
@@ -94,13 +122,15 @@ class ShedForecastView:
     days: list[ForecastBar]
     explanation: str
     temperature_source: str
+    reason: Reason | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> ShedForecastView:
         days = [ForecastBar(str(d["date"]), int(d["ready"]), int(d["low"]), int(d["high"])) for d in data.get("days") or []]
         return cls(base_ready=int(data.get("base_ready") or 0), days=days,
                    explanation=str(data.get("explanation") or ""),
-                   temperature_source=str(data.get("temperature_source") or ""))
+                   temperature_source=str(data.get("temperature_source") or ""),
+                   reason=Reason.from_api(data.get("reason")))
 
     def bars(self) -> list[tuple[float, float, float, float]]:
         """Per day (f_ready, f_low, f_high, f_today) in the unit box: today's count is the first bar's base

@@ -133,7 +133,15 @@ class DetailScreen(Screen):
                                                 high=day.high), font_size="13sp", bold=True, color=theme.INK))
         if forecast:
             source = app.tr_or(f"forecast_source_{forecast.temperature_source}", forecast.temperature_source)
-            self.forecast_explanation = f"{forecast.explanation} ({source})"
+            why = forecast.reason
+            if why is None:  # an API without the numbers: its English line
+                line = forecast.explanation
+            else:
+                pct = f"{why.week_change_pct:+d}" if why.week_change_pct is not None else ""
+                line = (app.tr(why.mood, pct=pct) if pct else app.tr(why.mood)) + "; " + app.tr(
+                    "reason_tail", n=why.nearly_ripe, share=why.share_tomorrow_pct, gain=f"{why.gain_tomorrow:+d}",
+                    dd=f"{why.degree_days_tomorrow:.1f}")
+            self.forecast_explanation = f"{line} ({source})"
         else:
             self.forecast_explanation = ""
 

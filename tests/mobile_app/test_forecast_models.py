@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mobile_app.i18n import TABLE
-from mobile_app.models.forecast import ClimateSeries, DayWork, ShedForecastView, tomorrow_by_shed
+from mobile_app.models.forecast import ClimateSeries, DayWork, Reason, ShedForecastView, tomorrow_by_shed
 
 H = 3_600_000
 
@@ -54,3 +54,19 @@ def test_new_strings_exist_in_both_languages() -> None:
     for key in ("forecast_3d", "climate_7d", "climate_caption", "tomorrow_short", "hours_title", "hours_day"):
         en, zh = TABLE[key]
         assert en and zh and en != zh
+
+
+def test_reason_numbers_pick_the_weeks_wording() -> None:
+    def reason(change: int | None) -> Reason:
+        found = Reason.from_api({"week_change_pct": change, "nearly_ripe": 120, "share_tomorrow_pct": 14,
+                                 "gain_tomorrow": 17, "degree_days_tomorrow": 11.2})
+        assert found is not None
+        return found
+
+    assert [reason(c).mood for c in (18, -25, 4, None)] == ["reason_warm", "reason_cool", "reason_steady",
+                                                            "reason_first"]
+    assert Reason.from_api(None) is None
+    view = ShedForecastView.from_api({"base_ready": 1, "days": [], "reason": {
+        "week_change_pct": 18, "nearly_ripe": 120, "share_tomorrow_pct": 14, "gain_tomorrow": 17,
+        "degree_days_tomorrow": 11.2}})
+    assert view.reason == reason(18)

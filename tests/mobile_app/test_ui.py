@@ -69,7 +69,8 @@ def test_no_shown_text_has_a_glyph_its_font_lacks(obs: dict[str, Any]) -> None:
     with (a missing glyph is drawn as an empty box). ``overview_no_cjk`` is the overview redrawn with Kivy's
     Roboto as the default font, as on a machine without a CJK font: Roboto has no arrows."""
     glyphs = obs["glyphs"]
-    assert {"overview", "overview_no_cjk", "detail", "alerts", "plan", "settings_zh", "overview_zh"} <= set(glyphs)
+    assert {"overview", "overview_no_cjk", "detail", "alerts", "plan", "settings_zh", "overview_zh",
+            "detail_forecast", "detail_climate", "detail_forecast_zh"} <= set(glyphs)
     no_cjk = glyphs["overview_no_cjk"]
     assert set("↑↓→") & set(no_cjk["chars"]), "the trend arrows were not on screen, so not checked"
     assert {"Roboto-Regular.ttf", "Roboto-Bold.ttf", "DejaVuSans.ttf"} <= set(no_cjk["fonts"])

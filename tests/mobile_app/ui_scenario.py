@@ -268,6 +268,9 @@ def main(out_dir: Path, shot_dir: Path) -> int:
         yield lambda: ids.detail.last_state is not None and ids.detail.last_state.shed_id == "shed-03" and idle()
         yield 0.3
         shot("detail_zh")
+        ids.detail.ids.scroll.scroll_to(ids.detail.ids.climate_chart, padding=60, animate=False)
+        yield 0.4
+        shot("detail_forecast_zh")  # the glyph check covers the forecast and climate strings in Chinese
         app.set_language("en")
         ids.nav_overview.dispatch("on_release")
         yield idle

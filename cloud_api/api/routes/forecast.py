@@ -30,6 +30,15 @@ class ForecastModelOut(BaseModel):
     residual: float = Field(description="One-step error of the fit, fruits")
 
 
+class ReasonOut(BaseModel):
+    week_change_pct: int | None = Field(description="Thermal time of the last 7 days vs the 7 before, %; null when"
+                                                    " the week before was not measured")
+    nearly_ripe: int = Field(description="Fruits one stage before pick-ready at the base count")
+    share_tomorrow_pct: int = Field(description="Share of them expected to turn pick-ready by tomorrow morning, %")
+    gain_tomorrow: int = Field(description="Pick-ready tomorrow minus pick-ready at the base count")
+    degree_days_tomorrow: float = Field(description="Thermal time until tomorrow morning, °C·d")
+
+
 class ShedForecastOut(BaseModel):
     shed: str
     site: str | None
@@ -37,6 +46,8 @@ class ShedForecastOut(BaseModel):
     base_ready: int = Field(description="Pick-ready fruits in that count")
     days: list[ForecastDayOut]
     explanation: str = Field(description="One line on why, e.g. 'warm week: +18 % vs last week's pace; ...'")
+    reason: ReasonOut | None = Field(default=None, description="The explanation's numbers, to word it in another"
+                                                               " language")
     temperature_source: str = Field(description="forecast (given), recent (last day repeated) or none (assumed)")
     history_days: int = Field(description="Mornings with counts used for the fit")
     model: ForecastModelOut
@@ -80,6 +91,7 @@ def shed_forecast_out(f: ShedForecast) -> ShedForecastOut:
     return ShedForecastOut(
         shed=f.shed, site=f.site, base_ts_ms=f.base_ts_ms, base_ready=f.base_ready, days=[_day(d) for d in f.days],
         explanation=f.explanation, temperature_source=f.temperature_source, history_days=f.history_days,
+        reason=ReasonOut(**vars(f.reason)) if f.reason else None,
         model=ForecastModelOut(a_per_degree_day=round(f.model.a, 5), c_per_degree_day=round(f.model.c, 6),
                                transitions=f.model.transitions, residual=round(f.model.residual, 2)),
     )
