@@ -13,6 +13,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from cloud_api.web import fleet_page
+
 STATIC_DIR = Path(__file__).parent / "static"
 
 # the page loads only its own files; images are blob: URLs fetched with the bearer token
@@ -39,4 +41,5 @@ def dashboard() -> HTMLResponse:
 def mount_dashboard(app: FastAPI) -> None:
     """Add ``/qa`` and ``/qa/static`` to the app."""
     app.include_router(router)
+    app.include_router(fleet_page.router)  # /fleet: the fleet console, same static folder and look
     app.mount("/qa/static", StaticFiles(directory=STATIC_DIR), name="qa-static")

@@ -15,14 +15,16 @@ from cloud_api.fleet.records import AuditRecord
 from cloud_api.fleet.runtime import DispatcherDep, FleetStoreDep, fleet_lifespan
 from cloud_api.fleet.schemas import AuditOut, CommandIn, CommandOut
 
-router = APIRouter(tags=["commands"], lifespan=fleet_lifespan)
+router = APIRouter(lifespan=fleet_lifespan)  # one tag per route: Swagger UI lists an operation once per tag
+COMMANDS = ["commands"]
 
 SitePath = Path(pattern=NAME_PATTERN, description="Site id")
 DevicePath = Path(pattern=NAME_PATTERN, description="Device name within the site")
 
 
 @router.post(
-    "/devices/{site}/{device}/commands", response_model=CommandOut, status_code=status.HTTP_202_ACCEPTED,
+    "/devices/{site}/{device}/commands", response_model=CommandOut, tags=COMMANDS,
+    status_code=status.HTTP_202_ACCEPTED,
     summary="Send a command to a device (operator)",
     description="The command is stored (state pending) before it is published on the device's `cmd/{name}` topic; "
                 "it becomes sent at the broker's PUBACK, then ok/error with the device's reply, or timed_out. "
@@ -53,7 +55,7 @@ def send_command(
     return CommandOut.of(record)
 
 
-@router.get("/devices/{site}/{device}/commands", response_model=list[CommandOut],
+@router.get("/devices/{site}/{device}/commands", response_model=list[CommandOut], tags=COMMANDS,
             summary="Commands sent to a device, newest first, with their state and reply")
 def list_commands(
     store: FleetStoreDep, site: Annotated[str, SitePath], device: Annotated[str, DevicePath],
@@ -62,7 +64,8 @@ def list_commands(
     return [CommandOut.of(c) for c in store.list_commands(site, device, limit)]
 
 
-@router.get("/commands/{command_id}", response_model=CommandOut, summary="One command by id (its request_id)",
+@router.get("/commands/{command_id}", response_model=CommandOut, tags=COMMANDS,
+            summary="One command by id (its request_id)",
             responses={404: {"description": "No such command"}})
 def get_command(store: FleetStoreDep,
                 command_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> CommandOut:

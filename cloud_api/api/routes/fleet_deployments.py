@@ -61,7 +61,8 @@ async def deployments_lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.stop()
 
 
-router = APIRouter(tags=["deployments"], lifespan=deployments_lifespan)
+router = APIRouter(lifespan=deployments_lifespan)  # tags per route: one tag each (Swagger lists an operation per tag)
+DEPLOYMENTS = ["deployments"]
 IdPath = Path(pattern=r"^[0-9a-f]{32}$", description="Deployment id")
 SitePath = Path(pattern=NAME_PATTERN)
 DevicePath = Path(pattern=NAME_PATTERN)
@@ -81,7 +82,7 @@ def _detail(request: Request, record: DeploymentRecord) -> DeploymentDetailOut:
 
 
 @router.post(
-    "/deployments", response_model=DeploymentDetailOut, status_code=status.HTTP_201_CREATED,
+    "/deployments", response_model=DeploymentDetailOut, status_code=status.HTTP_201_CREATED, tags=DEPLOYMENTS,
     summary="Roll a registered model out to devices, a site or a tag, in stages (operator)",
     description="The online devices come first: `canary` of them form stage 0, the rest follow in batches of "
                 "`batch_size`. A stage starts when every device of the one before passed the health gate (or is "
@@ -107,13 +108,13 @@ def create_deployment(request: Request, body: DeploymentIn, principal: OperatorD
     return _detail(request, record)
 
 
-@router.get("/deployments", response_model=list[DeploymentOut], summary="Deployments, newest first")
+@router.get("/deployments", response_model=list[DeploymentOut], tags=DEPLOYMENTS, summary="Deployments, newest first")
 def list_deployments(request: Request) -> list[DeploymentOut]:
     store = request.app.state.store
     return [DeploymentOut.of(d, store.deployment_devices(d.id)) for d in store.list_deployments()]
 
 
-@router.get("/deployments/{deployment_id}", response_model=DeploymentDetailOut,
+@router.get("/deployments/{deployment_id}", response_model=DeploymentDetailOut, tags=DEPLOYMENTS,
             summary="One deployment: its devices with their gate checks, and its history",
             responses={404: {"description": "No such deployment"}})
 def get_deployment(request: Request, deployment_id: Annotated[str, IdPath]) -> DeploymentDetailOut:
@@ -123,7 +124,7 @@ def get_deployment(request: Request, deployment_id: Annotated[str, IdPath]) -> D
     return _detail(request, record)
 
 
-@router.post("/deployments/{deployment_id}/{action}", response_model=DeploymentDetailOut,
+@router.post("/deployments/{deployment_id}/{action}", response_model=DeploymentDetailOut, tags=DEPLOYMENTS,
              summary="pause, resume, abort, or roll back (also a finished rollout) (operator)",
              responses={404: {"description": "No such deployment"},
                         409: {"description": "Not allowed in the deployment's state"}})
