@@ -118,7 +118,7 @@ def test_a_good_model_reaches_every_device_and_an_offline_one_when_it_returns(fl
     late = rig.devices[-1]  # in-process: stopped before the rollout
     rig.stop_device(late)
     wait_until(lambda: not client.fleet()[late]["online"], timeout=15, what=f"{late} offline")
-    deployment_id = start(fleet, good)
+    deployment_id = start(fleet, good, hold_s=2, settle_s=1.5)
     created = client.deployment(deployment_id)
     assert created["stages"] == 3 and [d["stage"] for d in created["devices"]] == [0, 1, 1, 1, 2, 2]
     assert created["devices"][-1]["device"] == late.split("/")[1]  # the offline device goes last
