@@ -141,6 +141,14 @@ def test_a_good_model_reaches_every_device_and_an_offline_one_when_it_returns(fl
     stages = [h["detail"]["stage_passed"] for h in done["history"] if "stage_passed" in h["detail"]]
     assert stages == ["canary", "batch 1", "batch 2"]
 
+    # an operator rolls the finished rollout back: every device returns to the model it ran before
+    assert client.ok("POST", f"/deployments/{deployment_id}/rollback")["state"] == "rolling_back"
+    back = client.wait_state(deployment_id, ("rolled_back",), timeout=30)
+    assert {d["state"] for d in back["devices"]} == {"rolled_back"} and back["reason"] == "rolled back by service"
+    wait_until(lambda: {d["sha256"] for d in client.fleet().values()} == {BASE_SHA}, timeout=10,
+               what="every device back on the INT8 model")
+    assert client.call("POST", f"/deployments/{deployment_id}/rollback").status_code == 409
+
 
 def test_the_api_killed_mid_rollout_resumes_with_no_device_left_half_way(fleet: Fleet) -> None:
     client, api = fleet.client, fleet.api
