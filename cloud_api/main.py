@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from cloud_api.api import security_headers
 from cloud_api.api.convert import live_message
 from cloud_api.api.routes import api_router
 from cloud_api.api.routes.metrics import metrics_router
@@ -25,6 +26,7 @@ from cloud_api.storage.timeseries import build_timeseries, change_feeder
 from cloud_api.web import mount_dashboard
 from cloud_api.web.docs import mount_docs
 from cloud_api.web.landing import router as landing_router
+from cloud_api.web.signin import router as signin_router
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,11 @@ marks), admin (also users). Missing/wrong token: 401; role too low: 403.
 **Alert ids** are the row ids of the alert lifecycle (decimal strings, e.g. `"17"`), not the payload ids:
 payloads with the same `dedup_key` are grouped into one open alert (`count`, `last_ts_ms`).
 
-**Live updates.** WebSocket `/api/v1/ws?token=...` (or an `Authorization: Bearer` header) pushes
+**Pages** sign in with an HttpOnly session cookie (`POST /api/v1/auth/session`, or a one-time
+`/signin/{code}` link from `POST /api/v1/auth/signin-links`); tokens never go in a URL.
+
+**Live updates.** WebSocket `/api/v1/ws`, authenticated by an `Authorization: Bearer` header, a page's
+session cookie, or a first message `{"type": "auth", "token": "..."}` (answered `{"type": "auth", "ok": true}`), pushes
 `{"type": "count" | "inspection" | "alert" | "device", "data": {...}, "dropped": n}`: count/inspection = the
 event without `detections`; alert = an alert as in `GET /alerts` plus `change`
 (opened, repeated, acknowledged, cleared); device = device, site, state, boot, status_ts_ms, agent_version,
@@ -51,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log_redaction.install()  # the WebSocket takes its token in the query string
+        log_redaction.install()  # no route takes a token in the query any more; old clients may still send one
         store = SqliteStore(settings.database_file, dead_letter_max_bytes=settings.dead_letter_max_bytes)
         store.open()
         hub = LiveHub(queue_size=settings.ws_queue_size)
@@ -100,10 +106,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, lockout_s=settings.login_lockout_s)
+    security_headers.install(app, settings.cors_allow_origins)  # on every response; CORS only if configured
     app.include_router(api_router())
     if settings.metrics_enabled:
         app.include_router(metrics_router(settings))  # GET /metrics (see routes/metrics.py for auth)
     mount_dashboard(app)  # GET /qa and /qa/static
     app.include_router(landing_router)  # GET /: links to /qa, /docs, health, the phone app
+    app.include_router(signin_router)  # GET /signin/{code}: a one-time link -> the session cookie
     mount_docs(app)  # GET /docs, /redoc and /docs/assets
     return app

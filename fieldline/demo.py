@@ -33,7 +33,7 @@ from edge_agent.config import AgentConfig, SyntheticSource
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.factory import build_detector
 from edge_agent.detectors.onnx_detector import ModelLoadError
-from fieldline.demo_access import DEMO_USER, DemoLoginError, addresses, ensure_demo_login, new_password
+from fieldline.demo_access import DEMO_USER, DemoLoginError, addresses, ensure_demo_login, new_password, signin_path
 from fieldline.demo_feeds import FeedError, FolderFeed, Periodic, ShedCameraMaker, start_feeds
 from fieldline.demo_lines import LINES, line_agent_config, line_feed, zone_names
 from fieldline.demo_lines import SITE as FACTORY_SITE
@@ -219,9 +219,11 @@ class Demo:
                 user, password, user_token = ensure_demo_login(
                     api_url, token, self._text(saved, "user") or DEMO_USER,
                     self._text(saved, "password") or new_password())
+                signin = signin_path(api_url, user_token)
             except DemoLoginError as exc:
                 raise DemoError(f"demo login: {exc}") from None
-            info.update(user=user, password=password, user_token=user_token, **addresses(api_url, user_token))
+            info.update(user=user, password=password, user_token=user_token,
+                        **addresses(api_url, user_token, signin))
             feed_threads = start_feeds(feeds, agent_stop)
             for thread in agent_threads:
                 thread.start()

@@ -63,14 +63,26 @@ def ensure_demo_login(api_url: str, service_token: str, username: str, password:
     return username, password, token
 
 
-def addresses(api_url: str, user_token: str) -> dict[str, str]:
-    """Every address the demo prints, by name."""
+SIGNIN_LINK_TTL_S = 900  # the longest the API allows: time to read the start-up text and click
+
+
+def signin_path(api_url: str, user_token: str) -> str:
+    """A one-time ``/signin/<code>`` path that signs a browser in as the token's user (no token in the URL)."""
+    with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {user_token}"}, timeout=15) as client:
+        response = client.post("/api/v1/auth/signin-links", json={"ttl_s": SIGNIN_LINK_TTL_S})
+    if response.status_code != 201:
+        raise DemoLoginError(f"making a sign-in link: HTTP {response.status_code} {response.text[:200]}")
+    return str(response.json()["path"])
+
+
+def addresses(api_url: str, user_token: str, signin: str) -> dict[str, str]:
+    """Every address the demo prints, by name (``signin``: a path from ``signin_path``)."""
     return {
         "home_url": f"{api_url}/",
         "docs_url": f"{api_url}/docs",
         "qa_url": f"{api_url}/qa",
-        # /qa takes ?token= once (kiosk mode), moves it out of the address bar and signs the page in
-        "qa_signin_url": f"{api_url}/qa?token={user_token}{QA_HASH}",
+        # works once, for minutes: exchanged for the page's session cookie, then on to /qa (the #view is kept)
+        "qa_signin_url": f"{api_url}{signin}{QA_HASH}",
         "app_command": f"fieldline app --api {api_url} --token {user_token}",
     }
 
@@ -83,7 +95,7 @@ def ready_text(info: dict) -> str:
         f"  home       {info['home_url']}   (links to everything below)",
         f"  API        {info['api_url']}   docs: {info['docs_url']}",
         f"  QA         {info['qa_url']}   user {info['user']}  password {info['password']}",
-        f"             signed-in link: {info['qa_signin_url']}",
+        f"             one-time sign-in link (15 min): {info['qa_signin_url']}",
         f"  phone app  {info['app_command']}   (needs the app extra: pip install -e '.[app]')",
         f"  token      {info['token']}   (service token, role admin)",
         f"  MQTT       {info['mqtt_host']}:{info['mqtt_port']}",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 
@@ -202,16 +202,16 @@ class ApiClient:
     # ------------------------------------------------------------ live feed
 
     def websocket_url(self) -> str:
-        return websocket_url(self.base_url, self.token)
+        return websocket_url(self.base_url)
 
 
-def websocket_url(base_url: str, token: str | None) -> str:
-    """``ws(s)://host/api/v1/ws?token=...`` for a server URL."""
+def websocket_url(base_url: str) -> str:
+    """``ws(s)://host/api/v1/ws`` for a server URL; the token goes in the first message (``LiveFeed``), never
+    in the URL."""
     base = normalise_base_url(base_url)
     scheme = "wss" if base.startswith("https://") else "ws"
     host = base.split("://", 1)[1]
-    query = "?" + urlencode({"token": token}) if token else ""
-    return f"{scheme}://{host}{API_PREFIX}/ws{query}"
+    return f"{scheme}://{host}{API_PREFIX}/ws"
 
 
 def _detail(response: httpx.Response) -> str:

@@ -2,6 +2,11 @@
 
 Messages (``{"type": "count"|"inspection"|"alert"|"device", "data": {...}}``) are put on a queue; the
 UI drains it on its own clock so widgets are only touched from the UI thread.
+
+Authentication: the token goes in a first message ``{"type": "auth", "token": ...}`` (Kivy cannot set
+headers, and a token in the URL would end up in proxy logs); ``connected`` turns true once the server answers
+``{"type": "auth", "ok": true}``. A refusal (close code 4401) is kept in ``last_error`` and retried with
+backoff, since the user may sign in again meanwhile.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from typing import Any
 
 
 class LiveFeed:
-    def __init__(self, url_provider: Callable[[], str | None], *, min_backoff_s: float = 1.0,
+    def __init__(self, url_provider: Callable[[], str | None], *,
+                 token_provider: Callable[[], str | None] = lambda: None, min_backoff_s: float = 1.0,
                  max_backoff_s: float = 15.0, open_timeout_s: float = 5.0) -> None:
         self._url_provider = url_provider
+        self._token_provider = token_provider
         self._min, self._max, self._open_timeout = min_backoff_s, max_backoff_s, open_timeout_s
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=10_000)
         self.connected = False
@@ -61,6 +68,7 @@ class LiveFeed:
             try:
                 with connect(url, open_timeout=self._open_timeout, close_timeout=1) as ws:
                     self._ws = ws
+                    self._authenticate(ws)
                     self.connected = True
                     backoff = self._min
                     for raw in ws:
@@ -74,6 +82,16 @@ class LiveFeed:
                 self.connected = False
             self._stop.wait(backoff)
             backoff = min(self._max, backoff * 2)
+
+    def _authenticate(self, ws: Any) -> None:
+        """Send the token as the first message and wait for the server's ``auth`` answer (raises if refused)."""
+        token = self._token_provider()
+        if not token:
+            raise PermissionError("not signed in: no token for the live feed")
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        answer = json.loads(ws.recv(timeout=self._open_timeout))
+        if not (isinstance(answer, dict) and answer.get("type") == "auth" and answer.get("ok") is True):
+            raise PermissionError(f"the server did not confirm the live feed sign-in: {str(answer)[:100]}")
 
     def _accept(self, raw: str | bytes) -> None:
         try:

@@ -1,12 +1,14 @@
 """FastAPI dependencies: the store, the ingest worker, services, bearer-token auth and role checks.
 
 Tokens: the static ``Settings.api_tokens`` (service tokens, role admin) and login tokens from
-``POST /auth/login`` (looked up by SHA-256). Missing or wrong token -> 401; a valid token whose role is too
+``POST /auth/login`` (looked up by SHA-256), sent as ``Authorization: Bearer`` or, from pages, as the session
+cookie set by ``POST /auth/session`` / ``GET /signin/{code}`` (``session_auth``; CSRF-checked by Origin). Missing or wrong token -> 401; a valid token whose role is too
 low -> 403. Roles rank viewer < operator < admin; viewers may read everything and change nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
@@ -14,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cloud_api.api import session_auth
 from cloud_api.core.config import Settings
 from cloud_api.ingest.worker import IngestWorker
 from cloud_api.services.alerts import AlertService
@@ -38,6 +41,7 @@ class Principal:
     role: str
     kind: str  # "user" | "service"
     token: str
+    via: str = "header"  # "header" (Authorization: Bearer) | "cookie" (a page's session)
 
 
 def get_settings(request: Request) -> Settings:
@@ -91,22 +95,31 @@ def authenticate_token(settings: Settings, store: Store, token: str) -> Principa
 
 
 def require_token(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     store: Annotated[Store, Depends(get_store)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    """The caller by ``Authorization: Bearer`` or, for pages, by the session cookie (see ``session_auth``)."""
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        token, via = credentials.credentials, "header"
+    elif (cookie := session_auth.cookie_token(request)) is not None:
+        token, via = cookie, "cookie"
+    else:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
+            status.HTTP_401_UNAUTHORIZED, "missing bearer token or session cookie", headers={"WWW-Authenticate": "Bearer"}
         )
-    principal = authenticate_token(settings, store, credentials.credentials)
+    principal = authenticate_token(settings, store, token)
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "invalid bearer token",
+            "invalid bearer token" if via == "header" else "session expired or signed out; sign in again",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    return principal
+    if via == "cookie" and request.method not in session_auth.SAFE_METHODS and not session_auth.same_origin(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "cross-site request refused: a cookie-authenticated change needs an Origin header of this site")
+    return dataclasses.replace(principal, via=via)
 
 
 def _require_role(minimum: str):  # noqa: ANN202 - returns a FastAPI dependency

@@ -156,7 +156,7 @@ class LoginIn(BaseModel):
 
 
 class TokenOut(BaseModel):
-    access_token: str = Field(description="Send as 'Authorization: Bearer <token>' (or ?token= on the WebSocket)")
+    access_token: str = Field(description="Send as 'Authorization: Bearer <token>' (on the WebSocket: the header or a first message {\"type\": \"auth\", \"token\": ...})")
     token_type: Literal["bearer"] = "bearer"
     username: str
     role: Literal["admin", "operator", "viewer"]

@@ -112,7 +112,24 @@ class Settings(BaseModel):
     login_max_failures: int = Field(
         default=5, ge=1, le=1000, description="Wrong passwords (per user name and address, in 5 min) before a lockout"
     )
-    login_lockout_s: float = Field(default=60.0, ge=0, description="Seconds a locked-out login must wait")
+    login_lockout_s: float = Field(
+        default=60.0, ge=0, description="Seconds of the first lockout; each further one in a row doubles (up to 1 h)"
+    )
+    mosquitto_auth_dir: ConfigPath | None = Field(
+        default=None,
+        description="The directory of Mosquitto's passwd and acl files (as `fieldline device` writes them), shared"
+        " with the broker; set it to let an admin list and revoke device credentials through the API",
+    )
+    mosquitto_reload_command: list[str] | None = Field(
+        default=None,
+        description="Command run after a revocation so the broker re-reads its files and drops the device's session,"
+        " e.g. [systemctl, reload, mosquitto]; without it, reload the broker yourself (SIGHUP)",
+    )
+    cors_allow_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (e.g. https://ops.example.org) whose pages may call this API from a browser with a"
+        " bearer token; empty (default) sends no CORS headers, so browsers allow same-origin calls only",
+    )
     token_ttl_s: int | None = Field(
         default=30 * 24 * 3600, ge=60, description="Lifetime of login tokens in seconds; null means they never expire"
     )

@@ -26,13 +26,20 @@ ROLES: tuple[str, ...] = get_args(Role)
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
+# refused whatever their length: the passwords guessed first (lower-cased comparison)
+COMMON_PASSWORDS = frozenset({
+    "password", "password1", "password123", "passw0rd", "12345678", "123456789", "1234567890", "11111111",
+    "00000000", "87654321", "qwertyuiop", "qwerty123", "1q2w3e4r", "1qaz2wsx", "abc12345", "abcdefgh",
+    "iloveyou", "sunshine", "princess", "football", "baseball", "welcome1", "letmein1", "trustno1",
+    "superman", "starwars", "changeme", "administrator", "admin123", "fieldline", "greenhouse",
+})
 
 # scrypt cost: n=2**14, r=8, p=1 (16 MiB, ~60 ms here); stored with the hash so it can be raised later
 SCRYPT_N, SCRYPT_R, SCRYPT_P, KEY_BYTES = 2**14, 8, 1, 32
 _DUMMY_HASH: str | None = None
 
 __all__ = [
-    "ROLES", "ROLE_RANK", "InvalidUser", "IssuedToken", "Role", "UserExists",
+    "COMMON_PASSWORDS", "ROLES", "ROLE_RANK", "InvalidUser", "check_password", "IssuedToken", "Role", "UserExists",
     "authenticate", "create_user", "ensure_user", "hash_password", "issue_token", "resolve_token",
     "revoke_token", "token_digest", "verify_password",
 ]
@@ -87,10 +94,20 @@ def token_digest(token: str) -> str:
 def _check(username: str, password: str, role: str) -> None:
     if not USERNAME_RE.match(username):
         raise InvalidUser(f"username: {username!r} must match {USERNAME_RE.pattern}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidUser(f"password: must be at least {MIN_PASSWORD_LENGTH} characters")
+    check_password(username, password)
     if role not in ROLES:
         raise InvalidUser(f"role: {role!r} is not one of {', '.join(ROLES)}")
+
+
+def check_password(username: str, password: str) -> None:
+    """Raise ``InvalidUser`` naming the rule a password breaks: length, the user name, a common password."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidUser(f"password: must be at least {MIN_PASSWORD_LENGTH} characters")
+    lowered = password.lower()
+    if lowered == username.lower() or lowered == username.lower()[::-1]:
+        raise InvalidUser("password: must not be the user name")
+    if lowered in COMMON_PASSWORDS:
+        raise InvalidUser("password: is one of the most common passwords; choose another")
 
 
 def create_user(store: Store, username: str, password: str, role: str) -> UserRecord:

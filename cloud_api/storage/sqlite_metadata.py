@@ -42,6 +42,9 @@ class MetadataMixin:
         with self._transaction() as conn:
             return sqlite_users.delete_token(conn, token_sha256)
 
+    def list_tokens(self, username: str | None, now_ms: int) -> list[TokenRecord]:
+        return sqlite_users.list_tokens(self._conn(), username, now_ms)
+
     # ------------------------------------------------------------ harvest
 
     def get_harvest_plan(self, date: str) -> HarvestPlanRecord | None:

@@ -65,3 +65,13 @@ def token_owner(conn: sqlite3.Connection, token_sha256: str, now_ms: int) -> tup
 
 def delete_token(conn: sqlite3.Connection, token_sha256: str) -> bool:
     return conn.execute("DELETE FROM tokens WHERE token_sha256 = ?", (token_sha256,)).rowcount == 1
+
+
+def list_tokens(conn: sqlite3.Connection, username: str | None, now_ms: int) -> list[TokenRecord]:
+    """Unexpired login tokens, newest first; of one user, or of everyone when ``username`` is None."""
+    sql = ("SELECT token_sha256, username, created_ms, last_used_ms, expires_ms FROM tokens"
+           " WHERE (expires_ms IS NULL OR expires_ms > ?)")
+    args: tuple = (now_ms,)
+    if username is not None:
+        sql, args = sql + " AND username = ?", (now_ms, username)
+    return [TokenRecord(*row) for row in conn.execute(sql + " ORDER BY created_ms DESC, token_sha256", args)]

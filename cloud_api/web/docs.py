@@ -46,7 +46,7 @@ def content_security_policy(html: str) -> str:
     script_src = f"script-src 'self' {hashes}".rstrip()
     return (
         f"default-src 'self'; {script_src}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'self'; "
+        "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
         "base-uri 'none'; form-action 'self'"
     )
 

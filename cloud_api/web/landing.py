@@ -15,7 +15,7 @@ from cloud_api.web import STATIC_DIR
 
 # the page loads only its own style sheets: no script at all
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'self'; base-uri 'none'; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'none'"
 )
 

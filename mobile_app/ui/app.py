@@ -92,8 +92,8 @@ class FieldLineApp(App):
         Clock.schedule_interval(lambda _dt: self._periodic(), self._refresh_s)
         Clock.schedule_interval(lambda _dt: self._retry(), self._retry_s)
         if self._live_enabled:
-            self.live = LiveFeed(lambda: websocket_url(self.session.api_url, self.session.token)
-                                 if self.session.api_url else None)
+            self.live = LiveFeed(lambda: websocket_url(self.session.api_url) if self.session.api_url else None,
+                                 token_provider=lambda: self.session.token)
             self.live.start()
         self._tick(0)
         return root

@@ -79,7 +79,9 @@ def live_client(tmp_path: Path, broker: MosquittoBroker) -> Iterator[TestClient]
 
 @pytest.mark.timeout(60)
 def test_ws_pushes_count_device_and_alert_changes(live_client: TestClient, broker: MosquittoBroker) -> None:
-    with live_client.websocket_connect(f"/api/v1/ws?token={TOKEN}") as ws, Publisher(broker) as edge:
+    with live_client.websocket_connect("/api/v1/ws") as ws, Publisher(broker) as edge:
+        ws.send_json({"type": "auth", "token": TOKEN})  # the phone app's way: no header, no token in the URL
+        assert ws.receive_json() == {"type": "auth", "ok": True, "username": "service", "role": "admin"}
         edge.event(event_payload(seq=5, counts={"ripe": 6}))
         count = next_message(ws, "count")
         assert count["data"]["id"] == "edge-1-0-5" and count["data"]["counts"] == {"ripe": 6}
@@ -111,10 +113,39 @@ def test_ws_accepts_the_authorization_header_and_rejects_bad_tokens(live_client:
         with Publisher(broker) as edge:
             edge.publish(status_topic(SITE, "edge-7"), status_payload("offline", device="edge-7"), retain=True)
         assert next_message(ws, "device")["data"]["state"] == "offline"
-    for url in ("/api/v1/ws", "/api/v1/ws?token=wrong"):
+    refusals = {
+        "a wrong token in the first message": ("/api/v1/ws", {"type": "auth", "token": "wrong"}),
+        "a first message that is not auth": ("/api/v1/ws", {"type": "hello"}),
+        "a valid token in the URL": (f"/api/v1/ws?token={TOKEN}", None),
+    }
+    for what, (url, first) in refusals.items():
         with pytest.raises(WebSocketDisconnect) as closed, live_client.websocket_connect(url) as ws:
+            if first is not None:
+                ws.send_json(first)
             ws.receive_json()
-        assert closed.value.code == 4401
+        assert closed.value.code == 4401, what
+        if "URL" in what:
+            assert "tokens in the URL are refused" in closed.value.reason
+
+
+@pytest.mark.timeout(60)
+def test_ws_takes_a_pages_session_cookie_only_from_its_own_origin(live_client: TestClient, broker: MosquittoBroker) -> None:
+    live_client.post("/api/v1/auth/users", headers=AUTH, json={"username": "wall", "password": "wall screen pw",
+                                                               "role": "viewer"}).raise_for_status()
+    signed = live_client.post("/api/v1/auth/session", json={"username": "wall", "password": "wall screen pw"})
+    assert signed.status_code == 200 and "access_token" not in signed.json()
+    cookie = {"Cookie": f"fieldline_session={signed.cookies['fieldline_session']}"}
+    live_client.cookies.clear()  # sent explicitly below, with and without a matching Origin
+    with live_client.websocket_connect("/api/v1/ws", headers={**cookie, "Origin": "http://testserver"}) as ws:
+        with Publisher(broker) as edge:
+            edge.publish(status_topic(SITE, "edge-8"), status_payload("offline", device="edge-8"), retain=True)
+        assert next_message(ws, "device")["data"]["device"] == "edge-8"
+    # cross-site WebSocket hijacking: another site's page opening the socket with the user's cookie
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            live_client.websocket_connect("/api/v1/ws", headers={**cookie, "Origin": "http://evil.example"}) as ws:
+        ws.send_json({"type": "hello"})
+        ws.receive_json()
+    assert closed.value.code == 4401
 
 
 def test_ws_tokens_are_redacted_from_server_logs() -> None:

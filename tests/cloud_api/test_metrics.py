@@ -34,7 +34,7 @@ def test_metrics_follow_ingest(tmp_path: Path, broker: MosquittoBroker) -> None:
         edge.publish("fieldline/v1/site-a/edge-1/events", b'{"schema": "fieldline.event/1"}')
         wait_until(lambda: api.worker.counters().received == 5, 10, "5 messages")
         api.worker.flush(10)
-        with connect(f"ws://127.0.0.1:{api.port}/api/v1/ws?token=test-token"):
+        with connect(f"ws://127.0.0.1:{api.port}/api/v1/ws", additional_headers={"Authorization": "Bearer test-token"}):
             wait_until(lambda: scrape(api)[("fieldline_ws_clients", ())] == 1, 5, "a WebSocket client")
         m = wait_until(lambda: (s := scrape(api))[("fieldline_ws_clients", ())] == 0 and s, 5, "client gone")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 
@@ -144,7 +145,11 @@ def test_dashboard_logs_in_draws_charts_and_updates_live(
     driver.find_element(by.ID, "login-pass").send_keys(PASSWORD)
     driver.find_element(by.ID, "login-submit").click()
     wait_until(lambda: driver.find_element(by.ID, "dashboard").is_displayed(), 10, "the dashboard")
-    assert driver.execute_script("return sessionStorage.getItem('fieldline.token')")
+    # signed in by an HttpOnly cookie: nothing the page's script (or an injected one) could read or send away
+    session = driver.get_cookie("fieldline_session")
+    assert session and session["httpOnly"] and session["sameSite"] == "Strict" and not session["secure"]  # http here
+    assert "fieldline_session" not in driver.execute_script("return document.cookie")
+    assert driver.execute_script("return sessionStorage.length + localStorage.length") == 0
     wait_until(lambda: int(driver.execute_script("return document.body.dataset.refreshes || 0")) >= 1, 15,
                "the first data load")
 
@@ -199,11 +204,28 @@ def test_dashboard_logs_in_draws_charts_and_updates_live(
     assert "new" in newest.get_attribute("class")
     driver.save_screenshot(str(ARTIFACTS / "qa_dashboard_live.png"))
 
-    # a kiosk opens the page with ?token=: no login form, the token leaves the address bar
-    driver.execute_script("sessionStorage.clear()")
-    driver.get(f"{api.root}/qa?token={TOKEN}#line=line-2&window=24h")
+    # the page signs out: the cookie goes, and the token behind it no longer opens anything
+    driver.find_element(by.ID, "logout").click()
+    wait_until(lambda: driver.find_element(by.ID, "login-form").is_displayed(), 10, "the login form after sign-out")
+    wait_until(lambda: driver.get_cookie("fieldline_session") is None, 5, "the cookie to be cleared")
+    assert httpx.get(f"{api.root}/api/v1/auth/me", cookies={"fieldline_session": session["value"]}).status_code == 401
+
+    # a token in the address bar signs nothing in any more
+    driver.get(f"{api.root}/qa?token={TOKEN}")
+    wait_until(lambda: driver.find_element(by.ID, "login-form").is_displayed(), 10, "the login form, ?token= ignored")
+    assert driver.get_cookie("fieldline_session") is None
+
+    # a kiosk opens a one-time sign-in link: no login form, no code left in the address bar, the view kept
+    link = api.client.post("/auth/signin-links", json={"username": "qa-lead"})
+    assert link.status_code == 201 and link.json()["path"].startswith("/signin/")
+    driver.get(f"{api.root}{link.json()['path']}#line=line-2&window=24h")
     wait_until(lambda: driver.find_element(by.ID, "dashboard").is_displayed(), 10, "the kiosk dashboard")
     wait_until(lambda: _text(driver, "kpi-parts") == "6", 15, "line-2 numbers")
-    assert "token=" not in driver.current_url
-    assert _text(driver, "kpi-rejects") == "1" and _text(driver, "user-name") == "service (admin)"
-
+    assert driver.current_url == f"{api.root}/qa#line=line-2&window=24h"
+    assert _text(driver, "kpi-rejects") == "1" and _text(driver, "user-name") == "qa-lead (viewer)"
+    wait_until(lambda: "live" in _text(driver, "live-status"), 10, "the WebSocket on the cookie")
+    # the same link a second time: used up
+    driver.delete_all_cookies()
+    driver.get(f"{api.root}{link.json()['path']}")
+    assert "used or expired" in driver.find_element(by.TAG_NAME, "h1").text
+    assert driver.get_cookie("fieldline_session") is None

@@ -115,5 +115,6 @@ def test_the_routes_the_docs_name_exist(api) -> None:
     assert len(named) >= 15
     websocket = {"/api/v1/ws"}  # not in the OpenAPI document: opened below
     assert [f"{page}: {span}" for page, span in sorted(named) if span not in routes | websocket] == []
-    with api.websocket_connect("/api/v1/ws?token=docs-test-token-0123456789") as ws:
-        assert ws is not None
+    with api.websocket_connect("/api/v1/ws") as ws:
+        ws.send_json({"type": "auth", "token": "docs-test-token-0123456789"})
+        assert ws.receive_json()["ok"] is True

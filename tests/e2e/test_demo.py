@@ -74,12 +74,17 @@ def test_demo_fills_sheds_and_lines_prints_every_address_and_stops_on_ctrl_c(tmp
         assert {"/docs", "/qa"} <= _hrefs(httpx.get(f"{api}/").text)
         assert httpx.get(info["docs_url"]).status_code == 200 and httpx.get(info["qa_url"]).status_code == 200
 
-        # the printed login signs in (as the dashboard does), and so does the signed-in link's token
+        # the printed login signs in (as the dashboard does); the one-time link carries no token and signs a
+        # browser in once (session cookie), then is used up
         login = httpx.post(f"{api}/api/v1/auth/login", json={"username": info["user"], "password": info["password"]})
         assert login.status_code == 200 and login.json()["role"] == "operator"
-        link_token = info["qa_signin_url"].split("token=", 1)[1].split("#", 1)[0]
-        me = httpx.get(f"{api}/api/v1/auth/me", headers={"Authorization": f"Bearer {link_token}"})
+        assert info["user_token"] not in info["qa_signin_url"] and "token=" not in info["qa_signin_url"]
+        opened = httpx.get(info["qa_signin_url"].split("#", 1)[0])
+        assert opened.status_code == 303 and opened.headers["location"] == "/qa"
+        me = httpx.get(f"{api}/api/v1/auth/me", cookies={"fieldline_session": opened.cookies["fieldline_session"]})
         assert me.status_code == 200 and me.json()["username"] == info["user"]
+        assert httpx.get(info["qa_signin_url"].split("#", 1)[0]).status_code == 400  # used up
+        link_token = info["user_token"]
         assert f"--token {link_token}" in info["app_command"]
 
         def counted_sheds() -> set[str]:

@@ -55,9 +55,9 @@ def test_ready_text_names_every_address() -> None:
     info = {"api_url": "http://127.0.0.1:8000", "token": "svc", "mqtt_host": "127.0.0.1", "mqtt_port": 1883,
             "user": "demo", "password": "pw-123456", "sheds": 24, "site": "demo-greenhouse", "lines": ["line-1"],
             "factory_site": "demo-factory", "data_dir": "/d", "model": "m.onnx", "line_models": ["s.onnx"],
-            **addresses("http://127.0.0.1:8000", "user-token")}
+            **addresses("http://127.0.0.1:8000", "user-token", "/signin/one-time-code")}
     text = ready_text(info)
     for expected in ("http://127.0.0.1:8000/ ", "http://127.0.0.1:8000/docs", "http://127.0.0.1:8000/qa ",
-                     "user demo  password pw-123456", "http://127.0.0.1:8000/qa?token=user-token#window=1h",
+                     "user demo  password pw-123456", "http://127.0.0.1:8000/signin/one-time-code#window=1h",
                      "fieldline app --api http://127.0.0.1:8000 --token user-token", "pip install -e '.[app]'"):
         assert expected in text, expected

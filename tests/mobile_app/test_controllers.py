@@ -134,7 +134,7 @@ def test_trend_chart_geometry() -> None:
 def test_client_errors_and_urls(site_api: tuple[RestartableApi, SeededSite]) -> None:
     api, _ = site_api
     assert normalise_base_url("10.0.0.5:8000/api/v1/") == "http://10.0.0.5:8000"
-    assert websocket_url("https://x.org", "a b") == "wss://x.org/api/v1/ws?token=a+b"
+    assert websocket_url("https://x.org/") == "wss://x.org/api/v1/ws"  # no token in the URL: a first message
     with pytest.raises(AuthRequired):
         ApiClient(api.url, "wrong-token").sheds()
     dead = ApiClient(f"http://127.0.0.1:{free_port()}", "t", retries=1, backoff_s=0.01)
@@ -213,10 +213,19 @@ def test_harvest_plan_split_done_and_replan(session: Session) -> None:
 
 
 def test_live_feed_delivers_ingested_counts(session: Session, broker: MosquittoBroker) -> None:
-    feed = LiveFeed(lambda: websocket_url(session.api_url or "", session.token), min_backoff_s=0.2)
+    refused = LiveFeed(lambda: websocket_url(session.api_url or ""), token_provider=lambda: "not-a-token",
+                       min_backoff_s=0.2)
+    refused.start()
+    try:
+        wait_until(lambda: refused.last_error and "4401" in refused.last_error, timeout=10, what="4401 for a bad token")
+        assert not refused.connected
+    finally:
+        refused.stop()
+    feed = LiveFeed(lambda: websocket_url(session.api_url or ""), token_provider=lambda: session.token,
+                    min_backoff_s=0.2)
     feed.start()
     try:
-        wait_until(lambda: feed.connected, timeout=10, what="WebSocket connected")
+        wait_until(lambda: feed.connected, timeout=10, what="WebSocket connected and signed in by first message")
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="mobile-live-test")
         pub.connect(broker.host, broker.port)
         pub.loop_start()

@@ -7,17 +7,20 @@ from fastapi import APIRouter, Depends
 from cloud_api.api.deps import require_token
 from cloud_api.api.routes import fleet_commands, fleet_deployments, fleet_models
 from cloud_api.api.routes import alerts, auth, dead_letters, devices, events, harvest, health, live, sheds
-from cloud_api.api.routes import climate, forecast, lines, qa
+from cloud_api.api.routes import climate, device_credentials, forecast, lines, qa, sessions
 
 
 def api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     router.include_router(health.router)
     router.include_router(auth.router)
+    router.include_router(sessions.router)  # POST /auth/session: a page's cookie sign-in
     router.include_router(live.router)
     router.include_router(fleet_models.download)  # a device's download token or a user's
     protected = APIRouter(dependencies=[Depends(require_token)])
     protected.include_router(auth.protected)
+    protected.include_router(sessions.protected)  # sign-in links, token list and revocation
+    protected.include_router(device_credentials.router)  # before devices: /devices/credentials (admin)
     protected.include_router(devices.router)
     protected.include_router(sheds.router)
     protected.include_router(events.router)

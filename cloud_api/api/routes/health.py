@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
@@ -31,6 +31,7 @@ class LivenessOut(BaseModel):
 
 
 def optional_principal(
+    request: Request,
     settings: SettingsDep,
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
@@ -38,7 +39,7 @@ def optional_principal(
     """None without an Authorization header; a checked principal (401 if wrong) with one."""
     if credentials is None:
         return None
-    return require_token(settings, store, credentials)
+    return require_token(request, settings, store, credentials)
 
 
 def _details(db_ok: bool, status: Literal["ok", "degraded"], worker: IngestWorker | None, hub: LiveHub) -> HealthOut:

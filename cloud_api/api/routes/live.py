@@ -1,9 +1,13 @@
 """``/api/v1/ws``: live JSON messages ``{"type": "count" | "inspection" | "alert" | "device", "data": {...},
 "dropped": n}`` (``dropped`` = messages this client lost so far because it lagged).
 
-Authentication: ``?token=...`` (browsers and Kivy cannot set headers on a WebSocket) or an
-``Authorization: Bearer`` header. A missing or wrong token is accepted then closed with code 4401, so every
-client can read the reason. Any role may listen. Messages from the client are ignored.
+Authentication, never in the URL: an ``Authorization: Bearer`` header (scripts); a page's session cookie
+(``session_auth``; only with an ``Origin`` of this site, against cross-site WebSocket hijacking); or, for
+clients that cannot set headers (the phone app), a first message ``{"type": "auth", "token": "..."}`` within
+``AUTH_TIMEOUT_S``, answered ``{"type": "auth", "ok": true, "username": ..., "role": ...}``. A missing or
+wrong token is accepted then closed with code 4401, so every client can read the reason. A ``?token=`` query
+is refused the same way (tokens in URLs end up in logs and histories). Any role may listen. Other messages
+from the client are ignored.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from cloud_api.api import session_auth
 from cloud_api.api.deps import authenticate_token
 from cloud_api.services.live import LiveHub, Subscription
 
@@ -22,12 +27,29 @@ router = APIRouter(tags=["live"])
 CLOSE_UNAUTHORIZED = 4401
 
 
-def _presented_token(websocket: WebSocket) -> str:
-    token = websocket.query_params.get("token")
-    if token:
-        return token
-    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else ""
+AUTH_TIMEOUT_S = 10.0
+
+
+def _presented_token(websocket: WebSocket) -> tuple[str | None, str]:
+    """(token or None, how): from the Authorization header, else the session cookie of a same-site page."""
+    header = session_auth.bearer_token(websocket)
+    if header is not None:
+        return header, "header"
+    cookie = session_auth.cookie_token(websocket)
+    if cookie is not None and session_auth.same_origin(websocket):
+        return cookie, "cookie"
+    return None, "message"
+
+
+async def _first_message_token(websocket: WebSocket) -> str | None:
+    """The token of a first ``{"type": "auth", "token": ...}`` message, or None (timeout, other message)."""
+    try:
+        message = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT_S)
+    except (asyncio.TimeoutError, ValueError, KeyError, WebSocketDisconnect, RuntimeError):
+        return None
+    if isinstance(message, dict) and message.get("type") == "auth" and isinstance(message.get("token"), str):
+        return message["token"]
+    return None
 
 
 async def _until_disconnect(websocket: WebSocket, subscription: Subscription) -> None:
@@ -42,15 +64,27 @@ async def _until_disconnect(websocket: WebSocket, subscription: Subscription) ->
 async def live(websocket: WebSocket) -> None:
     app = websocket.app
     hub: LiveHub = app.state.live
-    token = _presented_token(websocket)
+    if "token" in websocket.query_params:
+        await websocket.accept()
+        await websocket.close(code=CLOSE_UNAUTHORIZED, reason="tokens in the URL are refused; send a first auth message")
+        return
+    token, how = _presented_token(websocket)
+    if how == "message":
+        await websocket.accept()
+        token = await _first_message_token(websocket)
     principal = await run_in_threadpool(authenticate_token, app.state.settings, app.state.store, token) if token else None
     if principal is None:
-        await websocket.accept()
-        await websocket.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid token")
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):  # the client may be gone already
+            if how != "message":
+                await websocket.accept()
+            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="missing or invalid token")
         return
-    subscription = hub.subscribe()  # before accept: nothing published after the handshake is missed
+    subscription = hub.subscribe()  # before accept / the auth answer: nothing published after it is missed
     try:
-        await websocket.accept()
+        if how == "message":
+            await websocket.send_json({"type": "auth", "ok": True, "username": principal.username, "role": principal.role})
+        else:
+            await websocket.accept()
         reader = asyncio.create_task(_until_disconnect(websocket, subscription))
         try:
             while (message := await subscription.get()) is not None:

@@ -1,13 +1,13 @@
 /* FieldLine QA dashboard: login, data loading from /api/v1, rendering, live updates over the WebSocket.
  *
- * The token lives in sessionStorage ("fieldline.token"); a kiosk may open /qa?token=... once, the token is
- * then moved to sessionStorage and removed from the address bar. Selection (line, window) is kept in the
- * URL hash, e.g. /qa#line=line-1&window=24h, so a wall screen can be bookmarked.
+ * Signed in by the server's HttpOnly session cookie (POST /api/v1/auth/session, or a one-time /signin/<code>
+ * link for kiosks): this script never sees a token, and every fetch and the WebSocket carry the cookie.
+ * Selection (line, window) is kept in the URL hash, e.g. /qa#line=line-1&window=24h, so a wall screen can be
+ * bookmarked.
  */
 (function () {
   "use strict";
 
-  const TOKEN_KEY = "fieldline.token";
   const API = "/api/v1";
   const WINDOWS = { "1h": 3600e3, "8h": 8 * 3600e3, "24h": 24 * 3600e3, "7d": 7 * 24 * 3600e3 };
   const REFRESH_MS = 30e3; // the window slides even when nothing arrives
@@ -17,7 +17,7 @@
 
   const $ = (id) => document.getElementById(id);
   const state = {
-    token: null,
+    signedIn: false,
     line: "",
     window: "8h",
     data: null,
@@ -37,19 +37,9 @@
 
   // ---------------------------------------------------------------- auth
 
-  function takeUrlToken() {
-    const url = new URL(window.location.href);
-    const token = url.searchParams.get("token");
-    if (token) {
-      sessionStorage.setItem(TOKEN_KEY, token);
-      url.searchParams.delete("token");
-      history.replaceState(null, "", url.pathname + url.search + url.hash);
-    }
-  }
-
   async function api(path, params) {
     const query = params ? "?" + new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null)) : "";
-    const response = await fetch(API + path + query, { headers: { Authorization: "Bearer " + state.token } });
+    const response = await fetch(API + path + query, { credentials: "same-origin" });
     if (response.status === 401) throw new AuthError("session expired");
     if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
     return response;
@@ -61,8 +51,7 @@
 
   function showLogin(message) {
     stopLive();
-    state.token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
+    state.signedIn = false;
     $("dashboard").hidden = true;
     $("login-view").hidden = false;
     $("login-error").textContent = message || "";
@@ -74,8 +63,9 @@
     $("login-error").textContent = "";
     $("login-submit").disabled = true;
     try {
-      const response = await fetch(API + "/auth/login", {
+      const response = await fetch(API + "/auth/session", {
         method: "POST",
+        credentials: "same-origin",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ username: $("login-user").value.trim(), password: $("login-pass").value }),
       });
@@ -83,8 +73,6 @@
         $("login-error").textContent = response.status === 401 ? "Wrong user name or password." : `Login failed (HTTP ${response.status}).`;
         return;
       }
-      const body = await response.json();
-      sessionStorage.setItem(TOKEN_KEY, body.access_token);
       $("login-pass").value = "";
       await start();
     } catch (error) {
@@ -96,7 +84,7 @@
 
   async function logout() {
     try {
-      await fetch(API + "/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + state.token } });
+      await fetch(API + "/auth/logout", { method: "POST", credentials: "same-origin" });
     } catch (error) {
       // signing out locally is enough when the server cannot be reached
     } finally {
@@ -351,12 +339,12 @@
     $("lightbox").hidden = false;
   }
 
-  // ---------------------------------------------------------------- CSV export (needs the bearer token)
+  // ---------------------------------------------------------------- CSV export (needs the session cookie)
 
   async function exportCsv(event) {
     event.preventDefault();
     try {
-      const response = await fetch($("export-link").href, { headers: { Authorization: "Bearer " + state.token } });
+      const response = await fetch($("export-link").href, { credentials: "same-origin" });
       if (response.status === 401) { showLogin("Your session has ended, please sign in again."); return; }
       if (!response.ok) throw new Error("HTTP " + response.status);
       const disposition = response.headers.get("Content-Disposition") || "";
@@ -386,7 +374,7 @@
     stopLive();
     state.wsClosedByUs = false;
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${window.location.host}${API}/ws?token=${encodeURIComponent(state.token)}`);
+    const ws = new WebSocket(`${scheme}://${window.location.host}${API}/ws`); // the session cookie signs it in
     state.ws = ws;
     ws.onopen = () => { state.wsDelay = 1000; setLive(true); };
     ws.onmessage = (message) => {
@@ -403,7 +391,7 @@
       setLive(false);
       if (event.code === 4401) { showLogin("Your session has ended, please sign in again."); return; }
       if (!state.wsClosedByUs) {
-        setTimeout(() => { if (!state.ws && state.token) startLive(); }, state.wsDelay);
+        setTimeout(() => { if (!state.ws && state.signedIn) startLive(); }, state.wsDelay);
         state.wsDelay = Math.min(30e3, state.wsDelay * 2);
         refresh(); // catch up on what was missed while disconnected
       }
@@ -435,8 +423,6 @@
   }
 
   async function start() {
-    state.token = sessionStorage.getItem(TOKEN_KEY);
-    if (!state.token) { showLogin(""); return; }
     try {
       const me = await getJson("/auth/me", null);
       $("user-name").textContent = `${me.username} (${me.role})`;
@@ -444,6 +430,7 @@
       if (error instanceof AuthError) { showLogin(""); return; }
       $("updated").textContent = "cannot reach the server";
     }
+    state.signedIn = true;
     $("login-view").hidden = true;
     $("dashboard").hidden = false;
     selectWindow(state.window);
@@ -451,7 +438,6 @@
   }
 
   function init() {
-    takeUrlToken();
     readHash();
     $("login-form").addEventListener("submit", login);
     $("logout").addEventListener("click", logout);
@@ -467,7 +453,7 @@
       clearTimeout(resizeTimer);
       resizeTimer = setTimeout(drawCharts, 150);
     });
-    setInterval(() => { if (state.token && !document.hidden) refresh(); }, REFRESH_MS);
+    setInterval(() => { if (state.signedIn && !document.hidden) refresh(); }, REFRESH_MS);
     start();
   }
 

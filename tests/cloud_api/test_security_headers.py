@@ -1,0 +1,92 @@
+"""Security headers on every page and API answer, and CORS: off by default, an allow-list when configured."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cloud_api.api.security_headers import no_framing
+from tests.cloud_api.cloudapi_builders import ApiServer, settings_for
+
+PAGES = ["/", "/qa", "/docs", "/redoc"]
+OTHERS = ["/api/v1/health", "/api/v1/sheds", "/openapi.json", "/qa/static/qa.js", "/docs/assets/redoc/redoc.standalone.js",
+          "/signin/not-a-code", "/no-such-path"]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    with ApiServer(settings_for(tmp_path_factory.mktemp("headers"))) as server:
+        yield server
+
+
+def _directives(policy: str) -> dict[str, str]:
+    return {part.strip().split(" ", 1)[0]: part.strip().partition(" ")[2] for part in policy.split(";") if part.strip()}
+
+
+@pytest.mark.parametrize("path", PAGES + OTHERS)
+def test_every_answer_carries_the_headers(api: ApiServer, path: str) -> None:
+    response = httpx.get(f"{api.root}{path}")
+    assert response.status_code < 500
+    headers = response.headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert len(headers.get_list("content-security-policy")) == 1
+    policy = _directives(headers["content-security-policy"])
+    assert policy["frame-ancestors"] == "'none'"
+    assert "strict-transport-security" not in headers  # plain http: HSTS only over TLS
+    assert "access-control-allow-origin" not in headers
+
+
+@pytest.mark.parametrize("path", ["/", "/qa"])
+def test_pages_allow_no_inline_script(api: ApiServer, path: str) -> None:
+    response = httpx.get(f"{api.root}{path}")
+    policy = _directives(response.headers["content-security-policy"])
+    script = policy.get("script-src", policy.get("default-src", ""))
+    assert "'unsafe-inline'" not in script and "'unsafe-eval'" not in script and "sha256-" not in script
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.text, re.I)  # and the page has none
+    assert not re.search(r"\son[a-z]+\s*=", response.text, re.I)  # nor inline event handlers
+
+
+def test_docs_allow_inline_script_only_by_hash(api: ApiServer) -> None:
+    policy = _directives(httpx.get(f"{api.root}/docs").headers["content-security-policy"])
+    assert "'unsafe-inline'" not in policy["script-src"] and "'sha256-" in policy["script-src"]
+
+
+def test_api_answers_allow_nothing_to_run(api: ApiServer) -> None:
+    policy = _directives(httpx.get(f"{api.root}/api/v1/sheds").headers["content-security-policy"])
+    assert policy["default-src"] == "'none'"
+
+
+def test_cors_is_off_by_default(api: ApiServer) -> None:
+    preflight = httpx.options(f"{api.root}/api/v1/sheds", headers={
+        "Origin": "https://ops.example.org", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert "access-control-allow-origin" not in preflight.headers
+    simple = httpx.get(f"{api.root}/api/v1/health", headers={"Origin": "https://ops.example.org"})
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_cors_allow_list_when_configured(tmp_path: Path) -> None:
+    with ApiServer(settings_for(tmp_path, cors_allow_origins=["https://ops.example.org"])) as server:
+        def preflight(origin: str) -> httpx.Response:
+            return httpx.options(f"{server.root}/api/v1/sheds", headers={
+                "Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
+
+        allowed = preflight("https://ops.example.org")
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://ops.example.org"
+        assert "access-control-allow-credentials" not in allowed.headers  # bearer only, never the cookie
+        assert allowed.headers["x-content-type-options"] == "nosniff"
+        refused = preflight("https://evil.example")
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+
+
+def test_no_framing_rewrites_or_adds_the_directive() -> None:
+    assert no_framing(b"default-src 'self'; frame-ancestors 'self'; base-uri 'none'") == \
+        b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    assert no_framing(b"default-src 'self';") == b"default-src 'self'; frame-ancestors 'none'"
