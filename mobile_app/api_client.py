@@ -140,6 +140,10 @@ class ApiClient:
         self.token = body["access_token"]
         return body
 
+    def logout(self) -> None:
+        """POST /auth/logout: the server revokes this token."""
+        self._request("POST", "/auth/logout")
+
     def me(self) -> dict[str, Any]:
         return self._request("GET", "/auth/me")
 

@@ -76,6 +76,7 @@ class OfflineCache:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted rows (a signed-out user's data) are zeroed
         self._db.executescript(_SCHEMA)
 
     @property
@@ -123,6 +124,21 @@ class OfflineCache:
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (key, value),
                 )
+
+    def scrub(self) -> None:
+        """Push deleted data out of the write-ahead log too (its old pages would keep it until reused)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def wipe(self) -> None:
+        """Forget every cached response, queued action and cached file (sign-out); settings stay."""
+        with self._lock:
+            self._db.execute("DELETE FROM responses")
+            self._db.execute("DELETE FROM outbox")
+        for path in self.files_dir.iterdir():
+            if path.is_file():
+                path.unlink()
+        self.scrub()
 
     # ------------------------------------------------------------ outbox
 

@@ -10,6 +10,7 @@ from typing import Any
 from mobile_app.api_client import ApiClient, ApiError, ApiUnreachable, AuthRequired
 from mobile_app.cache import OfflineCache, now_ms
 from mobile_app.i18n import Translator
+from mobile_app.token_store import TokenStore, TokenStoreError, default_token_store
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,25 @@ class FlushResult:
 
 
 class Session:
-    """State shared by all screens. Settings persist in the cache database."""
+    """State shared by all screens. Settings persist in the cache database; the token only encrypted, in
+    ``token_store`` (the Android Keystore, or a sealed value whose key is kept apart: ``token_store.py``)."""
 
     def __init__(self, cache: OfflineCache, api_url: str | None = None, token: str | None = None,
-                 lang: str | None = None, client_factory: Callable[..., ApiClient] = ApiClient) -> None:
+                 lang: str | None = None, client_factory: Callable[..., ApiClient] = ApiClient,
+                 token_store: TokenStore | None = None) -> None:
         self.cache = cache
         self._client_factory = client_factory
         self._flush_lock = threading.Lock()
+        self._tokens = token_store or default_token_store(cache)
+        legacy = cache.setting("token")  # a clear-text token from an older version of the app: seal it
+        if legacy:
+            self._tokens.save(legacy)
+            cache.set_setting("token", None)
+            cache.scrub()
         if api_url:
             cache.set_setting("api_url", api_url)
         if token:
-            cache.set_setting("token", token)
+            self._tokens.save(token)
         if lang:
             cache.set_setting("lang", lang)
         self.translator = Translator(cache.setting("lang", "en") or "en")
@@ -62,7 +71,11 @@ class Session:
 
     @property
     def token(self) -> str | None:
-        return self.cache.setting("token")
+        try:
+            return self._tokens.load()
+        except TokenStoreError as exc:  # tampered with, or its key is gone: as good as signed out
+            self.last_error = str(exc)
+            return None
 
     @property
     def username(self) -> str | None:
@@ -98,10 +111,25 @@ class Session:
         self.cache.set_setting("operator", name or None)
 
     def set_token(self, token: str | None, username: str | None = None, role: str | None = None) -> None:
-        self.cache.set_setting("token", token)
+        if token:
+            self._tokens.save(token)
+        else:
+            self._tokens.wipe()
         self.cache.set_setting("username", username)
         self.cache.set_setting("role", role)
         self._reset_client()
+
+    def sign_out(self) -> None:
+        """Revoke the token on the server if it can be reached, then wipe it and everything cached here:
+        responses, queued actions, snapshot files (the next user of this phone sees nothing of this one's)."""
+        if self.token and self.api_url:
+            try:
+                self.client.logout()
+            except (ApiError, ApiUnreachable):  # offline or already invalid: wiping locally is what matters
+                pass
+        self.set_token(None)
+        self.cache.set_setting("operator", None)
+        self.cache.wipe()
 
     def _reset_client(self) -> None:
         if self._client is not None:

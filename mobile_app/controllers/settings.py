@@ -46,7 +46,8 @@ class SettingsController:
         return LoginResult(True, self.session.t("logged_in_as", user=self.session.username, role=self.session.role or "-"))
 
     def logout(self) -> None:
-        self.session.set_token(None)
+        """Sign out: the server revokes the token (if reachable); the token and the cache are wiped."""
+        self.session.sign_out()
 
     def set_language(self, lang: str) -> None:
         self.session.set_language(lang)
