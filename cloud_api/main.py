@@ -106,7 +106,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, lockout_s=settings.login_lockout_s)
-    security_headers.install(app, settings.cors_allow_origins)  # on every response; CORS only if configured
+    # request bodies capped; headers on every response; CORS only if configured
+    security_headers.install(app, settings.cors_allow_origins, settings.max_request_bytes)
     app.include_router(api_router())
     if settings.metrics_enabled:
         app.include_router(metrics_router(settings))  # GET /metrics (see routes/metrics.py for auth)

@@ -1,4 +1,4 @@
-"""Security headers on every HTTP response, and CORS only for the origins a deployer lists.
+"""Security headers on every HTTP response, CORS only for the origins a deployer lists, capped request bodies.
 
 Pages (``/``, ``/qa``, ``/fleet``, ``/docs``) send their own Content-Security-Policy; every other response
 (JSON, files, errors) gets ``DEFAULT_CSP``, which allows nothing, so an API response opened in a browser
@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloud_api.api.body_limit import BodyLimit
+
 DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DEFAULTS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", DEFAULT_CSP.encode()),
@@ -25,6 +27,8 @@ DEFAULTS: tuple[tuple[bytes, bytes], ...] = (
 )
 ALWAYS: tuple[tuple[bytes, bytes], ...] = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"))
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+# model uploads stream into their own cap (cloud_api.fleet.registry.MAX_MODEL_BYTES, 413 past it)
+BODY_LIMIT_EXEMPT = ("/api/v1/models",)
 _FRAME_ANCESTORS = re.compile(rb"frame-ancestors[^;]*")
 
 
@@ -63,12 +67,14 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: FastAPI, cors_allow_origins: list[str]) -> None:
-    """Add the headers middleware, and CORS for ``cors_allow_origins`` (none: no CORS headers at all).
+def install(app: FastAPI, cors_allow_origins: list[str], max_request_bytes: int,
+            exempt_from_body_limit: tuple[str, ...] = BODY_LIMIT_EXEMPT) -> None:
+    """Add the body cap, the headers middleware, and CORS for ``cors_allow_origins`` (none: no CORS headers).
 
     CORS never allows credentials: a listed origin's page calls with ``Authorization: Bearer``, never with
     this server's session cookie.
     """
+    app.add_middleware(BodyLimit, limit=max_request_bytes, exempt=exempt_from_body_limit)
     if cors_allow_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_allow_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

@@ -125,6 +125,10 @@ class Settings(BaseModel):
         description="Command run after a revocation so the broker re-reads its files and drops the device's session,"
         " e.g. [systemctl, reload, mosquitto]; without it, reload the broker yourself (SIGHUP)",
     )
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024,
+        description="Largest request body accepted (413 past it); model uploads have their own, larger limit",
+    )
     cors_allow_origins: list[str] = Field(
         default_factory=list,
         description="Origins (e.g. https://ops.example.org) whose pages may call this API from a browser with a"

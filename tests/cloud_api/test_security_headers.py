@@ -90,3 +90,44 @@ def test_no_framing_rewrites_or_adds_the_directive() -> None:
     assert no_framing(b"default-src 'self'; frame-ancestors 'self'; base-uri 'none'") == \
         b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
     assert no_framing(b"default-src 'self';") == b"default-src 'self'; frame-ancestors 'none'"
+
+
+# ---------------------------------------------------------------- request size and type
+
+
+def test_oversized_bodies_are_refused_with_413_naming_the_limit(tmp_path: Path) -> None:
+    with ApiServer(settings_for(tmp_path, max_request_bytes=4096)) as server:
+        big = b'{"username": "' + b"a" * 10_000 + b'", "password": "x"}'
+        declared = httpx.post(f"{server.root}/api/v1/auth/login", content=big,
+                              headers={"Content-Type": "application/json"})
+        assert declared.status_code == 413
+        assert declared.json()["detail"] == f"request body is {len(big)} bytes, the limit is 4096"
+        assert declared.headers["x-content-type-options"] == "nosniff"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"username": "'
+            for _ in range(10):
+                yield b"a" * 1000
+            yield b'", "password": "x"}'
+
+        chunked = httpx.post(f"{server.root}/api/v1/auth/login", content=chunks(),
+                             headers={"Content-Type": "application/json"})
+        assert chunked.status_code == 413 and "larger than the limit of 4096 bytes" in chunked.json()["detail"]
+        small = httpx.post(f"{server.root}/api/v1/auth/login", json={"username": "a", "password": "b"})
+        assert small.status_code == 401  # under the limit: the route answers
+
+
+def test_model_uploads_have_their_own_cap_and_type_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloud_api.api.routes import fleet_models
+
+    monkeypatch.setattr(fleet_models, "MAX_MODEL_BYTES", 20_000)  # the registry's 200 MB, scaled down
+    with ApiServer(settings_for(tmp_path, max_request_bytes=4096)) as server:
+        # past the general cap, under the model cap: the route reads it and says what is wrong with it
+        not_onnx = server.client.post("/models", content=b"\x00" * 10_000,
+                                      headers={"Content-Type": "application/octet-stream"})
+        assert not_onnx.status_code == 422 and "not an ONNX file" in not_onnx.json()["detail"]
+        too_big = server.client.post("/models", content=b"\x00" * 30_000,
+                                     headers={"Content-Type": "application/octet-stream"})
+        assert too_big.status_code == 413 and "the limit is 20000" in too_big.json()["detail"]
+        text = server.client.post("/models", content=b"hello", headers={"Content-Type": "text/plain"})
+        assert text.status_code == 415 and "application/octet-stream" in text.json()["detail"]
