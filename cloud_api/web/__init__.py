@@ -1,8 +1,9 @@
 """The QA dashboard: ``GET /qa`` (one HTML page) and its static files under ``/qa/static``.
 
 Everything the page needs (script, styles, chart code) is served from this package: factories are often
-offline, so nothing comes from a CDN. The page itself holds no data; it logs in through
-``POST /api/v1/auth/login`` (or takes ``?token=`` for kiosks) and reads the JSON API with that token.
+offline, so nothing comes from a CDN. The page itself holds no data; it signs in through
+``POST /api/v1/auth/session`` (or a one-time ``/signin/{code}`` link for kiosks), which set an HttpOnly session
+cookie (``cloud_api.api.session_auth``), and reads the JSON API with that cookie.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from cloud_api.web import fleet_page
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-# the page loads only its own files; images are blob: URLs fetched with the bearer token
+# the page loads only its own files; images are blob: URLs fetched with the session cookie
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
-    "connect-src 'self' ws: wss:; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
 router = APIRouter(tags=["qa dashboard"])
@@ -34,7 +35,7 @@ def dashboard() -> HTMLResponse:
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "Cache-Control": "no-cache",
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",  # a kiosk ?token= must not leak through the Referer header
+        "Referrer-Policy": "no-referrer",
     })
 
 

@@ -5,7 +5,8 @@ These pages load the same programs from ``vendor/`` (npm ``swagger-ui-dist`` and
 licences; versions and checksums in ``vendor/README.md``), served under ``/docs/assets``.
 
 Each page carries a Content-Security-Policy that lets it load only from this server: ReDoc's sidebar
-shows a logo from its vendor's CDN, and the policy stops the browser from even asking for it.
+shows a logo from its vendor's CDN, and the policy stops the browser from even asking for it. Neither page
+has an inline script: Swagger UI's start-up script is served as ``/docs/swagger-init.js``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 VENDOR_DIR = Path(__file__).parent / "vendor"
@@ -26,6 +27,7 @@ SWAGGER_JS = "swagger-ui/swagger-ui-bundle.js"
 SWAGGER_CSS = "swagger-ui/swagger-ui.css"
 REDOC_JS = "redoc/redoc.standalone.js"
 FAVICON = "swagger-ui/favicon-32x32.png"
+SWAGGER_INIT_PATH = "/docs/swagger-init.js"
 
 # Swagger UI's default validator badge would send the spec's URL to an outside service
 SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
@@ -51,6 +53,15 @@ def content_security_policy(html: str) -> str:
     )
 
 
+def without_inline_scripts(html: str, src: str) -> tuple[str, str]:
+    """(the page with its inline scripts replaced by one ``<script src=src>``, their code joined)."""
+    bodies = _INLINE_SCRIPT.findall(html)
+    page = _INLINE_SCRIPT.sub("", html, count=len(bodies))
+    if bodies:
+        page = page.replace("</body>", f'<script src="{src}"></script>\n</body>', 1)
+    return page, "\n".join(bodies)
+
+
 def _secured(page: HTMLResponse) -> HTMLResponse:
     html = bytes(page.body).decode("utf-8")
     return HTMLResponse(html, headers={
@@ -69,10 +80,8 @@ def docs_router(openapi_url: str, title: str) -> APIRouter:
     """``/docs`` and ``/redoc`` for the OpenAPI document at ``openapi_url`` (left out of the document)."""
     router = APIRouter(include_in_schema=False)
 
-    @router.get("/docs", response_class=HTMLResponse)
-    def swagger_ui(request: Request) -> HTMLResponse:
-        root = _root(request)
-        return _secured(get_swagger_ui_html(
+    def swagger_page(root: str) -> tuple[str, str]:
+        return without_inline_scripts(bytes(get_swagger_ui_html(
             openapi_url=root + openapi_url,
             title=f"{title} - Swagger UI",
             swagger_js_url=f"{root}{ASSETS_PATH}/{SWAGGER_JS}",
@@ -80,7 +89,16 @@ def docs_router(openapi_url: str, title: str) -> APIRouter:
             swagger_favicon_url=f"{root}{ASSETS_PATH}/{FAVICON}",
             oauth2_redirect_url=None,  # bearer tokens only: no OAuth2 flow to come back from
             swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
-        ))
+        ).body).decode("utf-8"), root + SWAGGER_INIT_PATH)
+
+    @router.get("/docs", response_class=HTMLResponse)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        return _secured(HTMLResponse(swagger_page(_root(request))[0]))
+
+    @router.get(SWAGGER_INIT_PATH)
+    def swagger_init(request: Request) -> Response:
+        return Response(swagger_page(_root(request))[1], media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache"})
 
     @router.get("/redoc", response_class=HTMLResponse)
     def redoc(request: Request) -> HTMLResponse:
