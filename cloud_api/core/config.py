@@ -125,6 +125,10 @@ class Settings(BaseModel):
         description="Command run after a revocation so the broker re-reads its files and drops the device's session,"
         " e.g. [systemctl, reload, mosquitto]; without it, reload the broker yourself (SIGHUP)",
     )
+    session_ttl_s: int = Field(
+        default=12 * 3600, ge=60,
+        description="Lifetime of a page's session cookie (and the login token behind it) in seconds",
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024, ge=1024,
         description="Largest request body accepted (413 past it); model uploads have their own, larger limit",

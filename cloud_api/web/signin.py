@@ -33,9 +33,9 @@ EXPIRED_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><ti
 async def signin(code: str, request: Request,
                  next: Literal["/qa", "/fleet", "/"] = Query(default="/qa", description="The page to open")) -> Response:  # noqa: A002
     app = request.app
-    issued = await run_in_threadpool(exchange_signin_code, app.state.store, code[:256], app.state.settings.token_ttl_s)
+    issued = await run_in_threadpool(exchange_signin_code, app.state.store, code[:256], app.state.settings.session_ttl_s)
     if issued is None:
         return HTMLResponse(EXPIRED_PAGE, status_code=400, headers={"Cache-Control": "no-store"})
     response = RedirectResponse(next, status_code=303, headers={"Cache-Control": "no-store"})
-    session_auth.set_session_cookie(response, request, issued.token, app.state.settings.token_ttl_s)
+    session_auth.set_session_cookie(response, request, issued.token, app.state.settings.session_ttl_s)
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,8 @@ COOKIE = "fieldline_session"
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with ApiServer(settings_for(tmp_path_factory.mktemp("sessions"), token_ttl_s=3600)) as server:
+    with ApiServer(settings_for(tmp_path_factory.mktemp("sessions"), token_ttl_s=86_400,
+                                session_ttl_s=3600)) as server:
         store = server.server.config.app.state.store
         for name, role in (("ann", "viewer"), ("bob", "operator"), ("root", "admin")):
             create_user(store, name, PASSWORD, role)
@@ -34,6 +36,8 @@ def _session(api: ApiServer, username: str) -> str:
     response = api.anon.post("/auth/session", json={"username": username, "password": PASSWORD})
     assert response.status_code == 200, response.text
     assert response.json()["username"] == username and "access_token" not in response.text
+    # a page's session lives session_ttl_s (shorter than the app's tokens, token_ttl_s)
+    assert abs(response.json()["expires_ms"] - (time.time() + 3600) * 1000) < 60_000
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie and "Max-Age=3600" in cookie
     assert "Secure" not in cookie  # plain http here; behind TLS the flag is set (test below)
@@ -130,6 +134,7 @@ def test_tokens_listed_and_revoked_by_owner_or_admin(api: ApiServer) -> None:
     assert {t["username"] for t in mine} == {"bob"} and len(mine) >= 2
     assert [t["current"] for t in mine].count(True) == 1
     assert all(len(t["id"]) == 16 and t["expires_ms"] for t in mine)
+    assert min(t["expires_ms"] for t in mine) > (time.time() + 86_000) * 1000  # bearer logins: token_ttl_s
     assert bob_a.get("/auth/tokens", params={"username": "ann"}).status_code == 403
     # bob revokes his other session
     other = next(t for t in bob_b.get("/auth/tokens").json() if t["current"])

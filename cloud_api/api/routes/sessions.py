@@ -64,8 +64,8 @@ def start_session(body: LoginIn, request: Request, response: Response, store: St
     if "origin" in request.headers and not session_auth.same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site sign-in refused (Origin is not this site)")
     user = verified_user(body, request, store)
-    issued = issue_token(store, user, settings.token_ttl_s)
-    session_auth.set_session_cookie(response, request, issued.token, settings.token_ttl_s)
+    issued = issue_token(store, user, settings.session_ttl_s)
+    session_auth.set_session_cookie(response, request, issued.token, settings.session_ttl_s)
     return SessionOut(username=user.username, role=user.role, expires_ms=issued.expires_ms)  # type: ignore[arg-type]
 
 
