@@ -129,6 +129,10 @@ class Settings(BaseModel):
         default=12 * 3600, ge=60,
         description="Lifetime of a page's session cookie (and the login token behind it) in seconds",
     )
+    ws_auth_recheck_s: float = Field(
+        default=60.0, gt=0,
+        description="Seconds between re-checks of an open WebSocket's token; a revoked or expired one closes it (4401)",
+    )
     max_request_bytes: int = Field(
         default=1024 * 1024, ge=1024,
         description="Largest request body accepted (413 past it); model uploads have their own, larger limit",

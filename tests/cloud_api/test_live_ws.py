@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -153,3 +154,25 @@ def test_ws_tokens_are_redacted_from_server_logs() -> None:
                                ("127.0.0.1:5", "/api/v1/ws?token=s3cr3t&x=1"), None)
     RedactQueryTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "WebSocket /api/v1/ws?token=<redacted>&x=1" [accepted]'
+
+
+@pytest.mark.timeout(60)
+def test_an_open_socket_closes_once_its_token_is_revoked(tmp_path: Path, broker: MosquittoBroker) -> None:
+    app = create_app(settings_for(tmp_path, broker, ws_auth_recheck_s=0.3))
+    with TestClient(app) as client:
+        client.post("/api/v1/auth/users", headers=AUTH, json={"username": "phone", "password": "pocket phone pw",
+                                                              "role": "viewer"}).raise_for_status()
+        token = client.post("/api/v1/auth/login", json={"username": "phone", "password": "pocket phone pw"}).json()[
+            "access_token"]
+        with client.websocket_connect("/api/v1/ws") as ws:
+            ws.send_json({"type": "auth", "token": token})
+            assert ws.receive_json()["ok"] is True
+            time.sleep(1.0)  # several re-checks pass while the token is valid: the socket stays open
+            with Publisher(broker) as edge:
+                edge.publish(status_topic(SITE, "edge-9"), status_payload("online", device="edge-9"))
+            assert next_message(ws, "device")["data"]["device"] == "edge-9"
+            # the phone is lost: its token is revoked (here by its own sign-out)
+            assert client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 204
+            with pytest.raises(WebSocketDisconnect) as closed:
+                next_message(ws, "never", timeout=10)
+            assert closed.value.code == 4401 and "revoked" in closed.value.reason

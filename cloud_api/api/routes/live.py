@@ -7,7 +7,8 @@ clients that cannot set headers (the phone app), a first message ``{"type": "aut
 ``AUTH_TIMEOUT_S``, answered ``{"type": "auth", "ok": true, "username": ..., "role": ...}``. A missing or
 wrong token is accepted then closed with code 4401, so every client can read the reason. A ``?token=`` query
 is refused the same way (tokens in URLs end up in logs and histories). Any role may listen. Other messages
-from the client are ignored.
+from the client are ignored. The token is checked again every ``Settings.ws_auth_recheck_s``: once it is
+revoked (sign-out, ``DELETE /auth/tokens/{id}``) or expired, the socket closes with 4401.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ async def _first_message_token(websocket: WebSocket) -> str | None:
     return None
 
 
+async def _recheck(websocket: WebSocket, subscription: Subscription, token: str) -> None:
+    """Close the socket (4401) once its token no longer authenticates."""
+    app = websocket.app
+    while True:
+        await asyncio.sleep(app.state.settings.ws_auth_recheck_s)
+        if await run_in_threadpool(authenticate_token, app.state.settings, app.state.store, token) is None:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+                await websocket.close(code=CLOSE_UNAUTHORIZED, reason="token revoked or expired")
+            subscription.close()  # wakes the sender loop
+            return
+
+
 async def _until_disconnect(websocket: WebSocket, subscription: Subscription) -> None:
     try:
         while (await websocket.receive())["type"] != "websocket.disconnect":
@@ -86,6 +99,8 @@ async def live(websocket: WebSocket) -> None:
         else:
             await websocket.accept()
         reader = asyncio.create_task(_until_disconnect(websocket, subscription))
+        assert token is not None  # principal is not None
+        recheck = asyncio.create_task(_recheck(websocket, subscription, token))
         try:
             while (message := await subscription.get()) is not None:
                 await websocket.send_json(message)
@@ -93,8 +108,11 @@ async def live(websocket: WebSocket) -> None:
             pass  # the client went away while we were sending
         finally:
             reader.cancel()
+            recheck.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 await reader
+            with contextlib.suppress(asyncio.CancelledError):
+                await recheck
     finally:
         hub.unsubscribe(subscription)
     with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
