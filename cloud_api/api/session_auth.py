@@ -50,10 +50,17 @@ def cookie_token(conn: HTTPConnection) -> str | None:
 
 
 def same_origin(conn: HTTPConnection) -> bool:
-    """True when the request's ``Origin`` header names the host it was sent to (scheme-agnostic behind a proxy)."""
+    """True when the request's ``Origin`` header names the host it was sent to (scheme-agnostic behind a proxy).
+
+    That host is the ``Host`` header, or ``X-Forwarded-Host`` from a reverse proxy that rewrites ``Host``
+    (a cross-site page cannot add that header: it is not CORS-safelisted and CORS is off).
+    """
     origin = conn.headers.get("origin")
-    host = conn.headers.get("host")
-    if not origin or not host or origin == "null":
+    if not origin or origin == "null":
         return False
     parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+    hosts = {conn.headers.get("host", "").lower()}
+    forwarded = conn.headers.get("x-forwarded-host")
+    if forwarded:
+        hosts.add(forwarded.split(",")[0].strip().lower())
+    return parts.scheme in ("http", "https") and parts.netloc.lower() in hosts - {""}

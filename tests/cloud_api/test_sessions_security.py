@@ -54,6 +54,12 @@ def test_session_cookie_reads_and_changes_only_from_its_own_origin(api: ApiServe
     assert page.post("/alerts/999/ack").status_code == 403  # no Origin at all
     same = page.post("/alerts/999/ack", headers={"Origin": api.root})
     assert same.status_code == 404, same.text  # past auth and CSRF: the route answers (no such alert)
+    # behind a reverse proxy that rewrites Host, its X-Forwarded-Host names the site
+    proxied = page.post("/alerts/999/ack", headers={"Origin": "https://farm.example",
+                                                    "X-Forwarded-Host": "farm.example"})
+    assert proxied.status_code == 404, proxied.text
+    assert page.post("/alerts/999/ack", headers={"Origin": "https://evil.example",
+                                                 "X-Forwarded-Host": "farm.example"}).status_code == 403
     # a bearer header is not a cookie: scripts need no Origin
     assert login(api, "bob").post("/alerts/999/ack").status_code == 404
     # logging out over the cookie clears it and revokes the token
