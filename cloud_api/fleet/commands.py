@@ -19,7 +19,6 @@ connection (they share the database, which each dispatcher polls every ``tick_s`
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 from fieldline.contract import Command, command_topic
 
 from cloud_api.fleet import download_tokens
+from cloud_api.fleet.loop import PeriodicLoop
 from cloud_api.fleet.records import AuditRecord, CommandRecord, ModelRecord
 
 log = logging.getLogger(__name__)
@@ -142,45 +142,20 @@ def summarize(name: str, args: dict[str, Any]) -> dict[str, Any]:
     return dict(args)
 
 
-class CommandDispatcher:
+class CommandDispatcher(PeriodicLoop):
     """Background thread: time-outs, and publishing of open commands (see the module docstring)."""
+
+    thread_name = "fleet-commands"
 
     def __init__(self, store: CommandStore, publish: Publish | None, *, tick_s: float = 0.5,
                  resend_s: float = 30.0) -> None:
+        super().__init__(tick_s)
         self._store = store
         self._publish = publish
-        self._tick_s = tick_s
         self._resend_s = resend_s
         self._last_publish: dict[str, float] = {}  # command id -> monotonic time, this process only
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.published = 0
         self.publish_failures = 0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fleet-commands", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - the loop must outlive a locked database or a broker hiccup
-                log.exception("fleet command dispatcher pass failed")
-            self._wake.wait(self._tick_s)
 
     def run_once(self) -> None:
         now = now_ms()
@@ -195,7 +170,7 @@ class CommandDispatcher:
         for command_id in answered:
             del self._last_publish[command_id]
         for command in open_commands:
-            if self._stop.is_set():
+            if self.stopping:
                 return
             last = self._last_publish.get(command.id)
             if last is not None and last > due:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from cloud_api.fleet.deployment_records import (
     DeploymentRecord,
     GatePolicy,
 )
+from cloud_api.fleet.loop import PeriodicLoop
 from cloud_api.fleet.records import AuditRecord, CommandRecord, ModelRecord
 from cloud_api.storage.records import DeviceRecord
 
@@ -213,47 +213,22 @@ class DeploymentService:
         return updated
 
 
-class DeploymentEngine:
+class DeploymentEngine(PeriodicLoop):
     """Background thread; ``run_once`` is one pass over every deployment that is not finished."""
+
+    thread_name = "fleet-deployments"
 
     def __init__(self, store: DeploymentStore, wake_commands: Callable[[], None] = lambda: None, *,
                  tick_s: float = 0.5, on_change: Callable[[str], None] = lambda _id: None) -> None:
+        super().__init__(tick_s)
         self._store = store
         self._wake_commands = wake_commands
         self._on_change = on_change
-        self._tick_s = tick_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._changed = False
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fleet-deployments", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 - the loop must outlive a locked database
-                log.exception("deployment engine pass failed")
-            self._wake.wait(self._tick_s)
 
     def run_once(self) -> None:
         for deployment in self._store.deployments_to_drive(FINAL_STATES, DEVICE_BUSY):
-            if self._stop.is_set():
+            if self.stopping:
                 return
             self._changed = False
             self._drive(deployment)
