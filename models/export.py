@@ -53,7 +53,7 @@ def load_checkpoint(checkpoint: Path) -> tuple[TomatoNet, dict]:
         if "opt" in state and "width" not in state:
             raise ValueError(f"{checkpoint}: a training-state checkpoint written before it recorded the network "
                              "shape; export best.pt from the same folder (or resume the run once to rewrite it)")
-        info.update({k: state[k] for k in ("labels", "input_size") if k in state})
+        info.update({k: state[k] for k in ("labels", "input_size", "backbone_record") if k in state})
         spec = NetSpec.from_dict(state)
         state = state["ema"]
     else:
@@ -67,7 +67,7 @@ def load_checkpoint(checkpoint: Path) -> tuple[TomatoNet, dict]:
 
 def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], name: str, version: str,
                train_data_hash: str = "unknown", input_size: int = INPUT_SIZE, flips: str = "none",
-               dynamic_size: bool = True) -> Path:
+               dynamic_size: bool = True, backbone: dict | None = None) -> Path:
     """Trained net -> ONNX with input ``images`` [1,3,S,S] and output ``detections`` [1,N,4+C] + metadata.
 
     ``input_size`` S is the size recorded in the metadata (the one the model was measured at). With
@@ -75,6 +75,7 @@ def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], n
     agent can run the same file at another size or on a tighter, non-square letterbox; same speed and
     outputs at S as a fixed-size export. ``flips`` other than ``none`` averages the net's output maps over
     mirror images of the input inside the graph (:mod:`models.tta`): same contract, one extra pass per mirror.
+    ``backbone``: the record of a pretrained trunk (name, package, version, licence, sha256) for the metadata.
     """
     was_training, net.export_mode = net.training, True
     net.eval()
@@ -97,6 +98,8 @@ def export_net(net: TomatoNet, out: Path, labels: tuple[str, ...] | list[str], n
     model.producer_name = "fieldline"
     model.doc_string = f"FieldLine {name} {version}: boxes xyxy in letterboxed input px + class probs"
     set_metadata(model, fieldline_metadata(name, version, train_data_hash, tuple(labels), input_size, flips))
+    if backbone:
+        set_metadata(model, {"fieldline.backbone": json.dumps(backbone, sort_keys=True)})
     onnx.checker.check_model(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,4 +115,4 @@ def export(checkpoint: Path, out: Path, name: str = "tomato-ripeness", version: 
         raise ValueError(f"unknown flips {flips!r}; choose one of {', '.join(FLIP_SETS)}")
     net, info = load_checkpoint(Path(checkpoint))
     return export_net(net, out, info["labels"], name, version, train_data_hash,
-                      int(input_size or info["input_size"]), flips, dynamic_size)
+                      int(input_size or info["input_size"]), flips, dynamic_size, info.get("backbone_record"))

@@ -61,20 +61,28 @@ class TomatoNet(nn.Module):
         self.spec = spec
         w, a = spec.width, spec.act
         self.num_classes = num_classes
-        if spec.stem == "patch":  # stride 4 in one step: each output sees its own 4x4 pixel patch
-            c0 = 32
-            self.stem = nn.Sequential(ConvBN(3, c0, 4, 4, act=a, pad=0))
+        if spec.backbone != "scratch":  # pretrained trunk (weights loaded by the trainer) + a fresh stride-32 block
+            from models.backbones import build_trunk
+
+            self.backbone, c3, c4 = build_trunk(spec.backbone)
+            c5 = c4 + c4 // 2
+            self.s5 = nn.Sequential(DWBlock(c4, c5, 2, a))  # 32 (context only)
         else:
-            c0 = 24
-            self.stem = nn.Sequential(ConvBN(3, 16, 3, 2, act=a), ConvBN(16, c0, 3, 2, act=a))
-        self.s3 = nn.Sequential(DWBlock(c0, w, 2, a), DWBlock(w, w, act=a), DWBlock(w, w, act=a))  # stride 8
-        self.s4 = nn.Sequential(DWBlock(w, 2 * w, 2, a), DWBlock(2 * w, 2 * w, act=a),
-                                DWBlock(2 * w, 2 * w, act=a))  # 16
-        self.s5 = nn.Sequential(DWBlock(2 * w, 3 * w, 2, a), DWBlock(3 * w, 3 * w, act=a))  # 32 (context only)
+            if spec.stem == "patch":  # stride 4 in one step: each output sees its own 4x4 pixel patch
+                c0 = 32
+                self.stem = nn.Sequential(ConvBN(3, c0, 4, 4, act=a, pad=0))
+            else:
+                c0 = 24
+                self.stem = nn.Sequential(ConvBN(3, 16, 3, 2, act=a), ConvBN(16, c0, 3, 2, act=a))
+            self.s3 = nn.Sequential(DWBlock(c0, w, 2, a), DWBlock(w, w, act=a), DWBlock(w, w, act=a))  # stride 8
+            self.s4 = nn.Sequential(DWBlock(w, 2 * w, 2, a), DWBlock(2 * w, 2 * w, act=a),
+                                    DWBlock(2 * w, 2 * w, act=a))  # 16
+            self.s5 = nn.Sequential(DWBlock(2 * w, 3 * w, 2, a), DWBlock(3 * w, 3 * w, act=a))  # 32 (context only)
+            c3, c4, c5 = w, 2 * w, 3 * w
         h = spec.head_width
-        self.lat3 = ConvBN(w, h, 1, act=a)
-        self.lat4 = ConvBN(2 * w, h, 1, act=a)
-        self.lat5 = ConvBN(3 * w, h, 1, act=a)
+        self.lat3 = ConvBN(c3, h, 1, act=a)
+        self.lat4 = ConvBN(c4, h, 1, act=a)
+        self.lat5 = ConvBN(c5, h, 1, act=a)
         self.fuse4 = DWBlock(h, h, act=a)
         self.fuse3 = DWBlock(h, h, act=a)
         self.down = ConvBN(h, h, 3, 2, groups=h, act=a)  # bottom-up path P3 -> P4
@@ -94,8 +102,11 @@ class TomatoNet(nn.Module):
         self.export_mode = False
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        c3 = self.s3(self.stem(x))
-        c4 = self.s4(c3)
+        if self.spec.backbone != "scratch":
+            c3, c4 = self.backbone(x)
+        else:
+            c3 = self.s3(self.stem(x))
+            c4 = self.s4(c3)
         l5 = self.lat5(self.s5(c4))
         p4 = self.fuse4(self.lat4(c4) + F.interpolate(l5, scale_factor=2.0, mode="nearest"))
         p3 = self.fuse3(self.lat3(c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest"))

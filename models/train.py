@@ -61,6 +61,7 @@ class TrainConfig:
     stem: str = "conv"  # conv | patch
     head_depth: int = 2
     levels: int = 2  # output levels: 2 = strides 8, 16; 3 adds stride 32
+    backbone: str = "scratch"  # scratch (random init) | a pretrained trunk of models/backbones.py
     assigner: str = "centre"  # centre | simota (models/assigners.py)
     seed: int = 1234
     epochs: int = 300  # upper bound; the time budget normally ends training first
@@ -92,7 +93,7 @@ class TrainConfig:
 
     def spec(self) -> NetSpec:
         return NetSpec(self.width, self.head_width, self.act, self.stem, self.head_depth,  # type: ignore[arg-type]
-                       self.levels)
+                       self.levels, self.backbone)
 
     @staticmethod
     def arch_fields(arch: str) -> dict:
@@ -276,9 +277,10 @@ def validate(net: TomatoNet, frames: list, labels: tuple[str, ...], input_size: 
     return coco_map(gts, dets, labels)
 
 
-def _checkpoint(model: TomatoNet, ema: EMA, cfg: TrainConfig, labels: tuple[str, ...]) -> dict:
+def _checkpoint(model: TomatoNet, ema: EMA, cfg: TrainConfig, labels: tuple[str, ...],
+                backbone: dict | None = None) -> dict:
     return {"ema": ema.model.state_dict(), "labels": list(labels), "input_size": cfg.input_size,
-            **cfg.spec().to_dict()}
+            **cfg.spec().to_dict(), "backbone_record": backbone}
 
 
 class WeightAverage:
@@ -300,19 +302,26 @@ class WeightAverage:
                 self.state[k].copy_(v)
 
 
-def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], cfg: TrainConfig) -> dict:
+def load_initial_weights(model: TomatoNet, path: Path | str, labels: tuple[str, ...], cfg: TrainConfig,
+                         sample: torch.Tensor | None = None) -> dict:
     """Copy a checkpoint's (EMA) weights into ``model`` before training: fine-tuning a small dataset from a
     model trained on plenty of (e.g. synthetic) images instead of from random weights.
 
     The network widths must match. Class rows of the classification layer are copied by label name, so the
     label order may differ; labels the checkpoint does not know start from the fresh initialisation. A run may
     add the stride-32 output level to a 2-level checkpoint: its layers start fresh (the shared head is copied).
-    Returns what was loaded, for ``train_info.json``.
+    ``path`` may also be a FieldLine ONNX file or a zoo model's name (:mod:`models.onnx_init`; ``sample``: training
+    pictures to re-estimate its folded batch-norms on). Returns what was loaded, for ``train_info.json``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--init-from {path}: no such checkpoint")
-    st = torch.load(path, map_location="cpu", weights_only=False)
+    from models.onnx_init import load_onnx_weights, resolve_init_source
+
+    path = resolve_init_source(path)
+    if path.suffix == ".onnx":
+        return load_onnx_weights(model, path, labels, cfg.levels, sample)
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - not a torch file: an ONNX file under another name, or neither
+        return load_onnx_weights(model, path, labels, cfg.levels, sample)
     if not isinstance(st, dict) or "ema" not in st:
         raise ValueError(f"--init-from {path}: not a FieldLine training checkpoint (best.pt or last.pt)")
     theirs = NetSpec.from_dict(st).to_dict()
@@ -333,7 +342,28 @@ def load_initial_weights(model: TomatoNet, path: Path, labels: tuple[str, ...], 
         else:
             raise ValueError(f"--init-from {path}: layer {name} does not fit this network")
     model.load_state_dict(own)
-    return {"path": str(path), "source_labels": source_labels, "labels_copied": shared}
+    return {"path": str(path), "source_labels": source_labels, "labels_copied": shared,
+            "backbone_record": st.get("backbone_record")}
+
+
+def _picture_sample(images: np.ndarray, count: int = 16) -> torch.Tensor:
+    """The first cached training pictures as RGB 0..1 tensors (batch-norm statistics of an ONNX start)."""
+    x = np.ascontiguousarray(images[:count, :, :, ::-1])
+    return torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255)
+
+
+def start_weights(model: TomatoNet, cfg: TrainConfig, resume: bool) -> dict:
+    """The pretrained trunk's packaged weights into ``model`` (not when resuming: last.pt holds them); the record
+    of where the trunk's first weights came from, for train_info.json, the checkpoints and the ONNX metadata."""
+    if cfg.backbone == "scratch":
+        return {"name": "scratch", "init": "random"}
+    from models.backbones import BACKBONES, load_pretrained
+
+    if cfg.backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {cfg.backbone!r}; choose one of scratch, {', '.join(BACKBONES)}")
+    if resume or cfg.init_from:  # the weights come from last.pt / the --init-from model (their record replaces this)
+        return {"name": cfg.backbone, "init": "checkpoint"}
+    return {**load_pretrained(model.backbone, cfg.backbone), "init": "pretrained"}
 
 
 PLAIN_LINE_S = 30.0  # seconds of training between progress lines when stdout is not a terminal
@@ -382,7 +412,11 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
         val_frames = list(src.frames("val", cfg.val_images)) if src.split_size("val") else []
 
     model = TomatoNet(len(labels), spec=cfg.spec()).to(memory_format=torch.channels_last)
-    init = load_initial_weights(model, cfg.init_from, labels, cfg) if cfg.init_from and not resume else None
+    backbone = start_weights(model, cfg, resume)
+    init = load_initial_weights(model, cfg.init_from, labels, cfg, _picture_sample(images)) \
+        if cfg.init_from and not resume else None
+    if init and init.get("backbone_record"):
+        backbone = {**init["backbone_record"], "init": "checkpoint"}
     ema = EMA(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batch = min(cfg.batch, len(images))
@@ -402,6 +436,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
         ema.updates = st["ema_updates"]
         opt.load_state_dict(st["opt"])
         step, first_epoch, spent = st["step"], st["epoch"] + 1, st["spent"]
+        backbone = st.get("backbone_record", backbone)
         log, val_log, best_map = st["log"], st["val_log"], st["best_map"]
         rng.bit_generator.state = st["np_rng"]
         torch.set_rng_state(st["torch_rng"])
@@ -472,12 +507,12 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
                 val_text = f"{res['map50']:.3f}"
                 if res["map50"] > best_map:
                     best_map = res["map50"]
-                    torch.save(_checkpoint(model, ema, cfg, labels), best)
+                    torch.save(_checkpoint(model, ema, cfg, labels, backbone), best)
                 if cfg.average_from is not None and max(cfg.progress(step, spent), step / total) >= cfg.average_from:
                     average.add(ema.model.state_dict())
             elif not val_frames:
-                torch.save(_checkpoint(model, ema, cfg, labels), best)
-            torch.save({**_checkpoint(model, ema, cfg, labels),  # exportable too: EMA weights + network shape
+                torch.save(_checkpoint(model, ema, cfg, labels, backbone), best)
+            torch.save({**_checkpoint(model, ema, cfg, labels, backbone),  # exportable too: EMA weights + network shape
                         "model": model.state_dict(), "ema_updates": ema.updates, "opt": opt.state_dict(),
                         "epoch": epoch, "step": step, "spent": spent, "log": log, "val_log": val_log,
                         "best_map": best_map, "np_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
@@ -487,21 +522,21 @@ def train(cfg: TrainConfig | None = None, progress: bool = True, resume: bool = 
             if plain_lines and finished:
                 bar.console.print(f"train {status} | {_clock(spent)} trained, ETA {_eta(cfg, step, spent)}")
     if not best.exists():
-        torch.save(_checkpoint(model, ema, cfg, labels), best)
+        torch.save(_checkpoint(model, ema, cfg, labels, backbone), best)
     averaged = None
     if average.count:
         avg_net = deepcopy(ema.model)
         avg_net.load_state_dict(average.state)
         res = validate(avg_net, val_frames, labels, cfg.input_size) if val_frames else {}
         averaged = {"checkpoints": average.count, "val_map50": res.get("map50"), "val_map50_95": res.get("map50_95")}
-        torch.save({**_checkpoint(model, ema, cfg, labels), "ema": average.state}, out / "average.pt")
+        torch.save({**_checkpoint(model, ema, cfg, labels, backbone), "ema": average.state}, out / "average.pt")
     info = {"config": {k: str(v) for k, v in asdict(cfg).items()}, "data": src.describe(), "labels": list(labels),
             "steps": step, "epochs_done": round(step / steps_per_epoch, 2), "train_seconds": round(spent, 1),
             "data_seconds": round(gen_s, 1), "parameters": count_parameters(model), "images_seen": step * batch,
             "train_images": int(len(images)), "val_images": len(val_frames),
             "train_data_hash": src.data_hash("train", cfg.images if src.is_synthetic else None, cfg.seed),
             "train_seed": cfg.seed, "input_size": cfg.input_size, "best_val_map50": best_map if val_log else None,
-            "init_from": init, "average": averaged,
+            "init_from": init, "average": averaged, "backbone": backbone,
             "val_log": val_log, "loss_log": log[-20:], "first_losses": log[:3]}
     (out / "train_info.json").write_text(json.dumps(info, indent=2))
     return best
