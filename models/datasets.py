@@ -257,11 +257,14 @@ def dataset_stats(ds: Dataset) -> dict[str, Any]:
 
 
 def stats_table(stats: dict[str, Any]):
-    """A rich Table of :func:`dataset_stats` output (instances per class and split, then totals)."""
+    """A rich Table of :func:`dataset_stats` output (instances per class and split, then totals).
+
+    Its heading and the box-size summary are :func:`stats_summary` lines printed around it: as the table's title
+    and caption they were wrapped to the table's width (~40 characters), mid-phrase."""
     from rich.table import Table
 
     splits = list(stats["images_per_split"])
-    table = Table(title=f"{stats['root']} ({stats['format']})")
+    table = Table()
     table.add_column("class")
     for sp in splits:
         table.add_column(sp, justify="right")
@@ -272,10 +275,15 @@ def stats_table(stats: dict[str, Any]):
     table.add_row("instances", *(str(sum(p.get(sp, 0) for p in stats["instances_per_class_split"].values()))
                                  for sp in splits), str(stats["instances"]))
     table.add_row("images", *(str(stats["images_per_split"][sp]) for sp in splits), str(stats["images"]))
-    b = stats["box_sizes"]
-    table.caption = (f"boxes small (<32²) {b['small']}, medium {b['medium']}, large (≥96²) {b['large']}; "
-                     f"images without boxes {stats['images_without_boxes']}")
     return table
+
+
+def stats_summary(stats: dict[str, Any]) -> tuple[str, str]:
+    """The heading (dataset and format) and the one-line box-size summary printed around :func:`stats_table`."""
+    b = stats["box_sizes"]
+    return (f"{stats['root']} ({stats['format']})",
+            f"boxes small (<32²) {b['small']}, medium {b['medium']}, large (≥96²) {b['large']}; "
+            f"images without boxes {stats['images_without_boxes']}")
 
 
 def _unique_name(sample: Sample, root: Path, taken: set[str]) -> str:

@@ -49,6 +49,8 @@ from edge_agent.detectors.preprocess import letterbox, to_tensor_rgb01
 from edge_agent.detectors.session import CALIBRATED_THRESHOLD_KEYS
 from models.data_sources import DataSource
 from models.evaluate import frames_map50
+from models.calibration_stream import (StreamingCalibration, calibration_chunk, fit_frame, small_check_warning,
+                                       stream_ranges)
 from models.quantize_search import block_of, network_blocks, search_fp32_blocks
 
 CALIB_SEED = 4242
@@ -63,18 +65,17 @@ class QuantizationRefused(RuntimeError):
     """INT8 lost more mAP than allowed; the message gives both figures."""
 
 
-class FrameCalibration(CalibrationDataReader):
-    """Training frames through exactly the detector's letterbox + normalisation."""
+class FrameCalibration(StreamingCalibration):
+    """Training frames through exactly the detector's letterbox + normalisation, decoded one at a time and handed
+    to the calibrator in chunks (:mod:`models.calibration_stream`)."""
 
-    def __init__(self, input_name: str, input_size: int, count: int, seed: int, source: DataSource | None = None):
+    def __init__(self, input_name: str, input_size: int, count: int, seed: int, source: DataSource | None = None,
+                 chunk: int | None = None):
         source = source or DataSource.parse("synth:tomato")
-        self._frames = (to_tensor_rgb01(letterbox(img, input_size)[0])
-                        for img, _, _ in source.frames("train", count, seed))
-        self._name = input_name
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        x = next(self._frames, None)
-        return None if x is None else {self._name: x}
+        if not source.is_synthetic:
+            count = min(count, source.split_size("train"))
+        frames = (to_tensor_rgb01(letterbox(img, input_size)[0]) for img, _, _ in source.frames("train", count, seed))
+        super().__init__(input_name, frames, count, chunk or count)
 
 
 SCOPES = {"layers": ("Conv", "Relu", "Sigmoid", "Mul", "Add"),  # the whole chain in INT8: the fastest
@@ -82,7 +83,7 @@ SCOPES = {"layers": ("Conv", "Relu", "Sigmoid", "Mul", "Add"),  # the whole chai
 HEAD_PREFIXES = ("/cls", "/reg", "/head")
 
 
-def quantize_qdq(pre: Path, out: Path, reader: CalibrationDataReader, ops: tuple[str, ...], nodes: list[str],
+def quantize_qdq(pre: Path, out: Path, reader: CalibrationDataReader | None, ops: tuple[str, ...], nodes: list[str],
                  method: CalibrationMethod, options: dict[str, object], reduce_range: bool = True,
                  calibration_cache: Path | None = None) -> None:
     """The one onnxruntime call behind every FieldLine INT8 file: QDQ, per-channel symmetric int8 weights
@@ -158,8 +159,12 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
             raise ValueError(f"{fp32}: no network block named {', '.join(sorted(unknown))} (blocks: "
                              f"{', '.join(network_blocks(nodes))})")
         nodes = [n for n in nodes if block_of(n) not in fp32_blocks]
-        quantize_qdq(pre, out, FrameCalibration(input_name, size, calib_count, seed, source), SCOPES[scope], nodes,
-                     method, options, reduce_range, calibration_cache)
+        cache = calibration_cache or Path(tmp) / "ranges.json"
+        if not cache.exists():  # streamed, chunk by chunk, into the cache quantize_static reads (bounded memory)
+            chunk = calibration_chunk(onnx.load(str(pre)), size)
+            stream_ranges(pre, lambda: FrameCalibration(input_name, size, calib_count, seed, source, chunk),
+                          SCOPES[scope], method, options, cache)
+        quantize_qdq(pre, out, None, SCOPES[scope], nodes, method, options, reduce_range, cache)
     q = onnx.load(str(out))
     del q.metadata_props[:]
     for k, v in meta.items():
@@ -176,7 +181,7 @@ def quantize(fp32: Path, out: Path, calib_count: int = 300, seed: int = CALIB_SE
     return Path(out)
 
 
-def check_frames(source: DataSource, count: int, calib_count: int) -> tuple[list, dict]:
+def check_frames(source: DataSource, count: int, calib_count: int, max_side: int | None = None) -> tuple[list, dict]:
     """The frames INT8 is compared with FP32 on, and how they were chosen (for the report).
 
     Synthetic sources: ``count`` fresh frames of a seed never used for training. Datasets: the val split (else
@@ -184,14 +189,17 @@ def check_frames(source: DataSource, count: int, calib_count: int) -> tuple[list
     far INT8 strays from FP32 on the same pictures, not generalisation, so unseen training pictures serve;
     and a small val split alone cannot carry a 1-point limit (NEU-DET's 30 validation pictures passed INT8 files
     that lost 1.1 and, for a wider network, 6.9 points on the test split: models/recipes/neu-det.sh).
+    ``max_side``: frames larger than that (the model's input) are kept at it, as the detector would letterbox
+    them, so the frames held in memory do not grow with the pictures' size.
     """
     if source.is_synthetic:
-        return list(source.frames("test", count, CHECK_SEED)), {"data": source, "count": count, "seed": CHECK_SEED}
+        return ([fit_frame(f, max_side) for f in source.frames("test", count, CHECK_SEED)],
+                {"data": source, "count": count, "seed": CHECK_SEED})
     split = "val" if source.split_size("val") else "test"
-    frames = list(source.frames(split, count))
+    frames = [fit_frame(f, max_side) for f in source.frames(split, count)]
     topped = 0
     if len(frames) < count and source.split_size("train") > calib_count:
-        extra = list(source.frames("train", count - len(frames), start=calib_count))
+        extra = [fit_frame(f, max_side) for f in source.frames("train", count - len(frames), start=calib_count)]
         frames += extra
         topped = len(extra)
     return frames, {"data": source, "count": len(frames), "split": split, "train_frames": topped}
@@ -225,7 +233,8 @@ def quantize_checked(fp32: Path, out: Path, source: DataSource | None = None, ca
     if calibration != "auto" and calibration not in CALIBRATIONS:
         raise ValueError(f"calibration {calibration!r}: expected auto or one of {', '.join(CALIBRATIONS)}")
     source = source or DataSource.parse("synth:tomato")
-    frames, check = check_frames(source, check_count, calib_count)  # decoded once for every attempt
+    size = int({p.key: p.value for p in onnx.load(str(fp32)).metadata_props}.get("fieldline.input_size", "320"))
+    frames, check = check_frames(source, check_count, calib_count, size)  # decoded once for every attempt
     base = frames_map50(fp32, frames)
     ladder = [(scope, head, c) for scope in SCOPES for head in ([True] if keep_head_fp32 else [False, True])
               for c in (CALIBRATIONS if calibration == "auto" else (calibration,))]
@@ -273,6 +282,7 @@ def quantize_checked(fp32: Path, out: Path, source: DataSource | None = None, ca
                 f"in INT8 and in float{searched}); nothing "
                 f"written. Use --force to keep it anyway, or calibrate on more frames (--calib-count).")
         report["forced"] = True
-    if warning := training_frames_warning(check):
-        report["check"]["warning"] = warning
+    warnings = [w for w in (small_check_warning(check["count"], max_drop), training_frames_warning(check)) if w]
+    if warnings:
+        report["check"]["warning"] = " ".join(warnings)
     return report

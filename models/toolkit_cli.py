@@ -48,9 +48,12 @@ def _load(src: Path, fmt: str, mapping: str | None, classes: str | None, seed: i
 
 
 def _print_stats(stats: dict, as_json: bool) -> None:
-    from models.datasets import stats_table
+    from models.datasets import stats_summary, stats_table
 
+    heading, summary = stats_summary(stats)
+    out.print(heading, highlight=False, soft_wrap=True)
     out.print(stats_table(stats))
+    out.print(summary, highlight=False, soft_wrap=True)
     for w in stats["warnings"]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if as_json:
