@@ -3,7 +3,7 @@
     .venv/bin/python bench/models.py [--runs 100] [--threads 1,2] [--anchors DIR] [--side 320] [--block 25]
 
 Times the onnxruntime session (random input of each model's shape) of every ``models/zoo/*.onnx`` and every
-anchor ``*.onnx`` (``--anchors``, else ``$FIELDLINE_ANCHORS``, else ``/work/shared/anchors``; skipped with a
+anchor ``*.onnx`` (``--anchors``, else ``$FIELDLINE_ANCHORS``, else ``../shared/anchors`` beside the repository; skipped with a
 note when absent). Runs are interleaved across models, in blocks of ``--block`` runs of one model (after one
 untimed run), so a noisy machine slows all alike while each model runs warm as on an edge box: read the ratios.
 ``--side 320`` runs the dynamic-size zoo files whose own input is larger at 320x320, the anchors' size (the
@@ -33,7 +33,7 @@ from rich.console import Console  # noqa: E402
 from bench.detect_timing import load_detectors, time_detect  # noqa: E402
 from models.bench import bench_models, bench_table, square_if_larger  # noqa: E402
 
-DEFAULT_ANCHORS = Path("/work/shared/anchors")
+DEFAULT_ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
 
 
 def speedups(result: dict, zoo: list[str], anchors: list[str], threads: int = 1) -> dict:

@@ -48,7 +48,7 @@ from torch import nn
 INPUT_SIZE = 256
 NAME = "surface-anomaly"
 VERSION = "1.0.0"
-MT_ROOT = Path("/work/shared/datasets/magnetic-tile")
+MT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "magnetic-tile"  # ../shared beside the repo
 MT_DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 
 
