@@ -213,6 +213,10 @@ class DeploymentService:
         return updated
 
 
+def _online(device: DeviceRecord | None) -> bool:
+    return device is not None and device.state == "online"
+
+
 class DeploymentEngine(PeriodicLoop):
     """Background thread; ``run_once`` is one pass over every deployment that is not finished."""
 
@@ -251,7 +255,7 @@ class DeploymentEngine(PeriodicLoop):
                           reason=f"{stage} {first.key} failed its gate: {first.reason}",
                           audit=("deployment.gate_failed", "error", {"device": first.key, "reason": first.reason}))
             else:
-                self._advance(dep, rows)
+                self._advance(dep, rows, devices)
         elif dep.state == "rolling_back" and not any(r.state in DEVICE_BUSY or r.state == "healthy" for r in rows):
             final = dep.after_rollback or "rolled_back"
             bad = [r.key for r in rows if r.state == "rollback_failed"]
@@ -259,12 +263,14 @@ class DeploymentEngine(PeriodicLoop):
                       audit=(f"deployment.{final}", "error" if bad or final == "failed" else "ok",
                              {"rollback_failed": bad, "reason": dep.reason}))
 
-    def _advance(self, dep: DeploymentRecord, rows: list[DeploymentDevice]) -> None:
+    def _advance(self, dep: DeploymentRecord, rows: list[DeploymentDevice],
+                 devices: dict[tuple[str, str], DeviceRecord]) -> None:
         stage_rows = [r for r in rows if r.stage <= dep.stage]
         if dep.stage < dep.stages:
             current = [r for r in rows if r.stage == dep.stage]
             healthy = [r for r in current if r.state == "healthy"]
-            offline = [r for r in current if r.state == "queued"]
+            # queued and online: it installs on the next pass, so the stage is not done yet
+            offline = [r for r in current if r.state == "queued" and not _online(devices.get((r.site, r.device)))]
             if healthy and len(healthy) + len(offline) == len(current):
                 self._set(dep, stage=dep.stage + 1, detail={
                     "stage_passed": "canary" if dep.stage == 0 else f"batch {dep.stage}",
@@ -300,7 +306,7 @@ class DeploymentEngine(PeriodicLoop):
                 self._move(row, state="skipped", reason=dep.reason)
             elif row.stage <= dep.stage and row.state == "waiting":
                 self._move(row, state="queued")
-            elif row.state == "queued" and dep.state == "running" and device is not None and device.state == "online":
+            elif row.state == "queued" and dep.state == "running" and _online(device):
                 self._install(dep, row, device)
         elif row.state == "installing":
             self._installing(dep, row, device)

@@ -28,6 +28,9 @@ pytestmark = pytest.mark.e2e
 ZOO = REPO / "models" / "zoo"
 BASE_SHA = hashlib.sha256(BASE_MODEL.read_bytes()).hexdigest()
 FAST_GATE = {"hold_s": 4, "settle_s": 3, "stats_grace_s": 10, "command_timeout_s": 60}
+# a good model's mean count over a few seconds of a synthetic shed can differ by half from its last hour's
+# (seen at 51 % in CI): good rollouts allow that; the garbage model's jump is hundreds of per cent
+GOOD_COUNTS = {"max_count_jump_pct": 150}
 
 
 class Fleet:
@@ -83,13 +86,14 @@ def assert_stopped_at_canary(fleet: Fleet, deployment_id: str, sha: str, reason:
 def test_bad_models_stop_at_the_canary_which_rolls_back_by_itself(fleet: Fleet) -> None:
     client = fleet.client
     garbage = client.push(garbage_model(BASE_MODEL, fleet.models / "garbage.onnx"))
-    slow = client.push(slow_model(BASE_MODEL, fleet.models / "slow.onnx", matmuls=80))
+    slow = client.push(slow_model(BASE_MODEL, fleet.models / "slow.onnx", matmuls=240))  # ~0.3x the frame rate
     corrupt = client.push(ZOO / "tomato-ripeness-fast.int8.onnx")
     corrupt_stored_file(fleet.api.data_dir, corrupt)
     canary = fleet.rig.devices[0]  # an agent process: online devices come first, then by name
 
     began = time.monotonic()
-    done = assert_stopped_at_canary(fleet, start(fleet, garbage), garbage, "counts jumped")
+    # garbage boxes also cost the tracker time: a loose frame-rate gate lets the count gate speak
+    done = assert_stopped_at_canary(fleet, start(fleet, garbage, min_fps_pct=30), garbage, "counts jumped")
     row = done["devices"][0]
     assert row["state"] == "rolled_back" and row["gate"]["loaded"] is True and row["gate"]["self_test"] == "ok"
     assert row["gate"]["counts"]["jump_pct"] > 50
@@ -118,7 +122,7 @@ def test_a_good_model_reaches_every_device_and_an_offline_one_when_it_returns(fl
     late = rig.devices[-1]  # in-process: stopped before the rollout
     rig.stop_device(late)
     wait_until(lambda: not client.fleet()[late]["online"], timeout=15, what=f"{late} offline")
-    deployment_id = start(fleet, good, hold_s=2, settle_s=1.5)
+    deployment_id = start(fleet, good, hold_s=2, settle_s=1.5, **GOOD_COUNTS)
     created = client.deployment(deployment_id)
     assert created["stages"] == 3 and [d["stage"] for d in created["devices"]] == [0, 1, 1, 1, 2, 2]
     assert created["devices"][-1]["device"] == late.split("/")[1]  # the offline device goes last
@@ -153,7 +157,8 @@ def test_a_good_model_reaches_every_device_and_an_offline_one_when_it_returns(fl
 def test_the_api_killed_mid_rollout_resumes_with_no_device_left_half_way(fleet: Fleet) -> None:
     client, api = fleet.client, fleet.api
     target = client.push(ZOO / "tomato-ripeness-fast.onnx")
-    deployment_id = start(fleet, target, hold_s=2, settle_s=1.5, batch_size=5)  # canary, then one batch of 5
+    deployment_id = start(fleet, target, hold_s=2, settle_s=1.5, batch_size=5,  # canary, then one batch of 5
+                          **GOOD_COUNTS)
     wait_until(lambda: client.deployment(deployment_id)["stage"] >= 1
                and any(d["state"] in ("installing", "verifying") for d in client.deployment(deployment_id)["devices"]
                        if d["stage"] == 1), timeout=40, interval=0.1, what="batch 1 half-way")
