@@ -7,6 +7,9 @@ an unknown major version is rejected with :class:`ContractError`.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import re
 import secrets
@@ -23,8 +26,11 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 INSTANCE_PATTERN = r"^[0-9a-f]{8,32}$"
 
-TopicKind = Literal["status", "events", "alerts", "stats", "snapshots", "cmd", "cmd_reply", "telemetry"]
+TopicKind = Literal["status", "events", "alerts", "stats", "snapshots", "samples", "cmd", "cmd_reply", "telemetry"]
 TELEMETRY_SCHEMA = "fieldline.telemetry/1.0"  # added in fieldline.v1 as a minor addition: a new topic suffix
+SAMPLE_SCHEMA = "fieldline.sample/1.0"  # added in fieldline.v1 as a minor addition: topic suffix samples/{id}
+MAX_SAMPLE_BYTES = 768 * 1024  # a Sample payload (JSON with the base64 JPEG) is at most this big
+SAMPLE_REASONS = ("uncertain_score", "count_flicker", "label_switch", "random", "on_demand")
 
 
 class ContractError(ValueError):
@@ -181,7 +187,7 @@ class DeviceStats(_Payload):
 
 class Command(_Payload):
     request_id: str = Field(min_length=1, max_length=200)
-    name: Literal["config", "model", "snapshot", "restart"]
+    name: Literal["config", "model", "snapshot", "restart", "sample"]
     ts_ms: int = Field(ge=0)
     args: dict[str, Any] = Field(default_factory=dict)
 
@@ -249,6 +255,78 @@ class Telemetry(_Payload):
         return self.model_dump_json(by_alias=True).encode("utf-8")
 
 
+SampleReason = Literal["uncertain_score", "count_flicker", "label_switch", "random", "on_demand"]
+
+
+class Sample(_Payload):
+    """One camera frame the edge thinks worth labelling, with the model's predictions (topic ``samples/{id}``).
+
+    Sent by the sampling policy (``edge_agent.sampling``) or on demand (command ``sample``); the cloud stores
+    it as a frame of a dataset (``dataset``, else the dataset named after ``model.name``).
+    """
+
+    schema_: str = Field(default=SAMPLE_SCHEMA, alias="schema", description="Payload schema, major.minor")
+    id: str = Field(min_length=1, max_length=200, description="Unique like event ids (message_id form)")
+    device: str = Field(pattern=NAME_PATTERN)
+    site: str = Field(pattern=NAME_PATTERN)
+    instance: str | None = Field(default=None, pattern=INSTANCE_PATTERN, description="As in Event")
+    camera: str = Field(min_length=1, max_length=64)
+    zone: Zone
+    ts_ms: int = Field(ge=0, description="Capture time, UTC epoch milliseconds")
+    model: ModelRef
+    model_labels: list[str] = Field(default_factory=list, description="All labels of the model, in class-id order")
+    dataset: str | None = Field(default=None, pattern=NAME_PATTERN,
+                                description="Dataset the camera config names; None: the one named after the model")
+    reason: SampleReason
+    note: str | None = Field(default=None, max_length=500, description="Free text, e.g. who asked and why")
+    request_id: str | None = Field(default=None, max_length=200, description="The on-demand request, if any")
+    detections: list[Detection] = Field(default_factory=list, description="The model's predictions on this frame")
+    width: int = Field(ge=1, le=16384, description="Image width, pixels")
+    height: int = Field(ge=1, le=16384, description="Image height, pixels")
+    image_b64: str = Field(min_length=4, description="The frame as JPEG, base64 (no boxes drawn)")
+    image_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the JPEG bytes, hex")
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _known_major(cls, value: str) -> str:
+        name, _, version = value.partition("/")
+        major, _, minor = version.partition(".")
+        if name != "fieldline.sample" or major != "1" or (minor and not minor.isdigit()):
+            raise ValueError(f"unsupported schema {value!r}, this build reads fieldline.sample/1.x")
+        return value
+
+    @model_validator(mode="after")
+    def _boxes_ordered(self) -> Sample:
+        for i, detection in enumerate(self.detections):
+            problem = detection.box_order_error()
+            if problem:
+                raise ValueError(f"detections.{i}.box: {problem}")
+        return self
+
+    def jpeg(self) -> bytes:
+        """The decoded image; raises :class:`ContractError` when it is not base64 of a JPEG with that sha256."""
+        try:
+            data = base64.b64decode(self.image_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ContractError("image_b64: not valid base64") from None
+        if not data.startswith(b"\xff\xd8\xff"):
+            raise ContractError("image_b64: not a JPEG (no FF D8 FF start of image marker)")
+        if hashlib.sha256(data).hexdigest() != self.image_sha256:
+            raise ContractError("image_sha256: does not match the SHA-256 of the decoded image")
+        return data
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode("utf-8")
+
+
+def build_sample(*, jpeg: bytes, **fields: Any) -> Sample:
+    """A :class:`Sample` around ``jpeg`` (base64 and sha256 filled in)."""
+    return Sample(image_b64=base64.b64encode(jpeg).decode("ascii"), image_sha256=hashlib.sha256(jpeg).hexdigest(),
+                  **fields)
+
+
 PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "event": Event,
     "status": DeviceStatus,
@@ -257,6 +335,7 @@ PAYLOAD_MODELS: dict[str, type[_Payload]] = {
     "command": Command,
     "command_reply": CommandReply,
     "telemetry": Telemetry,
+    "sample": Sample,
 }
 
 
@@ -269,11 +348,11 @@ def format_validation_error(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def parse_payload(model: type[_Payload], raw: bytes | str) -> Any:
+def parse_payload(model: type[_Payload], raw: bytes | str, max_bytes: int = MAX_EVENT_BYTES) -> Any:
     """Decode and validate one payload; raise :class:`ContractError` naming the field on failure."""
     if isinstance(raw, bytes):
-        if len(raw) > MAX_EVENT_BYTES:
-            raise ContractError(f"payload is {len(raw)} bytes, the limit is {MAX_EVENT_BYTES}")
+        if len(raw) > max_bytes:
+            raise ContractError(f"payload is {len(raw)} bytes, the limit is {max_bytes}")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -298,6 +377,11 @@ def parse_event(raw: bytes | str) -> Event:
     return parse_payload(Event, raw)
 
 
+def parse_sample(raw: bytes | str) -> Sample:
+    """A Sample (up to ``MAX_SAMPLE_BYTES``); the image itself is checked by :meth:`Sample.jpeg`."""
+    return parse_payload(Sample, raw, MAX_SAMPLE_BYTES)
+
+
 def json_schemas() -> dict[str, Any]:
     """JSON Schema of every wire payload, keyed by payload name."""
     return {name: model.model_json_schema(by_alias=True) for name, model in PAYLOAD_MODELS.items()}
@@ -313,7 +397,7 @@ class Topic:
     site: str
     device: str
     kind: TopicKind
-    arg: str | None = None  # event id for snapshots, command name for cmd / cmd_reply
+    arg: str | None = None  # event id for snapshots, sample id for samples, command name for cmd / cmd_reply
 
 
 def _check_name(value: str, what: str) -> str:
@@ -346,6 +430,13 @@ def snapshot_topic(site: str, device: str, event_id: str) -> str:
     if not event_id or "/" in event_id or "+" in event_id or "#" in event_id:
         raise ContractError(f"snapshot event id {event_id!r} must be non-empty without / + #")
     return f"{device_root(site, device)}/snapshots/{event_id}"
+
+
+def sample_topic(site: str, device: str, sample_id: str) -> str:
+    """A ``Sample`` (frame for the datasets), QoS 1, not retained."""
+    if not sample_id or "/" in sample_id or "+" in sample_id or "#" in sample_id:
+        raise ContractError(f"sample id {sample_id!r} must be non-empty without / + #")
+    return f"{device_root(site, device)}/samples/{sample_id}"
 
 
 def telemetry_topic(site: str, device: str) -> str:
@@ -389,6 +480,8 @@ def parse_topic(topic: str) -> Topic:
         return Topic(site, device, rest[0])  # type: ignore[arg-type]
     if len(rest) == 2 and rest[0] == "snapshots" and rest[1]:
         return Topic(site, device, "snapshots", rest[1])
+    if len(rest) == 2 and rest[0] == "samples" and rest[1]:
+        return Topic(site, device, "samples", rest[1])
     if len(rest) == 2 and rest[0] == "cmd" and rest[1]:
         return Topic(site, device, "cmd", rest[1])
     if len(rest) == 3 and rest[0] == "cmd" and rest[2] == "reply":

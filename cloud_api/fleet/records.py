@@ -8,7 +8,7 @@ from typing import Any, Literal
 CommandState = Literal["pending", "sent", "ok", "error", "timed_out"]
 COMMAND_STATES: tuple[str, ...] = ("pending", "sent", "ok", "error", "timed_out")
 UNANSWERED_STATES = ("pending", "sent")
-CommandName = Literal["config", "model", "snapshot", "restart"]
+CommandName = Literal["config", "model", "snapshot", "restart", "sample"]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,18 @@
+import base64
 import json
 
 import pytest
 
 from fieldline.contract import (
     MAX_EVENT_BYTES,
+    MAX_SAMPLE_BYTES,
+    Command,
+    Detection,
+    ModelRef,
+    Zone,
+    build_sample,
+    parse_sample,
+    sample_topic,
     Alert,
     ContractError,
     EVENT_SCHEMA,
@@ -113,7 +122,7 @@ def test_bad_names_cannot_build_topics():
 
 def test_json_schema_covers_every_payload():
     schemas = json_schemas()
-    assert set(schemas) == {"event", "status", "alert", "stats", "command", "command_reply", "telemetry"}
+    assert set(schemas) == {"event", "status", "alert", "stats", "command", "command_reply", "telemetry", "sample"}
     assert "zone" in schemas["event"]["properties"]
     assert "schema" in schemas["event"]["properties"]
 
@@ -139,3 +148,57 @@ def test_ids_of_two_installs_with_one_name_and_counters_differ():
     assert first != second and len(first) == 16
     assert message_id("box", first, 1, 1) != message_id("box", second, 1, 1)
     assert message_id("box", first, 2, "a3") == f"box-{first}-2-a3"
+
+
+# ---------------------------------------------------------------- samples (issue 40)
+
+_JPEG = b"\xff\xd8\xff\xe0" + b"x" * 100
+
+
+def _sample(**overrides):
+    fields = dict(id="dev-1-0123456789abcdef-1-s1", device="dev-1", site="farm", camera="cam", ts_ms=1,
+                  zone=Zone(kind="shed", id="shed-1"), model=ModelRef(name="tomato", version="1", sha256="ab"),
+                  reason="uncertain_score", detections=[Detection(label="ripe", score=0.4, box=(0.1, 0.1, 0.3, 0.3))],
+                  width=64, height=48)
+    fields.update(overrides)
+    return build_sample(jpeg=_JPEG, **fields)
+
+
+def test_sample_round_trip_and_topic():
+    sample = _sample(note="count looks wrong", request_id="r1", reason="on_demand")
+    again = parse_sample(sample.to_json())
+    assert again == sample and again.jpeg() == _JPEG
+    assert json.loads(sample.to_json())["schema"] == "fieldline.sample/1.0"
+    topic = parse_topic(sample_topic("farm", "dev-1", sample.id))
+    assert (topic.kind, topic.arg) == ("samples", sample.id)
+    with pytest.raises(ContractError, match="sample id"):
+        sample_topic("farm", "dev-1", "a/b")
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"reason": "bored"}, "reason"),
+    ({"image_sha256": "0" * 64}, "image_sha256"),
+    ({"image_b64": "!!!!"}, "image_b64"),
+    ({"detections": [{"label": "ripe", "score": 0.5, "box": [0.5, 0.1, 0.2, 0.3]}]}, "detections.0.box"),
+    ({"schema": "fieldline.sample/2.0"}, "schema"),
+])
+def test_bad_samples_name_the_field(change, field):
+    data = json.loads(_sample().to_json())
+    data.update(change)
+    with pytest.raises(ContractError, match=field.replace(".", r"\.")):
+        parse_sample(json.dumps(data).encode()).jpeg()
+
+
+def test_sample_size_cap_and_not_a_jpeg():
+    big = b"\xff\xd8\xff" + bytes(MAX_SAMPLE_BYTES)
+    with pytest.raises(ContractError, match="limit is"):
+        parse_sample(_sample().model_copy(update={"image_b64": base64.b64encode(big).decode()}).to_json())
+    png = build_sample(jpeg=b"\x89PNG\r\n\x1a\n", **{k: v for k, v in _sample().model_dump().items()
+                                                       if k not in ("image_b64", "image_sha256", "schema_")})
+    with pytest.raises(ContractError, match="not a JPEG"):
+        png.jpeg()
+
+
+def test_sample_is_a_command_name():
+    assert parse_payload(Command, json.dumps({"request_id": "r", "name": "sample", "ts_ms": 1,
+                                              "args": {"request_id": "r"}})).name == "sample"
