@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-APT_PACKAGES="mosquitto victoria-metrics python3-venv xvfb xauth fonts-wqy-microhei libgl1 libgl1-mesa-dri chromium chromium-driver openssl"
+APT_PACKAGES="mosquitto victoria-metrics python3-venv xvfb xauth fonts-wqy-microhei libgl1 libgl1-mesa-dri chromium chromium-driver openssl postgresql"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
