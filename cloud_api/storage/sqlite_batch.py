@@ -53,9 +53,18 @@ def insert_events(conn: sqlite3.Connection, events: Sequence[Event], received_ms
     whose id collided are stored under their derived id (see ``sqlite_identity``).
     """
     resolved = sqlite_identity.resolve(conn, events, payloads)
+    insert_resolved(conn, resolved, received_ms)
+    return resolved
+
+
+def insert_resolved(conn: sqlite3.Connection, resolved: Resolved, received_ms: int) -> None:
+    """Insert the fresh events of a resolved batch with their points, latest counts, rollups, QA rows, devices.
+
+    The PostgreSQL store resolves (and claims the ids) itself, then calls this with its connection adapter.
+    """
     pairs = resolved.fresh
     if not pairs:
-        return resolved
+        return
     conn.executemany(_INSERT_EVENT, [
         (e.id, e.device, e.site, e.instance or "", e.camera, e.kind, e.zone.kind, e.zone.id, e.zone.row, e.ts_ms,
          e.boot, e.seq, int(e.historical), _payload_text(e, payload), received_ms)
@@ -83,6 +92,5 @@ def insert_events(conn: sqlite3.Connection, events: Sequence[Event], received_ms
     conn.executemany(
         "INSERT INTO devices (device, site, state, last_seen_ms, first_seen_ms) VALUES (?,?,'unknown',?,?)"
         " ON CONFLICT (site, device) DO UPDATE SET last_seen_ms = max(devices.last_seen_ms, excluded.last_seen_ms)",
-        [(device, site, received_ms, received_ms) for site, device in devices],
+        [(device, site, received_ms, received_ms) for site, device in sorted(devices)],
     )
-    return resolved
