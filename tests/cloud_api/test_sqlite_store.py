@@ -1,10 +1,13 @@
-"""SqliteStore on its own: dedup, dead-letter truncation, status ordering by boot."""
+"""The store on its own (SQLite and PostgreSQL): dedup, dead-letter truncation, status ordering by boot;
+then SQLite-only file migrations and WAL set-up."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cloud_api.storage.sqlite_schema import SCHEMA_VERSION
 from cloud_api.storage.records import NewDeadLetter
@@ -13,34 +16,33 @@ from fieldline.contract import DeviceStatus, parse_payload
 from tests.cloud_api.cloudapi_builders import T0, count_event, status_payload
 
 
-def open_store(tmp_path: Path, **kwargs: int) -> SqliteStore:
+def open_sqlite(tmp_path: Path, **kwargs: int) -> SqliteStore:
     store = SqliteStore(tmp_path / "db" / "fieldline.db", **kwargs)
     store.open()
     return store
 
 
-def test_write_events_ignores_duplicates_by_id(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_write_events_ignores_duplicates_by_id(store: Any) -> None:
     first = count_event("shed-1", T0, {"ripe": 2, "green": 1}, seq=1)
     assert store.write_events([first, first, count_event("shed-1", T0 + 1, {"ripe": 3}, seq=2)], T0) == 2
     assert store.write_events([first], T0) == 0
-    conn = sqlite3.connect(tmp_path / "db" / "fieldline.db")
-    assert conn.execute("SELECT count(*) FROM events").fetchone() == (2,)
-    assert conn.execute("SELECT count(*) FROM count_points").fetchone() == (3,)
-    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    store.close()
+    assert store._conn().execute("SELECT count(*) FROM events").fetchone() == (2,)
+    assert store._conn().execute("SELECT count(*) FROM count_points").fetchone() == (3,)
 
 
-def test_dead_letters_keep_bounded_raw_bytes(tmp_path: Path) -> None:
-    store = open_store(tmp_path, dead_letter_max_bytes=8)
+def test_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    open_sqlite(tmp_path).close()
+    assert sqlite3.connect(tmp_path / "db" / "fieldline.db").execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_dead_letters_keep_bounded_raw_bytes(open_store: Callable[..., Any]) -> None:
+    store = open_store(dead_letter_max_bytes=8)
     store.write_dead_letters([NewDeadLetter("t/1", "payload is not JSON", b"0123456789abcdef")], T0)
     (letter,) = store.list_dead_letters(10)
     assert (letter.raw, letter.raw_size, letter.topic, letter.received_ms) == (b"01234567", 16, "t/1", T0)
-    store.close()
 
 
-def test_status_from_an_older_boot_is_ignored(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_status_from_an_older_boot_is_ignored(store: Any) -> None:
 
     def status(state: str, boot: int) -> DeviceStatus:
         return parse_payload(DeviceStatus, status_payload(state, boot=boot))
@@ -52,7 +54,6 @@ def test_status_from_an_older_boot_is_ignored(tmp_path: Path) -> None:
     (device,) = store.list_devices()
     assert (device.state, device.boot, device.last_seen_ms, device.first_seen_ms) == ("offline", 2, T0 + 2, T0)
     assert json.loads(json.dumps(device.cameras))[0]["name"] == "cam-1"
-    store.close()
 
 
 def test_natural_key_orders_numbers_by_value() -> None:
@@ -62,7 +63,7 @@ def test_natural_key_orders_numbers_by_value() -> None:
 
 
 def test_count_points_of_a_schema_2_file_are_rebuilt_keyed_on_open(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+    store = open_sqlite(tmp_path)
     store.write_events([count_event("shed-1", T0, {"ripe": 2, "green": 1}, seq=1),
                         count_event("shed-2", T0 + 1, {"ripe": 5}, seq=2)], T0)
     store.close()
@@ -76,7 +77,7 @@ def test_count_points_of_a_schema_2_file_are_rebuilt_keyed_on_open(tmp_path: Pat
         "INSERT INTO count_points SELECT * FROM cp; DROP TABLE cp; PRAGMA user_version = 2;"
     )
     conn.close()
-    store = open_store(tmp_path)
+    store = open_sqlite(tmp_path)
     conn = sqlite3.connect(tmp_path / "db" / "fieldline.db")
     (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'count_points'").fetchone()
     assert "WITHOUT ROWID" in sql

@@ -160,3 +160,32 @@ class PostgresServer:
         if result.returncode != 0:
             raise PostgresStartError(f"CREATE DATABASE {name} failed: {result.stderr.strip()}")
         return self.dsn(name)
+
+
+RESET_SQL = """
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+           WHERE p.relname IN ('events', 'count_points') LOOP
+    EXECUTE 'DROP TABLE ' || r.part;
+  END LOOP;
+  SET LOCAL session_replication_role = replica;  -- no foreign-key checks while emptying
+  FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'fieldline_schema'
+           AND tablename NOT IN ('events', 'count_points') LOOP
+    EXECUTE format('DELETE FROM %I', r.tablename);
+  END LOOP;
+  FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() LOOP
+    EXECUTE format('SELECT setval(%L, 1, false)', r.sequencename);
+  END LOOP;
+END $$;
+"""
+
+
+def reset_database(dsn: str) -> None:
+    """Empty every FieldLine table of the database at ``dsn`` (schema kept): a fresh store, much faster than a
+    new database (which would migrate again)."""
+    import psycopg  # the dev extra has it
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(RESET_SQL)  # type: ignore[arg-type]

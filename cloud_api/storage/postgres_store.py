@@ -1,0 +1,345 @@
+"""PostgreSQL implementation of the ``Store`` protocol: the SQLite store's queries on a psycopg 3 pool.
+
+``PostgresStore`` is ``SqliteStore`` with the connection layer swapped: reads borrow a pooled connection per
+statement, writes run in one transaction on one connection, both through ``postgres_dialect.PgConnection``,
+so every query module is shared by the two engines. What differs is here:
+
+- event ids are claimed in ``event_ids`` (``INSERT ... ON CONFLICT DO NOTHING``) before the events are
+  inserted: exact dedup and id-collision handling across workers (a lost race is resolved again);
+- alerts of one dedup key are grouped under a transaction advisory lock (two workers never open it twice);
+- events and count points live in time partitions, created ahead and on demand; retention drops them;
+- writes wait out a database restart (up to ``reconnect_timeout_s``) and retry a deadlock, so the ingest
+  writer does not acknowledge MQTT messages whose write failed;
+- committed changes are NOTIFYed, and ``add_remote_change_listener`` gets the ones other workers committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import conninfo, errors
+from psycopg_pool import ConnectionPool
+
+from fieldline.contract import Alert, Event
+
+from cloud_api.storage import (
+    postgres_notify,
+    postgres_retention,
+    postgres_schema,
+    sqlite_batch,
+    sqlite_identity,
+    sqlite_retention,
+)
+from cloud_api.storage.postgres_dialect import PgConnection, Params, Result, configure
+from cloud_api.storage.postgres_partitions import Partitions
+from cloud_api.storage.records import StoreChange, UserRecord
+from cloud_api.storage.sqlite_identity import EventsWritten, Resolved
+from cloud_api.storage.sqlite_store import ChangeListener, SqliteStore
+from cloud_api.storage.sqlite_users import UserExists
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_CLAIM = ("INSERT INTO event_ids (id, ts_ms) SELECT * FROM unnest(%s::text[], %s::bigint[])"
+          " ON CONFLICT DO NOTHING RETURNING id")
+_CLAIM_ATTEMPTS = 10
+
+
+class StoreUnavailable(RuntimeError):
+    """The PostgreSQL server cannot be reached or refused us (the message names it, without the password)."""
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` without its password, for messages and logs."""
+    try:
+        parts = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<a DSN that does not parse>"
+    parts.pop("password", None)
+    host, port, db, user = parts.get("host", "localhost"), parts.get("port", "5432"), parts.get("dbname", ""), \
+        parts.get("user", "")
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise ``ValueError`` naming what is wrong when ``dsn`` is not a PostgreSQL connection string."""
+    try:
+        conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        reason = str(exc).replace(dsn, "<dsn>")
+        raise ValueError(f"not a valid PostgreSQL DSN ({reason}); expected e.g. "
+                         "postgresql://user:password@host:5432/fieldline") from None
+
+
+class _Reader:
+    """``execute`` for reads: each statement on a connection borrowed from the pool (autocommit)."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def execute(self, sql: str, params: Params = None) -> Result:
+        with self._pool.connection() as raw:
+            return PgConnection(raw).execute(sql, params)
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result:
+        with self._pool.connection() as raw, raw.transaction():
+            return PgConnection(raw).executemany(sql, seq_of_params)
+
+
+class PostgresStore(SqliteStore):
+    """Events, counts, devices, alerts, users, QA, climate and fleet tables in one PostgreSQL database."""
+
+    def __init__(self, dsn: str, dead_letter_max_bytes: int = 4096, *, pool_size: int = 10, partition_days: int = 7,
+                 reconnect_timeout_s: float = 60.0, connect_timeout_s: float = 10.0) -> None:
+        check_dsn(dsn)
+        super().__init__(Path("postgres"), dead_letter_max_bytes)
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._reconnect_timeout_s = reconnect_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._partitions = Partitions(partition_days)
+        self._pg: ConnectionPool | None = None
+        self._reader: _Reader | None = None
+        self._sender = uuid.uuid4().hex[:12]  # this store's name in NOTIFY payloads
+        self._remote_listeners: list[ChangeListener] = []
+        self._listener: postgres_notify.NotifyListener | None = None
+        self.schema_version_found: int | None = None
+
+    @property
+    def where(self) -> str:
+        return redact_dsn(self._dsn)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        if self._pg is not None:
+            return
+        try:
+            with psycopg.connect(self._dsn, autocommit=True, connect_timeout=int(self._connect_timeout_s)) as conn:
+                self.schema_version_found = postgres_schema.migrate(conn)
+                self._partitions.load(conn)
+                self._partitions.ensure_ahead(conn, int(time.time() * 1000))
+        except psycopg.OperationalError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"cannot use PostgreSQL at {self.where}: {detail}") from None
+        pool = ConnectionPool(self._dsn, min_size=1, max_size=self._pool_size, open=False, name="fieldline",
+                              kwargs={"autocommit": True, "connect_timeout": int(self._connect_timeout_s)},
+                              configure=configure, check=ConnectionPool.check_connection,
+                              timeout=self._reconnect_timeout_s, reconnect_timeout=self._reconnect_timeout_s)
+        pool.open(wait=True, timeout=self._connect_timeout_s)
+        self._pg = pool
+        self._reader = _Reader(pool)
+        if self._remote_listeners:
+            self._start_listener()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+            self._reader = None
+
+    def _conn(self) -> Any:  # a _Reader: sqlite3.Connection's execute/executemany for the query modules
+        if self._reader is None:
+            raise sqlite3.ProgrammingError("the store is not open")
+        return self._reader
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        if self._pg is None:
+            raise sqlite3.ProgrammingError("the store is not open")
+        with self._pg.connection() as raw, raw.transaction():
+            yield PgConnection(raw)
+
+    def ping(self) -> bool:
+        try:
+            return self._conn().execute("SELECT 1").fetchone() == (1,)
+        except (psycopg.Error, sqlite3.ProgrammingError):
+            return False
+
+    def _retry(self, write: Callable[[], T]) -> T:
+        """Run a write; retry a deadlock, and wait for the server while it is unreachable (restart, failover)."""
+        deadline = time.monotonic() + self._reconnect_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return write()
+            except errors.DeadlockDetected:
+                log.info("deadlock between workers; retrying the write")
+            except errors.CheckViolation as exc:  # a partition dropped by another worker's retention
+                if "no partition" not in str(exc):
+                    raise
+                self._partitions.forget()
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable(f"PostgreSQL at {self.where} unreachable for "
+                                           f"{self._reconnect_timeout_s:.0f} s: {exc}") from exc
+                log.warning("PostgreSQL at %s: %s; retrying the write in %.2f s", self.where, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _ensure_partitions(self, timestamps: Iterable[int]) -> None:
+        assert self._pg is not None
+        with self._pg.connection() as raw:
+            self._partitions.ensure(raw, timestamps)
+
+    # ------------------------------------------------------------ writes
+
+    def write_events(self, events: list[Event], received_ms: int,
+                     payloads: Sequence[bytes | None] | None = None) -> EventsWritten:
+        """Store new events (see ``SqliteStore.write_events``); ids are claimed in ``event_ids`` first."""
+        if not events:
+            return EventsWritten(0)
+
+        def attempt() -> EventsWritten:
+            self._ensure_partitions({e.ts_ms for e in events})
+            return self._write_events_once(events, received_ms, payloads)
+
+        return self._retry(attempt)
+
+    def _write_events_once(self, events: list[Event], received_ms: int,
+                           payloads: Sequence[bytes | None] | None) -> EventsWritten:
+        with self._transaction() as conn:
+            resolved = self._claim(conn, events, payloads)
+            sqlite_batch.insert_resolved(conn, resolved, received_ms)
+            alerts = [sqlite_identity.collision_alert(c) for c in resolved.collisions]
+            alerts += sqlite_identity.record(conn, resolved, received_ms)
+            changes = self._insert_alerts(conn, alerts, received_ms)[1]
+        if resolved.collisions:
+            log.warning("%d event id collision(s), stored under derived ids: %s", len(resolved.collisions),
+                        ", ".join(f"{c.original_id} -> {c.event.id}" for c in resolved.collisions[:5]))
+        inserted = [e for e, _ in resolved.fresh]
+        self._emit([StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")])
+        self._emit(changes)
+        return EventsWritten(len(inserted), collisions=len(resolved.collisions), repeats=len(resolved.repeats))
+
+    @staticmethod
+    def _claim(conn: PgConnection, events: list[Event], payloads: Sequence[bytes | None] | None) -> Resolved:
+        """Resolve the batch and claim its fresh ids; when another worker claimed one first (its insert waited
+        for that worker's commit), resolve again: the stored event is now visible, so the id is a repeat or a
+        collision, exactly as if the two batches had come one after the other."""
+        for _ in range(_CLAIM_ATTEMPTS):
+            conn.raw.execute("SAVEPOINT claim_ids")
+            resolved = sqlite_identity.resolve(conn, events, payloads)  # type: ignore[arg-type]
+            ids = [e.id for e, _ in resolved.fresh]
+            claimed = {r[0] for r in conn.raw.execute(_CLAIM, (ids, [e.ts_ms for e, _ in resolved.fresh]))} \
+                if ids else set()
+            if len(claimed) == len(ids):
+                conn.raw.execute("RELEASE SAVEPOINT claim_ids")
+                return resolved
+            conn.raw.execute("ROLLBACK TO SAVEPOINT claim_ids")
+        lost = sorted(set(ids) - claimed)[:5]
+        raise RuntimeError(f"event ids {lost} are in event_ids but not in events: the tables disagree "
+                           "(restore event_ids from events)")
+
+    def _insert_alerts(self, conn: Any, alerts: list[Alert], received_ms: int) -> tuple[int, list[StoreChange]]:
+        keys = sorted({a.dedup_key for a in alerts})
+        if keys:  # one open alert per dedup key: serialise the workers grouping the same key
+            conn.raw.execute("SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 42) AS h"
+                             " FROM unnest(%s::text[]) AS k ORDER BY h) AS keys", (keys,))
+        return super()._insert_alerts(conn, alerts, received_ms)
+
+    def write_status(self, status: Any, received_ms: int) -> bool:
+        return self._retry(lambda: super(PostgresStore, self).write_status(status, received_ms))
+
+    def write_alerts(self, alerts: list[Alert], received_ms: int) -> int:
+        return self._retry(lambda: super(PostgresStore, self).write_alerts(alerts, received_ms))
+
+    def write_stats(self, stats: Any, received_ms: int) -> None:
+        self._retry(lambda: super(PostgresStore, self).write_stats(stats, received_ms))
+
+    def write_snapshot(self, site: str, device: str, event_id: str, jpeg: bytes, received_ms: int) -> None:
+        self._retry(lambda: super(PostgresStore, self).write_snapshot(site, device, event_id, jpeg, received_ms))
+
+    def write_telemetry(self, readings: Any, received_ms: int) -> int:
+        return self._retry(lambda: super(PostgresStore, self).write_telemetry(readings, received_ms))
+
+    def write_dead_letters(self, letters: Any, received_ms: int) -> None:
+        self._retry(lambda: super(PostgresStore, self).write_dead_letters(letters, received_ms))
+
+    def write_command_reply(self, site: str, device: str, name: str, reply: Any, received_ms: int) -> bool:
+        return self._retry(lambda: super(PostgresStore, self).write_command_reply(site, device, name, reply,
+                                                                                   received_ms))
+
+    def create_user(self, user: UserRecord) -> None:
+        """Raises ``UserExists`` when the name is taken."""
+        try:
+            super().create_user(user)
+        except errors.UniqueViolation:
+            raise UserExists(user.username) from None
+
+    def apply_retention(self, policy: sqlite_retention.RetentionPolicy,
+                        now_ms: int) -> sqlite_retention.RetentionResult:
+        """Drop expired partitions (keeping latest counts), trim the boundary one, create the next ones."""
+        if self._pg is None:
+            raise sqlite3.ProgrammingError("the store is not open")
+        with self._pg.connection() as raw:
+            result = postgres_retention.apply(PgConnection(raw), self._partitions, policy, now_ms)
+            self._partitions.ensure_ahead(raw, now_ms)
+        return result
+
+    # ------------------------------------------------------------ live feed across workers
+
+    def _emit(self, changes: list[StoreChange]) -> None:
+        super()._emit(changes)
+        if not changes or self._pg is None:
+            return
+        try:
+            with self._pg.connection() as raw:
+                for payload in postgres_notify.payloads(self._sender, changes):
+                    raw.execute("SELECT pg_notify(%s, %s)", (postgres_notify.CHANNEL, payload))
+        except psycopg.Error as exc:  # the write is committed; only other workers' live feeds miss it
+            log.warning("could not NOTIFY %d change(s) to other workers: %s", len(changes), exc)
+
+    def add_remote_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener`` (in the LISTEN thread) for every change another worker commits from now on."""
+        self._remote_listeners.append(listener)
+        if self._pg is not None and self._listener is None:
+            self._start_listener()
+
+    def wait_listening(self, timeout: float) -> bool:
+        """True once the LISTEN connection is up (tests start publishing after it)."""
+        return self._listener is not None and self._listener.listening.wait(timeout)
+
+    def _start_listener(self) -> None:
+        self._listener = postgres_notify.NotifyListener(self._dsn, self._sender, self._replay)
+        self._listener.start()
+
+    def _replay(self, message: dict[str, Any]) -> None:
+        """Rebuild the changes a notification refers to and give them to the remote listeners."""
+        refs = message.get("c") or []
+        event_ids = [r[2] for r in refs if r[0] == "e"]
+        stored: dict[str, str] = {}
+        if event_ids:
+            rows = self._conn().execute("SELECT id, payload FROM events WHERE id = ANY(?)", (event_ids,)).fetchall()
+            stored = {row[0]: row[1] for row in rows}
+        changes: list[StoreChange] = []
+        for ref in refs:
+            if ref[0] == "e" and ref[2] in stored:
+                changes.append(StoreChange(ref[1], "stored", Event.model_validate(json.loads(stored[ref[2]]))))
+            elif ref[0] == "a":
+                record = self.get_alert(int(ref[2]))
+                if record is not None:
+                    changes.append(StoreChange("alert", ref[1], record))
+            elif ref[0] == "d":
+                device = self.get_device(ref[1], ref[2])
+                if device is not None:
+                    changes.append(StoreChange("device", "status", device))
+        for change in changes:
+            for listener in self._remote_listeners:
+                try:
+                    listener(change)
+                except Exception:  # noqa: BLE001 - a broken listener must not stop the feed
+                    self.listener_errors += 1
+                    log.exception("remote change listener failed on a %s change", change.kind)
