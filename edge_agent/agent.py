@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from pydantic import ValidationError
 
 from edge_agent.camera_loop import CameraCounters, CameraLoop
 from edge_agent.health import AlertGate
@@ -20,6 +21,7 @@ from edge_agent.home_assistant import discovery_messages, state_message
 from edge_agent.metrics import AgentCounters, serve_metrics
 from edge_agent.commands import CommandError, CommandHandler
 from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.config_slots import ConfigSlots
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
 from edge_agent.detectors.factory import build_detector
@@ -30,6 +32,7 @@ from edge_agent.snapshots import ByteBudget, annotate, encode_jpeg
 from edge_agent.sources import Frame, SourceError, open_source
 from edge_agent.spool import Spool
 from fieldline import __version__
+from fieldline.config import config_context, describe_errors
 from fieldline.contract import (
     Alert,
     CameraInfo,
@@ -69,6 +72,8 @@ class Agent:
         self._factory = detector_factory or self._default_factory
         self.spool = Spool(config.data_dir / "spool.db", config.spool_max_events)
         self.models = ModelStore(config.data_dir)
+        self.config_slots = ConfigSlots(config.data_dir)
+        self.camera_errors: list[str] = []  # cameras that did not open at the latest (re)start
         self.instance = self.spool.instance_id()
         self.boot = self.spool.next_boot()
         self.counters: dict[str, CameraCounters] = {c.name: CameraCounters() for c in config.cameras}
@@ -85,7 +90,7 @@ class Agent:
         self._stop = threading.Event()
         self._camera_stop = threading.Event()
         self._camera_threads: list[threading.Thread] = []
-        self._cameras_lock = threading.Lock()
+        self._cameras_lock = threading.RLock()  # held across a config change and its undo (see apply_config)
         self.publisher = Publisher(
             config.mqtt,
             client_id=f"fieldline-edge-{config.site}-{config.device}",
@@ -114,8 +119,13 @@ class Agent:
             state=state, device=self.config.device, site=self.config.site, boot=self.boot, instance=self.instance,
             ts_ms=int(time.time() * 1000), agent_version=__version__, model=self.model_ref,
             cameras=[CameraInfo(name=c.name, zone=Zone(**c.zone.model_dump())) for c in self.config.cameras],
-            config_hash=hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:16],
+            config_hash=self.config_hash,
         ).to_json()
+
+    @property
+    def config_hash(self) -> str:
+        """Short hash of the running config, in every status (a config rollout's gate compares it)."""
+        return hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:16]
 
     def _on_outcomes(self, camera: CameraConfig, frame: Frame, detections: Detections,
                      outcomes: list[Outcome]) -> None:
@@ -243,40 +253,96 @@ class Agent:
                 return latest[0].image
         return None
 
+    def _swap_detector(self, detector: Detector) -> None:
+        """Serve ``detector`` from now on: warmed on a live frame first (its first run is slow), and the latency
+        window restarted, so stats report the new model's latency alone."""
+        sample = self._sample_frame()
+        if sample is not None:
+            try:
+                detector.detect(sample)
+            except Exception:  # noqa: BLE001 - the callers tested it already; a warm-up failure changes nothing
+                log.warning("warm-up inference of the new detector failed", exc_info=True)
+        self.detector = detector
+        for counters in self.counters.values():
+            counters.detect_ms.clear()
+
     def install_model(self, url: str, sha256: str, token: str | None = None) -> dict:
         """Fetch (with ``token`` as the bearer credential, if given), verify, test, swap; see ``ModelStore``."""
         running = Path(self.config.model.path)
-        self.detector = self.models.install(url, sha256, running, self._factory, self._sample_frame(), token=token)
+        self._swap_detector(self.models.install(url, sha256, running, self._factory, self._sample_frame(),
+                                                token=token))
         self._persist(self.config.model_copy(update={"model": self.config.model.model_copy(
             update={"path": self.models.current})}))
         self._publish_status()
         return {"model": self.model_ref.model_dump(), "previous": str(self.models.previous)}
 
     def rollback_model(self) -> dict:
-        self.detector = self.models.rollback(self._factory, self._sample_frame())
+        self._swap_detector(self.models.rollback(self._factory, self._sample_frame()))
         self._persist(self.config.model_copy(update={"model": self.config.model.model_copy(
             update={"path": self.models.current})}))
         self._publish_status()
         return {"model": self.model_ref.model_dump()}
 
     def apply_config(self, new: AgentConfig) -> str:
-        """Apply live when only cameras/model settings change; otherwise persist and restart. Returns how."""
+        """Apply live when only cameras/model settings change; otherwise persist and restart. Returns how.
+
+        The running config goes to the previous-config slot first. A live change that fails (model settings
+        that do not load or fail on a live frame, a camera that does not open) is undone here: the running
+        config is applied again and the slot restored, and the error says so."""
         old = self.config
+        prior = self.config_slots.load_previous()
+        self.config_slots.save_previous(old.model_dump(mode="json"))
         if (new.mqtt, new.data_dir, new.spool_max_events) != (old.mqtt, old.data_dir, old.spool_max_events):
             self._persist(new)
             self.request_restart()
             return "restart"
+        with self._cameras_lock:  # the run loop must not see the cameras of a config being undone (none, say)
+            try:
+                self._apply_live(new)
+            except CommandError as exc:
+                if prior is not None:
+                    self.config_slots.save_previous(prior)
+                else:
+                    self.config_slots.previous.unlink(missing_ok=True)
+                self._apply_live(old)
+                raise CommandError(f"{exc}; the previous config is restored") from None
+        return "live"
+
+    def rollback_config(self) -> dict:
+        """Make the previous-config slot current again (keeping ``model.path``: model files are not a config
+        matter); the replaced config becomes the previous."""
+        prior = self.config_slots.load_previous()
+        if prior is None:
+            raise CommandError("rollback: there is no previous config")
+        prior["model"] = {**prior.get("model", {}), "path": str(self.config.model.path)}
+        try:
+            previous = AgentConfig.model_validate(prior, context=config_context(self.config_path))
+        except ValidationError as exc:
+            raise CommandError("rollback: the previous config no longer validates: "
+                               + "; ".join(describe_errors(exc))) from None
+        how = self.apply_config(previous) if previous != self.config else "unchanged"
+        return {"rolled_back": how, "config_hash": self.config_hash}
+
+    def _apply_live(self, new: AgentConfig) -> None:
+        old = self.config
+        detector = None
         if new.model != old.model:
             try:
                 # the default factory reads self.config.model: build from the new settings, not the running ones
                 detector = (self._factory(Path(new.model.path)) if self._factory != self._default_factory
                             else build_detector(new.model))
+                sample = self._sample_frame()
+                if sample is not None:
+                    detector.detect(sample)
             except Exception as exc:  # noqa: BLE001
-                raise CommandError(f"new model settings do not load, the running config is kept: {exc}") from None
-            self.detector = detector
+                raise CommandError(f"new model settings do not load or run: {exc}") from None
         self._persist(new)
+        if detector is not None:
+            self._swap_detector(detector)
         self._restart_cameras()
-        return "live"
+        self._publish_status()
+        if self.camera_errors:
+            raise CommandError("; ".join(self.camera_errors))
 
     def _persist(self, config: AgentConfig) -> None:
         self.config = config
@@ -293,12 +359,13 @@ class Agent:
     # ------------------------------------------------------------------ loops
     def _start_cameras(self) -> int:
         self._camera_stop = threading.Event()
-        self._camera_threads, self.loops = [], {}
+        self._camera_threads, self.loops, self.camera_errors = [], {}, []
         for camera in self.config.cameras:
             try:
                 source = open_source(camera.source)
             except SourceError as exc:
                 log.error("camera %s: %s", camera.name, exc)
+                self.camera_errors.append(f"camera {camera.name}: {exc}")
                 continue
             counters = self.counters.setdefault(camera.name, CameraCounters())
             loop = CameraLoop(camera, source, lambda: self.detector, self._on_outcomes, counters)

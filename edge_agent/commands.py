@@ -1,5 +1,9 @@
 """Remote control on ``cmd/{name}``: config, model (OTA), snapshot, restart. Replies on ``cmd/{name}/reply``.
 
+``config`` takes the whole agent config (``args.config``), a config version from a cloud rollout (``args.patch``,
+a JSON merge patch over the running config, see ``edge_agent.config_slots``) or ``args.rollback: true`` (back to
+the previous-config slot); its reply carries the ``config_hash`` now running (the status reports the same).
+
 Commands are queued by the MQTT network thread and executed one at a time on a worker thread, so a slow
 model download never stalls MQTT keepalives. Replies go through the spool, so they survive a link drop.
 
@@ -25,6 +29,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from edge_agent.config import AgentConfig
+from edge_agent.config_slots import PatchError, check_patch, merge_patch
 from edge_agent.ota import OtaError
 from fieldline.config import config_context, describe_errors
 from fieldline.contract import (
@@ -62,6 +67,11 @@ class CommandTarget(Protocol):
     def publish_snapshot(self, camera: str) -> str: ...
 
     def apply_config(self, new: AgentConfig) -> str: ...
+
+    def rollback_config(self) -> dict[str, Any]: ...
+
+    @property
+    def config_hash(self) -> str: ...
 
     def install_model(self, url: str, sha256: str, token: str | None = None) -> dict[str, Any]: ...
 
@@ -177,9 +187,19 @@ class CommandHandler:
         return {"restarting": True}
 
     def _do_config(self, args: dict[str, Any]) -> dict[str, Any]:
-        data = args.get("config")
+        if args.get("rollback") is True:
+            return self.agent.rollback_config()
+        if "patch" in args:
+            try:
+                patch = check_patch(args["patch"])
+            except PatchError as exc:
+                raise CommandError(f"args.patch: {exc}") from None
+            data = merge_patch(self.agent.config.model_dump(mode="json"), patch)
+        else:
+            data = args.get("config")
         if not isinstance(data, dict):
-            raise CommandError("args.config must be the whole agent config as a JSON object")
+            raise CommandError("args.config must be the whole agent config as a JSON object (or args.patch a "
+                               "config version, or args.rollback true)")
         try:
             # relative paths mean what they mean in the agent's config file: its folder
             new = AgentConfig.model_validate(data, context=config_context(self.agent.config_path))
@@ -188,7 +208,9 @@ class CommandHandler:
         current = self.agent.config
         if (new.device, new.site) != (current.device, current.site):
             raise CommandError("device and site cannot be changed remotely (they are the device's identity)")
-        return {"applied": self.agent.apply_config(new)}
+        if new == current:  # nothing to do: the previous-config slot keeps what it has
+            return {"applied": "unchanged", "unchanged": True, "config_hash": self.agent.config_hash}
+        return {"applied": self.agent.apply_config(new), "config_hash": self.agent.config_hash}
 
     def _do_model(self, args: dict[str, Any]) -> dict[str, Any]:
         if args.get("rollback"):

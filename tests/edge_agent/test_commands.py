@@ -121,7 +121,7 @@ def test_valid_config_is_applied_live_and_persisted(running_agent):
     new = agent.config.model_dump(mode="json")
     new["cameras"][0]["zone"]["id"] = "shed-09"
     reply = operator.send("config", {"config": new})
-    assert reply == {**reply, "ok": True, "result": {"applied": "live"}}
+    assert reply == {**reply, "ok": True, "result": {"applied": "live", "config_hash": agent.config_hash}}
     assert agent.config.cameras[0].zone.id == "shed-09"
     assert yaml.safe_load(config_path.read_text())["cameras"][0]["zone"]["id"] == "shed-09"
     wait_until(lambda: agent.loops["cam-1"].camera.zone.id == "shed-09", what="camera loop restarted")
