@@ -13,6 +13,7 @@ from cloud_api.api import security_headers
 from cloud_api.api.convert import live_message
 from cloud_api.api.routes import api_router
 from cloud_api.api.routes.metrics import metrics_router
+from cloud_api.api.routes.training import router as training_router
 from cloud_api.core import log_redaction
 from cloud_api.core.config import Settings
 from cloud_api.ingest.worker import IngestWorker
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     # request bodies capped; headers on every response; CORS only if configured
     security_headers.install(app, settings.cors_allow_origins, settings.max_request_bytes)
     app.include_router(api_router())
+    app.include_router(training_router, prefix="/api/v1")  # training jobs (own role checks) and their runner
     if settings.metrics_enabled:
         app.include_router(metrics_router(settings))  # GET /metrics (see routes/metrics.py for auth)
     mount_dashboard(app)  # GET /qa and /qa/static

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cloud_api.storage import sqlite_identity
+from cloud_api.training import store as training_store
 
 SCHEMA_VERSION = 4  # 2: users, tokens, alert lifecycle, harvest plans (added); 3: count_points without rowid;
 # 4: devices keyed by (site, device), events.instance, latest_counts.site, device_instances, id_collisions
@@ -177,7 +178,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     raw BLOB NOT NULL,
     raw_size INTEGER NOT NULL
 );
-""" + sqlite_identity.DDL
+""" + sqlite_identity.DDL + training_store.DDL  # training_jobs (learning loop)
 
 
 class ConnectionPool:

@@ -1,0 +1,149 @@
+"""The ``training_jobs`` table: one row per job, its state, progress and result (JSON columns).
+
+Created with the rest of the schema (``sqlite_schema.DDL`` includes :data:`DDL`). Reads and writes go through
+the API store's per-thread connections (``SqliteStore._conn``), one statement or one transaction each.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DDL = """
+CREATE TABLE IF NOT EXISTS training_jobs (
+    id TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    base_model TEXT NOT NULL,
+    params TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress TEXT NOT NULL DEFAULT '{}',
+    result TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    started_ms INTEGER,
+    finished_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS training_jobs_state ON training_jobs (state, created_ms);
+"""
+
+STATES = ("queued", "running", "evaluating", "done", "rejected", "failed", "cancelled")
+ACTIVE = ("queued", "running", "evaluating")
+_COLUMNS = ("id, dataset, base_model, params, state, progress, result, error, cancel_requested, created_by, "
+            "created_ms, updated_ms, started_ms, finished_ms")
+
+
+@dataclass
+class TrainingJob:
+    id: str
+    dataset: str
+    base_model: str
+    params: dict[str, Any]
+    state: str
+    progress: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cancel_requested: bool = False
+    created_by: str = ""
+    created_ms: int = 0
+    updated_ms: int = 0
+    started_ms: int | None = None
+    finished_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as the REST and the WebSocket show it."""
+        return {"id": self.id, "dataset": self.dataset, "base_model": self.base_model, "params": self.params,
+                "state": self.state, "progress": self.progress, "result": self.result, "error": self.error,
+                "cancel_requested": self.cancel_requested, "created_by": self.created_by,
+                "created_ms": self.created_ms, "updated_ms": self.updated_ms, "started_ms": self.started_ms,
+                "finished_ms": self.finished_ms}
+
+
+def _job(row: tuple) -> TrainingJob:
+    return TrainingJob(row[0], row[1], row[2], json.loads(row[3]), row[4], json.loads(row[5]), json.loads(row[6]),
+                       row[7], bool(row[8]), row[9], row[10], row[11], row[12], row[13])
+
+
+class TrainingJobStore:
+    """CRUD and state changes of training jobs on the API's SQLite file."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+
+    def create(self, dataset: str, base_model: str, params: dict[str, Any], by: str, now_ms: int) -> TrainingJob:
+        job_id = f"tj-{now_ms:x}-{secrets.token_hex(3)}"
+        self._connect().execute(
+            f"INSERT INTO training_jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, 'queued', '{{}}', '{{}}', NULL, 0, ?, ?, ?,"
+            " NULL, NULL)", (job_id, dataset, base_model, json.dumps(params), by, now_ms, now_ms))
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: str) -> TrainingJob | None:
+        row = self._connect().execute(f"SELECT {_COLUMNS} FROM training_jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list(self, limit: int = 100, dataset: str | None = None) -> list[TrainingJob]:
+        where, args = ("WHERE dataset = ?", [dataset]) if dataset else ("", [])
+        rows = self._connect().execute(f"SELECT {_COLUMNS} FROM training_jobs {where} ORDER BY created_ms DESC, id"
+                                       " DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_job(r) for r in rows]
+
+    def claim_next(self, now_ms: int) -> TrainingJob | None:
+        """The oldest queued job, moved to ``running`` (atomic: two runners never take the same job)."""
+        conn = self._connect()
+        row = conn.execute("SELECT id FROM training_jobs WHERE state = 'queued' AND cancel_requested = 0"
+                           " ORDER BY created_ms, id LIMIT 1").fetchone()
+        if row is None:
+            return None
+        cur = conn.execute("UPDATE training_jobs SET state = 'running', started_ms = ?, updated_ms = ?"
+                           " WHERE id = ? AND state = 'queued' AND cancel_requested = 0", (now_ms, now_ms, row[0]))
+        return self.get(row[0]) if cur.rowcount == 1 else None
+
+    def update(self, job_id: str, now_ms: int, *, state: str | None = None, progress: dict[str, Any] | None = None,
+               result: dict[str, Any] | None = None, error: str | None = None) -> TrainingJob | None:
+        sets, args = ["updated_ms = ?"], [now_ms]
+        if state is not None:
+            if state not in STATES:
+                raise ValueError(f"unknown training job state {state!r}")
+            sets.append("state = ?")
+            args.append(state)
+            if state not in ACTIVE:
+                sets.append("finished_ms = ?")
+                args.append(now_ms)
+        for name, value in (("progress", progress), ("result", result)):
+            if value is not None:
+                sets.append(f"{name} = ?")
+                args.append(json.dumps(value))
+        if error is not None:
+            sets.append("error = ?")
+            args.append(error)
+        self._connect().execute(f"UPDATE training_jobs SET {', '.join(sets)} WHERE id = ?", (*args, job_id))
+        return self.get(job_id)
+
+    def request_cancel(self, job_id: str, now_ms: int) -> TrainingJob | None:
+        """Flag the job; a queued one is cancelled at once, a running one by its runner. None: unknown job."""
+        conn = self._connect()
+        conn.execute("UPDATE training_jobs SET state = 'cancelled', cancel_requested = 1, updated_ms = ?,"
+                     " finished_ms = ?, error = 'cancelled before it started' WHERE id = ? AND state = 'queued'",
+                     (now_ms, now_ms, job_id))
+        conn.execute("UPDATE training_jobs SET cancel_requested = 1, updated_ms = ? WHERE id = ? AND state IN"
+                     " ('running', 'evaluating')", (now_ms, job_id))
+        return self.get(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        row = self._connect().execute("SELECT cancel_requested FROM training_jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def fail_orphans(self, now_ms: int) -> int:
+        """Jobs left running by a process that stopped: failed (their worker process is gone with it)."""
+        cur = self._connect().execute(
+            "UPDATE training_jobs SET state = 'failed', error = 'the API stopped while the job ran', updated_ms = ?,"
+            " finished_ms = ? WHERE state IN ('running', 'evaluating')", (now_ms, now_ms))
+        return cur.rowcount
