@@ -2,7 +2,8 @@
 
 Every HTTP request may send at most ``limit`` bytes, except under the prefixes in ``exempt`` (model uploads,
 which cap themselves at the registry's larger limit while streaming). A declared ``Content-Length`` over the
-limit is refused before anything is read; a chunked body is counted as it arrives and refused when it passes
+limit is refused before anything is read (paths ending in ``exempt_suffixes``, e.g. dataset imports, are exempt too and
+cap themselves); a chunked body is counted as it arrives and refused when it passes
 the limit (the route then sees a client that went away). Both answer ``413`` with a JSON ``detail`` naming the
 size and the limit.
 """
@@ -15,8 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
-        self.app, self.limit, self.exempt = app, limit, exempt
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = (),
+                 exempt_suffixes: tuple[str, ...] = ()) -> None:
+        self.app, self.limit, self.exempt, self.exempt_suffixes = app, limit, exempt, exempt_suffixes
 
     async def _refuse(self, send: Send, detail: str) -> None:
         body = json.dumps({"detail": detail}).encode()
@@ -26,7 +28,8 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(self.exempt):
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or path.startswith(self.exempt) or path.endswith(self.exempt_suffixes):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")

@@ -29,6 +29,8 @@ ALWAYS: tuple[tuple[bytes, bytes], ...] = ((b"x-content-type-options", b"nosniff
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 # model uploads stream into their own cap (cloud_api.fleet.registry.MAX_MODEL_BYTES, 413 past it)
 BODY_LIMIT_EXEMPT = ("/api/v1/models",)
+# dataset zip imports (POST /api/v1/datasets/{name}/import) stream into cloud_api.services.datasets.MAX_IMPORT_BYTES
+BODY_LIMIT_EXEMPT_SUFFIXES = ("/import",)
 _FRAME_ANCESTORS = re.compile(rb"frame-ancestors[^;]*")
 
 
@@ -74,7 +76,8 @@ def install(app: FastAPI, cors_allow_origins: list[str], max_request_bytes: int,
     CORS never allows credentials: a listed origin's page calls with ``Authorization: Bearer``, never with
     this server's session cookie.
     """
-    app.add_middleware(BodyLimit, limit=max_request_bytes, exempt=exempt_from_body_limit)
+    app.add_middleware(BodyLimit, limit=max_request_bytes, exempt=exempt_from_body_limit,
+                       exempt_suffixes=BODY_LIMIT_EXEMPT_SUFFIXES)
     if cors_allow_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_allow_origins), allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

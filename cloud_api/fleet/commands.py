@@ -32,7 +32,7 @@ from cloud_api.fleet.records import AuditRecord, CommandRecord, ModelRecord
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = {"snapshot": 30.0, "restart": 60.0, "config": 60.0, "model": 600.0}
+DEFAULT_TIMEOUT_S = {"snapshot": 30.0, "restart": 60.0, "config": 60.0, "model": 600.0, "sample": 60.0}
 _SECRET_WORDS = ("password", "token", "secret")
 
 
@@ -90,6 +90,8 @@ class CommandService:
         deadline = created + int(1000 * (timeout_s or DEFAULT_TIMEOUT_S[name]))
         command_id = uuid.uuid4().hex
         wire_args = self._wire_args(site, device, name, args, deadline, api_url)
+        if name == "sample":  # the agent's Sample carries it back: the frame is matched to this request
+            wire_args["request_id"] = command_id
         command = CommandRecord(id=command_id, site=site, device=device, name=name, args=wire_args, state="pending",
                                 created_by=actor, created_ms=created, deadline_ms=deadline)
         audit = AuditRecord(id=0, ts_ms=created, actor=actor, role=role, action=f"command.{name}", target_kind="device",
@@ -106,6 +108,8 @@ class CommandService:
             if camera is not None and not isinstance(camera, str):
                 raise CommandRefused("args.camera must be a camera name (a string)")
             return {"camera": camera} if camera else {}
+        if name == "sample":
+            return sample_args(args)
         if name == "restart":
             if args:
                 raise CommandRefused(f"restart takes no args, got {', '.join(sorted(args))}")
@@ -131,6 +135,19 @@ class CommandService:
                                       deadline_ms + download_tokens.DOWNLOAD_GRACE_MS)
         return {"url": f"{api_url.rstrip('/')}/api/v1/models/{model.sha256}/file", "sha256": model.sha256,
                 "token": token, "name": model.name, "version": model.version}
+
+
+def sample_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Args of ``sample`` (a frame for the datasets, issue 40): {camera?, note?}; request_id is the command id."""
+    unknown = set(args) - {"camera", "note", "request_id"}
+    if unknown:
+        raise CommandRefused(f"sample takes camera and note, not {', '.join(sorted(unknown))}")
+    camera, note = args.get("camera"), args.get("note")
+    if camera is not None and not isinstance(camera, str):
+        raise CommandRefused("args.camera must be a camera name (a string)")
+    if note is not None and (not isinstance(note, str) or len(note) > 500):
+        raise CommandRefused("args.note must be a string of at most 500 characters")
+    return {"camera": camera or None, "note": note}
 
 
 def summarize(name: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -69,10 +69,11 @@ def group_models(records: list[ModelRecord]) -> list[ModelGroupOut]:
 class CommandIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["snapshot", "restart", "config", "model"] = Field(description="The command (cmd/{name} topic)")
+    name: Literal["snapshot", "restart", "config", "model", "sample"] = Field(
+        description="The command (cmd/{name} topic)")
     args: dict[str, Any] = Field(
         default_factory=dict,
-        description="snapshot: {camera?}; restart: {}; config: {config: whole agent config}; "
+        description="snapshot: {camera?}; sample: {camera?, note?}; restart: {}; config: {config: whole agent config}; "
                     "model: {sha256: a registered file} or {rollback: true}")
     timeout_s: float | None = Field(
         default=None, gt=0, le=86400,

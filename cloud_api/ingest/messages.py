@@ -17,10 +17,12 @@ from fieldline.contract import (
     DeviceStats,
     DeviceStatus,
     Event,
+    Sample,
     Telemetry,
     Topic,
     parse_event,
     parse_payload,
+    parse_sample,
     parse_topic,
 )
 
@@ -70,6 +72,14 @@ class SnapshotItem:
 
 
 @dataclass(frozen=True)
+class SampleItem:
+    """A frame for the datasets (``samples/{id}``), its JPEG decoded and checked against its sha256."""
+
+    sample: Sample
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
 class CommandReplyItem:
     """A device's reply on ``cmd/{name}/reply``; the writer matches it to the API's command by request id."""
 
@@ -93,7 +103,7 @@ class IgnoredItem:
 
 
 IngestItem = (EventItem | StatusItem | AlertItem | StatsItem | SnapshotItem | CommandReplyItem | TelemetryItem
-              | DeadLetterItem | IgnoredItem)
+              | SampleItem | DeadLetterItem | IgnoredItem)
 Classify = Callable[[str, bytes], IngestItem]  # (topic, payload) -> item
 
 
@@ -139,6 +149,12 @@ class MessageClassifier:
             return StatsItem(stats)
         if topic.kind == "snapshots":
             return self._snapshot(topic, payload)
+        if topic.kind == "samples":
+            sample = parse_sample(payload)
+            _check_origin(topic, sample.site, sample.device)
+            if sample.id != topic.arg:
+                raise ContractError(f"id: payload says {sample.id!r} but the topic is for sample {topic.arg!r}")
+            return SampleItem(sample, sample.jpeg())
         if topic.kind == "cmd_reply":
             assert topic.arg is not None
             return CommandReplyItem(site=topic.site, device=topic.device, name=topic.arg,

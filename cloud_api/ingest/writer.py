@@ -31,6 +31,7 @@ from cloud_api.ingest.messages import (
     EventItem,
     IgnoredItem,
     IngestItem,
+    SampleItem,
     SnapshotItem,
     StatsItem,
     StatusItem,
@@ -200,6 +201,9 @@ class BatchWriter:
             self._with_retry(
                 1, at, lambda: self._store.write_snapshot(item.site, item.device, item.event_id, item.jpeg, at)
             )
+        elif isinstance(item, SampleItem):  # a frame for the datasets; a repeated sample id is a duplicate
+            self._with_retry(1, at, lambda: int(self._store.write_sample(  # type: ignore[attr-defined]
+                item.sample, item.jpeg, at)), dedup=True)
 
     def _with_retry(
         self, n: int, at: int, write: Callable[[], object], *, dedup: bool = False, outcome: str = "stored"

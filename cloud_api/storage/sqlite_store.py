@@ -17,6 +17,7 @@ from cloud_api.storage import (
     sqlite_alerts,
     sqlite_batch,
     sqlite_climate,
+    sqlite_datasets,
     sqlite_deployments,
     sqlite_fleet,
     sqlite_identity,
@@ -40,6 +41,7 @@ from cloud_api.storage.records import (
     ShedSummary,
     StoreChange,
 )
+from cloud_api.storage.sqlite_datasets import DatasetsMixin
 from cloud_api.storage.sqlite_deployments import DeploymentsMixin
 from cloud_api.storage.sqlite_fleet import FleetMixin
 from cloud_api.storage.sqlite_metadata import MetadataMixin
@@ -62,7 +64,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-class SqliteStore(MetadataMixin, QaMixin, FleetMixin, DeploymentsMixin):
+class SqliteStore(MetadataMixin, QaMixin, FleetMixin, DeploymentsMixin, DatasetsMixin):
     """Events, count time series, devices, alerts, snapshots and dead letters in one SQLite file."""
 
     def __init__(self, path: Path, dead_letter_max_bytes: int = 4096) -> None:
@@ -85,6 +87,7 @@ class SqliteStore(MetadataMixin, QaMixin, FleetMixin, DeploymentsMixin):
                 sqlite_climate.ensure_schema(self._pool.get())  # climate series, sensors, temperature forecasts
                 sqlite_fleet.ensure_schema(self._pool.get())  # model registry, device commands, audit log
                 sqlite_deployments.ensure_schema(self._pool.get())  # staged rollouts, device tags
+                sqlite_datasets.ensure_schema(self._pool.get())  # learning-loop datasets and frames
 
     def _backfill_alert_lifecycle(self) -> None:
         """Schema 1 -> 2: group the alerts stored before the lifecycle existed (all start active)."""

@@ -8,6 +8,7 @@ from cloud_api.api.deps import require_token
 from cloud_api.api.routes import fleet_commands, fleet_deployments, fleet_models
 from cloud_api.api.routes import alerts, auth, dead_letters, devices, events, harvest, health, live, sheds
 from cloud_api.api.routes import climate, device_credentials, forecast, lines, qa, sessions
+from cloud_api.api.routes import datasets
 
 
 def api_router() -> APIRouter:
@@ -34,5 +35,6 @@ def api_router() -> APIRouter:
     protected.include_router(fleet_deployments.router)  # also runs the deployment engine (router lifespan)
     protected.include_router(climate.router)
     protected.include_router(forecast.router)
+    protected.include_router(datasets.router)  # learning-loop datasets (issue 40); dataset changes on the WebSocket
     router.include_router(protected)
     return router

@@ -1,0 +1,201 @@
+"""Datasets REST against the real API (uvicorn, SQLite, image files): push, leases for two operators, optimistic
+versions (409), label checks (422), fixed splits, export that the model toolkit's loaders read, YOLO zip import."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cloud_api.services.users import create_user
+from cloud_api.storage.sqlite_datasets import split_of
+from models.data_sources import DataSource
+from models.datasets import Dataset, Sample, load_dataset, write_yolo
+from tests.cloud_api.cloudapi_builders import PASSWORD, ApiServer, login, settings_for
+
+LABELS = ["ripe", "unripe"]
+
+
+def jpeg(seed: int, size: tuple[int, int] = (64, 48)) -> bytes:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def push(client, name: str, seed: int, **meta) -> dict:
+    meta = {"source": "test", "reason": "random", "predictions": [
+        {"label": "ripe", "score": 0.42, "box": [0.1, 0.1, 0.4, 0.5]}], **meta}
+    response = client.post(f"/datasets/{name}/frames", files={
+        "image": ("f.jpg", jpeg(seed), "image/jpeg"), "meta": ("meta.json", json.dumps(meta), "application/json")})
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    with ApiServer(settings_for(tmp_path_factory.mktemp("datasets"))) as server:
+        store = server.server.config.app.state.store
+        for user, role in (("ann", "operator"), ("ben", "operator"), ("vic", "viewer")):
+            create_user(store, user, PASSWORD, role)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def users(api):
+    clients = {name: login(api, name) for name in ("ann", "ben", "vic")}
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+def make_dataset(client, name: str, frames: int) -> list[dict]:
+    """A dataset with ``frames`` new frames (ids ``{name}-{i}``, so their splits are the same every run)."""
+    assert client.post("/datasets", json={"name": name, "labels": LABELS}).status_code == 201
+    return [push(client, name, seed, id=f"{name}-{seed}") for seed in range(frames)]
+
+
+def test_two_operators_never_get_the_same_frame_and_a_stale_save_is_409(api, users):
+    ann, ben = users["ann"], users["ben"]
+    frames = make_dataset(ann, "leases", 3)
+    first = ann.post("/datasets/leases/next", json={}).json()
+    second = ben.post("/datasets/leases/next", json={}).json()
+    assert first["id"] == frames[0]["id"] and second["id"] == frames[1]["id"]
+    assert first["lease"]["user"] == "ann" and first["predictions"][0]["label"] == "ripe"
+    assert ann.post("/datasets/leases/next", json={}).json()["id"] == first["id"]  # still hers
+    # ann moves on: her lease on the first frame is released, ben may get it
+    assert ann.post("/datasets/leases/next", json={"after": first["id"]}).json()["id"] == frames[2]["id"]
+    assert ben.post("/datasets/leases/next", json={"after": second["id"]}).json()["id"] == first["id"]
+
+    box = {"label": "unripe", "box": [0.2, 0.2, 0.6, 0.7]}
+    saved = ben.put(f"/datasets/leases/frames/{first['id']}/labels",
+                    json={"labels": [box], "status": "labelled", "version": 1})
+    assert saved.status_code == 200, saved.text
+    assert (saved.json()["version"], saved.json()["labelled_by"], saved.json()["lease"]) == (2, "ben", None)
+    stale = ann.put(f"/datasets/leases/frames/{first['id']}/labels",
+                    json={"labels": [], "status": "skipped", "version": 1})
+    assert stale.status_code == 409 and "version 2" in stale.json()["detail"]
+    assert api.get(f"/datasets/leases/frames/{first['id']}")["labels"] == [box]
+    stats = api.get("/datasets/leases")
+    assert stats["by_status"] == {"new": 2, "labelled": 1, "skipped": 0, "in_training": 0}
+    assert "leases" in [d["name"] for d in api.get("/datasets")]
+    assert users["vic"].post("/datasets/leases/next", json={}).status_code == 403  # viewers do not label
+    # ben's move released second; ann takes it (releasing frames[2]), ben takes frames[2]: none left for ann
+    assert ann.post("/datasets/leases/next", json={"after": frames[2]["id"]}).json()["id"] == second["id"]
+    assert ben.post("/datasets/leases/next", json={}).json()["id"] == frames[2]["id"]
+    assert ann.post("/datasets/leases/next", json={"after": second["id"]}).status_code == 204
+
+
+@pytest.mark.parametrize("labels, words", [
+    ([{"label": "rotten", "box": [0.1, 0.1, 0.2, 0.2]}], "'rotten' is not a label"),
+    ([{"label": "ripe", "box": [0.5, 0.1, 0.4, 0.2]}], "x1 < x2"),
+    ([{"label": "ripe", "box": [0.1, 0.1, 1.4, 0.2]}], "0..1"),
+    ([{"label": "ripe", "box": [0.1, 0.1]}], "four numbers"),
+])
+def test_bad_labels_are_422_naming_the_box(api, users, labels, words):
+    ann = users["ann"]
+    if ann.get("/datasets/checks").status_code == 404:
+        make_dataset(ann, "checks", 1)
+    frame = ann.get("/datasets/checks/frames").json()["frames"][0]
+    response = ann.put(f"/datasets/checks/frames/{frame['id']}/labels",
+                       json={"labels": labels, "status": "labelled", "version": frame["version"]})
+    assert response.status_code == 422 and words in response.json()["detail"]
+    assert "labels[0]" in response.json()["detail"] or "four numbers" in response.json()["detail"]
+
+
+def test_splits_are_fixed_when_a_frame_is_made(api, users):
+    ann = users["ann"]
+    frames = make_dataset(ann, "splits", 20)
+    assert [f["split"] for f in frames] == [split_of(f["id"]) for f in frames]
+    given = push(ann, "splits", 99, split="test", id="bench-frame-1")
+    assert given["split"] == "test" and push(ann, "splits", 99, split="train", id="bench-frame-1")["split"] == "test"
+    target = frames[0]
+    ann.put(f"/datasets/splits/frames/{target['id']}/labels", json={"labels": [], "status": "skipped", "version": 1})
+    reopened = ann.patch(f"/datasets/splits/frames/{target['id']}", json={"status": "new"})
+    assert reopened.status_code == 200 and reopened.json()["status"] == "new"
+    assert reopened.json()["split"] == target["split"]
+    by_split = api.get("/datasets/splits")["by_split"]
+    assert sum(by_split.values()) == 21 and by_split["train"] >= 10
+
+
+def _extract(data: bytes, out: Path) -> Path:
+    zipfile.ZipFile(io.BytesIO(data)).extractall(out)
+    return out
+
+
+def test_export_is_read_by_the_model_toolkit_loaders(api, users, tmp_path):
+    ann = users["ann"]
+    frames = make_dataset(ann, "export", 6)
+    boxes = {}
+    for i, frame in enumerate(frames[:5]):  # five labelled, one left new (not exported)
+        labels = [{"label": LABELS[i % 2], "box": [0.1, 0.2, 0.5, 0.6]}] + (
+            [{"label": "ripe", "box": [0.6, 0.1, 0.9, 0.4]}] if i == 0 else [])
+        boxes[frame["id"]] = labels
+        assert ann.put(f"/datasets/export/frames/{frame['id']}/labels",
+                       json={"labels": labels, "status": "labelled", "version": 1}).status_code == 200
+    yolo = ann.get("/datasets/export/export", params={"format": "yolo"})
+    assert yolo.status_code == 200 and yolo.headers["content-type"] == "application/zip"
+    ds = load_dataset(_extract(yolo.content, tmp_path / "yolo"), "yolo")
+    assert ds.classes == LABELS and len(ds.samples) == 5
+    by_name = {s.image.stem: s for s in ds.samples}
+    first = by_name[frames[0]["id"]]
+    assert first.labels == ["ripe", "ripe"] and first.split == frames[0]["split"]
+    np.testing.assert_allclose(first.boxes[0], [0.1 * 64, 0.2 * 48, 0.5 * 64, 0.6 * 48], atol=0.01)
+    source = DataSource.parse(str(tmp_path / "yolo"), "yolo")  # what `fieldline model train --data` builds
+    splits = {f["split"] for f in frames[:5]}
+    assert sum(1 for split in splits for _ in source.frames(split, count=10, seed=0)) == 5
+
+    coco = ann.get("/datasets/export/export", params={"format": "coco"})
+    cds = load_dataset(_extract(coco.content, tmp_path / "coco"), "coco")
+    assert sorted(cds.classes) == sorted(LABELS) and len(cds.samples) == 5
+    cfirst = next(s for s in cds.samples if s.image.stem == frames[0]["id"])
+    np.testing.assert_allclose(cfirst.boxes[1], [0.6 * 64, 0.1 * 48, 0.9 * 64, 0.4 * 48], atol=0.01)
+
+
+def test_a_yolo_zip_imports_labelled_frames_once(api, users, tmp_path):
+    ann = users["ann"]
+    make_dataset(ann, "imported", 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    samples = []
+    for i in range(4):
+        path = src / f"img{i}.jpg"
+        path.write_bytes(jpeg(100 + i, (80, 60)))
+        samples.append(Sample(path, 80, 60, np.array([[8, 6, 40, 30]], np.float32), ["green"], "train" if i else "val"))
+    write_yolo(Dataset(["green"], samples, src), tmp_path / "yolo")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in (tmp_path / "yolo").rglob("*"):
+            if path.is_file():
+                zf.write(path, path.relative_to(tmp_path / "yolo").as_posix())
+    response = ann.post("/datasets/imported/import", params={"format": "yolo"}, content=buf.getvalue(),
+                        headers={"Content-Type": "application/zip"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"imported": 4, "skipped": 0, "errors": []}
+    again = ann.post("/datasets/imported/import", params={"format": "yolo"}, content=buf.getvalue(),
+                     headers={"Content-Type": "application/zip"}).json()
+    assert (again["imported"], again["skipped"]) == (0, 4)
+    dataset = api.get("/datasets/imported")
+    assert dataset["labels"] == LABELS + ["green"] and dataset["by_status"]["labelled"] == 4
+    frames = api.get("/datasets/imported/frames", status="labelled")["frames"]
+    assert sorted(f["split"] for f in frames) == ["train", "train", "train", "val"]
+    np.testing.assert_allclose(frames[0]["labels"][0]["box"], [0.1, 0.1, 0.5, 0.5], atol=1e-4)
+    bad = ann.post("/datasets/imported/import", params={"format": "yolo"}, content=b"not a zip",
+                   headers={"Content-Type": "application/zip"})
+    assert bad.status_code == 422 and "not a zip" in bad.json()["detail"]
+
+
+def test_frame_image_and_missing_things(api, users):
+    ann = users["ann"]
+    frame = make_dataset(ann, "images", 1)[0]
+    image = ann.get(f"/datasets/images/frames/{frame['id']}/image")
+    assert image.status_code == 200 and image.content == jpeg(0)
+    assert ann.get("/datasets/images/frames/nope").status_code == 404
+    assert ann.get("/datasets/none/frames").status_code == 404
+    assert ann.post("/datasets", json={"name": "images", "labels": ["x"]}).status_code == 409
+    assert ann.post("/datasets", json={"name": "requests", "labels": ["x"]}).status_code == 422
+    assert users["vic"].post("/datasets", json={"name": "v", "labels": ["x"]}).status_code == 403
