@@ -17,7 +17,7 @@ So there is one set of queries for both engines, and the store test suite runs o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -144,15 +144,19 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 class PgConnection:
     """sqlite3-style ``execute`` / ``executemany`` on a psycopg connection (see the module docstring)."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, trace: Callable[[str], None] | None = None) -> None:
         self.raw = conn
+        self._trace = trace  # called with each statement run (like sqlite3's set_trace_callback)
 
     def execute(self, sql: str, params: Params = None) -> Result:
         named = isinstance(params, Mapping)
         insert = _INSERT_INTO.match(sql)
         returning = bool(insert and insert.group(1) in GENERATED_ID_TABLES and "RETURNING" not in sql.upper())
+        statement = translate(sql, named, returning)
+        if self._trace is not None:
+            self._trace(statement)
         with self.raw.cursor() as cur:
-            cur.execute(translate(sql, named, returning), params if params else None)  # type: ignore[arg-type]
+            cur.execute(statement, params if params else None)  # type: ignore[arg-type]
             rows = cur.fetchall() if cur.description is not None else []
             lastrowid = int(rows[0][0]) if returning and rows else None
             return Result([] if returning else rows, cur.rowcount, lastrowid)

@@ -85,10 +85,15 @@ class _Reader:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
+        self._trace: Callable[[str], None] | None = None
+
+    def set_trace_callback(self, trace: Callable[[str], None] | None) -> None:
+        """Call ``trace`` with every statement read through here (as sqlite3 does; tests see which table answered)."""
+        self._trace = trace
 
     def execute(self, sql: str, params: Params = None) -> Result:
         with self._pool.connection() as raw:
-            return PgConnection(raw).execute(sql, params)
+            return PgConnection(raw, self._trace).execute(sql, params)
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result:
         with self._pool.connection() as raw, raw.transaction():

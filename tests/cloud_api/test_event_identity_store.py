@@ -1,4 +1,4 @@
-"""Event identity in the SQLite store: duplicates by content, id collisions, installs, the seq audit, schema 3 files."""
+"""Event identity in the store (SQLite and PostgreSQL): duplicates by content, id collisions, installs, the seq audit, schema 3 files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.cloud_api.cloudapi_builders import T0, count_event
 INSTANCE_A, INSTANCE_B = "a1" * 8, "b2" * 8
 
 
-def open_store(tmp_path: Path) -> SqliteStore:
+def open_sqlite(tmp_path: Path) -> SqliteStore:
     store = SqliteStore(tmp_path / "db" / "fieldline.db")
     store.open()
     return store
@@ -31,8 +31,7 @@ def event(seq: int, *, site: str = "site-a", instance: str | None = INSTANCE_A, 
     return base.model_copy(update={"id": f"{prefix}-{boot}-{seq}", "site": site, "instance": instance, "boot": boot})
 
 
-def test_a_resend_or_a_replay_is_stored_once(tmp_path):
-    store = open_store(tmp_path)
+def test_a_resend_or_a_replay_is_stored_once(store):
     first = event(1)
     assert store.write_events([first], T0) == 1
     replay = first.model_copy(update={"historical": True})
@@ -43,8 +42,7 @@ def test_a_resend_or_a_replay_is_stored_once(tmp_path):
     store.close()
 
 
-def test_a_known_id_with_other_content_is_stored_under_a_derived_id_and_alerted(tmp_path):
-    store = open_store(tmp_path)
+def test_a_known_id_with_other_content_is_stored_under_a_derived_id_and_alerted(store):
     original = event(1, instance=None, ripe=3)
     other_site = event(1, instance=None, ripe=7, site="site-b")  # same legacy id "box-1-1" at another site
     assert original.id == other_site.id
@@ -64,8 +62,7 @@ def test_a_known_id_with_other_content_is_stored_under_a_derived_id_and_alerted(
     store.close()
 
 
-def test_one_name_at_two_sites_is_two_devices_with_their_own_latest_counts(tmp_path):
-    store = open_store(tmp_path)
+def test_one_name_at_two_sites_is_two_devices_with_their_own_latest_counts(store):
     store.write_events([event(1, site="site-a", ripe=2), event(1, site="site-b", instance=INSTANCE_B, ripe=5)], T0)
     devices = store.list_devices()
     assert [(d.site, d.device) for d in devices] == [("site-a", "box"), ("site-b", "box")]
@@ -76,8 +73,7 @@ def test_one_name_at_two_sites_is_two_devices_with_their_own_latest_counts(tmp_p
     store.close()
 
 
-def test_a_new_install_with_a_lower_boot_replaces_the_old_status(tmp_path):
-    store = open_store(tmp_path)
+def test_a_new_install_with_a_lower_boot_replaces_the_old_status(store):
 
     def status(instance: str, boot: int, ts: int) -> DeviceStatus:
         return DeviceStatus(state="online", device="box", site="site-a", boot=boot, instance=instance, ts_ms=ts)
@@ -91,8 +87,7 @@ def test_a_new_install_with_a_lower_boot_replaces_the_old_status(tmp_path):
     store.close()
 
 
-def test_the_audit_shows_gaps_repeats_and_a_new_install(tmp_path):
-    store = open_store(tmp_path)
+def test_the_audit_shows_gaps_repeats_and_a_new_install(store):
     store.write_events([event(s, boot=1) for s in (1, 2, 3)] + [event(s, boot=2) for s in (4, 7)], T0)
     store.write_events([event(3, boot=1)], T0 + 10)  # a repeat
     store.write_events([event(s, instance=INSTANCE_B) for s in (2, 3)], T0 + 20)  # wiped: new install, 1 lost
@@ -135,7 +130,7 @@ def test_a_schema_3_file_is_migrated_to_site_keyed_devices(tmp_path):
         PRAGMA user_version = 3;
     """)
     conn.close()
-    store = open_store(tmp_path)
+    store = open_sqlite(tmp_path)
     assert [(d.site, d.device, d.boot) for d in store.list_devices()] == [("site-a", "box", 3)]
     assert [(c.site, c.event_id) for c in store.latest_counts()] == [("site-a", "box-1-1")]
     # the same legacy id from another site is now a collision, not a silent duplicate

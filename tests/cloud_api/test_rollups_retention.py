@@ -1,11 +1,13 @@
-"""Minute/hour rollups of the count series give the same trend as the raw events; retention cleans up."""
+"""Minute/hour rollups of the count series give the same trend as the raw events; retention cleans up.
+
+Run on SQLite and on PostgreSQL (the ``store`` fixture), where retention drops whole partitions."""
 
 from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,14 +23,6 @@ MIN = 60_000
 HOUR = 3_600_000
 DAY = 24 * HOUR
 H0 = (T0 // DAY) * DAY  # midnight UTC: aligned to minutes and hours
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "fl.db")
-    s.open()
-    yield s
-    s.close()
 
 
 def random_events(seed: int, n: int = 400) -> list[Event]:
@@ -65,14 +59,14 @@ def reference(events: list[Event], shed: str, start: int, end: int, bucket: int)
     return [CountBucket(ts_ms=b, counts=totals[b]) for b in sorted(totals)]
 
 
-def statements(store: SqliteStore) -> list[str]:
+def statements(store: Any) -> list[str]:
     seen: list[str] = []
     store._conn().set_trace_callback(seen.append)  # noqa: SLF001 - which table answered
     return seen
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_rollups_answer_like_the_raw_events(store: SqliteStore, seed: int) -> None:
+def test_rollups_answer_like_the_raw_events(store: Any, seed: int) -> None:
     events = random_events(seed)
     for i in range(0, len(events), 50):  # several transactions, arrival order shuffled
         store.write_events(events[i:i + 50], received_ms=T0)
@@ -118,11 +112,11 @@ def test_rollups_are_backfilled_once_for_an_existing_database(tmp_path: Path) ->
         again.close()
 
 
-def table_count(store: SqliteStore, table: str) -> int:
+def table_count(store: Any, table: str) -> int:
     return store._conn().execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: SLF001
 
 
-def test_retention_deletes_by_age_per_table_and_keeps_the_latest_counts(store: SqliteStore) -> None:
+def test_retention_deletes_by_age_per_table_and_keeps_the_latest_counts(store: Any) -> None:
     now = H0 + 100 * DAY
     old = [count_event("shed-1", now - 50 * DAY + i * MIN, {"ripe": i}, seq=i) for i in range(5)]
     mid = [count_event("shed-1", now - 20 * DAY + i * MIN, {"ripe": i}, seq=10 + i) for i in range(5)]
@@ -155,7 +149,7 @@ def test_retention_deletes_by_age_per_table_and_keeps_the_latest_counts(store: S
     assert (again.events, again.minute_rollups, again.hour_rollups) == (0, 0, 0)
 
 
-def test_retention_keep_forever_and_periodic_job(store: SqliteStore) -> None:
+def test_retention_keep_forever_and_periodic_job(store: Any) -> None:
     now = H0 + 100 * DAY
     store.write_events([count_event("shed-1", now - 99 * DAY, {"ripe": 1}, seq=1),
                         count_event("shed-1", now - HOUR, {"ripe": 2}, seq=2)], received_ms=now)
@@ -180,7 +174,7 @@ def test_rollup_table_choice() -> None:
     assert sqlite_rollups.table_for(H0, 30_000) is None
 
 
-def test_retention_takes_the_qa_rows_of_old_inspections_with_them(store: SqliteStore) -> None:
+def test_retention_takes_the_qa_rows_of_old_inspections_with_them(store: Any) -> None:
     from tests.cloud_api.qa_builders import inspection
 
     now = H0 + 100 * DAY
