@@ -22,7 +22,7 @@ from cloud_api.services.live import LiveHub
 from cloud_api.services.retention import RetentionJob, policy_from
 from cloud_api.services.users import ensure_user
 from cloud_api.storage.records import StoreChange
-from cloud_api.storage.sqlite_store import SqliteStore
+from cloud_api.storage.factory import build_store
 from cloud_api.storage.timeseries import build_timeseries, change_feeder
 from cloud_api.web import mount_dashboard
 from cloud_api.web.docs import mount_docs
@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log_redaction.install()  # no route takes a token in the query any more; old clients may still send one
-        store = SqliteStore(settings.database_file, dead_letter_max_bytes=settings.dead_letter_max_bytes)
+        store = build_store(settings)  # storage: sqlite | postgres
         store.open()
         hub = LiveHub(queue_size=settings.ws_queue_size)
         hub.bind(asyncio.get_running_loop())
@@ -70,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
                 hub.publish(*message)
 
         store.add_change_listener(push)
+        if hasattr(store, "add_remote_change_listener"):  # PostgreSQL: what other API workers stored, too
+            store.add_remote_change_listener(push)
         timeseries = build_timeseries(settings)  # fed after each commit; SQLite stays the source of truth
         timeseries.start()
         store.add_change_listener(change_feeder(timeseries))

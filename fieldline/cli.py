@@ -149,7 +149,7 @@ def api_user_add(
     """Create an API user (the phone app and the QA dashboard log in with it)."""
     from cloud_api.core.config import Settings
     from cloud_api.services.users import InvalidUser, UserExists, create_user
-    from cloud_api.storage.sqlite_store import SqliteStore
+    from cloud_api.storage.factory import StoreUnavailable, build_store, describe
 
     try:
         settings = load_config(config, Settings) if config else Settings()
@@ -157,15 +157,15 @@ def api_user_add(
         _fail(str(exc))
     if password is None:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    store = SqliteStore(settings.database_file)
-    store.open()
+    store = build_store(settings)
     try:
+        store.open()
         user = create_user(store, username, password, role)
-    except (InvalidUser, UserExists) as exc:
+    except (InvalidUser, UserExists, StoreUnavailable) as exc:
         _fail(str(exc))
     finally:
         store.close()
-    out.print(f"user {user.username!r} created with role {user.role} in {settings.database_file}")
+    out.print(f"user {user.username!r} created with role {user.role} in {describe(settings)}")
 
 
 # ---------------------------------------------------------------- app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +68,17 @@ class Settings(BaseModel):
     db_path: ConfigPath | None = Field(
         default=None, description="SQLite database file; defaults to data_dir/fieldline.db"
     )
+    storage: Literal["sqlite", "postgres"] = Field(
+        default="sqlite", description="Where the API keeps its data: one SQLite file (db_path; one host), or a "
+        "PostgreSQL database (postgres_dsn) shared by several API workers on several hosts")
+    postgres_dsn: SecretStr | None = Field(
+        default=None, description="PostgreSQL connection string for storage: postgres, e.g. "
+        "postgresql://fieldline:secret@db:5432/fieldline; when unset, read from the FIELDLINE_POSTGRES_DSN "
+        "environment variable")
+    postgres_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connections per API worker")
+    postgres_partition_days: int = Field(
+        default=7, ge=1, le=366, description="Days per time partition of the PostgreSQL event and count-point "
+        "tables; retention drops whole partitions")
     mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host name or address")
     mqtt_port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker TCP port")
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
@@ -247,6 +259,8 @@ class Settings(BaseModel):
     def _defaults_and_combinations(self) -> Settings:
         if self.db_path is None:
             self.db_path = self.data_dir / "fieldline.db"
+        if self.storage == "postgres":
+            self._check_postgres()
         if self.shared_group and self.mqtt_protocol != "5":
             raise ValueError("shared_group needs mqtt_protocol '5' (shared subscriptions are an MQTT 5 feature)")
         if self.mqtt_password is not None and self.mqtt_username is None:
@@ -278,6 +292,20 @@ class Settings(BaseModel):
         if self.climate_too_cold_c >= self.climate_too_hot_c:
             raise ValueError("climate_too_cold_c must be below climate_too_hot_c")
         return self
+
+    def _check_postgres(self) -> None:
+        if self.postgres_dsn is None and os.environ.get("FIELDLINE_POSTGRES_DSN"):
+            self.postgres_dsn = SecretStr(os.environ["FIELDLINE_POSTGRES_DSN"])
+        if self.postgres_dsn is None:
+            raise ValueError("storage: postgres needs postgres_dsn (or the FIELDLINE_POSTGRES_DSN environment variable)")
+        try:
+            from cloud_api.storage.postgres_store import check_dsn
+        except ImportError:
+            raise ValueError("storage: postgres needs psycopg: pip install 'fieldline[postgres]'") from None
+        try:
+            check_dsn(self.postgres_dsn.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"postgres_dsn: {exc}") from None
 
     @property
     def database_file(self) -> Path:

@@ -39,6 +39,7 @@ from cloud_api.storage import (
     sqlite_identity,
     sqlite_retention,
 )
+from cloud_api.storage.factory import StoreUnavailable
 from cloud_api.storage.postgres_dialect import PgConnection, Params, Result, configure
 from cloud_api.storage.postgres_partitions import Partitions
 from cloud_api.storage.records import StoreChange, UserRecord
@@ -52,10 +53,6 @@ T = TypeVar("T")
 _CLAIM = ("INSERT INTO event_ids (id, ts_ms) SELECT * FROM unnest(%s::text[], %s::bigint[])"
           " ON CONFLICT DO NOTHING RETURNING id")
 _CLAIM_ATTEMPTS = 10
-
-
-class StoreUnavailable(RuntimeError):
-    """The PostgreSQL server cannot be reached or refused us (the message names it, without the password)."""
 
 
 def redact_dsn(dsn: str) -> str:
@@ -72,12 +69,15 @@ def redact_dsn(dsn: str) -> str:
 
 def check_dsn(dsn: str) -> None:
     """Raise ``ValueError`` naming what is wrong when ``dsn`` is not a PostgreSQL connection string."""
+    example = "expected e.g. postgresql://user:password@host:5432/fieldline"
     try:
-        conninfo.conninfo_to_dict(dsn)
+        parts = conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         reason = str(exc).replace(dsn, "<dsn>")
-        raise ValueError(f"not a valid PostgreSQL DSN ({reason}); expected e.g. "
-                         "postgresql://user:password@host:5432/fieldline") from None
+        raise ValueError(f"not a valid PostgreSQL DSN ({reason}); {example}") from None
+    port = str(parts.get("port") or "5432")
+    if not all(p.strip().isdigit() for p in port.split(",")):
+        raise ValueError(f"the port of {redact_dsn(dsn)} is not a number; {example}")
 
 
 class _Reader:
