@@ -7,7 +7,8 @@
 # 448 scale, a step costs a 256 step), 50 % mosaics, LR 0.002, batch 16, seed 7, 1 thread, fixed --steps.
 # Each model is exported at its training size and scored on the Test split twice: cleaned labels
 # (laboro_clean_test.py, the figure the targets name) and as shipped; the full run also gets an INT8 file
-# (calibrated on its Train split) scored the same way. Results and the table: pretrained-backbone.md.
+# (calibrated on its Train split) scored the same way. Results and the table: pretrained-backbone.md; the figures
+# go into the tomato-ripeness card's real-data sections.
 set -euo pipefail
 DATA=${DATA:-../shared/datasets/laboro-tomato-subset}
 ROOT=${OUT:-/tmp/fieldline-recipes}
@@ -23,11 +24,11 @@ MAP='*_fully_ripened=ripe,*_half_ripened=half_ripe,*_green=green'
 COMMON=(--format supervisely --map "$MAP" --classes green,half_ripe,ripe --input-size 448 --canvas 256 --mosaic 0.5
         --seed 7 --backbone efficientnet-lite0 --lr 0.002 --time-budget 100000 --threads 1)
 
-evaluate() {  # $1 = run folder, $2 = file stem
-  for split_data in "clean:$CLEAN" "shipped:$DATA"; do
-    fieldline model eval --model "$1/$2.onnx" --data "${split_data#*:}" --format supervisely --map "$MAP" \
-      --split test --json | tail -n 1 > "$1/eval_${2}_${split_data%%:*}.json"
-  done
+evaluate() {  # $1 = run folder, $2 = model file, $3 = suffix of the eval files ("" or _int8)
+  fieldline model eval --model "$1/$2" --data "$DATA" --format supervisely --map "$MAP" --split test --json \
+    | tail -n 1 > "$1/eval_test$3.json"
+  fieldline model eval --model "$1/$2" --data "$CLEAN" --format supervisely --map "$MAP" --split test --json \
+    | tail -n 1 > "$1/eval_test$3_clean.json"
 }
 
 run() {  # $1 = name, $2 = data, $3 = steps, then extra train options
@@ -38,7 +39,7 @@ run() {  # $1 = name, $2 = data, $3 = steps, then extra train options
     --steps "$steps" --out-dir "$dir/run" "$@"
   fieldline model export --checkpoint "$dir/run/best.pt" --out "$dir/laboro-lite0.onnx" --name laboro-lite0 \
     --version 0.0.0-eval --train-info "$dir/run/train_info.json" --input-size 448
-  evaluate "$dir" laboro-lite0
+  evaluate "$dir" laboro-lite0.onnx ""
 }
 
 run full "$DATA" "$STEPS" --val-interval 600
@@ -46,17 +47,19 @@ run "few$FEW" "$FEWDATA" "$FEW_STEPS" --splits 1,0,0
 dir="$ROOT/laboro-full-lite0"
 fieldline model quantize --model "$dir/laboro-lite0.onnx" --out "$dir/laboro-lite0.int8.onnx" --data "$DATA" \
   --format supervisely --map "$MAP" --calib-count 100 --force | tail -n 1 > "$dir/quantize.json"
-cp "$dir/laboro-lite0.int8.onnx" "$dir/laboro-lite0-int8.onnx"
-evaluate "$dir" laboro-lite0-int8
+evaluate "$dir" laboro-lite0.int8.onnx _int8
 for d in "$ROOT/laboro-full-lite0" "$ROOT/laboro-few$FEW-lite0"; do
   python - "$d" <<'PY'
 import json, sys
 from pathlib import Path
 d = Path(sys.argv[1])
 info = json.loads((d / "run/train_info.json").read_text())
-for f in sorted(d.glob("eval_*_clean.json")):
-    clean, shipped = (json.loads(f.read_text()), json.loads(Path(str(f).replace("_clean", "_shipped")).read_text()))
-    print(f"| {d.name} {f.stem[5:-6]} | {info['train_images']} | {info['steps']} | {info['train_seconds']:.0f} | "
-          f"{info['parameters']:,} | {clean['map50']:.3f} | {shipped['map50']:.3f} |")
+for suffix in ("", "_int8"):
+    if (d / f"eval_test{suffix}.json").exists():
+        clean, shipped = (json.loads((d / f"eval_test{suffix}{s}.json").read_text()) for s in ("_clean", ""))
+        print(f"| {d.name}{suffix} | {info['train_images']} | {info['steps']} | {info['train_seconds']:.0f} | "
+              f"{info['parameters']:,} | {clean['map50']:.3f} | {shipped['map50']:.3f} |")
 PY
 done
+# The figures into the tomato-ripeness card's real-data sections (models/card_real_data.py), nothing else re-measured
+fieldline model card --name tomato-ripeness --recipes-out "$ROOT"
