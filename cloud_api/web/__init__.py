@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from cloud_api.web import fleet_page
+from cloud_api.web import fleet_page, label_page
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -43,4 +43,5 @@ def mount_dashboard(app: FastAPI) -> None:
     """Add ``/qa`` and ``/qa/static`` to the app."""
     app.include_router(router)
     app.include_router(fleet_page.router)  # /fleet: the fleet console, same static folder and look
+    app.include_router(label_page.router)  # /label: the labelling page, same static folder and look
     app.mount("/qa/static", StaticFiles(directory=STATIC_DIR), name="qa-static")

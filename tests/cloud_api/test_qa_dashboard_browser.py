@@ -102,8 +102,8 @@ def dashboard(tmp_path: Path, broker: MosquittoBroker) -> Iterator[tuple[ApiServ
         yield api, seeded, broker
 
 
-@pytest.fixture
-def driver() -> Iterator[Any]:
+def open_browser() -> Any:
+    """A new headless Chromium (its own profile: cookies of its own) with a 1920x1080 viewport."""
     webdriver, service_class, _ = _require_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -114,6 +114,12 @@ def driver() -> Iterator[Any]:
     # the viewport itself is 1920x1080, like a wall screen in kiosk mode
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
+    return browser
+
+
+@pytest.fixture
+def driver() -> Iterator[Any]:
+    browser = open_browser()
     try:
         yield browser
     finally:

@@ -31,6 +31,7 @@
     seenRejects: null, // reject ids shown in the last render; new ones are highlighted
     refreshes: 0,
     liveEvents: 0,
+    lightboxItem: null, // the reject shown enlarged (for "mark as wrong")
   };
 
   class AuthError extends Error {}
@@ -331,12 +332,53 @@
   }
 
   function openLightbox(item) {
+    state.lightboxItem = item;
+    $("mark-wrong").disabled = false;
+    $("mark-wrong-result").textContent = "";
+    $("mark-wrong-result").className = "muted";
     const canvas = $("lightbox-canvas");
     drawReject(canvas, item, null);
     loadSnapshot(item.snapshot).then((image) => { if (image) drawReject(canvas, item, image); });
     $("lightbox-caption").textContent = `${item.event_id} · ${new Date(item.ts_ms).toLocaleString()} · ` +
       item.defects.map((d) => `${d.label} ${Math.round(d.score * 100)}%`).join(", ");
     $("lightbox").hidden = false;
+  }
+
+  /* "Mark as wrong": the reject's picture and boxes go to the model's dataset for labelling (or, when the
+   * picture is not stored here, the camera is asked for a fresh one). Operators and admins only. */
+  async function markWrong(event) {
+    event.stopPropagation();
+    const item = state.lightboxItem;
+    if (!item) return;
+    const result = $("mark-wrong-result");
+    $("mark-wrong").disabled = true;
+    result.className = "muted";
+    result.textContent = "sending…";
+    let ok = false;
+    try {
+      const response = await fetch(API + "/datasets/requests/from-event", {
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ event_id: item.event_id, note: "reject marked wrong in /qa" }),
+      });
+      if (response.status === 401) { showLogin("Your session has ended, please sign in again."); return; }
+      let body = {};
+      try { body = await response.json(); } catch (error) { /* no JSON body */ }
+      if (response.status === 403) result.textContent = "Only an operator or admin can mark a reject as wrong.";
+      else if (!response.ok) result.textContent = "Not sent: " + (typeof body.detail === "string" ? body.detail : `HTTP ${response.status}`);
+      else {
+        ok = true;
+        const frame = typeof body.frame === "string" ? body.frame : null;
+        result.textContent = frame && body.dataset
+          ? `Sent to dataset ${body.dataset} for labelling (frame ${frame}).`
+          : `Asked ${item.device} for a fresh picture to label` + (body.request_id ? ` (request ${body.request_id}).` : ".");
+        document.body.dataset.markedWrong = item.event_id;
+      }
+    } catch (error) {
+      result.textContent = "Cannot reach the server.";
+    } finally {
+      result.className = ok ? "done" : "failed";
+      $("mark-wrong").disabled = ok;
+    }
   }
 
   // ---------------------------------------------------------------- CSV export (needs the session cookie)
@@ -447,6 +489,8 @@
     }
     $("export-link").addEventListener("click", exportCsv);
     $("lightbox").addEventListener("click", () => { $("lightbox").hidden = true; });
+    $("lightbox-actions").addEventListener("click", (e) => e.stopPropagation()); // clicks here keep it open
+    $("mark-wrong").addEventListener("click", markWrong);
     document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("lightbox").hidden = true; });
     let resizeTimer = null;
     window.addEventListener("resize", () => {
