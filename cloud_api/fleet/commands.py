@@ -115,9 +115,7 @@ class CommandService:
                 raise CommandRefused(f"restart takes no args, got {', '.join(sorted(args))}")
             return {}
         if name == "config":
-            if set(args) != {"config"} or not isinstance(args["config"], dict):
-                raise CommandRefused("config needs args.config: the whole agent config as a JSON object")
-            return {"config": args["config"]}
+            return config_args(args)
         return self._model_args(site, device, args, deadline_ms, api_url)
 
     def _model_args(self, site: str, device: str, args: dict[str, Any], deadline_ms: int,
@@ -135,6 +133,18 @@ class CommandService:
                                       deadline_ms + download_tokens.DOWNLOAD_GRACE_MS)
         return {"url": f"{api_url.rstrip('/')}/api/v1/models/{model.sha256}/file", "sha256": model.sha256,
                 "token": token, "name": model.name, "version": model.version}
+
+
+def config_args(args: dict[str, Any]) -> dict[str, Any]:
+    """{config: whole agent config}, {patch: config version, version: its sha256} or {rollback: true}."""
+    if set(args) == {"config"} and isinstance(args["config"], dict):
+        return {"config": args["config"]}
+    if set(args) == {"patch", "version"} and isinstance(args["patch"], dict) and isinstance(args["version"], str):
+        return {"patch": args["patch"], "version": args["version"]}
+    if set(args) == {"rollback"} and args["rollback"] is True:
+        return {"rollback": True}
+    raise CommandRefused("config needs args.config (the whole agent config as a JSON object), args.patch with "
+                         "args.version (a config version), or args.rollback: true")
 
 
 def sample_args(args: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +165,9 @@ def summarize(name: str, args: dict[str, Any]) -> dict[str, Any]:
     if name == "model":
         return {k: v for k, v in args.items() if k in ("sha256", "name", "version", "rollback")}
     if name == "config":
-        return {"config_keys": sorted(args.get("config", {}))}
+        if "patch" in args:
+            return {"version": args.get("version"), "patch_keys": sorted(args["patch"])}
+        return {"rollback": True} if args.get("rollback") else {"config_keys": sorted(args.get("config", {}))}
     return dict(args)
 
 

@@ -10,9 +10,9 @@ Deployment states::
 
 Device states::
 
-    waiting -> queued (its stage came; it is offline, or the rollout is paused) -> installing (model command
-    stored) -> verifying (it runs the new model; the gate holds for hold_s) -> healthy | failed
-    failed | healthy | verifying -> rolling_back (model rollback command) -> rolled_back | rollback_failed
+    waiting -> queued (its stage came; it is offline, or the rollout is paused) -> installing (model or config
+    command stored) -> verifying (it runs the new model or config; the gate holds for hold_s) -> healthy | failed
+    failed | healthy | verifying -> rolling_back (rollback command) -> rolled_back | rollback_failed
     waiting | queued -> skipped (the rollout stopped before its turn)
 """
 
@@ -29,11 +29,14 @@ DEVICE_DONE = ("healthy", "failed", "rolled_back", "rollback_failed", "skipped")
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """The health gate and the stages. Defaults: 1 canary, batches of 5, fps >= 80 %, counts within 50 %."""
+    """The health gate and the stages. Defaults: 1 canary, batches of 5, fps >= 80 %, p95 latency at most 100 %
+    above before, counts within 50 %, each judged on at least 5 stats messages."""
 
     canary: int = 1
     batch_size: int = 5
-    min_fps_pct: float = 80.0  # frame rate at least this % of the device's own before the update
+    min_fps_pct: float = 80.0  # median frame rate at least this % of the device's own median before the update
+    max_latency_pct: float = 100.0  # median p95 inference latency at most this % above the median before
+    min_stats_samples: int = 5  # stats messages after the settle time needed before fps and latency are judged
     max_count_jump_pct: float = 50.0  # counting models: mean count within this % of the device's last hour
     hold_s: float = 600.0  # every check must hold this long after the model is loaded
     settle_s: float = 6.0  # fps and counts are read from this long after the load (the agent fps window: 5 s)
@@ -51,8 +54,8 @@ class GatePolicy:
 @dataclass(frozen=True)
 class DeploymentRecord:
     id: str
-    kind: str  # model
-    sha256: str  # the registry file rolled out
+    kind: str  # model | config
+    sha256: str  # the model file or config version rolled out
     target: dict[str, Any]  # {"devices": ["site/device", ...]} | {"site": ...} | {"tag": ...}
     policy: dict[str, Any]  # GatePolicy.to_dict()
     state: str
@@ -80,10 +83,10 @@ class DeploymentDevice:
     state: str
     command_id: str | None = None
     rollback_command_id: str | None = None
-    before_sha256: str | None = None  # the model it ran when its turn came (what a rollback returns to)
-    before_fps: float | None = None
+    before_sha256: str | None = None  # the model (config: the config hash) it ran when its turn came
+    before_fps: float | None = None  # median fps over its last hour on that model and config
     baseline_count: float | None = None  # mean count total over its last hour (None: not a counting device)
-    gate: dict[str, Any] = field(default_factory=dict)  # the latest gate checks
+    gate: dict[str, Any] = field(default_factory=dict)  # the latest gate checks (and "before": the baseline)
     reason: str | None = None
     started_ms: int | None = None
     loaded_ms: int | None = None
@@ -104,3 +107,12 @@ class HistoryEntry:
     from_state: str | None
     to_state: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StatsSample:
+    """One stats message as the gate reads it."""
+
+    ts_ms: int  # received
+    fps: float
+    p95_ms: float  # p95 inference latency over the agent's recent frames

@@ -33,11 +33,18 @@ class TargetIn(BaseModel):
 class DeploymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="A model file in the registry")
+    kind: Literal["model", "config"] = Field(default="model", description="Roll out a model file or a config version")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$",
+                        description="The model file in the registry, or the config version (GET /configs)")
     target: TargetIn
     canary: int = Field(default=1, ge=1, le=1000, description="Devices in the first stage")
     batch_size: int = Field(default=5, ge=1, le=1000, description="Devices per later stage")
-    min_fps_pct: float = Field(default=80.0, ge=0, le=100, description="Gate: fps at least this % of before")
+    min_fps_pct: float = Field(default=80.0, ge=0, le=100,
+                               description="Gate: median fps at least this % of the median over the last hour before")
+    max_latency_pct: float = Field(default=100.0, ge=0, le=100_000,
+                                   description="Gate: median p95 inference latency at most this % above before")
+    min_stats_samples: int = Field(default=5, ge=1, le=1000,
+                                   description="Gate: stats messages needed before fps and latency are judged")
     max_count_jump_pct: float = Field(default=50.0, ge=0, le=10000,
                                       description="Gate: mean count within this % of the device's last hour")
     hold_s: float = Field(default=600.0, ge=0, le=86400, description="Gate: every check holds this long")
@@ -51,6 +58,7 @@ class DeploymentIn(BaseModel):
 
     def policy(self) -> GatePolicy:
         return GatePolicy(canary=self.canary, batch_size=self.batch_size, min_fps_pct=self.min_fps_pct,
+                          max_latency_pct=self.max_latency_pct, min_stats_samples=self.min_stats_samples,
                           max_count_jump_pct=self.max_count_jump_pct, hold_s=self.hold_s, settle_s=self.settle_s,
                           command_timeout_s=self.command_timeout_s, stats_grace_s=self.stats_grace_s)
 
@@ -66,7 +74,8 @@ class DeploymentDeviceOut(BaseModel):
     before_sha256: str | None
     before_fps: float | None
     baseline_count: float | None
-    gate: dict[str, Any] = Field(description="Latest gate checks: self_test, loaded, fps, model_errors, counts")
+    gate: dict[str, Any] = Field(description="Latest gate checks: self_test, loaded, fps, latency, model_errors, "
+                                             "counts; before: the baseline (median fps and p95 latency)")
     reason: str | None
     started_ms: int | None
     loaded_ms: int | None
@@ -97,7 +106,7 @@ class HistoryOut(BaseModel):
 
 class DeploymentOut(BaseModel):
     id: str
-    kind: Literal["model"]
+    kind: Literal["model", "config"]
     sha256: str
     target: dict[str, Any]
     policy: dict[str, Any]

@@ -1,4 +1,5 @@
-"""Staged model rollouts: create one (canary, then batches), and the engine that drives them.
+"""Staged rollouts of a model or a config version: create one (canary, then batches), and the engine that
+drives them.
 
 ``DeploymentService`` resolves a target (devices, a site or a tag) into devices, puts the online ones first,
 splits them into a canary stage and batches, and stores the deployment. Operators pause, resume, abort and roll
@@ -6,10 +7,11 @@ back through it; every action is audited.
 
 ``DeploymentEngine`` is a background thread of the API. Each pass reads every unfinished deployment from the
 database and moves its devices one step (see ``deployment_records`` for the states): a device whose stage came
-and that is online gets a model command (stored in the same transaction as its move to ``installing``); the
-reply moves it to ``verifying``; the health gate (``deployment_gate``) then passes or fails it. A failed gate
-stops the rollout and rolls back every device that loaded the model (the agent's ``model`` command with
-``rollback``). All state is in SQLite and every step is a compare-and-set transaction, so after a ``kill -9``
+and that is online gets a model command (a config rollout: a config command carrying the version as a merge
+patch), stored in the same transaction as its move to ``installing``; the reply moves it to ``verifying``; the
+health gate (``deployment_gate``) then passes or fails it. A failed gate stops the rollout and rolls back every
+device that loaded the model or config (the agent's ``model`` or ``config`` command with ``rollback``: it
+returns to its previous-model or previous-config slot). All state is in SQLite and every step is a compare-and-set transaction, so after a ``kill -9``
 the next API process simply carries on: commands already stored are re-published by the command dispatcher
 (the agent answers a repeated request id without running it again), and no device is started twice.
 """
@@ -24,7 +26,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from cloud_api.fleet.commands import CommandService, CommandStore
-from cloud_api.fleet.deployment_gate import GateStore, baseline_count, evaluate, running_sha
+from cloud_api.fleet.config_registry import ConfigRecord
+from cloud_api.fleet.deployment_gate import Expected, GateStore, baseline_count, evaluate, running_sha, stats_baseline
 from cloud_api.fleet.deployment_records import (
     ACTIVE_STATES,
     DEVICE_BUSY,
@@ -83,6 +86,8 @@ class DeploymentStore(CommandStore, GateStore, Protocol):
                                  audit: AuditRecord | None = None, **changes: Any) -> bool: ...
 
     def add_audit(self, entry: AuditRecord) -> int: ...
+
+    def get_config(self, sha256: str) -> ConfigRecord | None: ...
 
 
 def now_ms() -> int:
@@ -147,10 +152,20 @@ class DeploymentService:
         self._wake = wake
 
     def create(self, *, sha256: str, target: dict[str, Any], policy: GatePolicy, actor: str, role: str,
-               api_url: str) -> DeploymentRecord:
-        model = self._store.get_model(sha256.lower())
-        if model is None:
-            raise DeploymentNotFound(f"no model with sha256 {sha256} in the registry (push it first)")
+               api_url: str, kind: str = "model") -> DeploymentRecord:
+        sha256 = sha256.lower()
+        if kind == "model":
+            model = self._store.get_model(sha256)
+            if model is None:
+                raise DeploymentNotFound(f"no model with sha256 {sha256} in the registry (push it first)")
+            what = f"{model.name} {model.version}"
+        elif kind == "config":
+            config = self._store.get_config(sha256)
+            if config is None:
+                raise DeploymentNotFound(f"no config version with sha256 {sha256} (upload it to /configs first)")
+            what = f"config {config.name} version {config.version}"
+        else:
+            raise DeploymentError(f"unknown kind {kind!r} (model, config)")
         devices = resolve_target(self._store, target)
         busy = self._busy_devices()
         clash = sorted(f"{d.site}/{d.device}" for d in devices if (d.site, d.device) in busy)
@@ -165,14 +180,14 @@ class DeploymentService:
         stages = 1 + math.ceil(rest / policy.batch_size)
         created = now_ms()
         deployment = DeploymentRecord(
-            id=uuid.uuid4().hex, kind="model", sha256=model.sha256, target=target, policy=policy.to_dict(),
+            id=uuid.uuid4().hex, kind=kind, sha256=sha256, target=target, policy=policy.to_dict(),
             state="running", stage=0, stages=stages, reason=None, api_url=api_url, created_by=actor,
             created_ms=created, updated_ms=created)
         rows = [DeploymentDevice(deployment_id=deployment.id, site=d.site, device=d.device,
                                  stage=0 if i < canary else 1 + (i - canary) // policy.batch_size, state="waiting")
                 for i, d in enumerate(ordered)]
-        audit = audit_entry(actor, role, "deployment.create", "model", model.sha256, "ok",
-                            deployment_id=deployment.id, model=f"{model.name} {model.version}", target=target,
+        audit = audit_entry(actor, role, "deployment.create", kind, sha256, "ok",
+                            deployment_id=deployment.id, **{kind: what}, target=target,
                             devices=len(rows), stages=stages, policy=policy.to_dict())
         self._store.add_deployment(deployment, rows, audit)
         self._wake()
@@ -201,12 +216,12 @@ class DeploymentService:
         if current is None:
             raise DeploymentNotFound(f"no deployment {deployment_id}")
         expect, changes = allowed[action]
-        audit = audit_entry(actor, role, f"deployment.{action}", "model", current.sha256, "ok",
+        audit = audit_entry(actor, role, f"deployment.{action}", current.kind, current.sha256, "ok",
                             deployment_id=deployment_id, from_state=current.state)
         updated = self._store.update_deployment(deployment_id, now_ms(), expect=expect, audit=audit,
                                                 detail={"action": action, "by": actor}, **changes)
         if updated is None:
-            self._store.add_audit(audit_entry(actor, role, f"deployment.{action}", "model", current.sha256,
+            self._store.add_audit(audit_entry(actor, role, f"deployment.{action}", current.kind, current.sha256,
                                               "refused", deployment_id=deployment_id, state=current.state))
             raise DeploymentConflict(f"cannot {action} a deployment that is {current.state}")
         self._wake()
@@ -282,7 +297,7 @@ class DeploymentEngine(PeriodicLoop):
 
     def _set(self, dep: DeploymentRecord, *, audit: tuple[str, str, dict[str, Any]] | None = None,
              detail: dict[str, Any] | None = None, **changes: Any) -> None:
-        entry = (audit_entry("api", "system", audit[0], "model", dep.sha256, audit[1], deployment_id=dep.id,
+        entry = (audit_entry("api", "system", audit[0], dep.kind, dep.sha256, audit[1], deployment_id=dep.id,
                              **audit[2]) if audit else None)
         if self._store.update_deployment(dep.id, now_ms(), expect=(dep.state,), audit=entry, detail=detail,
                                          **changes) is not None:
@@ -317,15 +332,31 @@ class DeploymentEngine(PeriodicLoop):
                 self._verify(dep, row, device)
         elif row.state == "healthy" and rolling:
             self._rollback(dep, row, device, "the rollout is rolled back")
-        elif row.state == "failed" and running_sha(device) == dep.sha256:
+        elif row.state == "failed" and self._runs_new(dep, row, device):
             self._rollback(dep, row, device, row.reason or "failed")  # loaded after all (a late reply)
         elif row.state == "rolling_back":
             self._rolling_back(dep, row, device)
 
+    def _runs_new(self, dep: DeploymentRecord, row: DeploymentDevice, device: DeviceRecord | None) -> bool:
+        """Whether the device took the rolled-out model or config (so leaving it needs a rollback command).
+        A config: its apply reply was ok and changed something (the agent rolls a failed apply back itself)."""
+        if dep.kind == "model":
+            return running_sha(device) == dep.sha256
+        command = self._store.get_command(row.command_id or "")
+        result = ((command.reply or {}).get("result") or {}) if command is not None else {}
+        return command is not None and command.state == "ok" and not result.get("unchanged")
+
+    def _new_args(self, dep: DeploymentRecord) -> dict[str, Any]:
+        if dep.kind == "model":
+            return {"sha256": dep.sha256}
+        config = self._store.get_config(dep.sha256)
+        assert config is not None  # checked at create; versions are never deleted
+        return {"patch": config.document, "version": dep.sha256}
+
     def _command(self, dep: DeploymentRecord, row: DeploymentDevice, args: dict[str, Any],
                  timeout_s: float) -> tuple[CommandRecord, AuditRecord]:
         capture = _CaptureCommand(self._store)
-        CommandService(capture).create(site=row.site, device=row.device, name="model", args=args,
+        CommandService(capture).create(site=row.site, device=row.device, name=dep.kind, args=args,
                                        actor=f"deployment:{dep.id[:8]}", role="system", timeout_s=timeout_s,
                                        api_url=dep.api_url)
         assert capture.captured is not None
@@ -333,15 +364,21 @@ class DeploymentEngine(PeriodicLoop):
 
     def _install(self, dep: DeploymentRecord, row: DeploymentDevice, device: DeviceRecord) -> None:
         now = now_ms()
-        before = running_sha(device)
-        fps = float(device.stats["fps"]) if device.stats and device.stats.get("fps") else None
-        common = {"before_sha256": before, "before_fps": fps, "started_ms": now,
-                  "baseline_count": baseline_count(self._store, row.site, row.device, now, before)}
-        if before == dep.sha256:
+        model = running_sha(device)
+        config_hash = self._store.device_config_hash(row.site, row.device)
+        before = model if dep.kind == "model" else config_hash
+        stats = stats_baseline(self._store, row.site, row.device, now, model, config_hash)
+        if stats is None and device.stats and device.stats.get("fps"):  # no history yet: its latest stats
+            stats = {"fps": float(device.stats["fps"]),
+                     "p95_ms": float((device.stats.get("latency_ms") or {}).get("p95") or 0.0), "samples": 1}
+        fps = stats["fps"] if stats else None
+        common = {"before_sha256": before, "before_fps": fps, "started_ms": now, "gate": {"before": stats or {}},
+                  "baseline_count": baseline_count(self._store, row.site, row.device, now, model)}
+        if dep.kind == "model" and before == dep.sha256:
             self._move(row, {"already_running": True}, state="verifying", loaded_ms=now, **common)
             return
-        command = self._command(dep, row, {"sha256": dep.sha256}, dep.gate.command_timeout_s)
-        self._move(row, {"command_id": command[0].id, "before_sha256": before, "before_fps": fps},
+        command = self._command(dep, row, self._new_args(dep), dep.gate.command_timeout_s)
+        self._move(row, {"command_id": command[0].id, "before_sha256": before, "before": stats},
                    command=command, state="installing", command_id=command[0].id, **common)
 
     def _installing(self, dep: DeploymentRecord, row: DeploymentDevice, device: DeviceRecord | None) -> None:
@@ -352,29 +389,39 @@ class DeploymentEngine(PeriodicLoop):
         if command.state in ("pending", "sent"):
             return
         reply = command.reply or {}
-        if command.state == "ok":
-            loaded = ((reply.get("result") or {}).get("model") or {}).get("sha256")
+        result = reply.get("result") or {}
+        if command.state == "ok" and dep.kind == "config":
+            if result.get("config_hash"):
+                self._move(row, {"reply": "ok", "config_hash": result["config_hash"]}, state="verifying",
+                           loaded_ms=now_ms(), gate={**row.gate, "self_test": "ok", "config_hash": result["config_hash"],
+                                                     "unchanged": bool(result.get("unchanged"))})
+                return
+            reason = "reply ok but without the config hash it applied (agent too old for config rollouts?)"
+        elif command.state == "ok":
+            loaded = (result.get("model") or {}).get("sha256")
             if loaded == dep.sha256:
                 self._move(row, {"reply": "ok"}, state="verifying", loaded_ms=now_ms(),
-                           gate={"self_test": "ok"})
+                           gate={**row.gate, "self_test": "ok"})
                 return
             reason = f"reply ok but it runs {str(loaded)[:12]}"
         elif command.state == "error":
             error = str(reply.get("error"))
             tries = int(row.gate.get("download_tries", 1))
-            if error.startswith("download ") and tries < DOWNLOAD_TRIES:
+            if dep.kind == "model" and error.startswith("download ") and tries < DOWNLOAD_TRIES:
                 # the file did not arrive (the API restarted, a link dropped): nothing was loaded, so try again
                 retry = self._command(dep, row, {"sha256": dep.sha256}, dep.gate.command_timeout_s)
                 self._move(row, {"download_error": error, "retry": tries + 1}, command=retry,
                            command_id=retry[0].id, gate={**row.gate, "download_tries": tries + 1})
                 return
-            reason = f"install or self-test failed: {error}"
+            reason = (f"install or self-test failed: {error}" if dep.kind == "model"
+                      else f"apply failed (the device kept its config): {error}")
         else:
-            reason = f"no reply to the model command within {dep.gate.command_timeout_s:g} s"
+            reason = f"no reply to the {dep.kind} command within {dep.gate.command_timeout_s:g} s"
         self._move(row, {"reason": reason}, state="failed", reason=reason, gate={**row.gate, "self_test": reason})
 
     def _verify(self, dep: DeploymentRecord, row: DeploymentDevice, device: DeviceRecord | None) -> None:
-        result = evaluate(self._store, dep.gate, dep.sha256, row, device, now_ms())
+        expected = Expected(dep.kind, dep.sha256 if dep.kind == "model" else str(row.gate.get("config_hash")))
+        result = evaluate(self._store, dep.gate, expected, row, device, now_ms())
         if result.verdict == "pass":
             self._move(row, {"gate": result.checks}, state="healthy", gate=result.checks)
         elif result.verdict == "fail":
@@ -385,11 +432,12 @@ class DeploymentEngine(PeriodicLoop):
 
     def _rollback(self, dep: DeploymentRecord, row: DeploymentDevice, device: DeviceRecord | None, reason: str,
                   gate: dict[str, Any] | None = None) -> None:
-        """Back to the model it ran before: the agent's rollback slot (or nothing to do if it never loaded)."""
+        """Back to the model or config it ran before: the agent's rollback slot (nothing to do if it never took
+        the new one)."""
         extra = {"gate": gate} if gate is not None else {}
         failed = row.state == "verifying" and dep.state != "rolling_back"
         why = {"reason": reason} if failed or row.state == "failed" else {}
-        if running_sha(device) != dep.sha256:
+        if not self._runs_new(dep, row, device):
             self._move(row, {"never_loaded": True, **why}, state="failed" if why else "rolled_back", **why, **extra)
             return
         command = self._command(dep, row, {"rollback": True}, ROLLBACK_TIMEOUT_S)
@@ -405,12 +453,14 @@ class DeploymentEngine(PeriodicLoop):
         command = self._store.get_command(row.rollback_command_id or "")
         if command is None or command.state in ("pending", "sent"):
             return
-        back = ((command.reply or {}).get("result") or {}).get("model", {}).get("sha256")
-        if command.state == "ok" and back != dep.sha256:
+        result = (command.reply or {}).get("result") or {}
+        back = result.get("config_hash") if dep.kind == "config" else (result.get("model") or {}).get("sha256")
+        if command.state == "ok" and (dep.kind == "config" or back != dep.sha256):
             self._move(row, {"now_running": back}, state="rolled_back")
             return
         error = (command.reply or {}).get("error") if command.state == "error" else "no reply"
-        if row.before_sha256 and command.args.get("rollback") and self._store.get_model(row.before_sha256):
+        if (dep.kind == "model" and row.before_sha256 and command.args.get("rollback")
+                and self._store.get_model(row.before_sha256)):
             # the rollback slot did not work: install the model it ran before from the registry
             retry = self._command(dep, row, {"sha256": row.before_sha256}, ROLLBACK_TIMEOUT_S)
             self._move(row, {"rollback_error": error, "reinstall": row.before_sha256}, command=retry,

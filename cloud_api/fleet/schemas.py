@@ -112,7 +112,7 @@ class AuditOut(BaseModel):
     actor: str = Field(description="User name, 'service' (static token), a device (site/device) or 'api'")
     role: str
     action: str = Field(description="model.upload, command.{name}, command.{name}.result, model.download")
-    target_kind: Literal["device", "model"]
+    target_kind: Literal["device", "model", "config"]
     target: str = Field(description="site/device, or the model's sha256")
     result: str = Field(description="ok, error, pending, timed_out")
     detail: dict[str, Any]

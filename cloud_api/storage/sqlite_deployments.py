@@ -1,4 +1,5 @@
-"""Deployment tables (rollouts, their devices, their history) and device tags; mixed into ``SqliteStore``.
+"""Deployment tables (rollouts, their devices, their history), device tags, config versions and what the
+health gate reads (stats samples, reported config hashes); mixed into ``SqliteStore``.
 
 Created by ``ensure_schema`` from ``SqliteStore.open`` (``CREATE ... IF NOT EXISTS``). Every state change of a
 deployment or of one of its devices is one transaction together with its history row (and, when the change
@@ -14,14 +15,16 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from cloud_api.fleet.deployment_records import DeploymentDevice, DeploymentRecord, HistoryEntry
+from cloud_api.fleet.config_registry import ConfigRecord
+from cloud_api.fleet.deployment_records import DeploymentDevice, DeploymentRecord, HistoryEntry, StatsSample
 from cloud_api.fleet.records import AuditRecord, CommandRecord
-from cloud_api.storage.sqlite_fleet import _COMMAND_COLUMNS, _insert_audit
+from cloud_api.storage.sqlite_fleet import _COMMAND_COLUMNS, FLEET_DDL, _insert_audit
+from fieldline.contract import DeviceStats, DeviceStatus
 
 DEPLOYMENTS_DDL = """
 CREATE TABLE IF NOT EXISTS fleet_deployments (
     id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('model')),
+    kind TEXT NOT NULL CHECK (kind IN ('model', 'config')),
     sha256 TEXT NOT NULL,
     target TEXT NOT NULL,
     policy TEXT NOT NULL,
@@ -76,7 +79,42 @@ CREATE TABLE IF NOT EXISTS fleet_device_tags (
     PRIMARY KEY (site, device, tag)
 );
 CREATE INDEX IF NOT EXISTS fleet_device_tags_tag ON fleet_device_tags (tag);
+
+-- config versions rolled out by deployments of kind 'config': a partial agent config (JSON merge patch)
+CREATE TABLE IF NOT EXISTS fleet_configs (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    document TEXT NOT NULL,
+    note TEXT,
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS fleet_configs_name_version ON fleet_configs (name, version);
+
+-- every stats message of the last STATS_KEEP_MS, tagged with the model and config the device ran then
+CREATE TABLE IF NOT EXISTS fleet_stats_samples (
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    fps REAL NOT NULL,
+    p95_ms REAL NOT NULL,
+    model_sha256 TEXT,
+    config_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS fleet_stats_samples_dev ON fleet_stats_samples (site, device, ts_ms);
+
+-- the config hash of each device's latest status
+CREATE TABLE IF NOT EXISTS fleet_device_configs (
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, device)
+);
 """
+_AUDIT_COLUMNS = "id, ts_ms, actor, role, action, target_kind, target, result, detail"
+STATS_KEEP_MS = 2 * 3_600_000  # the gate's baseline is the last hour before an update
 
 _DEP_COLUMNS = ("id, kind, sha256, target, policy, state, stage, stages, reason, api_url, created_by, created_ms,"
                 " updated_ms, finished_ms, after_rollback")
@@ -87,7 +125,35 @@ _DEV_UPDATABLE = ("state", "command_id", "rollback_command_id", "before_sha256",
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
+    _widen_check(conn, "fleet_deployments", DEPLOYMENTS_DDL, _DEP_COLUMNS)
+    _widen_check(conn, "fleet_audit", FLEET_DDL, _AUDIT_COLUMNS)
     conn.executescript(DEPLOYMENTS_DDL)
+
+
+def _widen_check(conn: sqlite3.Connection, table: str, ddl_script: str, columns: str) -> None:
+    """Files made before config rollouts allow only 'model' (and 'device') in ``table``'s kind CHECK: rebuild the
+    table from ``ddl_script`` (SQLite cannot alter a CHECK) as SQLite's documentation prescribes: foreign keys
+    off, create, copy, drop, rename, in one transaction. Its indexes come back with the DDL scripts."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    if row is None or "'config'" in row[0]:
+        return
+    start = ddl_script.index(f"CREATE TABLE IF NOT EXISTS {table} (")
+    ddl = ddl_script[start:ddl_script.index(");", start) + 2]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(ddl.replace(f"IF NOT EXISTS {table}", f"{table}_new"))
+            conn.execute(f"INSERT INTO {table}_new ({columns}) SELECT {columns} FROM {table}")
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript(ddl_script)
 
 
 def _json(value: Any) -> str:
@@ -291,3 +357,75 @@ class DeploymentsMixin:
             "SELECT payload FROM events WHERE site = ? AND device = ? AND kind = 'count'"
             " ORDER BY received_ms DESC LIMIT 1", (site, device)).fetchone()
         return sum(int(v) for v in json.loads(row[0]).get("counts", {}).values()) if row else None
+
+    # ------------------------------------------------------------ config versions
+
+    def add_config(self, record: ConfigRecord, audit: AuditRecord) -> bool:
+        """False when the sha256, or the name and version, is taken (nothing stored)."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO fleet_configs (sha256, name, version, document, note, created_by, created_ms)"
+                " VALUES (?,?,?,?,?,?,?)", (record.sha256, record.name, record.version, _json(record.document),
+                                            record.note, record.created_by, record.created_ms))
+            if cur.rowcount != 1:
+                return False
+            _insert_audit(conn, audit)
+        return True
+
+    _CONFIG_COLUMNS = "sha256, name, version, document, note, created_by, created_ms"
+
+    @staticmethod
+    def _config(row: Sequence[Any]) -> ConfigRecord:
+        return ConfigRecord(sha256=row[0], name=row[1], version=row[2], document=json.loads(row[3]), note=row[4],
+                            created_by=row[5], created_ms=row[6])
+
+    def get_config(self, sha256: str) -> ConfigRecord | None:
+        row = self._conn().execute(f"SELECT {self._CONFIG_COLUMNS} FROM fleet_configs WHERE sha256 = ?",
+                                   (sha256,)).fetchone()
+        return self._config(row) if row else None
+
+    def get_config_version(self, name: str, version: str) -> ConfigRecord | None:
+        row = self._conn().execute(f"SELECT {self._CONFIG_COLUMNS} FROM fleet_configs WHERE name = ? AND version = ?",
+                                   (name, version)).fetchone()
+        return self._config(row) if row else None
+
+    def list_configs(self) -> list[ConfigRecord]:
+        rows = self._conn().execute(
+            f"SELECT {self._CONFIG_COLUMNS} FROM fleet_configs ORDER BY name, created_ms DESC").fetchall()
+        return [self._config(r) for r in rows]
+
+    # ------------------------------------------------------------ device reports kept for the gate
+
+    @staticmethod
+    def record_config_hash(conn: sqlite3.Connection, status: DeviceStatus, received_ms: int) -> None:
+        """In the transaction that stored ``status`` (only a status that was applied)."""
+        conn.execute("INSERT OR REPLACE INTO fleet_device_configs (site, device, config_hash, ts_ms) VALUES (?,?,?,?)",
+                     (status.site, status.device, status.config_hash, received_ms))
+
+    @staticmethod
+    def record_stats_sample(conn: sqlite3.Connection, stats: DeviceStats, received_ms: int) -> None:
+        """In the transaction that stored ``stats``: one sample tagged with the device's model and config now."""
+        model = conn.execute("SELECT json_extract(model, '$.sha256') FROM devices WHERE site = ? AND device = ?",
+                             (stats.site, stats.device)).fetchone()
+        config = conn.execute("SELECT config_hash FROM fleet_device_configs WHERE site = ? AND device = ?",
+                              (stats.site, stats.device)).fetchone()
+        conn.execute("INSERT INTO fleet_stats_samples (site, device, ts_ms, fps, p95_ms, model_sha256, config_hash)"
+                     " VALUES (?,?,?,?,?,?,?)", (stats.site, stats.device, received_ms, stats.fps,
+                                                 stats.latency_ms.p95, model[0] if model else None,
+                                                 config[0] if config else None))
+        conn.execute("DELETE FROM fleet_stats_samples WHERE site = ? AND device = ? AND ts_ms < ?",
+                     (stats.site, stats.device, received_ms - STATS_KEEP_MS))
+
+    def device_config_hash(self, site: str, device: str) -> str | None:
+        row = self._conn().execute("SELECT config_hash FROM fleet_device_configs WHERE site = ? AND device = ?",
+                                   (site, device)).fetchone()
+        return row[0] or None if row else None
+
+    def stats_samples(self, site: str, device: str, from_ms: int, to_ms: int, *, model_sha256: str | None = None,
+                      config_hash: str | None = None) -> list[StatsSample]:
+        """Stats received in [from_ms, to_ms), oldest first; only those of that model and config when given."""
+        rows = self._conn().execute(
+            "SELECT ts_ms, fps, p95_ms, model_sha256, config_hash FROM fleet_stats_samples WHERE site = ? AND"
+            " device = ? AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms", (site, device, from_ms, to_ms)).fetchall()
+        return [StatsSample(ts_ms=r[0], fps=r[1], p95_ms=r[2]) for r in rows
+                if model_sha256 in (None, r[3]) and config_hash in (None, r[4])]

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS fleet_audit (
     actor TEXT NOT NULL,
     role TEXT NOT NULL,
     action TEXT NOT NULL,
-    target_kind TEXT NOT NULL CHECK (target_kind IN ('device', 'model')),
+    target_kind TEXT NOT NULL CHECK (target_kind IN ('device', 'model', 'config')),
     target TEXT NOT NULL,
     result TEXT NOT NULL,
     detail TEXT NOT NULL

@@ -179,6 +179,8 @@ class SqliteStore(MetadataMixin, QaMixin, FleetMixin, DeploymentsMixin, Datasets
                 ),
             )
             applied = cur.rowcount == 1
+            if applied:
+                self.record_config_hash(conn, status, received_ms)  # the deployment gate of config rollouts
             device = self._device(conn, status.site, status.device) if applied else None
         if device is not None:
             self._emit([StoreChange("device", "status", device)])
@@ -216,6 +218,7 @@ class SqliteStore(MetadataMixin, QaMixin, FleetMixin, DeploymentsMixin, Datasets
             self._touch_device(conn, stats.site, stats.device, received_ms)
             conn.execute("UPDATE devices SET stats = ? WHERE site = ? AND device = ?",
                          (_json(stats.model_dump()), stats.site, stats.device))
+            self.record_stats_sample(conn, stats, received_ms)  # the deployment gate's fps and latency
 
     def write_snapshot(self, site: str, device: str, event_id: str, jpeg: bytes, received_ms: int) -> None:
         with self._transaction() as conn:

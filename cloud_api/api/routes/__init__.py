@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from cloud_api.api.deps import require_token
-from cloud_api.api.routes import fleet_commands, fleet_deployments, fleet_models
+from cloud_api.api.routes import fleet_commands, fleet_configs, fleet_deployments, fleet_models
 from cloud_api.api.routes import alerts, auth, dead_letters, devices, events, harvest, health, live, sheds
 from cloud_api.api.routes import climate, device_credentials, forecast, lines, qa, sessions
 from cloud_api.api.routes import datasets
@@ -32,6 +32,7 @@ def api_router() -> APIRouter:
     protected.include_router(qa.router)
     protected.include_router(fleet_models.router)
     protected.include_router(fleet_commands.router)  # also runs the command dispatcher (router lifespan)
+    protected.include_router(fleet_configs.router)  # config versions (rolled out by deployments)
     protected.include_router(fleet_deployments.router)  # also runs the deployment engine (router lifespan)
     protected.include_router(climate.router)
     protected.include_router(forecast.router)

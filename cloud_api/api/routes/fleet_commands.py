@@ -79,7 +79,7 @@ def get_command(store: FleetStoreDep,
             summary="Audit log: who did what to which device or model, when, with what result; newest first")
 def list_audit(
     store: FleetStoreDep,
-    target_kind: Annotated[Literal["device", "model"] | None, Query()] = None,
+    target_kind: Annotated[Literal["device", "model", "config"] | None, Query()] = None,
     target: Annotated[str | None, Query(max_length=200, description="site/device or a model sha256")] = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     before_id: Annotated[int | None, Query(ge=1, description="Page: entries older than this id")] = None,

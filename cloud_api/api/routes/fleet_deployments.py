@@ -83,24 +83,27 @@ def _detail(request: Request, record: DeploymentRecord) -> DeploymentDetailOut:
 
 @router.post(
     "/deployments", response_model=DeploymentDetailOut, status_code=status.HTTP_201_CREATED, tags=DEPLOYMENTS,
-    summary="Roll a registered model out to devices, a site or a tag, in stages (operator)",
+    summary="Roll a registered model or config version out to devices, a site or a tag, in stages (operator)",
     description="The online devices come first: `canary` of them form stage 0, the rest follow in batches of "
                 "`batch_size`. A stage starts when every device of the one before passed the health gate (or is "
                 "offline: it gets the model when it returns). The gate per device: the new model loaded and its "
-                "self-test on a live frame passed, fps >= `min_fps_pct` % of its own before, no model_error alert, "
-                "counts within `max_count_jump_pct` % of its last hour, all held for `hold_s` seconds. A failing "
-                "gate rolls back every device that loaded the model and stops the rollout with the reason.",
+                "self-test on a live frame passed (a config: the device applied it and reports its hash), median "
+                "fps >= `min_fps_pct` % of its own median over the last hour before, median p95 inference latency "
+                "at most `max_latency_pct` % above before (each on `min_stats_samples` stats messages or more), no "
+                "model_error alert, counts within `max_count_jump_pct` % of its last hour, all held for `hold_s` "
+                "seconds. A failing gate rolls back every device that loaded the model or config (the agent's "
+                "previous-model or previous-config slot) and stops the rollout with the reason.",
     responses={404: {"description": "Unknown model, device, site or tag"},
                409: {"description": "A device of the target is in a running deployment"}})
 def create_deployment(request: Request, body: DeploymentIn, principal: OperatorDep) -> DeploymentDetailOut:
     service = _service(request)
     try:
-        record = service.create(sha256=body.sha256, target=body.target.as_dict(), policy=body.policy(),
-                                actor=principal.username, role=principal.role,
+        record = service.create(kind=body.kind, sha256=body.sha256, target=body.target.as_dict(),
+                                policy=body.policy(), actor=principal.username, role=principal.role,
                                 api_url=body.api_url or str(request.base_url))
     except (DeploymentError, DeploymentNotFound) as exc:
         request.app.state.store.add_audit(audit_entry(
-            principal.username, principal.role, "deployment.create", "model", body.sha256.lower(), "refused",
+            principal.username, principal.role, "deployment.create", body.kind, body.sha256.lower(), "refused",
             error=str(exc), target=body.target.as_dict()))
         code = (status.HTTP_404_NOT_FOUND if isinstance(exc, DeploymentNotFound) else status.HTTP_409_CONFLICT
                 if isinstance(exc, DeploymentConflict) else status.HTTP_422_UNPROCESSABLE_CONTENT)
