@@ -45,3 +45,11 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
 def store(open_store: StoreOpener) -> Any:
     """The store under test, open (SQLite and PostgreSQL)."""
     return open_store()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings overrides choosing the store of an API under test: ``settings_for(tmp_path, **storage)``."""
+    if request.param == "sqlite":
+        return {}
+    return {"storage": "postgres", "postgres_dsn": request.getfixturevalue("postgres_dsn")}

@@ -1,12 +1,14 @@
-"""/sheds and /sheds/{id}/counts on hand-made data written straight into SQLite."""
+"""/sheds and /sheds/{id}/counts on hand-made data written straight into the store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cloud_api.storage.factory import build_store
 from cloud_api.storage.sqlite_store import SqliteStore
 from fieldline.contract import Event
 from tests.cloud_api.cloudapi_builders import T0, ApiServer, count_event, settings_for, shed_v1
@@ -14,14 +16,25 @@ from tests.cloud_api.cloudapi_builders import T0, ApiServer, count_event, settin
 MIN = 60_000
 
 
-@pytest.fixture
-def store_and_api(tmp_path: Path) -> Iterator[tuple[SqliteStore, ApiServer]]:
-    settings = settings_for(tmp_path)
-    store = SqliteStore(settings.database_file)
+def _store_and_api(tmp_path: Path, storage: dict[str, Any]) -> Iterator[tuple[SqliteStore, ApiServer]]:
+    settings = settings_for(tmp_path, **storage)
+    store = build_store(settings)
     store.open()
     with ApiServer(settings) as api:
         yield store, api
     store.close()
+
+
+@pytest.fixture
+def store_and_api(tmp_path: Path, storage: dict[str, Any]) -> Iterator[tuple[SqliteStore, ApiServer]]:
+    """The API on SQLite and on PostgreSQL, with a store on the same database to write into."""
+    yield from _store_and_api(tmp_path, storage)
+
+
+@pytest.fixture
+def sqlite_api(tmp_path: Path) -> Iterator[tuple[SqliteStore, ApiServer]]:
+    """Parameter checks do not touch the store: SQLite only."""
+    yield from _store_and_api(tmp_path, {})
 
 
 def write(store: SqliteStore, *events: Event) -> int:
@@ -96,8 +109,8 @@ def test_counts_defaults_to_last_day_in_five_minute_buckets(store_and_api: tuple
     assert body["points"] == []  # T0 is in 2023, not in the last 24 h
 
 
-def test_counts_unknown_shed_is_404(store_and_api: tuple[SqliteStore, ApiServer]) -> None:
-    _, api = store_and_api
+def test_counts_unknown_shed_is_404(sqlite_api: tuple[SqliteStore, ApiServer]) -> None:
+    _, api = sqlite_api
     response = api.client.get("/sheds/shed-404/counts")
     assert response.status_code == 404
     assert "shed-404" in response.json()["detail"]
@@ -114,9 +127,9 @@ def test_counts_unknown_shed_is_404(store_and_api: tuple[SqliteStore, ApiServer]
     ],
 )
 def test_counts_rejects_bad_parameters_with_422(
-    store_and_api: tuple[SqliteStore, ApiServer], params: dict[str, object], needle: str
+    sqlite_api: tuple[SqliteStore, ApiServer], params: dict[str, object], needle: str
 ) -> None:
-    store, api = store_and_api
+    store, api = sqlite_api
     write(store, count_event("shed-1", T0, {"ripe": 1}))
     response = api.client.get("/sheds/shed-1/counts", params=params)
     assert response.status_code == 422
