@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,15 +30,13 @@ ALL = AlertQuery(limit=1000)
 
 
 @pytest.fixture
-def store_and_api(tmp_path: Path) -> Iterator[tuple[SqliteStore, ApiServer]]:
-    settings = settings_for(tmp_path)
+def store_and_api(tmp_path: Path, storage: dict[str, Any]) -> Iterator[tuple[SqliteStore, ApiServer]]:
+    settings = settings_for(tmp_path, **storage)
     with ApiServer(settings) as api:
         yield api.server.config.app.state.store, api
 
 
-def test_repeats_of_a_dedup_key_group_into_one_open_alert(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "a.db")
-    store.open()
+def test_repeats_of_a_dedup_key_group_into_one_open_alert(store: Any) -> None:
     changes: list[tuple[str, str, int]] = []
     store.add_change_listener(lambda c: changes.append((c.kind, c.change, c.subject.count)))
     first = alert("k1", ts_ms=T0, message="first", severity="warning")
@@ -52,9 +51,7 @@ def test_repeats_of_a_dedup_key_group_into_one_open_alert(tmp_path: Path) -> Non
     store.close()
 
 
-def test_after_clear_the_same_key_opens_a_new_alert(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "a.db")
-    store.open()
+def test_after_clear_the_same_key_opens_a_new_alert(store: Any) -> None:
     store.write_alerts([alert("k1", ts_ms=T0)], T0)
     (opened,) = store.list_alerts(ALL)
     store.transition_alert(opened.id, "acknowledged", ("active",), "olga", T0 + 1)
