@@ -28,6 +28,7 @@ from edge_agent.detectors.factory import build_detector
 from edge_agent.ota import ModelStore
 from edge_agent.publisher import Publisher
 from edge_agent.rules import AlertOut, EventOut, Outcome
+from edge_agent.sampling import Pick, SamplingPolicy, encode_sample_jpeg, make_sample
 from edge_agent.snapshots import ByteBudget, annotate, encode_jpeg
 from edge_agent.sources import Frame, SourceError, open_source
 from edge_agent.spool import Spool
@@ -47,6 +48,8 @@ from fieldline.contract import (
     command_topic,
     events_topic,
     message_id,
+    MAX_SAMPLE_BYTES,
+    sample_topic,
     snapshot_topic,
     stats_topic,
     status_topic,
@@ -82,6 +85,9 @@ class Agent:
         self.commands = CommandHandler(self)
         self.restart_requested = False
         self._snapshot_seq = 0
+        self.samplers: dict[str, SamplingPolicy] = {}  # per camera, kept across camera restarts
+        self._sample_seq = 0
+        self._sample_lock = threading.Lock()
         self._alert_seq = 0
         self.alert_gate = AlertGate()
         self._started = time.monotonic()
@@ -196,7 +202,64 @@ class Agent:
             spool_dropped=self.spool.dropped, published=self.publisher.published,
             reconnects=self.publisher.reconnects, connected=self.publisher.connected,
             snapshots_refused=self.snapshot_budget.refused, commands_rejected=self.commands.rejected,
-            commands_repeated=self.commands.repeated)
+            commands_repeated=self.commands.repeated, samples=self._sample_counts("picked"),
+            samples_suppressed=self._sample_counts("suppressed"))
+
+    def _sample_counts(self, which: str) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for sampler in list(self.samplers.values()):
+            for key, n in getattr(sampler, which).items():
+                total[key] = total.get(key, 0) + n
+        return total
+
+    # ------------------------------------------------------------------ samples for the datasets (issue 40)
+    def _on_frame(self, camera: CameraConfig, frame: Frame, detections: Detections,
+                  tracked: Detections | None) -> None:
+        """Every detected frame of a camera with sampling on: the policy decides (camera thread)."""
+        sampler = self.samplers.get(camera.name)
+        if sampler is None or not camera.sampling.enabled:
+            return
+        pick = sampler.trigger(frame, detections, tracked)
+        if pick is not None:
+            try:
+                self._send_sample(camera, pick)
+            except ValueError as exc:
+                log.warning("camera %s: sample not sent: %s", camera.name, exc)
+
+    def _send_sample(self, camera: CameraConfig, pick: Pick, note: str | None = None,
+                     request_id: str | None = None) -> str | None:
+        """Through the policy's interval, duplicate and budget checks into the spool; the sample id or None."""
+        sampler = self.samplers[camera.name]
+        cfg = self.config
+        with self._sample_lock:
+            digest = sampler.admit(pick.reason, pick.frame.image)
+            if digest is None:
+                return None
+            jpeg = encode_sample_jpeg(pick.frame.image, camera.sampling, MAX_SAMPLE_BYTES * 3 // 4 - 16 * 1024)
+            if not sampler.charge(pick.reason, len(jpeg), digest):
+                return None
+            self._sample_seq += 1
+            sample_id = message_id(cfg.device, self.instance, self.boot, f"s{self._sample_seq}")
+        sample = make_sample(pick, jpeg, sample_id=sample_id, site=cfg.site, device=cfg.device, instance=self.instance,
+                             camera=camera, model=self.model_ref, model_labels=list(self.detector.labels),
+                             note=note, request_id=request_id)
+        self.enqueue(sample_topic(cfg.site, cfg.device, sample_id), sample.to_json())
+        return sample_id
+
+    def sample_now(self, camera: str | None, request_id: str | None, note: str | None) -> dict:
+        """The ``sample`` command: the camera's latest frame as a Sample with reason on_demand."""
+        name = camera or self.config.cameras[0].name
+        loop = self.loops.get(name)
+        latest = loop.latest_frame() if loop else None
+        if latest is None:
+            raise CommandError(f"camera {name!r} has no frame yet" if loop else f"no camera named {name!r}")
+        if name not in self.samplers:
+            self.samplers[name] = SamplingPolicy(loop.camera.sampling)
+        try:
+            sample_id = self._send_sample(loop.camera, Pick("on_demand", *latest), note, request_id)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        return {"sample": sample_id, "camera": name}
 
     def publish_snapshot(self, camera: str) -> str:
         """JPEG of the camera's latest frame with boxes, on ``snapshots/{id}``; returns the id."""
@@ -225,6 +288,7 @@ class Agent:
             spool_depth=self.spool.depth(),
             dropped=self.spool.dropped + sum(c.skipped_frames for c in self.counters.values()),
             cpu=round(100.0 * (cpu.user + cpu.system) / elapsed, 1),
+            samples=self._sample_counts("picked") or None,
         )
 
     def _recent_fps(self, elapsed: float) -> float:
@@ -368,7 +432,10 @@ class Agent:
                 self.camera_errors.append(f"camera {camera.name}: {exc}")
                 continue
             counters = self.counters.setdefault(camera.name, CameraCounters())
-            loop = CameraLoop(camera, source, lambda: self.detector, self._on_outcomes, counters)
+            sampler = self.samplers.get(camera.name)
+            if sampler is None or sampler.config != camera.sampling:
+                self.samplers[camera.name] = SamplingPolicy(camera.sampling)
+            loop = CameraLoop(camera, source, lambda: self.detector, self._on_outcomes, counters, self._on_frame)
             self.loops[camera.name] = loop
             thread = threading.Thread(target=loop.run, args=(self._camera_stop,), name=f"camera-{camera.name}",
                                       daemon=True)

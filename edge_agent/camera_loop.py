@@ -22,6 +22,7 @@ from edge_agent.tracking import Tracker
 
 log = logging.getLogger(__name__)
 OutcomeSink = Callable[[CameraConfig, Frame, Detections, list[Outcome]], None]
+FrameHook = Callable[[CameraConfig, Frame, Detections, Detections | None], None]  # every detected frame (sampling)
 
 
 @dataclass
@@ -38,8 +39,9 @@ class CameraLoop:
     from a live camera, ``group_frames`` from a file or folder), so a swap is live."""
 
     def __init__(self, camera: CameraConfig, source: Source, detector: Callable[[], Detector],
-                 sink: OutcomeSink, counters: CameraCounters) -> None:
+                 sink: OutcomeSink, counters: CameraCounters, on_frame: FrameHook | None = None) -> None:
         self.camera = camera
+        self._on_frame = on_frame
         self.source = source
         self._detector = detector
         self._sink = sink
@@ -130,6 +132,8 @@ class CameraLoop:
                     with self._latest_lock:
                         self._latest = (frame, detections)
                     tracked = tracker.update(detections) if tracker is not None else None
+                    if self._on_frame is not None:
+                        self._on_frame(camera, frame, detections, tracked)
                     outcomes += rule.process(detections, tracked, frame.size, now)
                     if outcomes:
                         self._sink(camera, frame, detections, outcomes)

@@ -1,4 +1,4 @@
-"""Remote control on ``cmd/{name}``: config, model (OTA), snapshot, restart. Replies on ``cmd/{name}/reply``.
+"""Remote control on ``cmd/{name}``: config, model (OTA), snapshot, sample, restart. Replies on ``cmd/{name}/reply``.
 
 ``config`` takes the whole agent config (``args.config``), a config version from a cloud rollout (``args.patch``,
 a JSON merge patch over the running config, see ``edge_agent.config_slots``) or ``args.rollback: true`` (back to
@@ -65,6 +65,8 @@ class CommandTarget(Protocol):
         ...
 
     def publish_snapshot(self, camera: str) -> str: ...
+
+    def sample_now(self, camera: str | None, request_id: str | None, note: str | None) -> dict[str, Any]: ...
 
     def apply_config(self, new: AgentConfig) -> str: ...
 
@@ -182,6 +184,14 @@ class CommandHandler:
         if not isinstance(camera, str):
             raise CommandError("args.camera must be a camera name")
         return {"snapshot": self.agent.publish_snapshot(camera), "camera": camera}
+
+    def _do_sample(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A frame for the datasets now (issue 40): a Sample with reason on_demand carrying ``request_id``."""
+        camera, request_id, note = args.get("camera"), args.get("request_id"), args.get("note")
+        for key, value in (("camera", camera), ("request_id", request_id), ("note", note)):
+            if value is not None and not isinstance(value, str):
+                raise CommandError(f"args.{key} must be a string")
+        return self.agent.sample_now(camera, request_id, note)
 
     def _do_restart(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"restarting": True}

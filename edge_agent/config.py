@@ -322,6 +322,46 @@ class SnapshotPolicy(_Strict):
     on_reject: bool = Field(default=True, description="Evidence image with every reject")
 
 
+class SamplingConfig(_Strict):
+    """Frames this camera uploads for labelling (issue 40; see ``edge_agent.sampling``)."""
+
+    enabled: bool = Field(default=False, description="Send sample frames (the `sample` command works either way)")
+    dataset: str | None = Field(default=None, pattern=NAME_PATTERN,
+                                description="Cloud dataset for the samples; unset: the one named after the model")
+    uncertain_band: tuple[float, float] = Field(
+        default=(0.35, 0.6),
+        description="A detection scored inside [low, high] makes the frame uncertain (scores under the model's "
+                    "conf_threshold are never seen, so keep low at or above it)")
+    flicker_delta: int = Field(
+        default=1, ge=0, le=1000,
+        description="A label's count that jumps by at least this for one frame and comes back is a flicker; "
+                    "0 turns it off")
+    label_switch: bool = Field(default=True,
+                               description="A tracked object whose label changes (needs a rule that tracks)")
+    random_rate: float = Field(default=0.01, ge=0.0, le=1.0, description="Share of other frames sent at random")
+    min_interval_s: float = Field(default=5.0, ge=0.0, le=86400.0,
+                                  description="At least this long between two samples (on demand excepted)")
+    budget_bytes_per_hour: int = Field(default=20_000_000, ge=0,
+                                       description="Sample JPEGs may use at most this many bytes per hour")
+    dedup_distance: int = Field(
+        default=4, ge=-1, le=64,
+        description="A frame whose 64-bit difference hash is within this many bits of a recent upload is a "
+                    "near-duplicate and not sent; -1 turns the check off")
+    dedup_window: int = Field(default=64, ge=1, le=10_000, description="Recent uploads compared for near-duplicates")
+    jpeg_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of sample frames")
+    max_width: int = Field(default=1280, ge=64, le=8192, description="Wider frames are scaled down to this")
+
+    @field_validator("uncertain_band")
+    @classmethod
+    def _band_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 <= low <= 1.0 or not 0.0 <= high <= 1.0:
+            raise ValueError(f"scores are 0..1, got [{low}, {high}]")
+        if low > high:
+            raise ValueError(f"low {low} must not be above high {high}")
+        return value
+
+
 class CameraConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Camera name on this device")
     source: SourceConfig = Field(description="Where frames come from")
@@ -346,6 +386,8 @@ class CameraConfig(_Strict):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Tracker for unique and line modes")
     alerts: CameraAlertsConfig = Field(default_factory=CameraAlertsConfig, description="Camera health alerts")
     snapshots: SnapshotPolicy = Field(default_factory=SnapshotPolicy, description="When to send evidence images")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig,
+                                     description="Which frames go to the cloud datasets for labelling")
 
 
 class HomeAssistantConfig(_Strict):

@@ -8,7 +8,7 @@ the camera loop pays nothing for observability. The collector sees the agent onl
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +30,8 @@ class AgentCounters:
     snapshots_refused: int
     commands_rejected: int
     commands_repeated: int
+    samples: dict[str, int] = field(default_factory=dict)  # frames sent for the datasets, by reason
+    samples_suppressed: dict[str, int] = field(default_factory=dict)  # picked but not sent: interval, duplicate, budget
 
 
 class MetricsSource(Protocol):
@@ -83,6 +85,16 @@ class AgentCollector:
         yield CounterMetricFamily("fieldline_edge_commands_repeated",
                                   "Commands received again with a request id already answered (not re-run)",
                                   value=counts.commands_repeated)
+        samples = CounterMetricFamily("fieldline_edge_samples", "Frames sent for labelling, by sampling reason",
+                                      labels=["reason"])
+        for reason, n in sorted(counts.samples.items()):
+            samples.add_metric([reason], n)
+        yield samples
+        suppressed = CounterMetricFamily("fieldline_edge_samples_suppressed",
+                                         "Sample frames not sent: interval, duplicate or budget", labels=["why"])
+        for why, n in sorted(counts.samples_suppressed.items()):
+            suppressed.add_metric([why], n)
+        yield suppressed
 
 
 def serve_metrics(agent: MetricsSource, port: int, host: str = "127.0.0.1") -> tuple[Any, Any]:

@@ -35,22 +35,31 @@ def encode_jpeg(image: np.ndarray, quality: int = 80, max_width: int = 1280) -> 
 
 
 class ByteBudget:
-    """Token bucket: at most ``bytes_per_min`` on average, bursts up to one minute's worth."""
+    """Token bucket: at most ``bytes_per_period`` per ``period_s`` on average (a minute by default), bursts up to
+    one period's worth. Snapshots use bytes per minute; frame samples (``edge_agent.sampling``) bytes per hour."""
 
-    def __init__(self, bytes_per_min: int, clock=time.monotonic) -> None:
-        self.rate = bytes_per_min / 60.0
-        self.capacity = float(bytes_per_min)
-        self._tokens = float(bytes_per_min)
+    def __init__(self, bytes_per_period: int, clock=time.monotonic, period_s: float = 60.0) -> None:
+        self.rate = bytes_per_period / period_s
+        self.capacity = float(bytes_per_period)
+        self._tokens = float(bytes_per_period)
         self._clock = clock
         self._last = clock()
         self.refused = 0
 
-    def take(self, size: int) -> bool:
+    def _refill(self) -> None:
         now = self._clock()
         self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
         self._last = now
+
+    def take(self, size: int) -> bool:
+        self._refill()
         if size > self._tokens:
             self.refused += 1
             return False
         self._tokens -= size
         return True
+
+    def charge(self, size: int) -> None:
+        """Spend ``size`` even past the budget (for what must go anyway, e.g. a frame an operator asked for)."""
+        self._refill()
+        self._tokens -= size

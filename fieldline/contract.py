@@ -183,6 +183,8 @@ class DeviceStats(_Payload):
     spool_depth: int = Field(ge=0)
     dropped: int = Field(ge=0)
     cpu: float = Field(ge=0, description="CPU use of the agent process, percent")
+    samples: dict[str, NonNegativeCount] | None = Field(
+        default=None, description="Frames sent for the datasets since start, by sampling reason (None: none yet)")
 
 
 class Command(_Payload):

@@ -387,7 +387,8 @@ def get_request(request_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], sto
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sample request {request_id}")
     frames = store.frames_for_request(request_id)  # type: ignore[attr-defined]
     return {"request_id": request_id, "site": command.site, "device": command.device, "state": command.state,
-            "error": command.error, "frames": [{"dataset": f.dataset, "id": f.id} for f in frames]}
+            "error": (command.reply or {}).get("error"), "result": (command.reply or {}).get("result"),
+            "frames": [{"dataset": f.dataset, "id": f.id} for f in frames]}
 
 
 @router.post("/sheds/{shed_id}/wrong-count", status_code=status.HTTP_202_ACCEPTED, tags=["sheds"],
