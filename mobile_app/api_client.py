@@ -203,6 +203,10 @@ class ApiClient:
     def mark_done(self, shed_id: str, done: bool = True) -> dict[str, Any] | None:
         return self._request("POST" if done else "DELETE", f"/harvest/sheds/{quote(shed_id, safe='')}/done")
 
+    def report_wrong_count(self, shed_id: str, note: str | None = None) -> dict[str, Any]:
+        """POST /sheds/{id}/wrong-count: the camera watching the shed sends a fresh frame for labelling (202)."""
+        return self._request("POST", f"/sheds/{quote(shed_id, safe='')}/wrong-count", json={"note": note})
+
     # ------------------------------------------------------------ live feed
 
     def websocket_url(self) -> str:

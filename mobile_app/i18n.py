@@ -56,6 +56,14 @@ TABLE: dict[str, tuple[str, str]] = {
     "error_prefix": ("Error: {message}", "错误:{message}"),
     # shed detail
     "detail_title": ("Shed {name}", "大棚 {name}"),
+    "wrong_count": ("Count looks wrong?", "计数不对?"),
+    "wrong_count_confirm": ("Send a fresh picture of this shed for labelling? Someone checks the boxes and the "
+                            "next model learns from it.", "发送这个大棚的新图片去标注? 有人核对后, 下一个模型会从中学习"),
+    "wrong_count_send": ("Send picture", "发送图片"),
+    "wrong_count_cancel": ("Cancel", "取消"),
+    "wrong_count_sent": ("Thanks: the camera sends a picture for labelling.", "谢谢: 摄像头会发送一张图片去标注"),
+    "wrong_count_queued": ("Saved - sent when online.", "已保存 - 联网后发送"),
+    "wrong_count_refused": ("Not sent: {reason}", "未发送: {reason}"),
     "by_ripeness": ("Counts by ripeness", "按成熟度计数"),
     "by_row": ("Counts by row", "按行计数"),
     "row_label": ("Row {row}", "第 {row} 行"),

@@ -5,7 +5,7 @@ without sensors or counts) leaves those sections empty, never the rest of the sc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from pathlib import Path
 
 from mobile_app.api_client import ApiError, ApiUnreachable
@@ -73,6 +73,26 @@ class ShedDetailController:
         tmp.write_bytes(data)
         tmp.replace(path)
         return str(path)
+
+
+    def report_wrong_count(self, shed_id: str) -> WrongCountResult:
+        """Ask for a fresh frame of the shed for labelling ("count looks wrong"); queued when offline."""
+        operator = self.session.operator
+        note = f"count looks wrong ({operator}, phone app)" if operator else "count looks wrong (phone app)"
+        dropped = len(self.session.dropped_actions)
+        self.session.submit("wrong_count", shed_id, {"note": note})
+        if len(self.session.dropped_actions) > dropped:  # the server refused it (no camera on it, no rights)
+            return WrongCountResult(shed_id, "refused", self.session.dropped_actions[-1].split(": ", 1)[-1])
+        if shed_id in self.session.cache.pending_for("wrong_count"):
+            return WrongCountResult(shed_id, "queued", None)
+        return WrongCountResult(shed_id, "sent", None)
+
+
+@dataclass(frozen=True)
+class WrongCountResult:
+    shed_id: str
+    outcome: Literal["sent", "queued", "refused"]
+    detail: str | None
 
 
 def _value(fetched: Fetched) -> Any:

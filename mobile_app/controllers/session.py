@@ -220,6 +220,8 @@ class Session:
             self.client.ack_alert(target)
         elif kind == "done":
             self.client.mark_done(target, bool(payload.get("done", True)))
+        elif kind == "wrong_count":
+            self.client.report_wrong_count(target, payload.get("note"))
         else:
             raise ApiError(400, f"unknown queued action kind {kind!r}")
 

@@ -12,6 +12,7 @@ from kivy.uix.screenmanager import Screen
 
 from mobile_app.cache import now_ms
 from mobile_app.controllers import AlertsState, DetailState, OverviewState, PlanState
+from mobile_app.controllers.detail import WrongCountResult
 from mobile_app.models.sheds import PICK_READY_LABELS, ordered_labels
 from mobile_app.ui import theme
 from mobile_app.ui.widgets import AlertRow, CountBar, OperatorCard, PlanShedRow, ShedTile, WrapLabel
@@ -75,10 +76,38 @@ class DetailScreen(Screen):
     climate_caption = StringProperty("")
     header_color = ColorProperty(theme.URGENCY["unknown"][0])
     header_fg = ColorProperty(theme.URGENCY["unknown"][1])
+    wrong_step = StringProperty("")  # "" | "confirm" | "sending" | "sent" | "queued" | "refused"
+    wrong_text = StringProperty("")
 
     last_state: DetailState | None = None
+    wrong_result: WrongCountResult | None = None
+
+    def ask_wrong_count(self) -> None:
+        """First tap on "Count looks wrong?": ask before sending (a picture costs the farm's uplink)."""
+        self.wrong_step = "confirm"
+        self.wrong_text = ""
+
+    def cancel_wrong_count(self) -> None:
+        self.wrong_step = ""
+
+    def send_wrong_count(self, app: FieldLineApp) -> None:
+        if self.last_state is None or self.wrong_step == "sending":
+            return
+        self.wrong_step = "sending"
+        shed_id = self.last_state.shed_id
+        app.run_bg(lambda: app.detail.report_wrong_count(shed_id), lambda result: self.show_wrong_count(app, result))
+
+    def show_wrong_count(self, app: FieldLineApp, result: WrongCountResult) -> None:
+        self.wrong_result = result
+        self.wrong_step = result.outcome
+        if result.outcome == "refused":
+            self.wrong_text = app.tr("wrong_count_refused", reason=result.detail or "")
+        else:
+            self.wrong_text = app.tr(f"wrong_count_{result.outcome}")
 
     def show_state(self, app: FieldLineApp, state: DetailState) -> None:
+        if self.last_state is None or self.last_state.shed_id != state.shed_id:
+            self.wrong_step, self.wrong_text = "", ""  # another shed: the question starts afresh
         self.last_state = state
         detail = state.detail
         self.title_text = app.tr("detail_title", name=detail.name if detail else state.shed_id)

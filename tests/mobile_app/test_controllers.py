@@ -12,6 +12,7 @@ import string
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -280,3 +281,34 @@ def test_offline_shows_cache_with_age_and_sends_queued_actions_once(
         assert alert["state"] == "acknowledged" and alert["acknowledged_by"] == OPERATORS[0]
         done = client.get("/harvest/plan").json()["done"]
         assert "shed-33" in done and "shed-34" not in done
+
+
+def test_count_looks_wrong_asks_the_sheds_camera_queues_offline_and_says_when_refused(
+    session: Session, site_api: tuple[RestartableApi, SeededSite]
+) -> None:
+    api, _ = site_api
+    detail = ShedDetailController(session)
+
+    def samples(device: str) -> list[dict[str, Any]]:
+        with rest(api) as client:
+            return [c for c in client.get(f"/devices/farm/{device}/commands").json() if c["name"] == "sample"]
+
+    sent = detail.report_wrong_count("shed-02")
+    assert (sent.outcome, sent.detail) == ("sent", None)
+    [command] = samples("edge-02")
+    assert command["args"]["note"] == f"count looks wrong ({OPERATORS[0]}, phone app)"
+    assert command["args"]["camera"] == "cam-1" and command["created_by"] == OPERATORS[0]
+
+    refused = detail.report_wrong_count("shed-99")  # no camera has ever counted there
+    assert refused.outcome == "refused" and "no camera has counted in shed 'shed-99'" in (refused.detail or "")
+    assert not session.cache.pending()  # a refusal is not retried
+
+    api.stop()
+    try:
+        queued = detail.report_wrong_count("shed-03")
+        assert queued.outcome == "queued"
+        assert [(a.kind, a.target) for a in session.cache.pending()] == [("wrong_count", "shed-03")]
+    finally:
+        api.start()
+    assert session.reconnect().sent == 1
+    assert len(samples("edge-03")) == 1 and not session.cache.pending()

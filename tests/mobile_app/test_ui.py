@@ -92,6 +92,18 @@ def test_shed_detail_screen(obs: dict[str, Any]) -> None:
     assert d["snapshot"] and d["snapshot_texture"] and d["cameras"] == 1
 
 
+def test_count_looks_wrong_asks_then_requests_a_frame_from_the_sheds_camera(obs: dict[str, Any]) -> None:
+    w = obs["wrong_count"]
+    assert w["button"] == "Count looks wrong?" and w["step_before"] == ""
+    # the first tap only asks; the question and its Send button show, the first button folds away
+    assert w["step_asked"] == "confirm" and w["question"].startswith("Send a fresh picture of this shed")
+    assert w["send_height"] > 0 and w["button_height"] == 0
+    # Send: one POST, the API answered 202 and queued a `sample` command for the device watching shed-01
+    assert w["step"] == "sent", w
+    assert w["shown"] == w["text"] == "Thanks: the camera sends a picture for labelling."
+    assert w["posts"] == 1 and "sample" in w["commands"]
+
+
 def test_overview_tiles_show_tomorrows_forecast(obs: dict[str, Any]) -> None:
     ov = obs["overview"]
     assert len(ov["api_forecast"]) == 60

@@ -189,6 +189,22 @@ def main(out_dir: Path, shot_dir: Path) -> int:
         shot("detail_climate")
         shed_60 = rest.get("/sheds/shed-60/climate")
         obs["detail"]["no_sensor_status"] = shed_60.status_code
+        # "count looks wrong?": a question first, then the request to the camera watching the shed
+        d.ids.scroll.scroll_y = 1
+        wrong: dict[str, Any] = {"button": d.ids.wrong_button.text, "step_before": d.wrong_step}
+        d.ids.wrong_button.dispatch("on_release")
+        yield 0.3
+        wrong.update({"step_asked": d.wrong_step, "question": d.ids.wrong_question.text,
+                      "send_height": d.ids.wrong_send.height, "button_height": d.ids.wrong_button.height})
+        shot("detail_wrong_count_confirm")
+        d.ids.wrong_send.dispatch("on_release")
+        yield lambda: d.wrong_step in ("sent", "queued", "refused") and idle()
+        yield 0.3
+        wrong.update({"step": d.wrong_step, "text": d.wrong_text, "shown": d.ids.wrong_question.text,
+                      "posts": session.client.count_sent("POST", "/sheds/shed-01/wrong-count"),
+                      "commands": [c.get("name") for c in rest.get("/devices/farm/edge-01/commands").json()]})
+        obs["wrong_count"] = wrong
+        shot("detail_wrong_count_sent")
         ids.detail.ids.back_button.dispatch("on_release")
         yield idle
         # ---------------------------------------------------------------- alerts
