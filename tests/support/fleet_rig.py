@@ -1,6 +1,6 @@
 """A small real fleet for rollout tests and bench/rollout.py: edge agents with synthetic cameras on one broker.
 
-    rig = FleetRig(tmp_path, broker.port, processes=3, in_process=3, fps=2)
+    rig = FleetRig(tmp_path, broker.port, processes=3, in_process=17, fps=1)
     rig.start()                      # returns once every agent is connected and has a frame
     rig.stop_device("farm/dev-06")   # offline (in-process agents only); rig.start_device(...) brings it back
     rig.stop()
@@ -134,6 +134,10 @@ class Api:
     def push(self, path: Path) -> str:
         return self.ok("POST", "/models", content=path.read_bytes(),
                        headers={"Content-Type": "application/octet-stream"})["model"]["sha256"]
+
+    def push_config(self, name: str, config: dict[str, Any]) -> str:
+        """A config version (a partial agent config); returns its sha256."""
+        return self.ok("POST", "/configs", json={"name": name, "config": config})["config"]["sha256"]
 
     def fleet(self) -> dict[str, dict[str, Any]]:
         return {f"{d['site']}/{d['device']}": d for d in self.ok("GET", "/fleet")}
