@@ -24,7 +24,7 @@ from models.datasets import (SPLITS, Dataset, DatasetError, assign_splits, load_
                              remap, reorder)
 
 Frame = tuple[np.ndarray, np.ndarray, list[str]]  # BGR image, (N,4) xyxy boxes, label names
-SYNTH_NAMES = ("tomato", "surface")
+SYNTH_NAMES = ("tomato", "surface", "tomato-shift")
 
 
 def _synth_tomato(count: int, seed: int, start: int = 0) -> Iterator[Frame]:
@@ -33,6 +33,16 @@ def _synth_tomato(count: int, seed: int, start: int = 0) -> Iterator[Frame]:
     for i in range(start, start + count):
         rng = np.random.default_rng([seed, i])
         r = render(random_scene(rng), rng)
+        yield r.image, r.boxes, list(r.labels)
+
+
+def _synth_tomato_shift(count: int, seed: int, start: int = 0) -> Iterator[Frame]:
+    """The shifted greenhouse (yellow variety, dusk, closer camera) of :func:`models.synth.tomato.shifted_scene`."""
+    from models.synth.tomato import render, shifted_scene
+
+    for i in range(start, start + count):
+        rng = np.random.default_rng([seed, i])
+        r = render(shifted_scene(rng), rng)
         yield r.image, r.boxes, list(r.labels)
 
 
@@ -48,7 +58,7 @@ def _synth_surface(count: int, seed: int, start: int = 0) -> Iterator[Frame]:
 
 
 def synth_labels(name: str) -> tuple[str, ...]:
-    if name == "tomato":
+    if name in ("tomato", "tomato-shift"):
         from models.synth.tomato import LABELS
         return tuple(LABELS)
     from models.synth.surface import DEFECT_KINDS
@@ -112,7 +122,8 @@ class DataSource:
         if split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         if self.is_synthetic:
-            gen = _synth_tomato if self.spec == "synth:tomato" else _synth_surface
+            gen = {"synth:tomato": _synth_tomato, "synth:tomato-shift": _synth_tomato_shift}.get(self.spec,
+                                                                                                  _synth_surface)
             yield from gen(count if count is not None else 300, seed, start)
             return
         ds = self.dataset()
@@ -129,8 +140,10 @@ class DataSource:
         """Identifies the exact training data: generator source + seed + count, or the split's files + labels."""
         h = hashlib.sha256()
         if self.is_synthetic:
-            module = Path(__file__).with_name("synth") / f"{self.spec[6:]}.py"
+            module = Path(__file__).with_name("synth") / f"{self.spec[6:].split('-')[0]}.py"
             h.update(module.read_bytes() + f"|{seed}|{count}".encode())
+            if self.spec != "synth:tomato":  # the shifted greenhouse is another generator in the same module
+                h.update(self.spec.encode())
         else:
             ds = self.dataset()
             for s in ds.samples:

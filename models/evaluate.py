@@ -17,7 +17,7 @@ from models.data_sources import DataSource
 
 EVAL_CONF = 0.001  # keep nearly every detection: mAP integrates over the whole precision-recall curve
 EVAL_IOU = 0.5  # class-wise NMS IoU, as the edge agent runs it
-SYNTH_SOURCES = {"synth:tomato", "synth:surface"}
+SYNTH_SOURCES = {"synth:tomato", "synth:surface", "synth:tomato-shift"}
 
 
 def synth_frames(data: str, count: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:

@@ -41,6 +41,7 @@ class Fruit:
     tone: float = 0.0  # -1..1 per-fruit hue/brightness variation
     stem_x: float | None = None  # where the pedicel attaches on the truss (None: no pedicel)
     stem_y: float | None = None
+    variety: str = "red"  # red (the default crop) | yellow (the shifted greenhouse's variety)
 
 
 @dataclass
@@ -103,12 +104,20 @@ _SAT = np.array([130.0, 150.0, 200.0, 215.0, 215.0, 220.0])
 _VAL = np.array([190.0, 200.0, 225.0, 225.0, 210.0, 195.0])
 
 
-def fruit_colour(ripeness: float, tone: float = 0.0) -> Colour:
+# A yellow variety: ripens from green through lemon to golden yellow instead of to red.
+_HUE_YELLOW = np.array([42.0, 38.0, 33.0, 30.0, 27.0, 25.0])
+_SAT_YELLOW = np.array([130.0, 150.0, 190.0, 210.0, 225.0, 230.0])
+_VAL_YELLOW = np.array([190.0, 200.0, 225.0, 235.0, 235.0, 230.0])
+_VARIETIES = {"red": (_HUE, _SAT, _VAL), "yellow": (_HUE_YELLOW, _SAT_YELLOW, _VAL_YELLOW)}
+
+
+def fruit_colour(ripeness: float, tone: float = 0.0, variety: str = "red") -> Colour:
     """Base BGR colour of a fruit at a given ripeness."""
     r = float(np.clip(ripeness, 0.0, 1.0))
-    h = float(np.interp(r, _R_KNOTS, _HUE)) + 1.5 * tone
-    s = float(np.interp(r, _R_KNOTS, _SAT)) + 15 * tone
-    v = float(np.interp(r, _R_KNOTS, _VAL)) - 12 * tone
+    hue, sat, val = _VARIETIES[variety]
+    h = float(np.interp(r, _R_KNOTS, hue)) + 1.5 * tone
+    s = float(np.interp(r, _R_KNOTS, sat)) + 15 * tone
+    v = float(np.interp(r, _R_KNOTS, val)) - 12 * tone
     hsv = np.array([[[h % 180, np.clip(s, 0, 255), np.clip(v, 0, 255)]]], dtype=np.uint8)
     b, g, rr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(rr)
@@ -220,6 +229,61 @@ def random_scene(rng: np.random.Generator, width: int = 640, height: int = 480) 
                  int(rng.choice([0, 50, 70, 90])))
 
 
+@dataclass(frozen=True)
+class Shift:
+    """An opt-in domain shift: a greenhouse the shipped model never saw (``synth:tomato-shift``).
+
+    A share of the trusses is a yellow variety (ripe = golden, not red), a share of the frames is taken at
+    dusk (dim, orange, noisy light) and the camera hangs lower with a longer lens (bigger fruit).
+    """
+
+    yellow: float = 0.6  # share of trusses (and lone fruits) of the yellow variety
+    dusk: float = 0.6  # share of frames under dusk light
+    zoom: float = 1.3  # fruit/leaf size factor of the closer camera
+
+
+SHIFT = Shift()
+
+
+def shifted_scene(rng: np.random.Generator, width: int = 640, height: int = 480, shift: Shift | None = None
+                  ) -> Scene:
+    """A :func:`random_scene` moved into the shifted greenhouse (``shift``, default :data:`SHIFT`); draws from
+    ``rng`` only after it."""
+    shift = shift or SHIFT
+    scene = random_scene(rng, width, height)
+    z = shift.zoom
+    trusses: dict[tuple[float | None, float | None], str] = {}
+    for f in scene.fruits:
+        key = (f.stem_x, f.stem_y) if f.stem_x is not None else (f.x, f.y)
+        if key not in trusses:
+            trusses[key] = "yellow" if rng.uniform() < shift.yellow else "red"
+        f.variety = trusses[key]
+    if z != 1.0:
+        _zoom(scene, z)
+    if rng.uniform() < shift.dusk:
+        scene.light = Light(float(rng.uniform(0.4, 0.6)),
+                            (float(rng.uniform(0.85, 0.92)), float(rng.uniform(0.95, 1.0)), 1.08),
+                            float(rng.uniform(0.4, 0.8)), scene.light.direction)
+        scene.noise = float(rng.uniform(5, 10))
+    return scene
+
+
+def _zoom(scene: Scene, z: float) -> None:
+    """A closer camera / longer lens: the plants scale by ``z`` around the image centre (background stays)."""
+    cx, cy = scene.width / 2, scene.height / 2
+    for f in scene.fruits:
+        f.x, f.y, f.radius = cx + (f.x - cx) * z, cy + (f.y - cy) * z, f.radius * z
+        if f.stem_x is not None and f.stem_y is not None:
+            f.stem_x, f.stem_y = cx + (f.stem_x - cx) * z, cy + (f.stem_y - cy) * z
+    for leaf in scene.leaves:
+        leaf.x, leaf.y = cx + (leaf.x - cx) * z, cy + (leaf.y - cy) * z
+        leaf.length, leaf.width = leaf.length * z, leaf.width * z
+    for st in scene.stems:
+        st.points = [(cx + (x - cx) * z, cy + (y - cy) * z) for x, y in st.points]
+        st.thickness = max(1, int(round(st.thickness * z)))
+    scene.flowers = [(cx + (x - cx) * z, cy + (y - cy) * z, r * z) for x, y, r in scene.flowers]
+
+
 def _scale(c: Colour, k: float) -> Colour:
     return tuple(int(min(255, max(0, v * k))) for v in c)  # type: ignore[return-value]
 
@@ -259,7 +323,7 @@ def _draw_leaf(img: np.ndarray, ids: np.ndarray | None, leaf: Leaf) -> None:
 def _draw_fruit(img: np.ndarray, ids: np.ndarray, f: Fruit, idx: int, light_dir: float) -> None:
     c = (int(round(f.x)), int(round(f.y)))
     ax = (max(1, int(round(f.radius))), max(1, int(round(f.radius * f.aspect))))
-    base = fruit_colour(f.ripeness, f.tone)
+    base = fruit_colour(f.ripeness, f.tone, f.variety)
     lx, ly = math.cos(light_dir), math.sin(light_dir)
     cv2.ellipse(img, c, ax, f.angle, 0, 360, _scale(base, 0.62), -1, cv2.LINE_AA)
     cv2.ellipse(ids, c, ax, f.angle, 0, 360, idx + 1, -1)
