@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fieldline.config import ConfigError, guess_kind, load_config, read_config
+from fieldline.cli_data import data_app
 from fieldline.cli_device import device_app
 from fieldline.cli_fleet import register_model_push
 
@@ -31,6 +32,7 @@ app.add_typer(api_app, name="api")
 app.add_typer(config_app, name="config")
 app.add_typer(contract_app, name="contract")
 app.add_typer(device_app, name="device")
+app.add_typer(data_app, name="data")
 
 err = Console(stderr=True)
 out = Console()
