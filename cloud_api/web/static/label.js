@@ -223,6 +223,11 @@
           state.saves ? "ok" : "warn");
         return;
       }
+      if (response.status === 403) {
+        showFrame(null, null);
+        say(`Your role (${state.role}) can see the datasets but not label them: an operator or admin can.`, "warn");
+        return;
+      }
       if (!response.ok) throw new Error(`next frame: ${await detail(response)}`);
       let frame = await response.json();
       if (frame.version === undefined) frame = await getJson(framePath(frame.id));
