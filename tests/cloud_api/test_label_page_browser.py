@@ -274,6 +274,9 @@ def test_two_operators_get_different_frames_and_a_stale_save_shows_the_conflict(
         wait_until(lambda: body(other, "selected") == "0", 5, "bob selected the first box")
         keys(other, Keys.DELETE, Keys.ENTER)
         wait_until(lambda: api.get(f"/datasets/{DATASET}/frames/{ids[0]}")["version"] == 2, 10, "bob's save")
+        # alice's page hears of it over the WebSocket: its stats change without her doing anything
+        wait_until(lambda: js(driver, "return document.querySelector('[data-stat=labelled]').textContent") == "1", 10,
+                   "alice's stats updated live")
 
         # alice, still on version 1, draws a box and accepts: 409, told so, and shown bob's boxes
         pic = Picture(driver)
