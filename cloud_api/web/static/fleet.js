@@ -176,7 +176,8 @@
   const badge = (text) => el("span", { class: "state " + text }, text);
   const modelName = (sha) => {
     const m = state.models.find((x) => x.sha256 === sha);
-    return m ? `${m.name} ${m.version}` : short(sha);
+    const c = (state.configs || []).find((x) => x.sha256 === sha);
+    return m ? `${m.name} ${m.version}` : c ? `config ${c.name} v${c.version}` : short(sha);
   };
 
   // ---------------------------------------------------------------- fleet table
@@ -317,13 +318,16 @@
 
   async function loadDeployments(selected) {
     await fetchModels();
+    state.configs = await getJson("/configs");
     const detail = selected ? await getJson(`/deployments/${selected}`) : null;
     // the selected rollout's row from the same read as its detail, so the two never disagree
     const list = (await getJson("/deployments")).map((d) => (detail && d.id === detail.id ? detail : d));
     const select = $("deploy-model");
-    if (select.options.length !== state.models.length) {
+    if (select.options.length !== state.models.length + state.configs.length) {
       const current = select.value;
-      select.replaceChildren(...state.models.map((m) => el("option", { value: m.sha256 }, `${m.name} ${m.version} · ${short(m.sha256)}`)));
+      // a config version's value is "config:SHA256": the form sends it as kind config
+      select.replaceChildren(...state.models.map((m) => el("option", { value: m.sha256 }, `${m.name} ${m.version} · ${short(m.sha256)}`)),
+        ...state.configs.map((c) => el("option", { value: `config:${c.sha256}` }, `config ${c.name} v${c.version} · ${short(c.sha256)}`)));
       if (current) select.value = current;
     }
     $("deployments-table").tBodies[0].replaceChildren(...list.map((d) => el("tr", {
@@ -342,6 +346,7 @@
     if (gate.self_test) parts.push(`self-test ${gate.self_test === "ok" ? "ok" : "failed"}`);
     if (gate.loaded != null) parts.push(gate.loaded ? "loaded" : "not loaded");
     if (gate.fps && gate.fps.pct != null) parts.push(`fps ${gate.fps.pct} %`);
+    if (gate.latency && gate.latency.above_pct != null) parts.push(`p95 latency ${gate.latency.above_pct >= 0 ? "+" : ""}${gate.latency.above_pct} %`);
     if (gate.model_errors) parts.push(`${gate.model_errors} model_error`);
     if (gate.counts && gate.counts.jump_pct != null) parts.push(`counts ±${gate.counts.jump_pct} %`);
     if (gate.held_s != null) parts.push(`held ${gate.held_s} s`);
@@ -390,11 +395,14 @@
     const kind = $("deploy-target-kind").value;
     const raw = $("deploy-target").value.trim();
     const target = kind === "devices" ? { devices: raw.split(",").map((s) => s.trim()).filter(Boolean) } : { [kind]: raw };
-    const body = { sha256: $("deploy-model").value, target, canary: Number($("deploy-canary").value),
+    const [what, sha] = $("deploy-model").value.startsWith("config:") ? ["config", $("deploy-model").value.slice(7)]
+      : ["model", $("deploy-model").value];
+    const body = { kind: what, sha256: sha, target, canary: Number($("deploy-canary").value),
       batch_size: Number($("deploy-batch").value), min_fps_pct: Number($("deploy-fps").value),
+      max_latency_pct: Number($("deploy-latency").value),
       max_count_jump_pct: Number($("deploy-jump").value), hold_s: Number($("deploy-hold").value) };
     const extra = new URLSearchParams(location.search);  // e.g. ?settle_s=3 for short drills
-    for (const key of ["settle_s", "stats_grace_s", "command_timeout_s"]) if (extra.get(key)) body[key] = Number(extra.get(key));
+    for (const key of ["settle_s", "stats_grace_s", "command_timeout_s", "min_stats_samples"]) if (extra.get(key)) body[key] = Number(extra.get(key));
     $("deploy-result").textContent = "starting…";
     try {
       const created = await (await call("POST", "/deployments", body)).json();
