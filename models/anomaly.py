@@ -387,10 +387,17 @@ def export_anomaly_onnx(fit: FitResult, out: Path, train_data: str, name: str = 
                           input_names=["image"], output_names=["heatmap", "score"], do_constant_folding=True)
     model = onnx.load_from_string(buf.getvalue())
     model.producer_name = "fieldline"
-    method = ("U-Net defect probability map, trained on defect-free images with painted defects"
-              if fit.info.get("method") == "seg" else "kNN patch anomaly map (memory bank of defect-free patches)")
+    method = {"seg": "U-Net defect probability map, trained on defect-free images with painted defects",
+              "patchcore": "kNN patch anomaly map on pretrained EfficientNet-Lite0 features (memory bank of "
+                           "defect-free patches)"}.get(fit.info.get("method", ""),
+                                                       "kNN patch anomaly map (memory bank of defect-free patches)")
     model.doc_string = f"FieldLine {name} {version}: {method}; image score = max of the map"
-    for k, v in anomaly_metadata(fit.threshold, s, train_data, name, version).items():
+    meta = anomaly_metadata(fit.threshold, s, train_data, name, version)
+    if fit.info.get("method"):
+        meta["fieldline.method"] = str(fit.info["method"])
+    if fit.info.get("backbone"):  # a pretrained trunk: its package record, as the detectors' exports carry it
+        meta["fieldline.backbone"] = json.dumps(fit.info["backbone"], sort_keys=True)
+    for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
     out = Path(out)

@@ -2,6 +2,7 @@
 
     fieldline model anomaly fit --images DIR --out model.onnx --flips --seconds 1800   # your own defect-free images
     fieldline model anomaly fit --images DIR --method knn --out model.onnx            # ~2 min, weaker
+    fieldline model anomaly fit --images DIR --method patchcore --out model.onnx      # pretrained features
     fieldline model anomaly fit --synthetic 300 --out model.onnx  # generated surfaces only
     fieldline model anomaly quantize --model model.onnx --out model.int8.onnx --images DIR   # seg models
     fieldline model anomaly combine --model a128.onnx --model b256.onnx --images DIR --out both.onnx
@@ -20,6 +21,7 @@ anomaly_app = typer.Typer(help="Defect-free-only surface anomaly model: fit, qua
 
 REDUCE_RANGE_HELP = ("INT8 weights: 7-bit (default) runs right on every CPU; 8-bit (--full-range) saturates on x86 "
                      "without VNNI (AVX2-only boxes): use it only for fleets that all have VNNI or ARM")
+METHODS = ("seg", "patchcore", "knn")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
@@ -30,6 +32,26 @@ def _images(folder: Path) -> list[Path]:
     # <name>.png beside <name>.jpg is that image's mask (magnetic-tile layout), not an image
     return [p for p in files if not (p.suffix.lower() == ".png" and
                                      any(p.with_suffix(e).exists() for e in (".jpg", ".jpeg")))]
+
+
+def _require_backbone() -> None:
+    """Exit with one line naming the extra when the pretrained backbone's package is missing."""
+    from models.anomaly_patchcore import BACKBONE
+    from models.backbones import BACKBONES, BackboneUnavailable
+
+    try:
+        BACKBONES[BACKBONE].weights_path()
+    except BackboneUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    """'4,7' -> (4, 7); a usage error naming the option otherwise."""
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--layers {text!r}: comma-separated Lite0 block numbers, e.g. 4,7") from None
 
 
 def _checked(load, *args):
@@ -58,12 +80,19 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         target_frr: float = typer.Option(0.01, help="False-reject rate on held-out defect-free images"),
         method: str = typer.Option("seg", help="seg (default, the shipped model's method): a small U-Net trained "
                                                "to find defects painted onto your images (--seconds of training); "
-                                               "knn: memory bank of patch features (fits in ~2 min, weaker on real "
-                                               "tiles: see the model card)"),
+                                               "patchcore: memory bank of pretrained EfficientNet-Lite0 patch "
+                                               "features (needs the train extra; best on real tiles, see the card); "
+                                               "knn: memory bank of random-conv patch features (weaker)"),
         seconds: float = typer.Option(600.0, help="seg: training time budget in seconds"),
         encoder_seconds: float = typer.Option(0.0, help="knn: synthetic-defect pretext training of the encoder, s (0 = seeded random init, the shipped recipe)"),
-        coreset: int = typer.Option(4096), dim: int = typer.Option(48), seed: int = typer.Option(0),
-        input_size: int | None = typer.Option(None, help="Model input side (default 256 for knn, 128 for seg)"),
+        coreset: int = typer.Option(4096, help="knn/patchcore: memory bank size"),
+        dim: int | None = typer.Option(None, help="knn/patchcore: PCA channels of the patch features (default: knn "
+                                                  "48, patchcore PATCHCORE_DIM; 0 = patchcore without PCA)"),
+        layers: str = typer.Option("", help="patchcore: Lite0 blocks whose outputs make the features, e.g. 4,7 "
+                                            "(default: PATCHCORE_LAYERS)"),
+        seed: int = typer.Option(0),
+        input_size: int | None = typer.Option(None, help="Model input side (default 256 for knn and patchcore, 128 "
+                                                         "for seg)"),
         crop: int | None = typer.Option(None, help="seg: train on random crops of this side, run on the whole "
                                                    "picture (magnetic tiles, --input-size 256 --crop 128: cracks and "
                                                    "blowholes score better, large uneven areas worse; see the card)"),
@@ -74,16 +103,21 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
     import numpy as np
 
     from models.anomaly import INPUT_SIZE, export_anomaly_onnx, fit_anomaly, load_gray, synth_free
+    from models.anomaly_patchcore import PATCHCORE_INPUT_SIZE
     from models.anomaly_seg import SEG_INPUT_SIZE, fit_segmenter
 
-    if method not in ("knn", "seg"):
-        raise typer.BadParameter(f"--method must be knn or seg, not {method!r}")
+    if method not in METHODS:
+        raise typer.BadParameter(f"--method must be one of {', '.join(METHODS)}, not {method!r}")
     if (crop is not None or flips) and method != "seg":
         raise typer.BadParameter("--crop and --flips are for --method seg")
+    if layers and method != "patchcore":
+        raise typer.BadParameter("--layers is for --method patchcore")
     if (images is None) == (synthetic <= 0):
         raise typer.BadParameter("give exactly one of --images or --synthetic N")
+    if method == "patchcore":
+        _require_backbone()  # before any picture is read: a missing package is one line
     if input_size is None:
-        input_size = SEG_INPUT_SIZE if method == "seg" else INPUT_SIZE
+        input_size = {"seg": SEG_INPUT_SIZE, "patchcore": PATCHCORE_INPUT_SIZE}.get(method, INPUT_SIZE)
     if images is not None:
         files = _images(images)
         if len(files) < 5:
@@ -100,9 +134,14 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         if method == "seg":
             res = fit_segmenter(train, val, seconds=seconds, seed=seed, target_frr=target_frr, crop=crop,
                                 flips=flips)
+        elif method == "patchcore":
+            from models.anomaly_patchcore import DEFAULT_DIM, DEFAULT_LAYERS, fit_patchcore
+
+            res = fit_patchcore(train, val, layers=_layers(layers) or DEFAULT_LAYERS, seed=seed, coreset=coreset,
+                                dim=DEFAULT_DIM if dim is None else dim, target_frr=target_frr)
         else:
-            res = fit_anomaly(train, val, encoder_seconds=encoder_seconds, seed=seed, dim=dim, coreset=coreset,
-                              target_frr=target_frr)
+            res = fit_anomaly(train, val, encoder_seconds=encoder_seconds, seed=seed, dim=48 if dim is None else dim,
+                              coreset=coreset, target_frr=target_frr)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     path = export_anomaly_onnx(res, out, desc, name, version)
