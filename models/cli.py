@@ -54,7 +54,8 @@ def synth(out: Path = typer.Option(..., help="Output folder (images/, labels/, c
         _fail(f"--kind {kind!r}: expected tomato or surface")
 
 
-DATA_HELP = "synth:tomato | synth:surface | a dataset folder (or COCO .json) with --format"
+DATA_HELP = ("synth:tomato | synth:tomato-shift | synth:surface | a dataset folder (or COCO .json) with --format | "
+             "api:NAME (train: a cloud dataset, with --api)")
 FORMAT_HELP = "Dataset format: yolo | coco | voc | supervisely"
 MAP_HELP = "Class renames/merges a=b,c=b (globs ok; 'a=' drops a)"
 
@@ -118,7 +119,11 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
                          "start for a few hundred labelled images"),
           average_from: float | None = typer.Option(
               None, min=0.0, max=1.0, help="Also write average.pt: the mean of the EMA weights validated after "
-                                           "this share of the run (e.g. 0.67; small validation sets)")) -> None:
+                                           "this share of the run (e.g. 0.67; small validation sets)"),
+          api: str | None = typer.Option(None, "--api", help="Cloud API URL for --data api:NAME (a dataset of "
+                                         "the learning loop: its labelled frames are pulled into OUT_DIR)"),
+          token: str | None = typer.Option(None, "--token", help="API token for --api (default: from the "
+                                           "environment, as `fieldline data`)")) -> None:
     """Train the <= 1M-parameter detector on synthetic data or an imported dataset (needs torch)."""
     try:
         from models.train import TrainConfig
@@ -156,6 +161,10 @@ def train(data: str = typer.Option("synth:tomato", help=DATA_HELP),
             raise ValueError
     except ValueError:
         _fail(f"--scale-range {scale_range!r}: expected LO,HI with 0.1 <= LO <= HI <= 4, such as 0.75,1.45")
+    if data.startswith("api:"):
+        from models.toolkit_cli import pull_api_data
+
+        data, fmt = pull_api_data(data, api, token, out_dir)
     src = _source(data, fmt, mapping, classes, split_seed, splits)
     if time_budget is None:
         time_budget = float("inf") if steps else 800.0

@@ -6,6 +6,7 @@ Registered on ``models.cli.model_app`` by :func:`register` (kept here so ``model
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,6 +42,25 @@ def source_from_options(data: str, fmt: str | None, mapping: str | None, classes
         return src
     except DatasetError as exc:
         _fail(str(exc))
+
+
+def pull_api_data(data: str, api: str | None, token: str | None, out_dir: Path) -> tuple[str, str]:
+    """``--data api:NAME``: the dataset's labelled frames pulled from the cloud API (``fieldline.data_client``)
+    into ``OUT_DIR/data-NAME`` as YOLO; returns the (data, format) training reads."""
+    from fieldline.data_client import DataClient, DataClientError
+
+    name = data[4:]
+    if not api:
+        _fail(f"--data {data}: needs --api URL (the cloud API the dataset lives on)")
+    dest = Path(out_dir) / f"data-{name}"
+    shutil.rmtree(dest, ignore_errors=True)  # a fresh pull: labels may have changed since the last one
+    try:
+        with DataClient(api, token) as client:
+            client.pull(name, dest, "yolo")
+    except DataClientError as exc:
+        _fail(f"--data {data}: {exc}")
+    err.print(f"pulled dataset {name} from {api} into {dest}", highlight=False)
+    return str(dest), "yolo"
 
 
 def _load(src: Path, fmt: str, mapping: str | None, classes: str | None, seed: int, splits: str):
