@@ -55,6 +55,9 @@ HELP_ONLY = {  # verb path -> why it is not run in a test
     ("model", "anomaly", "quantize"): "needs a fitted model",
     ("model", "anomaly", "eval"): "needs defect and defect-free picture folders",
     ("model", "anomaly", "combine"): "needs fitted models",
+    ("data", "pull"): "needs a running cloud API (tests/fieldline/test_cli_data.py)",
+    ("data", "push"): "needs a running cloud API (tests/fieldline/test_cli_data.py)",
+    ("data", "stats"): "needs a running cloud API (tests/fieldline/test_cli_data.py)",
 }
 
 
