@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from cloud_api.fleet.records import AuditRecord
-from edge_agent.config import AgentConfig
 from edge_agent.config_slots import PatchError, check_patch, merge_patch
 from fieldline.config import describe_errors
 
@@ -64,6 +63,8 @@ def canonical_sha256(document: dict[str, Any]) -> str:
 
 def validate_document(document: Any) -> dict[str, Any]:
     """The document if the agent would accept it; ``ConfigVersionError`` naming each bad field otherwise."""
+    from edge_agent.config import AgentConfig  # here: the agent's schema (and its tracker) costs the API's start 1 s
+
     try:
         patch = check_patch(document)
     except PatchError as exc:
