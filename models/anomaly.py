@@ -520,4 +520,5 @@ def measure_latency(path: Path, runs: int = 50, threads: int = 1) -> dict[str, f
         sess.run(None, {"image": x})
         t.append((time.perf_counter() - t0) * 1000)
     return {"session_median_ms": round(float(np.median(t)), 2), "session_p95_ms": round(float(np.percentile(t, 95)), 2),
+            "session_min_ms": round(float(np.min(t)), 2),
             "threads": threads, "runs": runs, "loadavg_1m": round(os.getloadavg()[0], 2), "cpu": cpu_summary()}

@@ -15,6 +15,9 @@ Each step adds its part to the metrics and re-renders the card (``python -m mode
 - ``combine KEY=FILE KEY=FILE ... [int8]``: MT-fitted ``seg`` models kept by ``seg ... keep=DIR`` (KEY: their
   metrics entry) joined into one model (``models.anomaly_combine``) on the MT validation split, measured on the
   test split; ``int8``: the branches quantized first.
+- ``patchcore [size=N] [layers=4,7] [dim=N] [coreset=N] [sigma=S] [trial]``: the ``patchcore`` method (pretrained
+  EfficientNet-Lite0 features) fitted on the MT split and measured (evaluation only); each run is a row of the
+  card's table of what was tried, and without ``trial`` also the described ``patchcore`` entry.
 - ``card``: re-render the card from the metrics.
 """
 
@@ -134,6 +137,56 @@ def build_seg(seconds: float = 900.0, out_dir: Path = ZOO, size: int | None = No
                + (f" entry={entry}" if entry != "seg_mt_eval_model" else ""))
     metrics[entry] = {"shipped": False, "bytes": size_bytes, "threshold": round(fit.threshold, 6),
                       "fit": fit.info, "eval": ev, "latency": latency, "command": command}
+    (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / CARD_NAME).write_text(render_card(metrics))
+    return metrics
+
+
+PATCHCORE_ENTRY = "patchcore_mt_eval_model"
+
+
+def build_patchcore(size: int | None = None, layers: tuple[int, ...] | None = None, dim: int | None = None,
+                    coreset: int = 4096, sigma: float = 4.0, out_dir: Path = ZOO,
+                    default: bool = True, threads: int = 2) -> dict[str, Any]:
+    """The ``patchcore`` method (pretrained Lite0 features, ``models.anomaly_patchcore``) on the MT split, evaluation
+    only (weights in a temp dir): fit time, image/pixel AUROC of the ONNX file and its 1-thread latency.
+
+    Every run adds a row to ``metrics["patchcore_trials"]`` (what was tried); ``default``: the run is also the
+    ``patchcore_mt_eval_model`` entry the card describes in full."""
+    import torch
+
+    from models.anomaly import evaluate_sets, export_anomaly_onnx, load_gray, load_mt_groups, measure_latency, \
+        mt_split, onnx_scorer
+    from models.anomaly_patchcore import DEFAULT_DIM, DEFAULT_LAYERS, PATCHCORE_INPUT_SIZE, fit_patchcore
+
+    torch.set_num_threads(threads)
+    size, layers = size or PATCHCORE_INPUT_SIZE, tuple(layers or DEFAULT_LAYERS)
+    dim = DEFAULT_DIM if dim is None else dim
+    sp = mt_split(seed=SEEDS["mt_split"])
+    fit = fit_patchcore(load_gray(sp["fit"], size), load_gray(sp["val"], size), layers=layers, dim=dim,
+                        coreset=coreset, sigma=sigma, seed=SEEDS["fit"])
+    with tempfile.TemporaryDirectory() as tmp:  # MT-fitted weights never land in the repo
+        path = export_anomaly_onnx(fit, Path(tmp) / "mt-patchcore.onnx",
+                                   "magnetic-tile MT_Free fit split (NOT shippable)",
+                                   name="surface-anomaly-mt-patchcore-eval")
+        ev = evaluate_sets(onnx_scorer(path), fit.threshold, load_gray(sp["test"], size), None,
+                           load_mt_groups(size=size))
+        latency = measure_latency(path, runs=50, threads=1)
+        size_bytes = path.stat().st_size
+    command = (f"python -m models.anomaly_card patchcore size={size} layers={','.join(map(str, layers))} dim={dim} "
+               f"coreset={coreset} sigma={sigma:g}" + ("" if default else " trial"))
+    metrics = json.loads((out_dir / METRICS_NAME).read_text())
+    row = {"input_size": size, "layers": list(layers), "dim": fit.info["feature_dim"], "coreset": coreset,
+           "sigma": sigma, "image_auroc": ev["overall"]["image_auroc"], "pixel_auroc": ev["overall"]["pixel_auroc"],
+           "fit_seconds": fit.info["fit_seconds"], "fit_cpu_seconds": fit.info["fit_cpu_seconds"],
+           "session_median_ms": latency["session_median_ms"], "session_min_ms": latency["session_min_ms"],
+           "loadavg_1m": latency["loadavg_1m"], "command": command}
+    trials = [t for t in metrics.get("patchcore_trials", []) if t["command"].removesuffix(" trial") !=
+              command.removesuffix(" trial")]
+    metrics["patchcore_trials"] = trials + [row]
+    if default:
+        metrics[PATCHCORE_ENTRY] = {"shipped": False, "bytes": size_bytes, "threshold": round(fit.threshold, 6),
+                                    "fit": fit.info, "eval": ev, "latency": latency, "command": command}
     (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / CARD_NAME).write_text(render_card(metrics))
     return metrics
@@ -314,13 +367,22 @@ def main(argv: list[str]) -> None:
         int8 = "int8" in argv[1:]
         m = build_combined(branches, int8=int8)
         print(json.dumps(m["combined_mt_eval_model" + ("_int8" if int8 else "")]["eval"]["overall"]))
+    elif cmd == "patchcore":
+        opts = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
+        m = build_patchcore(int(opts["size"]) if "size" in opts else None,
+                            tuple(int(t) for t in opts["layers"].split(",")) if "layers" in opts else None,
+                            int(opts["dim"]) if "dim" in opts else None, int(opts.get("coreset", 4096)),
+                            float(opts.get("sigma", 4.0)), default="trial" not in argv[1:],
+                            threads=int(opts.get("threads", 2)))
+        print(json.dumps(m["patchcore_trials"][-1]))
     elif cmd == "card":
         m = json.loads((ZOO / METRICS_NAME).read_text())
         (ZOO / CARD_NAME).write_text(render_card(m))
     else:
         raise SystemExit("usage: python -m models.anomaly_card [shipped [seconds [keep=DIR]] | int8 | knn [encoder_seconds] "
                          "| seg [seconds [size [crop|none [flips] [keep=DIR] [every=N] [entry=KEY]]]] "
-                         "| combine KEY=FILE KEY=FILE ... [int8] | card]")
+                         "| combine KEY=FILE KEY=FILE ... [int8] "
+                         "| patchcore [size=N] [layers=4,7] [dim=N] [coreset=N] [sigma=S] [trial] | card]")
 
 
 if __name__ == "__main__":

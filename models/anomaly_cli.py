@@ -87,9 +87,9 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         encoder_seconds: float = typer.Option(0.0, help="knn: synthetic-defect pretext training of the encoder, s (0 = seeded random init, the shipped recipe)"),
         coreset: int = typer.Option(4096, help="knn/patchcore: memory bank size"),
         dim: int | None = typer.Option(None, help="knn/patchcore: PCA channels of the patch features (default: knn "
-                                                  "48, patchcore PATCHCORE_DIM; 0 = patchcore without PCA)"),
+                                                  "48, patchcore 64; 0 = patchcore without PCA)"),
         layers: str = typer.Option("", help="patchcore: Lite0 blocks whose outputs make the features, e.g. 4,7 "
-                                            "(default: PATCHCORE_LAYERS)"),
+                                            "(default 4,7: stride 8 and 16)"),
         seed: int = typer.Option(0),
         input_size: int | None = typer.Option(None, help="Model input side (default 256 for knn and patchcore, 128 "
                                                          "for seg)"),

@@ -155,7 +155,7 @@ def fit_patchcore(train: np.ndarray, val: np.ndarray, *, layers: Sequence[int] =
     _check_images("val", val, 2)
     if val.shape[-1] != train.shape[-1]:
         raise ValueError(f"val images are {val.shape[-1]} px, train images {train.shape[-1]} px")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     extractor, record = pretrained_features(layers)
@@ -189,6 +189,7 @@ def fit_patchcore(train: np.ndarray, val: np.ndarray, *, layers: Sequence[int] =
         "feature_dim": int(proj.shape[1]), "bank_size": int(len(bank)), "patches_sampled": int(len(z)),
         "select_dim": int(min(select_dim, z.shape[1])), "input_size": size, "heatmap_sigma": sigma,
         "fit_seconds": round(time.perf_counter() - started, 1), "feature_seconds": round(t_feat, 1),
+        "fit_cpu_seconds": round(time.process_time() - cpu_started, 1), "threads": torch.get_num_threads(),
         "coreset_seconds": round(coreset_seconds, 1), "train_images": int(len(train)), "val_images": int(len(val)),
         "seed": seed, "target_frr": target_frr,
         "threshold_rule": f"{1 - target_frr:.2f} quantile of defect-free validation image scores "

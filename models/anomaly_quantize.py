@@ -86,7 +86,7 @@ def quantize_anomaly(fp32: Path, out: Path, calib: np.ndarray, check_free: np.nd
         nodes = unet_nodes(onnx.load(str(pre)))
         if not nodes:
             raise ValueError(f"{fp32}: no U-Net layers to quantise (only models fitted with --method seg are "
-                             "supported; run a knn model in FP32)")
+                             "supported; run knn and patchcore models in FP32)")
         candidate = Path(tmp) / "int8.onnx"
         calib = calib[:calibration_cap(int(calib.shape[-1]))]
         calib_set = np.concatenate([calib, proxy_set(calib, CALIB_SEED, copies=1)])
