@@ -170,6 +170,33 @@ def api_user_add(
     out.print(f"user {user.username!r} created with role {user.role} in {describe(settings)}")
 
 
+@api_app.command("migrate")
+def api_migrate(
+    source: Annotated[str, typer.Option("--from", help="sqlite:PATH of the farm's database file")],
+    target: Annotated[str, typer.Option("--to", help="postgres:DSN of an empty PostgreSQL database")],
+) -> None:
+    """Copy an API's SQLite database into PostgreSQL (every table), then check the row counts match."""
+    if not source.startswith("sqlite:") or len(source) == len("sqlite:"):
+        _fail(f"--from {source!r}: expected sqlite:PATH, e.g. sqlite:.fieldline/fieldline.db")
+    if not target.startswith("postgres:") or len(target) == len("postgres:"):
+        _fail("--to: expected postgres:DSN, e.g. postgres:postgresql://fieldline:secret@db:5432/fieldline")
+    from cloud_api.storage.factory import StoreUnavailable
+    from cloud_api.storage.postgres_migrate import MigrationError, migrate
+    from cloud_api.storage.postgres_store import redact_dsn
+
+    dsn = target.removeprefix("postgres:")
+    try:
+        counts = migrate(Path(source.removeprefix("sqlite:")), dsn)
+    except (MigrationError, StoreUnavailable, ValueError) as exc:
+        _fail(str(exc))
+    for count in counts:
+        if count.sqlite:
+            out.print(f"{count.table:<28} {count.sqlite:>10} -> {count.postgres:>10}")
+    total = sum(c.postgres for c in counts)
+    out.print(f"count check passed: {total} rows in {len([c for c in counts if c.sqlite])} tables copied to "
+              f"{redact_dsn(dsn)}")
+
+
 # ---------------------------------------------------------------- app
 def _missing_modules(*names: str) -> list[str]:
     """The modules of ``names`` that cannot be found (not imported: Kivy reads sys.argv when imported)."""
