@@ -1,6 +1,6 @@
-"""Config versions over real HTTP and SQLite: upload checked with the agent's schema (errors name the field),
-numbering, roles, a config deployment's commands, the stats history the gate reads, and the upgrade of a database
-made before config rollouts. The rollouts with real agents are in tests/e2e/test_fleet_rollout.py."""
+"""Config versions over real HTTP, on SQLite and PostgreSQL: upload checked with the agent's schema (errors name
+the field), numbering, roles, a config deployment's commands, the stats history the gate reads; and the upgrade of
+a SQLite database made before config rollouts. The rollouts with real agents are in tests/e2e/test_fleet_rollout.py."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ CAMERAS = {"cameras": [{"name": "cam-1", "source": {"type": "synthetic", "seed":
 
 
 @pytest.fixture()
-def api(tmp_path):
-    with ApiServer(settings_for(tmp_path)) as server:
+def api(tmp_path, storage):
+    with ApiServer(settings_for(tmp_path, **storage)) as server:
         store = server.server.config.app.state.store
         create_user(store, "olga", PASSWORD, "operator")
         create_user(store, "vic", PASSWORD, "viewer")
@@ -84,9 +84,7 @@ def test_a_config_deployment_sends_the_version_as_a_patch(api):
                                                                 ("config.upload", "config")]
 
 
-def test_stats_are_kept_per_model_and_config_for_the_gate(tmp_path):
-    store = SqliteStore(tmp_path / "fl.db")
-    store.open()
+def test_stats_are_kept_per_model_and_config_for_the_gate(store):
     status = device_status("online", device="edge-1").model_copy(update={"config_hash": "c1"})
     store.write_status(status, 1000)
 
@@ -104,7 +102,6 @@ def test_stats_are_kept_per_model_and_config_for_the_gate(tmp_path):
     assert [s.ts_ms for s in store.stats_samples(SITE, "edge-1", 0, 10_000, config_hash="c1")] == [2000]
     store.write_stats(stats(3, 2.0, 40.0), 4000 + 2 * 3_600_000 + 1)  # older than two hours: pruned
     assert [s.ts_ms for s in store.stats_samples(SITE, "edge-1", 0, 10**10)] == [4000 + 2 * 3_600_000 + 1]
-    store.close()
 
 
 def test_a_database_from_before_config_rollouts_is_upgraded_in_place(tmp_path):
