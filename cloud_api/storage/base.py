@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from fieldline.contract import Alert, CommandReply, DeviceStats, DeviceStatus, Event
+from fieldline.contract import Alert, CommandReply, DeviceStats, DeviceStatus, Event, Telemetry
 
 from cloud_api.storage.records import (
     AlertQuery,
@@ -25,6 +25,7 @@ from cloud_api.storage.records import (
     TokenRecord,
     UserRecord,
 )
+from cloud_api.storage.sqlite_climate import ClimateBucket, SensorState
 
 
 class Store(Protocol):
@@ -140,3 +141,22 @@ class Store(Protocol):
     def unmark_shed_done(self, date: str, shed_id: str) -> bool: ...
 
     def list_done(self, date: str) -> list[HarvestDoneRecord]: ...
+
+    # climate (see ``sqlite_climate``): values in °C / % relative humidity
+    def write_telemetry(self, readings: Sequence[Telemetry], received_ms: int) -> int:
+        """Store climate readings (a repeated (site, sensor, quantity, ts_ms) is ignored); returns how many were new."""
+        ...
+
+    def climate_series(self, shed: str, quantity: str, from_ms: int, to_ms: int,
+                       bucket_ms: int) -> list[ClimateBucket]:
+        """Mean / min / max per bucket over the shed's sensors, from raw points and (older) hourly rollups."""
+        ...
+
+    def climate_sensors(self, shed: str | None = None) -> list[SensorState]: ...
+
+    def climate_sheds(self) -> dict[str, str]: ...
+
+    def put_temperature_forecast(self, site: str, shed: str, points: Sequence[tuple[int, float]],
+                                 created_ms: int) -> None: ...
+
+    def temperature_forecast(self, site: str, shed: str, from_ms: int, to_ms: int) -> list[tuple[int, float]]: ...
