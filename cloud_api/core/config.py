@@ -56,6 +56,17 @@ class ClimateSensor(BaseModel):
         return self
 
 
+class ClimateBand(BaseModel):
+    """Climate alert limits of one site or shed; a limit left out falls back to the site's, then the global one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    too_hot_c: float | None = Field(default=None, description="Above this (°C): too_hot")
+    too_cold_c: float | None = Field(default=None, description="Below this (°C): too_cold")
+    too_humid_pct: float | None = Field(default=None, ge=0, le=100, description="Above this (% RH): too_humid")
+    too_dry_pct: float | None = Field(default=None, ge=0, le=100, description="Below this (% RH): too_dry")
+
+
 class Settings(BaseModel):
     """Everything the cloud API needs to run; pass one instance to ``create_app``."""
 
@@ -193,8 +204,23 @@ class Settings(BaseModel):
                     " ingest subscribes to their topics (FieldLine devices publish telemetry on their own topic)")
     climate_too_hot_c: float = Field(default=35.0, description="A shed reading above this (°C) opens a too_hot alert")
     climate_too_cold_c: float = Field(default=5.0, description="A shed reading below this (°C) opens a too_cold alert")
+    climate_too_humid_pct: float = Field(
+        default=95.0, ge=0, le=100, description="A shed reading above this (% RH) opens a too_humid alert")
+    climate_too_dry_pct: float = Field(
+        default=30.0, ge=0, le=100, description="A shed reading below this (% RH) opens a too_dry alert")
+    climate_limits_by_site: dict[str, ClimateBand] = Field(
+        default_factory=dict, description="Per-site climate limits (site id -> limits), over the global ones")
+    climate_limits_by_shed: dict[str, ClimateBand] = Field(
+        default_factory=dict, description="Per-shed climate limits (shed id -> limits), over the site's")
+    climate_hysteresis_c: float = Field(
+        default=1.0, ge=0, description="A too_hot / too_cold alert clears itself once a reading is this far (°C)"
+                                       " back inside the limit")
+    climate_hysteresis_pct: float = Field(
+        default=3.0, ge=0, description="A too_humid / too_dry alert clears itself once a reading is this far"
+                                       " (% RH) back inside the limit")
     climate_silent_after_s: float = Field(
-        default=1800.0, gt=0, description="A sensor with no reading for this long opens a sensor_silent alert")
+        default=1800.0, gt=0, description="A sensor with no reading for this long opens a sensor_silent alert;"
+                                          " its next reading clears it")
     climate_check_interval_s: float = Field(default=60.0, gt=0, description="Seconds between sensor-silence checks")
     forecast_observe_hour: int = Field(
         default=8, ge=0, le=23,
@@ -235,6 +261,12 @@ class Settings(BaseModel):
     retention_hour_rollups_days: int | None = Field(
         default=None, ge=1, description="Days per-hour count rollups are kept; null (default) keeps them for ever"
     )
+    retention_climate_days: int | None = Field(
+        default=90, ge=1,
+        description="Days raw climate readings (and given temperature forecasts) are kept; older readings are first"
+        " rolled up into hourly mean/min/max per sensor. Null keeps them for ever")
+    retention_climate_hour_rollups_days: int | None = Field(
+        default=None, ge=1, description="Days hourly climate rollups are kept; null (default) keeps them for ever")
     retention_interval_s: float = Field(
         default=3600.0, gt=0,
         description="Seconds between retention cleanups; the first runs one interval after start-up",
@@ -289,9 +321,31 @@ class Settings(BaseModel):
             raise ValueError("influx_retry_max_s must be >= influx_retry_min_s")
         if len(set(self.harvest_operators)) != len(self.harvest_operators) or not all(self.harvest_operators):
             raise ValueError("harvest_operators must be distinct, non-empty names")
-        if self.climate_too_cold_c >= self.climate_too_hot_c:
-            raise ValueError("climate_too_cold_c must be below climate_too_hot_c")
+        self._check_climate_limits()
         return self
+
+    def climate_band(self, site: str, shed: str) -> ClimateBand:
+        """The limits that apply to a shed: its own, else its site's, else the global ones (all four set)."""
+        layers = [self.climate_limits_by_shed.get(shed), self.climate_limits_by_site.get(site)]
+        values = {}
+        for name in ClimateBand.model_fields:
+            own = next((getattr(layer, name) for layer in layers if layer and getattr(layer, name) is not None), None)
+            values[name] = own if own is not None else getattr(self, f"climate_{name}")
+        return ClimateBand(**values)
+
+    def _check_climate_limits(self) -> None:
+        places = [("", "")] + [(site, "") for site in self.climate_limits_by_site]
+        places += [(sensor.site, sensor.shed) for sensor in self.climate_sensors]
+        places += [("", shed) for shed in self.climate_limits_by_shed]
+        for site, shed in places:
+            band = self.climate_band(site, shed)
+            where = f" (shed {shed!r})" if shed else f" (site {site!r})" if site else ""
+            assert band.too_cold_c is not None and band.too_hot_c is not None
+            assert band.too_dry_pct is not None and band.too_humid_pct is not None
+            if band.too_cold_c >= band.too_hot_c:
+                raise ValueError(f"climate limits{where}: too_cold_c must be below too_hot_c")
+            if band.too_dry_pct >= band.too_humid_pct:
+                raise ValueError(f"climate limits{where}: too_dry_pct must be below too_humid_pct")
 
     def _check_postgres(self) -> None:
         if self.postgres_dsn is None and os.environ.get("FIELDLINE_POSTGRES_DSN"):
