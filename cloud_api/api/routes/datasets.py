@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fieldline.contract import NAME_PATTERN, ModelRef
 
 from cloud_api.api.deps import OperatorDep, Principal, StoreDep
+from cloud_api.api.errors import UNPROCESSABLE
 from cloud_api.fleet.commands import CommandRefused, CommandService
 from cloud_api.fleet.multipart import MultipartError, parse_form
 from cloud_api.fleet.runtime import DispatcherDep, FleetStoreDep
@@ -45,7 +46,7 @@ async def datasets_lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(tags=["datasets"], lifespan=datasets_lifespan)
+router = APIRouter(tags=["datasets"], lifespan=datasets_lifespan, responses=UNPROCESSABLE)  # 422: list or text
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Dataset name")]
 FramePath = Annotated[str, Path(min_length=1, max_length=200, description="Frame id")]
 _NOT_FOUND = {404: {"description": "No such dataset or frame"}}
@@ -268,7 +269,7 @@ def next_frame(name: NamePath, store: StoreDep, principal: OperatorDep, body: Ne
 
 @router.put("/datasets/{name}/frames/{fid}/labels", responses={
     **_NOT_FOUND, 409: {"description": "Stale version: someone else saved first"},
-    422: {"description": "Unknown label, or a box outside 0..1 / with x2 <= x1"}},
+    **UNPROCESSABLE},
     summary="Save labels and status (operator): version + 1, lease released")
 def save_labels(name: NamePath, fid: FramePath, body: LabelsIn, store: StoreDep,
                 principal: OperatorDep) -> dict[str, Any]:
@@ -317,7 +318,7 @@ def export_dataset(name: NamePath, store: StoreDep,
 
 
 @router.post("/datasets/{name}/import", responses={
-    **_NOT_FOUND, 413: {"description": "Zip too large"}, 422: {"description": "Not a dataset of that format"}},
+    **_NOT_FOUND, 413: {"description": "Zip too large"}, **UNPROCESSABLE},
     summary="Import labelled frames from a YOLO or COCO zip (operator): raw body or multipart `file`")
 async def import_dataset(name: NamePath, request: Request, store: StoreDep, principal: OperatorDep,
                          format: Annotated[Literal["yolo", "coco"], Query()] = "yolo") -> dict[str, Any]:  # noqa: A002
