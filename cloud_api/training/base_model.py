@@ -29,7 +29,6 @@ class BaseModel:
     version: str
     labels: tuple[str, ...]
     input_size: int
-    init_flags: list[str]  # the `model train` options that build this file's network
 
     def holdout_source(self) -> str | None:
         """The generator whose fresh frames are the original holdout (the labels decide), or None."""
@@ -56,7 +55,8 @@ def resolve(spec: str, registry_path: callable, known_sha256: callable) -> BaseM
 
 
 def read(path: Path) -> BaseModel:
-    """Name, version, labels, input size and network shape of a FieldLine FP32 ONNX file."""
+    """Name, version, labels and input size of a FieldLine FP32 ONNX file (no PyTorch in the API process: the
+    network shape is read by the worker, see ``train_proc --shape-flags``)."""
     data = path.read_bytes()
     model = onnx.load_from_string(data)
     meta = {p.key: p.value for p in model.metadata_props}
@@ -65,10 +65,6 @@ def read(path: Path) -> BaseModel:
                              "training jobs fine-tune FieldLine detectors")
     if any(n.op_type == "QuantizeLinear" for n in model.graph.node):
         raise BaseModelError(f"{path.name}: an INT8 file; start from the FP32 file of that version")
-    from models.onnx_init import read_onnx_weights, shape_flags
-
-    convs, scales, _ = read_onnx_weights(path)
     return BaseModel(path=path, sha256=hashlib.sha256(data).hexdigest(), name=meta.get("fieldline.name", path.stem),
                      version=meta.get("fieldline.version", "0"), labels=tuple(json.loads(meta["fieldline.labels"])),
-                     input_size=int(meta.get("fieldline.input_size", "320")),
-                     init_flags=shape_flags(convs, len(scales)).split())
+                     input_size=int(meta.get("fieldline.input_size", "320")))

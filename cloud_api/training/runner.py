@@ -142,7 +142,9 @@ class TrainingRunner:
                 data["replay"] = self._replay(holdout, int(params["replay"]), data_dir, log_file, cancelled)
             self._update(job.id, progress={"step": 0, "steps": params["steps"], "loss": None, "stage": "train"},
                          result={**result, "data": data})
-            checkpoint = self._train(job, params, base, data_dir, work, log_file, cancelled)
+            checkpoint, info = self._train(job, params, base, data_dir, work, log_file, cancelled)
+            result["train"] = {"steps": info["steps"], "train_s": info["train_seconds"],
+                               "best_val_map50": info.get("best_val_map50"), "train_images": info["train_images"]}
             new_file = work / f"{base.name}.onnx"
             version = f"{base.version}-ft.{job.id[-6:]}"
             run_step(["model", "export", "--checkpoint", str(checkpoint), "--out", str(new_file), "--name", base.name,
@@ -152,17 +154,21 @@ class TrainingRunner:
                          progress={"step": params["steps"], "steps": params["steps"], "stage": "evaluate"})
             result["holdout_data"] = f"{holdout} ({params['holdout_count']} frames, seed " \
                                      f"{base_model.HOLDOUT_SEED})" if holdout else None
-            for who, path in (("old", base.path), ("new", new_file)):
-                result[who]["test"] = self._eval(path, ["--data", str(data_dir), "--format", "yolo", "--split",
-                                                        "test"], log_file, cancelled)
+            test = {"data": str(data_dir), "format": "yolo", "split": "test"}
+            todo = [("old", "test", {"model": str(base.path), **test}), ("new", "test", {"model": str(new_file), **test})]
             if holdout:
+                ho = {"data": holdout, "count": int(params["holdout_count"]), "seed": base_model.HOLDOUT_SEED}
                 key = (base.sha256, holdout, int(params["holdout_count"]))
-                if key not in self._old_holdout:
-                    self._old_holdout[key] = self._eval(base.path, self._holdout_args(holdout, params), log_file,
-                                                        cancelled)
-                result["old"]["holdout"] = self._old_holdout[key]
-                result["new"]["holdout"] = self._eval(new_file, self._holdout_args(holdout, params), log_file,
-                                                      cancelled)
+                if key in self._old_holdout:
+                    result["old"]["holdout"] = self._old_holdout[key]
+                else:
+                    todo.append(("old", "holdout", {"model": str(base.path), **ho}))
+                todo.append(("new", "holdout", {"model": str(new_file), **ho}))
+            out = run_step(["--evaluate", json.dumps([t[2] for t in todo])], log_file, cancelled)
+            for (who, what, _), res in zip(todo, json.loads(out.strip().splitlines()[-1])):
+                result[who][what] = res["map50"]
+            if holdout:
+                self._old_holdout[key] = result["old"]["holdout"]
             accepted, reason = decide(result["old"], result["new"])
             result["reason"] = reason
             result["data"] = data
@@ -239,7 +245,7 @@ class TrainingRunner:
         return {"source": source, "frames": count, "seed": REPLAY_SEED}
 
     def _train(self, job: TrainingJob, params: dict[str, Any], base: base_model.BaseModel, data_dir: Path,
-               work: Path, log_file: Path, cancelled: Any) -> Path:
+               work: Path, log_file: Path, cancelled: Any) -> tuple[Path, dict[str, Any]]:
         steps = int(params["steps"])
 
         def on_line(line: str) -> None:
@@ -249,7 +255,8 @@ class TrainingRunner:
                                                "val_map50": p.val_map50, "stage": "train"})
 
         run_dir = work / "run"
-        args = ["model", "train", "--data", str(data_dir), "--format", "yolo", *base.init_flags,
+        flags = run_step(["--shape-flags", str(base.path)], log_file, cancelled).strip().splitlines()[-1].split()
+        args = ["model", "train", "--data", str(data_dir), "--format", "yolo", *flags,
                 "--init-from", str(base.path), "--input-size", str(params["input_size"]),
                 "--canvas", str(min(int(params["canvas"]), int(params["input_size"]))),
                 "--scale-range", "0.75,2", "--lr", str(params["lr"]), "--seed", str(params["seed"]),
@@ -262,16 +269,7 @@ class TrainingRunner:
         info = json.loads((run_dir / "train_info.json").read_text())
         self._update(job.id, progress={"step": info["steps"], "steps": steps, "stage": "export",
                                        "train_s": info["train_seconds"], "val_map50": info.get("best_val_map50")})
-        return checkpoint
-
-    @staticmethod
-    def _holdout_args(source: str, params: dict[str, Any]) -> list[str]:
-        return ["--data", source, "--count", str(params["holdout_count"]), "--seed", str(base_model.HOLDOUT_SEED)]
-
-    @staticmethod
-    def _eval(model: Path, data_args: list[str], log_file: Path, cancelled: Any) -> float:
-        out = run_step(["model", "eval", "--model", str(model), *data_args, "--json"], log_file, cancelled)
-        return float(last_json(out)["map50"])
+        return checkpoint, info
 
     @staticmethod
     def _quantize(model: Path, data_dir: Path, data: dict[str, Any], log_file: Path, cancelled: Any,

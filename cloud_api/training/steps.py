@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,42 +48,50 @@ def parse_progress(line: str) -> Progress | None:
 
 def run_step(args: list[str], log: Path, cancelled: Callable[[], bool],
              on_line: Callable[[str], None] | None = None, poll_s: float = 0.3) -> str:
-    """Run ``fieldline ARGS`` in a worker process; returns its stdout. Lines (stdout and stderr, merged) go to
+    """Run ``fieldline ARGS`` in a worker process; returns its output. Lines (stdout and stderr, merged) go to
     ``log`` and ``on_line``. Raises :class:`Cancelled` (process group killed) or :class:`StepFailed`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    lines: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
+    seen: list[str] = []
     with open(log, "a", encoding="utf-8") as out:
         out.write(f"$ fieldline {' '.join(args)}\n")
         out.flush()
         proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1, env=env, start_new_session=True)
+                                bufsize=1, env=env, start_new_session=True, errors="replace")
         assert proc.stdout is not None
-        os.set_blocking(proc.stdout.fileno(), False)
-        buf = ""
-        while True:
-            chunk = proc.stdout.read() or ""
-            buf += chunk
-            *complete, buf = buf.split("\n")
-            for line in complete:
-                lines.append(line)
-                out.write(line + "\n")
-                if on_line:
-                    on_line(line)
-            out.flush()
-            if proc.poll() is not None and not chunk:
-                break
-            if cancelled():
+        stream = proc.stdout
+
+        def pump() -> None:
+            for line in stream:
+                lines.put(line.rstrip("\n"))
+            lines.put(None)
+
+        threading.Thread(target=pump, name="training-step-output", daemon=True).start()
+        done = False
+        while not done:
+            try:
+                line = lines.get(timeout=poll_s)
+            except queue.Empty:
+                line = ""
+            else:
+                if line is None:
+                    done = True
+                    line = ""
+                else:
+                    seen.append(line)
+                    out.write(line + "\n")
+                    out.flush()
+                    if on_line:
+                        on_line(line)
+            if not done and cancelled():
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise Cancelled("cancelled")
-            time.sleep(poll_s)
-        if buf:
-            lines.append(buf)
-            out.write(buf + "\n")
+        proc.wait()
     if proc.returncode != 0:
-        tail = [ln for ln in lines if ln.strip()][-3:]
-        raise StepFailed(f"`fieldline {args[0]} {args[1]}` exited {proc.returncode}: " + " | ".join(tail))
-    return "\n".join(lines)
+        tail = [ln for ln in seen if ln.strip()][-3:]
+        raise StepFailed(f"`fieldline {' '.join(args[:2])}` exited {proc.returncode}: " + " | ".join(tail))
+    return "\n".join(seen)
 
 
 def last_json(output: str) -> dict:
