@@ -12,11 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
+from cloud_api.ingest.messages import DeadLetterItem, MessageClassifier, SampleItem
 from cloud_api.services.users import create_user
 from cloud_api.storage.sqlite_datasets import split_of
+from fieldline.contract import Event, ModelRef, Zone, build_sample, sample_topic
 from models.data_sources import DataSource
 from models.datasets import Dataset, Sample, load_dataset, write_yolo
-from tests.cloud_api.cloudapi_builders import PASSWORD, ApiServer, login, settings_for
+from tests.cloud_api.cloudapi_builders import PASSWORD, SITE, T0, ApiServer, event_payload, login, settings_for
 
 LABELS = ["ripe", "unripe"]
 
@@ -199,3 +201,55 @@ def test_frame_image_and_missing_things(api, users):
     assert ann.post("/datasets", json={"name": "images", "labels": ["x"]}).status_code == 409
     assert ann.post("/datasets", json={"name": "requests", "labels": ["x"]}).status_code == 422
     assert users["vic"].post("/datasets", json={"name": "v", "labels": ["x"]}).status_code == 403
+
+
+def test_an_event_marked_wrong_becomes_a_frame_from_its_snapshot(api, users):
+    store = api.server.config.app.state.store
+    with_snapshot = Event.model_validate(event_payload(seq=1, snapshot="edge-1-0-1"))
+    without = Event.model_validate(event_payload(seq=2, device="edge-9"))
+    store.write_events([with_snapshot, without], T0)
+    store.write_snapshot(SITE, "edge-1", "edge-1-0-1", jpeg(7), T0)
+    ann = users["ann"]
+    copied = ann.post("/datasets/requests/from-event", json={"event_id": "edge-1-0-1", "note": "not ripe"})
+    assert copied.status_code == 202, copied.text
+    body = copied.json()
+    assert body["request_id"] is None and body["dataset"] == "tomato-ripeness"
+    frame = ann.get(f"/datasets/tomato-ripeness/frames/{body['frame']}").json()
+    assert (frame["reason"], frame["status"], frame["source"]["kind"]) == ("on_demand", "new", "event")
+    assert frame["predictions"] == [{"label": "ripe", "score": 0.9, "box": [0.1, 0.1, 0.2, 0.2]}]
+    assert frame["note"].startswith("not ripe") and (frame["width"], frame["height"]) == (64, 48)
+    assert ann.get(f"/datasets/tomato-ripeness/frames/{body['frame']}/image").content == jpeg(7)
+    # no snapshot: the device is asked (a sample command is stored for the dispatcher)
+    asked = ann.post("/datasets/requests/from-event", json={"event_id": "edge-9-0-2"})
+    assert asked.status_code == 202 and asked.json()["frame"] is None
+    command = ann.get(f"/commands/{asked.json()['request_id']}").json()
+    assert (command["name"], command["device"], command["args"]["camera"]) == ("sample", "edge-9", "cam-1")
+    assert command["args"]["request_id"] == asked.json()["request_id"]
+    assert ann.get(f"/datasets/requests/{asked.json()['request_id']}").json()["frames"] == []
+    assert ann.post("/datasets/requests/from-event", json={"event_id": "nope"}).status_code == 404
+    assert users["vic"].post("/datasets/requests/from-event", json={"event_id": "edge-1-0-1"}).status_code == 403
+
+
+def _sample_message(**changes) -> tuple[str, bytes]:
+    sample = build_sample(jpeg=jpeg(3), id="edge-1-abcdef0123456789-1-s1", device="edge-1", site=SITE, camera="c",
+                          zone=Zone(kind="shed", id="shed-1"), ts_ms=T0, reason="random", width=64, height=48,
+                          model=ModelRef(name="tomato-ripeness", version="1", sha256="ab" * 32))
+    data = json.loads(sample.to_json())
+    data.update(changes)
+    return sample_topic(SITE, "edge-1", sample.id), json.dumps(data).encode()
+
+
+@pytest.mark.parametrize("changes, topic_device, reason", [
+    ({}, "edge-1", None),
+    ({"image_sha256": "0" * 64}, "edge-1", "image_sha256: does not match"),
+    ({"id": "other"}, "edge-1", "id: payload says 'other'"),
+    ({}, "edge-2", "device: payload says 'edge-1'"),
+])
+def test_sample_messages_are_checked_on_ingest(changes, topic_device, reason):
+    topic, payload = _sample_message(**changes)
+    item = MessageClassifier(snapshot_max_bytes=10**6).classify(topic.replace("/edge-1/", f"/{topic_device}/"),
+                                                                payload)
+    if reason is None:
+        assert isinstance(item, SampleItem) and item.jpeg == jpeg(3)
+    else:
+        assert isinstance(item, DeadLetterItem) and reason in item.reason
