@@ -30,7 +30,7 @@ from cloud_api.ingest.climate_adapters import SensorMap
 from cloud_api.ingest.messages import MessageClassifier
 from cloud_api.ingest.mqtt_client import IngestClient
 from cloud_api.ingest.writer import BatchWriter
-from cloud_api.services.climate import ClimateLimits, SilenceWatch, ThresholdAlerts
+from cloud_api.services.climate import SilenceWatch, ThresholdAlerts, limits_from, store_clearer
 from cloud_api.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,12 @@ class IngestWorker:
         self._counters = IngestCounters()
         self._sensors = SensorMap(settings.climate_sensors)  # foreign climate sensors, subscribed by topic
         self._classifier = MessageClassifier(snapshot_max_bytes=settings.snapshot_max_bytes, sensors=self._sensors)
-        limits = ClimateLimits(settings.climate_too_hot_c, settings.climate_too_cold_c,
-                               int(settings.climate_silent_after_s * 1000))
+        thresholds = ThresholdAlerts(limits_from(settings), clear=store_clearer(store))
         self._writer = BatchWriter(store, self._counters, self._classifier.classify,
-                                   batch_max=settings.ingest_batch_max,
-                                   telemetry_alerts=ThresholdAlerts(limits).check)
-        self.silence = SilenceWatch(store.climate_sensors, store.write_alerts,  # type: ignore[attr-defined]
-                                    limits.silent_after_ms, settings.climate_check_interval_s)
+                                   batch_max=settings.ingest_batch_max, telemetry_alerts=thresholds.check)
+        self.silence = SilenceWatch(store.climate_sensors, store.write_alerts,
+                                    int(settings.climate_silent_after_s * 1000), settings.climate_check_interval_s,
+                                    on_written=thresholds.note_opened)
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         # bumped on every connection; acks from an older connection are dropped (all on paho's thread, except

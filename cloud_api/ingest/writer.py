@@ -193,7 +193,7 @@ class BatchWriter:
             elif matched is False:
                 self._counters.add_outcomes(ignored=1)  # not a command of this API, or its reply already stored
         elif isinstance(item, TelemetryItem):
-            self._with_retry(1, at, lambda: self._store.write_telemetry(item.readings, at))  # type: ignore[attr-defined]
+            self._with_retry(1, at, lambda: self._store.write_telemetry(item.readings, at))
             alerts = self._telemetry_alerts(item.readings) if self._telemetry_alerts is not None else []
             if alerts:
                 self._with_retry(len(alerts), at, lambda: self._store.write_alerts(alerts, at), dedup=True)

@@ -224,7 +224,7 @@ class ForecastService:
         also where it came from and the first measured hour (earlier hours repeat the first reading)."""
         start = start_ms // HOUR_MS * HOUR_MS
         hours = (end_ms - start) // HOUR_MS + 2
-        series = self._store.climate_series(shed, "temperature", start, base_ms, HOUR_MS)  # type: ignore[attr-defined]
+        series = self._store.climate_series(shed, "temperature", start, base_ms, HOUR_MS)
         measured: dict[int, float] = {(b.ts_ms - start) // HOUR_MS: b.mean for b in series}
         base_hour = (base_ms - start) // HOUR_MS
         if not measured:
@@ -234,7 +234,7 @@ class ForecastService:
         for h in range(base_hour):
             last = measured.get(h, last)  # a gap keeps the last reading
             past.append(last)
-        given = self._store.temperature_forecast(site, shed, base_ms, end_ms + HOUR_MS) if site else []  # type: ignore[attr-defined]
+        given = self._store.temperature_forecast(site, shed, base_ms, end_ms + HOUR_MS) if site else []
         future_hours = hours - base_hour
         if given:
             future = _interpolate([(ts - start) / HOUR_MS for ts, _ in given], [v for _, v in given],

@@ -11,7 +11,15 @@ import pytest
 from cloud_api.core.config import ClimateSensor
 from cloud_api.ingest.climate_adapters import SensorMap
 from cloud_api.ingest.messages import DeadLetterItem, IgnoredItem, MessageClassifier, TelemetryItem
-from cloud_api.services.climate import ClimateLimits, ThresholdAlerts, silent_alerts
+from cloud_api.core.config import Settings
+from cloud_api.services.climate import (
+    AUTO_CLEARED_BY,
+    ClimateLimits,
+    ThresholdAlerts,
+    limits_from,
+    silent_alerts,
+    store_clearer,
+)
 from cloud_api.storage.records import AlertQuery
 from cloud_api.storage.sqlite_store import SqliteStore
 from fieldline.contract import ContractError, Telemetry, parse_topic, telemetry_topic
@@ -27,8 +35,9 @@ ESP = ClimateSensor(topic="greenhouse-node/sensor/shed_2_humidity/state", style=
 Z2M = ClimateSensor(topic="zigbee2mqtt/shed2-th", style="zigbee2mqtt", site=SITE, shed="shed-2", sensor="z2m-shed2")
 
 
-def reading(value: float, *, ts_ms: int = T0, unit: str = "°C", shed: str = "shed-1", sensor: str = "t1") -> Telemetry:
-    return Telemetry(site=SITE, device="gw-1", sensor=sensor, shed=shed, quantity="temperature", value=value,
+def reading(value: float, *, ts_ms: int = T0, unit: str = "°C", shed: str = "shed-1", sensor: str = "t1",
+            quantity: str = "temperature") -> Telemetry:
+    return Telemetry(site=SITE, device="gw-1", sensor=sensor, shed=shed, quantity=quantity, value=value,
                      unit=unit, ts_ms=ts_ms)
 
 
@@ -106,6 +115,47 @@ def test_threshold_alerts_fire_once_per_repeat_window_and_only_outside_the_limit
     assert cold.code == "too_cold"
 
 
+def test_humidity_limits_per_site_and_shed_and_alerts_clear_with_hysteresis(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, climate_too_humid_pct=95, climate_too_dry_pct=30,
+                        climate_limits_by_site={SITE: {"too_humid_pct": 90}},
+                        climate_limits_by_shed={"shed-2": {"too_humid_pct": 85, "too_hot_c": 28}})
+    limits = limits_from(settings)
+    assert (limits(SITE, "shed-1").too_humid_pct, limits(SITE, "shed-2").too_humid_pct) == (90, 85)
+    assert (limits("other", "shed-1").too_humid_pct, limits(SITE, "shed-2").too_dry_pct) == (95, 30)
+    store = SqliteStore(tmp_path / "c.db")
+    store.open()
+    checker = ThresholdAlerts(limits, clear=store_clearer(store))
+
+    def check(*readings: Telemetry) -> list[str]:
+        alerts = checker.check(readings)
+        store.write_alerts(alerts, T0)
+        return [a.code for a in alerts]
+
+    def open_codes() -> list[str]:
+        return sorted(a.code for a in store.list_alerts(AlertQuery(limit=100)) if a.state != "cleared")
+
+    rh = "humidity"
+    assert check(reading(88, quantity=rh, unit="%")) == []  # under the site's 90 %
+    assert check(reading(88, quantity=rh, unit="%", shed="shed-2", sensor="t2", ts_ms=T0 + 1)) == ["too_humid"]
+    assert check(reading(29, shed="shed-2", sensor="t2", ts_ms=T0 + 2)) == ["too_hot"]
+    assert check(reading(25, quantity=rh, unit="%", sensor="t3", ts_ms=T0 + 3)) == ["too_dry"]
+    assert open_codes() == ["too_dry", "too_hot", "too_humid"]
+    # back under the limit but inside the hysteresis (3 % RH, 1 °C): nothing clears, nothing new opens
+    assert check(reading(83, quantity=rh, unit="%", shed="shed-2", sensor="t2", ts_ms=T0 + 10),
+                 reading(27.5, shed="shed-2", sensor="t2", ts_ms=T0 + 11)) == []
+    assert open_codes() == ["too_dry", "too_hot", "too_humid"]
+    assert check(reading(81.9, quantity=rh, unit="%", shed="shed-2", sensor="t2", ts_ms=T0 + 20),
+                 reading(26.9, shed="shed-2", sensor="t2", ts_ms=T0 + 21)) == []
+    assert open_codes() == ["too_dry"]
+    cleared = [a for a in store.list_alerts(AlertQuery(state="cleared", limit=100))]
+    assert {(a.code, a.cleared_by, a.cleared_ms) for a in cleared} == {("too_humid", AUTO_CLEARED_BY, T0 + 21),
+                                                                       ("too_hot", AUTO_CLEARED_BY, T0 + 21)}
+    # a new excursion right after the clear opens a new alert at once (no repeat window left over)
+    assert check(reading(30, shed="shed-2", sensor="t2", ts_ms=T0 + 30)) == ["too_hot"]
+    assert open_codes() == ["too_dry", "too_hot"]
+    store.close()
+
+
 # ------------------------------------------------------------ store
 
 
@@ -165,3 +215,35 @@ def test_two_sensor_styles_and_fieldline_telemetry_arrive_through_mosquitto(tmp_
         assert all(a.count == 1 for a in store.list_alerts(AlertQuery(limit=100)) if a.code == "sensor_silent")
         assert api.anon.get("/sheds/shed-1/climate").status_code == 401
         assert api.client.get("/sheds/nowhere/climate").status_code == 404
+
+
+def test_climate_alerts_clear_themselves_through_mosquitto(tmp_path: Path, broker: MosquittoBroker) -> None:
+    settings = settings_for(tmp_path, broker, climate_sensors=[HA, Z2M], climate_too_hot_c=30.0,
+                            climate_limits_by_shed={"shed-2": {"too_humid_pct": 90}},
+                            climate_silent_after_s=2.0, climate_check_interval_s=0.2)
+
+    def open_alerts(api: ApiServer) -> list[tuple[str, str]]:
+        return sorted((a["code"], a["zone_id"]) for a in api.get("/alerts") if a["state"] != "cleared")
+
+    with ApiServer(settings) as api, Publisher(broker) as pub:
+        assert api.worker.wait_connected(10)
+        pub.publish(HA.topic, b"31.0")
+        pub.publish(Z2M.topic, json.dumps({"temperature": 22.0, "humidity": 93.0}))
+        wait_until(lambda: open_alerts(api) == [("too_hot", "shed-1"), ("too_humid", "shed-2")], 10, "two alerts")
+        pub.publish(HA.topic, b"29.5")  # below 30 but inside the 1 °C hysteresis: the alert stays
+        pub.publish(Z2M.topic, json.dumps({"temperature": 22.0, "humidity": 88.0}))  # inside the 3 % RH one
+        api.worker.flush()
+        wait_until(lambda: len(api.get("/sheds/shed-2/climate")["humidity"]) >= 1, what="shed-2 humidity")
+        silent = wait_until(lambda: len(s := [a for a in open_alerts(api) if a[0] == "sensor_silent"]) == 3 and s,
+                            10, "three silent sensors")
+        assert silent == [("sensor_silent", "shed-1"), ("sensor_silent", "shed-2"),
+                                  ("sensor_silent", "shed-2")]
+        assert ("too_hot", "shed-1") in open_alerts(api) and ("too_humid", "shed-2") in open_alerts(api)
+        # the sensors speak again, well inside their bands: every alert clears itself
+        pub.publish(HA.topic, b"28.5")
+        pub.publish(Z2M.topic, json.dumps({"temperature": 21.0, "humidity": 70.0}))
+        wait_until(lambda: open_alerts(api) == [], 10, "every climate alert cleared")
+        cleared = api.get("/alerts", state="cleared")
+        assert {a["code"] for a in cleared} == {"too_hot", "too_humid", "sensor_silent"} and len(cleared) == 5
+        store: SqliteStore = api.server.config.app.state.store
+        assert {a.cleared_by for a in store.list_alerts(AlertQuery(state="cleared"))} == {AUTO_CLEARED_BY}

@@ -87,7 +87,7 @@ def shed_climate(
     days: Annotated[float, Query(gt=0, le=90, description="How far back, days")] = 7,
     bucket: Annotated[int, Query(ge=60_000, le=DAY_MS, description="Bucket size, ms")] = 3_600_000,
 ) -> ShedClimateOut:
-    sensors = store.climate_sensors(shed_id)  # type: ignore[attr-defined]
+    sensors = store.climate_sensors(shed_id)
     if not sensors and not store.shed_exists(shed_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown shed {shed_id!r}")
     now = _now_ms()
@@ -95,8 +95,8 @@ def shed_climate(
     from_ms = to_ms - int(days * DAY_MS) // bucket * bucket
     return ShedClimateOut(
         shed=shed_id, from_ms=from_ms, to_ms=to_ms, bucket_ms=bucket,
-        temperature=_points(store.climate_series(shed_id, "temperature", from_ms, to_ms, bucket)),  # type: ignore[attr-defined]
-        humidity=_points(store.climate_series(shed_id, "humidity", from_ms, to_ms, bucket)),  # type: ignore[attr-defined]
+        temperature=_points(store.climate_series(shed_id, "temperature", from_ms, to_ms, bucket)),
+        humidity=_points(store.climate_series(shed_id, "humidity", from_ms, to_ms, bucket)),
         sensors=[_sensor_out(s, now, settings.climate_silent_after_s) for s in sensors],
     )
 
@@ -104,7 +104,7 @@ def shed_climate(
 @router.get("/climate/sensors", response_model=list[SensorOut], summary="Every climate sensor with its last reading")
 def list_sensors(store: StoreDep, settings: SettingsDep) -> list[SensorOut]:
     now = _now_ms()
-    return [_sensor_out(s, now, settings.climate_silent_after_s) for s in store.climate_sensors()]  # type: ignore[attr-defined]
+    return [_sensor_out(s, now, settings.climate_silent_after_s) for s in store.climate_sensors()]
 
 
 @router.put("/climate/temperature-forecast", response_model=TemperatureForecastOut,
@@ -112,5 +112,5 @@ def list_sensors(store: StoreDep, settings: SettingsDep) -> list[SensorOut]:
 def put_forecast(store: StoreDep, _: OperatorDep,
                  body: Annotated[TemperatureForecastIn, Body()]) -> TemperatureForecastOut:
     points = sorted((p.ts_ms, p.value_c) for p in body.points)
-    store.put_temperature_forecast(body.site, body.shed or "", points, _now_ms())  # type: ignore[attr-defined]
+    store.put_temperature_forecast(body.site, body.shed or "", points, _now_ms())
     return TemperatureForecastOut(site=body.site, shed=body.shed, stored=len(points))
