@@ -18,6 +18,8 @@ def policy_from(settings: Settings) -> RetentionPolicy:
         events_days=settings.retention_events_days,
         minute_rollups_days=settings.retention_minute_rollups_days,
         hour_rollups_days=settings.retention_hour_rollups_days,
+        climate_days=settings.retention_climate_days,
+        climate_hour_rollups_days=settings.retention_climate_hour_rollups_days,
     )
 
 
@@ -39,7 +41,8 @@ class RetentionJob:
     @property
     def has_work(self) -> bool:
         p = self._policy
-        return any(d is not None for d in (p.events_days, p.minute_rollups_days, p.hour_rollups_days))
+        return any(d is not None for d in (p.events_days, p.minute_rollups_days, p.hour_rollups_days,
+                                           p.climate_days, p.climate_hour_rollups_days))
 
     def run_once(self, now_ms: int | None = None) -> RetentionResult | None:
         try:

@@ -1,6 +1,10 @@
 """Climate time series in SQLite: readings per (site, sensor, quantity, time), each sensor's last reading, and
 temperature forecasts given to the API.
 
+Retention (``roll_up``, ``prune_hourly``, ``prune_forecasts``): raw readings older than the retention limit
+are folded into hourly rollups per sensor (sum, min, max, count) before they are deleted, so a series still
+reaches back with hourly buckets; ``series`` reads both.
+
 Values are stored in canonical units (°C, % relative humidity), so every reader sees one unit. A repeated
 reading (same site, sensor, quantity and time) is a duplicate and ignored. A sensor is keyed by (site,
 sensor): sensor names are chosen per site, like device names.
@@ -26,6 +30,12 @@ CREATE TABLE IF NOT EXISTS climate_sensors (
     last_ts_ms INTEGER NOT NULL, last_value REAL NOT NULL, last_received_ms INTEGER NOT NULL,
     PRIMARY KEY (site, sensor, quantity)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS climate_hourly (
+    site TEXT NOT NULL, sensor TEXT NOT NULL, quantity TEXT NOT NULL, hour_ms INTEGER NOT NULL,
+    shed TEXT NOT NULL, total REAL NOT NULL, low REAL NOT NULL, high REAL NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (site, sensor, quantity, hour_ms)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS climate_hourly_shed ON climate_hourly (shed, quantity, hour_ms);
 CREATE TABLE IF NOT EXISTS temperature_forecasts (
     site TEXT NOT NULL, shed TEXT NOT NULL, ts_ms INTEGER NOT NULL, value REAL NOT NULL, created_ms INTEGER NOT NULL,
     PRIMARY KEY (site, shed, ts_ms)
@@ -86,12 +96,56 @@ def series(conn: sqlite3.Connection, shed: str, quantity: str, from_ms: int, to_
            bucket_ms: int) -> list[ClimateBucket]:
     """Mean, min and max per bucket (from_ms + i x bucket_ms) over every sensor of the shed; empty buckets absent."""
     rows = conn.execute(
-        "SELECT :from + ((ts_ms - :from) / :bucket) * :bucket AS b, avg(value), min(value), max(value), count(*)"
-        " FROM climate_points WHERE shed = :shed AND quantity = :q AND ts_ms >= :from AND ts_ms < :to"
+        "SELECT :from + ((t - :from) / :bucket) * :bucket AS b, sum(total) / sum(n), min(lo), max(hi), sum(n)"
+        " FROM (SELECT ts_ms AS t, value AS total, value AS lo, value AS hi, 1 AS n FROM climate_points"
+        "       WHERE shed = :shed AND quantity = :q AND ts_ms >= :from AND ts_ms < :to"
+        "       UNION ALL SELECT hour_ms, total, low, high, n FROM climate_hourly"
+        "       WHERE shed = :shed AND quantity = :q AND hour_ms >= :from AND hour_ms < :to) AS readings"
         " GROUP BY b ORDER BY b",
         {"from": from_ms, "to": to_ms, "bucket": bucket_ms, "shed": shed, "q": quantity},
     ).fetchall()
     return [ClimateBucket(int(b), float(mean), float(lo), float(hi), int(n)) for b, mean, lo, hi, n in rows]
+
+
+HOUR_MS = 3_600_000
+
+
+def roll_up(conn: sqlite3.Connection, before_ms: int, chunk_ms: int = 86_400_000) -> int:
+    """Fold raw readings older than ``before_ms`` (rounded down to the hour) into hourly rollups and delete
+    them, one ``chunk_ms`` of time per transaction; returns how many raw readings went."""
+    cutoff = before_ms // HOUR_MS * HOUR_MS
+    (oldest,) = conn.execute("SELECT min(ts_ms) FROM climate_points").fetchone()
+    moved = 0
+    while oldest is not None and oldest < cutoff:
+        end = min(cutoff, (oldest // HOUR_MS * HOUR_MS) + chunk_ms)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO climate_hourly (site, sensor, quantity, hour_ms, shed, total, low, high, n)"
+                " SELECT site, sensor, quantity, (ts_ms / 3600000) * 3600000 AS h, max(shed), sum(value), min(value),"
+                " max(value), count(*) FROM climate_points WHERE ts_ms >= ? AND ts_ms < ?"
+                " GROUP BY site, sensor, quantity, h"
+                " ON CONFLICT (site, sensor, quantity, hour_ms) DO UPDATE SET total = total + excluded.total,"
+                " low = min(low, excluded.low), high = max(high, excluded.high), n = n + excluded.n",
+                (oldest, end),
+            )
+            moved += conn.execute("DELETE FROM climate_points WHERE ts_ms >= ? AND ts_ms < ?", (oldest, end)).rowcount
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        oldest = end
+    return moved
+
+
+def prune_hourly(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Delete hourly rollups older than ``before_ms`` (inside the caller's transaction)."""
+    return conn.execute("DELETE FROM climate_hourly WHERE hour_ms < ?", (before_ms,)).rowcount
+
+
+def prune_forecasts(conn: sqlite3.Connection, before_ms: int) -> int:
+    """Delete temperature forecast points older than ``before_ms`` (inside the caller's transaction)."""
+    return conn.execute("DELETE FROM temperature_forecasts WHERE ts_ms < ?", (before_ms,)).rowcount
 
 
 def sensors(conn: sqlite3.Connection, shed: str | None = None) -> list[SensorState]:

@@ -1,5 +1,7 @@
 """Retention cleanup of the SQLite store: raw events (with their count points and, for inspections, their
-QA rows), snapshots, dead letters and the minute/hour count rollups, each with its own age limit.
+QA rows), snapshots, dead letters, the minute/hour count rollups, and climate readings (rolled up hourly
+first, see ``sqlite_climate``) with their hourly rollups and old temperature forecasts, each with its own
+age limit.
 
 Deletes run in small transactions so the ingest writer never waits long for the write lock. The event
 that is the latest count of a (shed, device, camera, row) is kept however old it is: the shed overview
@@ -12,7 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cloud_api.storage import sqlite_rollups
+from cloud_api.storage import sqlite_climate, sqlite_rollups
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -24,6 +26,8 @@ class RetentionPolicy:
     events_days: int | None
     minute_rollups_days: int | None
     hour_rollups_days: int | None
+    climate_days: int | None = None
+    climate_hour_rollups_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class RetentionResult:
     minute_rollups: int = 0
     hour_rollups: int = 0
     inspections: int = 0
+    climate_points: int = 0  # raw readings rolled up into hours and deleted
+    climate_hourly: int = 0
+    temperature_forecasts: int = 0
 
 
 
@@ -83,5 +90,14 @@ def apply(conn: sqlite3.Connection, policy: RetentionPolicy, now_ms: int, chunk:
     if policy.hour_rollups_days is not None:
         cutoff = now_ms - policy.hour_rollups_days * DAY_MS
         hours = _in_transaction(conn, lambda c: sqlite_rollups.delete_older_than(c, sqlite_rollups.HOUR, cutoff))
+    climate = climate_hourly = forecasts = 0
+    if policy.climate_days is not None:
+        cutoff = now_ms - policy.climate_days * DAY_MS
+        climate = sqlite_climate.roll_up(conn, cutoff)
+        forecasts = _in_transaction(conn, lambda c: sqlite_climate.prune_forecasts(c, cutoff))
+    if policy.climate_hour_rollups_days is not None:
+        cutoff = now_ms - policy.climate_hour_rollups_days * DAY_MS
+        climate_hourly = _in_transaction(conn, lambda c: sqlite_climate.prune_hourly(c, cutoff))
     return RetentionResult(events=events, count_points=points, snapshots=snapshots, dead_letters=letters,
-                           minute_rollups=minutes, hour_rollups=hours, inspections=inspections)
+                           minute_rollups=minutes, hour_rollups=hours, inspections=inspections,
+                           climate_points=climate, climate_hourly=climate_hourly, temperature_forecasts=forecasts)

@@ -192,3 +192,42 @@ def test_retention_takes_the_qa_rows_of_old_inspections_with_them(store: Any) ->
     conn = store._conn()  # noqa: SLF001
     assert {r[0] for r in conn.execute("SELECT event_id FROM inspections")} == {e.id for e in new}
     assert {r[0] for r in conn.execute("SELECT event_id FROM reject_defects")} == {new[1].id}
+
+
+def test_climate_readings_roll_up_hourly_then_go_and_forecasts_are_pruned(tmp_path: Path) -> None:
+    from cloud_api.core.config import Settings
+    from cloud_api.services.retention import policy_from
+    from fieldline.contract import Telemetry
+
+    store = SqliteStore(tmp_path / "c.db")
+    store.open()
+    now = H0 + 100 * DAY
+
+    def reading(ts_ms: int, value: float, sensor: str = "t1") -> Telemetry:
+        return Telemetry(site="s", device="gw", sensor=sensor, shed="shed-1", quantity="temperature", value=value,
+                         unit="°C", ts_ms=ts_ms)
+
+    old = [reading(now - 50 * DAY + i * 10 * MIN, 10.0 + i) for i in range(12)]  # two hours, 50 days ago
+    old.append(reading(now - 50 * DAY + 30 * MIN, 30.0, sensor="t2"))
+    recent = [reading(now - HOUR + i * 10 * MIN, 20.0) for i in range(6)]
+    assert store.write_telemetry([*old, *recent], now) == 19
+    store.put_temperature_forecast("s", "", [(now - 40 * DAY, 15.0), (now + DAY, 22.0)], now - 40 * DAY)
+    start = now - 50 * DAY
+    before = store.climate_series("shed-1", "temperature", start, start + 2 * HOUR, HOUR)
+    week = store.climate_series("shed-1", "temperature", now - 51 * DAY, now, DAY)
+
+    policy = policy_from(Settings(data_dir=tmp_path, retention_climate_days=30))
+    assert (policy.climate_days, policy.climate_hour_rollups_days) == (30, None)
+    result = store.apply_retention(policy, now)
+    assert (result.climate_points, result.temperature_forecasts, result.climate_hourly) == (13, 1, 0)
+    assert table_count(store, "climate_points") == 6 and table_count(store, "climate_hourly") == 3
+    # the old hours read back with the same mean, min, max and count as from the raw readings
+    assert store.climate_series("shed-1", "temperature", start, start + 2 * HOUR, HOUR) == before
+    assert store.climate_series("shed-1", "temperature", now - 51 * DAY, now, DAY) == week
+    assert store.temperature_forecast("s", "shed-1", now - 60 * DAY, now + 2 * DAY) == [(now + DAY, 22.0)]
+    assert store.apply_retention(policy, now).climate_points == 0
+
+    late = store.apply_retention(RetentionPolicy(None, None, None, climate_days=30, climate_hour_rollups_days=45), now)
+    assert late.climate_hourly == 3 and table_count(store, "climate_hourly") == 0
+    assert [b.n for b in store.climate_series("shed-1", "temperature", now - 51 * DAY, now, DAY)] == [6]
+    store.close()
