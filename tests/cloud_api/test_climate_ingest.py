@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,15 +116,14 @@ def test_threshold_alerts_fire_once_per_repeat_window_and_only_outside_the_limit
     assert cold.code == "too_cold"
 
 
-def test_humidity_limits_per_site_and_shed_and_alerts_clear_with_hysteresis(tmp_path: Path) -> None:
+def test_humidity_limits_per_site_and_shed_and_alerts_clear_with_hysteresis(tmp_path: Path, store: Any) -> None:
+    """The alerts go through the store under test (SQLite and PostgreSQL)."""
     settings = Settings(data_dir=tmp_path, climate_too_humid_pct=95, climate_too_dry_pct=30,
                         climate_limits_by_site={SITE: {"too_humid_pct": 90}},
                         climate_limits_by_shed={"shed-2": {"too_humid_pct": 85, "too_hot_c": 28}})
     limits = limits_from(settings)
     assert (limits(SITE, "shed-1").too_humid_pct, limits(SITE, "shed-2").too_humid_pct) == (90, 85)
     assert (limits("other", "shed-1").too_humid_pct, limits(SITE, "shed-2").too_dry_pct) == (95, 30)
-    store = SqliteStore(tmp_path / "c.db")
-    store.open()
     checker = ThresholdAlerts(limits, clear=store_clearer(store))
 
     def check(*readings: Telemetry) -> list[str]:
@@ -159,9 +159,8 @@ def test_humidity_limits_per_site_and_shed_and_alerts_clear_with_hysteresis(tmp_
 # ------------------------------------------------------------ store
 
 
-def test_store_dedups_readings_and_buckets_the_series(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "c.db")
-    store.open()
+def test_store_dedups_readings_and_buckets_the_series(store: Any) -> None:
+    """SQLite and PostgreSQL (the ``store`` fixture)."""
     hour = 3_600_000
     readings = [reading(20.0 + i, ts_ms=T0 + i * 600_000) for i in range(12)]  # two hours, every 10 min
     assert store.write_telemetry(readings, T0) == 12

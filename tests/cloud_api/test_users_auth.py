@@ -6,6 +6,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -144,9 +145,8 @@ def test_password_hashes_are_salted_scrypt() -> None:
     assert not verify_password("s3cret-pass", "pbkdf2$garbage") and not verify_password("x", "scrypt$1$2")
 
 
-def test_create_user_checks_input_and_ensure_user_keeps_the_password(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "u.db")
-    store.open()
+def test_create_user_checks_input_and_ensure_user_keeps_the_password(store: Any) -> None:
+    """On SQLite and PostgreSQL (the ``store`` fixture)."""
     with pytest.raises(InvalidUser, match="role"):
         create_user(store, "ann", PASSWORD, "root")
     with pytest.raises(InvalidUser, match="password"):
