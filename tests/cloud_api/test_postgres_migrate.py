@@ -50,6 +50,17 @@ def test_migrate_copies_every_table_and_the_reads_match(tmp_path: Path, fresh_po
         source.shed_count_buckets("shed-1", T0 - 50 * DAY, T0 + DAY, DAY)
     assert target.list_alerts(AlertQuery(limit=10)) == source.list_alerts(AlertQuery(limit=10))
     assert target.qa_totals("line-1", T0, T0 + DAY) == source.qa_totals("line-1", T0, T0 + DAY)
+    assert target.qa_lines(T0, T0 + DAY) == source.qa_lines(T0, T0 + DAY)
+    assert target.qa_buckets(None, T0, T0 + DAY, 3_600_000, 7_200_000) == \
+        source.qa_buckets(None, T0, T0 + DAY, 3_600_000, 7_200_000)
+    assert target.qa_defect_classes("line-1", T0, T0 + DAY) == source.qa_defect_classes("line-1", T0, T0 + DAY)
+    assert target.qa_rejects("line-1", 5, (T0 + 30, "~")) == source.qa_rejects("line-1", 5, (T0 + 30, "~"))
+    assert list(target.qa_inspections(None, T0, T0 + DAY, chunk=7)) == \
+        list(source.qa_inspections(None, T0, T0 + DAY, chunk=7))
+    assert target.latest_snapshot("shed-1") == source.latest_snapshot("shed-1")
+    assert target.shed_counts_at(T0, 30 * DAY) == source.shed_counts_at(T0, 30 * DAY)
+    assert target.open_alerts_by_shed() == source.open_alerts_by_shed()
+    assert target.alert_summary() == source.alert_summary()
     assert target.device_audit(SITE, "edge-1") == source.device_audit(SITE, "edge-1")
     assert target.token_owner("ab" * 32, T0) == source.token_owner("ab" * 32, T0)
     assert target.get_snapshot("edge-1-0-1") == b"\xff\xd8jpeg"
