@@ -33,6 +33,7 @@ from cloud_api.storage.sqlite_datasets import (
 
 LEASE_MS = 5 * 60 * 1000  # a frame handed out by ``next`` is held this long for its operator
 MAX_IMPORT_BYTES = 512 * 1024 * 1024  # a zip uploaded to /import
+MAX_EXTRACTED_BYTES = 2 * MAX_IMPORT_BYTES  # what it may unpack to (JPEGs hardly compress: more is a zip bomb)
 MAX_IMAGE_BYTES = 768 * 1024  # one pushed image (the body cap of the API applies to the whole request too)
 EXPORT_FORMATS = ("yolo", "coco")
 _TOL = 1e-6
@@ -191,6 +192,8 @@ def import_zip(store: DatasetsStore, dataset: DatasetRecord, fmt: str, data: byt
         raise LabelError("the upload is not a zip file") from None
     with tempfile.TemporaryDirectory(prefix="fieldline-import-") as tmp:
         root = Path(tmp)
+        if sum(info.file_size for info in archive.infolist()) > MAX_EXTRACTED_BYTES:
+            raise LabelError(f"the zip unpacks to more than {MAX_EXTRACTED_BYTES} bytes")
         for info in archive.infolist():
             target = (root / info.filename).resolve()
             if not str(target).startswith(str(root.resolve())):

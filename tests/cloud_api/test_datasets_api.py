@@ -253,3 +253,16 @@ def test_sample_messages_are_checked_on_ingest(changes, topic_device, reason):
         assert isinstance(item, SampleItem) and item.jpeg == jpeg(3)
     else:
         assert isinstance(item, DeadLetterItem) and reason in item.reason
+
+
+def test_a_zip_that_unpacks_too_far_is_refused(api, users, monkeypatch):
+    from cloud_api.services import datasets as service
+
+    monkeypatch.setattr(service, "MAX_EXTRACTED_BYTES", 1000)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("classes.txt", "red\n" + " " * 5000)
+    users["ann"].post("/datasets", json={"name": "bombs", "labels": ["red"]})
+    response = users["ann"].post("/datasets/bombs/import", params={"format": "yolo"}, content=buf.getvalue(),
+                                 headers={"Content-Type": "application/zip"})
+    assert response.status_code == 422 and "unpacks to more than 1000 bytes" in response.json()["detail"]

@@ -251,9 +251,10 @@ def get_frame(name: NamePath, fid: FramePath, store: StoreDep) -> dict[str, Any]
 @router.get("/datasets/{name}/frames/{fid}/image", response_class=FileResponse, responses=_NOT_FOUND,
             summary="The frame's JPEG (no boxes drawn)")
 def frame_image(name: NamePath, fid: FramePath, store: StoreDep) -> FileResponse:
-    frame = _frame(store, name, fid)
-    return FileResponse(store.frame_image(frame), media_type="image/jpeg",  # type: ignore[attr-defined]
-                        headers={"Cache-Control": "private, max-age=86400"})
+    path = store.frame_image(_frame(store, name, fid))  # type: ignore[attr-defined]
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the image file of frame {fid!r} is missing")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.post("/datasets/{name}/next", responses={**_NOT_FOUND, 204: {"description": "No new frame left"}},
