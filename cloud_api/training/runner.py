@@ -74,6 +74,7 @@ class TrainingRunner:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self.jobs.ensure_schema()
         failed = self.jobs.fail_orphans(now_ms())
         if failed:
             log.warning("%d training job(s) were running when the API stopped: marked failed", failed)

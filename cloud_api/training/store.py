@@ -1,7 +1,8 @@
 """The ``training_jobs`` table: one row per job, its state, progress and result (JSON columns).
 
-Created with the rest of the schema (``sqlite_schema.DDL`` includes :data:`DDL`). Reads and writes go through
-the API store's per-thread connections (``SqliteStore._conn``), one statement or one transaction each.
+Created with the rest of the SQLite schema (``sqlite_schema.DDL`` includes :data:`DDL`) and, on any store, by
+:meth:`TrainingJobStore.ensure_schema` (plain SQL that PostgreSQL runs too, through the store's dialect layer).
+Reads and writes go through the API store's connections (``store._conn``), one statement each.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ CREATE TABLE IF NOT EXISTS training_jobs (
     error TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     created_by TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL,
-    started_ms INTEGER,
-    finished_ms INTEGER
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    started_ms BIGINT,
+    finished_ms BIGINT
 );
 CREATE INDEX IF NOT EXISTS training_jobs_state ON training_jobs (state, created_ms);
 """
@@ -75,6 +76,12 @@ class TrainingJobStore:
 
     def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
         self._connect = connect
+
+    def ensure_schema(self) -> None:
+        conn = self._connect()
+        for statement in DDL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
 
     def create(self, dataset: str, base_model: str, params: dict[str, Any], by: str, now_ms: int) -> TrainingJob:
         job_id = f"tj-{now_ms:x}-{secrets.token_hex(3)}"

@@ -143,3 +143,10 @@ def test_model_train_pulls_a_dataset_from_the_api(api, tmp_path):
     assert missing.exit_code == 2 and "needs --api URL" in missing.output
     unknown = CliRunner().invoke(app, [*args[:2], "--data", "api:nope", *args[4:]])
     assert unknown.exit_code == 2 and "404" in unknown.output
+
+
+def test_the_runner_starts_and_jobs_list_on_either_store(storage, tmp_path):
+    with ApiServer(settings_for(tmp_path, **storage)) as server:
+        assert server.get("/training/jobs") == []
+        assert server.client.get("/training/jobs/tj-1-abcdef").status_code == 404
+        assert server.server.config.app.state.training_runner._thread.is_alive()
