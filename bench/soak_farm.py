@@ -95,7 +95,7 @@ class SoakFarm:
         self.api.kill()
 
     def start_api(self) -> None:
-        self.api.start(timeout=300)
+        self.api.start(timeout=600)
         self.held.discard("api")
 
     def kill_agent(self, device: str) -> None:
@@ -123,7 +123,7 @@ class SoakFarm:
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
         self.broker.start()
-        self.api.start(timeout=300)
+        self.api.start(timeout=600)
         for feed in self.feeds:
             feed.prepare()
         start_feeds(self.feeds, self.feed_stop)
@@ -138,7 +138,7 @@ class SoakFarm:
             self.broker.start()
         if "api" not in self.held and not self.api.alive:
             self.unplanned["api"] += 1
-            self.api.start(timeout=300)
+            self.api.start(timeout=600)
         for device, agent in self.agents.items():
             if device not in self.held:
                 agent.restart_if_exited()
