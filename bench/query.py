@@ -1,13 +1,14 @@
 """Query latency of the shed overview and a week-long trend, over HTTP, on a seeded SQLite store.
 
-    .venv/bin/python bench/query.py [--sheds 60] [--days 7] [--requests 200]
+    .venv/bin/python bench/query.py [--sheds 60] [--days 7] [--requests 200] [--store sqlite|postgres]
 
 Seeds N sheds x D days of per-minute count events (one camera per shed, three labels each; 60 x 7 days =
 604,800 events, 1.8 M count points) by bulk SQL into a fresh store, builds the minute/hour rollups from
 them (the same backfill an existing database gets), then serves the real API (uvicorn, loopback) and times
 ``GET /api/v1/sheds`` and ``GET /api/v1/sheds/{id}/counts`` for the last week at hourly buckets (``from``
 on an hour boundary, ``to`` = now), each R times, cycling through the sheds. Prints a table; the LAST line
-is one JSON object.
+is one JSON object. ``--store postgres``: the seeded file is moved into a PostgreSQL started in a temp folder
+with ``fieldline api migrate``'s code (COPY, partitions, count check), and the API runs on it.
 """
 
 from __future__ import annotations
@@ -105,16 +106,51 @@ def main() -> None:
     parser.add_argument("--sheds", type=int, default=60)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
 
     from cloud_api.core.config import Settings
-    from tests.support.live_api import LiveApi
 
     now = time.time_ns() // 1_000_000
     data_dir = Path(tempfile.mkdtemp(prefix="fieldline-query-bench-"))
     events, seed_s = seed(data_dir / "fieldline.db", args.sheds, args.days, now)
-    settings = Settings(data_dir=data_dir, api_tokens=[TOKEN], ingest_enabled=False)
-    with LiveApi(settings) as api, api.client() as client:
+    server = None
+    storage: dict[str, str] = {}
+    if args.store == "postgres":
+        from cloud_api.storage.postgres_migrate import migrate
+        from tests.support.postgres import PostgresServer
+
+        server = PostgresServer().__enter__()
+        dsn = server.create_database("query_bench")
+        started = time.perf_counter()
+        migrate(data_dir / "fieldline.db", dsn)
+        seed_s += time.perf_counter() - started
+        storage = {"storage": "postgres", "postgres_dsn": dsn}
+    settings = Settings(data_dir=data_dir, api_tokens=[TOKEN], ingest_enabled=False, **storage)
+    try:
+        run = _measure(settings, args, now)
+    finally:
+        if server is not None:
+            server.close()
+    sheds, sample, overview, trend = run
+    print(f"query bench ({args.store}): {args.sheds} sheds x {args.days} days of per-minute counts = {events:,} events "
+          f"({events * 3:,} count points), seeded + rolled up in {seed_s:.1f} s\n")
+    print(f"{'request':<44}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    for name, values in (("GET /api/v1/sheds (overview)", overview),
+                         ("GET /sheds/{id}/counts week, 1 h buckets", trend)):
+        print(f"{name:<44}{len(values):>5}{statistics.median(values):>9.1f}{pct(values, 95):>9.1f}{max(values):>9.1f}")
+    print(f"\ntrend answer: {len(sample['points'])} hourly points; overview: {len(sheds)} sheds")
+    print(json.dumps({
+        "store": args.store, "events": events, "overview_p50_ms": round(statistics.median(overview), 2),
+        "overview_p95_ms": round(pct(overview, 95), 2), "trend_p50_ms": round(statistics.median(trend), 2),
+        "trend_p95_ms": round(pct(trend, 95), 2), "trend_points": len(sample["points"]), "seed_s": round(seed_s, 1),
+    }))
+
+
+def _measure(settings: object, args: argparse.Namespace, now: int) -> tuple[list, dict, list[float], list[float]]:
+    from tests.support.live_api import LiveApi
+
+    with LiveApi(settings) as api, api.client() as client:  # type: ignore[arg-type]
         sheds = client.get("/api/v1/sheds").json()
         assert len(sheds) == args.sheds, len(sheds)
         week_from = (now // HOUR) * HOUR - 7 * DAY
@@ -127,18 +163,7 @@ def main() -> None:
             client.get("/api/v1/sheds")
         overview = timed(client, "/api/v1/sheds", [{}] * args.requests)
         trend = timed(client, "/api/v1/sheds/{id}/counts", trend_params)
-    print(f"query bench: {args.sheds} sheds x {args.days} days of per-minute counts = {events:,} events "
-          f"({events * 3:,} count points), seeded + rolled up in {seed_s:.1f} s\n")
-    print(f"{'request':<44}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
-    for name, values in (("GET /api/v1/sheds (overview)", overview),
-                         ("GET /sheds/{id}/counts week, 1 h buckets", trend)):
-        print(f"{name:<44}{len(values):>5}{statistics.median(values):>9.1f}{pct(values, 95):>9.1f}{max(values):>9.1f}")
-    print(f"\ntrend answer: {len(sample['points'])} hourly points; overview: {len(sheds)} sheds")
-    print(json.dumps({
-        "events": events, "overview_p50_ms": round(statistics.median(overview), 2),
-        "overview_p95_ms": round(pct(overview, 95), 2), "trend_p50_ms": round(statistics.median(trend), 2),
-        "trend_p95_ms": round(pct(trend, 95), 2), "trend_points": len(sample["points"]), "seed_s": round(seed_s, 1),
-    }))
+    return sheds, sample, overview, trend
 
 
 if __name__ == "__main__":

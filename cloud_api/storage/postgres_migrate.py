@@ -91,6 +91,8 @@ def migrate(sqlite_path: Path, dsn: str, progress: Callable[[str, int], None] | 
                 raise MigrationError("count check failed, nothing committed: " + ", ".join(
                     f"{c.table} {c.sqlite} in SQLite, {c.postgres} in PostgreSQL" for c in bad))
             target.commit()
+            target.autocommit = True
+            target.execute("ANALYZE")  # planner statistics for the copied tables, before the API's first query
         return counts
     finally:
         source.close()
