@@ -104,10 +104,12 @@ _SAT = np.array([130.0, 150.0, 200.0, 215.0, 215.0, 220.0])
 _VAL = np.array([190.0, 200.0, 225.0, 225.0, 210.0, 195.0])
 
 
-# A yellow variety: ripens from green through lemon to golden yellow instead of to red.
-_HUE_YELLOW = np.array([42.0, 38.0, 33.0, 30.0, 27.0, 25.0])
-_SAT_YELLOW = np.array([130.0, 150.0, 190.0, 210.0, 225.0, 230.0])
-_VAL_YELLOW = np.array([190.0, 200.0, 225.0, 235.0, 235.0, 230.0])
+# A yellow variety: ripens from green through pale lemon (half ripe) to deep gold (ripe) instead of to red. Its
+# hues sit in the red variety's short breaker band, so saturation tells them apart: pale lemon is far less
+# saturated, deep gold far more, than a red fruit turning at the same hue.
+_HUE_YELLOW = np.array([42.0, 38.0, 31.0, 28.0, 25.0, 24.0])
+_SAT_YELLOW = np.array([130.0, 120.0, 95.0, 110.0, 245.0, 250.0])
+_VAL_YELLOW = np.array([190.0, 205.0, 240.0, 245.0, 245.0, 240.0])
 _VARIETIES = {"red": (_HUE, _SAT, _VAL), "yellow": (_HUE_YELLOW, _SAT_YELLOW, _VAL_YELLOW)}
 
 
@@ -261,8 +263,8 @@ def shifted_scene(rng: np.random.Generator, width: int = 640, height: int = 480,
     if z != 1.0:
         _zoom(scene, z)
     if rng.uniform() < shift.dusk:
-        scene.light = Light(float(rng.uniform(0.4, 0.6)),
-                            (float(rng.uniform(0.85, 0.92)), float(rng.uniform(0.95, 1.0)), 1.08),
+        scene.light = Light(float(rng.uniform(0.45, 0.65)),  # dim, slightly blue, steep falloff
+                            (float(rng.uniform(1.0, 1.08)), 1.0, float(rng.uniform(0.92, 1.0))),
                             float(rng.uniform(0.4, 0.8)), scene.light.direction)
         scene.noise = float(rng.uniform(5, 10))
     return scene
