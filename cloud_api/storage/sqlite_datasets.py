@@ -227,6 +227,17 @@ class DatasetsMixin:
     def _emit(self, changes: list[StoreChange]) -> None:
         raise NotImplementedError
 
+    def datasets_ready(self) -> bool:
+        """True when this store has the dataset tables (the SQLite store; the PostgreSQL one does not yet)."""
+        if getattr(self, "_datasets_ready", False):
+            return True
+        try:
+            self._conn().execute("SELECT 1 FROM dataset_frames LIMIT 1").fetchone()
+        except Exception:  # noqa: BLE001 - no such table (or another database): not ready
+            return False
+        self._datasets_ready = True
+        return True
+
     @property
     def datasets_dir(self) -> Path:
         """Folder of the frame images: ``datasets/`` next to the database file."""
@@ -296,6 +307,8 @@ class DatasetsMixin:
     def write_sample(self, sample: Sample, jpeg: bytes, received_ms: int) -> bool:
         """A device's sample -> a new frame (of ``sample.dataset`` or the model's dataset, made on first use);
         False when that sample id is stored already."""
+        if not self.datasets_ready():
+            raise RuntimeError("this store has no dataset tables (datasets need storage: sqlite)")
         name = sample.dataset or dataset_name_for(sample.model.name)
         labels = list(dict.fromkeys([*sample.model_labels, *(d.label for d in sample.detections)]))
         sha = write_image(self.datasets_dir, jpeg)

@@ -266,3 +266,15 @@ def test_a_zip_that_unpacks_too_far_is_refused(api, users, monkeypatch):
     response = users["ann"].post("/datasets/bombs/import", params={"format": "yolo"}, content=buf.getvalue(),
                                  headers={"Content-Type": "application/zip"})
     assert response.status_code == 422 and "unpacks to more than 1000 bytes" in response.json()["detail"]
+
+
+def test_the_datasets_store_is_sqlite_and_postgres_says_so(tmp_path, storage):
+    """On PostgreSQL (no dataset tables yet) the routes answer 501 with the reason, never a server error."""
+    with ApiServer(settings_for(tmp_path, **storage)) as server:
+        store = server.server.config.app.state.store
+        response = server.client.get("/datasets")
+        if storage:
+            assert not store.datasets_ready()
+            assert response.status_code == 501 and "storage: sqlite" in response.json()["detail"]
+        else:
+            assert store.datasets_ready() and response.status_code == 200

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,7 +46,15 @@ async def datasets_lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-router = APIRouter(tags=["datasets"], lifespan=datasets_lifespan, responses=UNPROCESSABLE)  # 422: list or text
+def datasets_supported(request: Request) -> None:
+    """Datasets live in the SQLite store (``storage/sqlite_datasets.py``); another store answers 501, not a crash."""
+    ready = getattr(request.app.state.store, "datasets_ready", None)
+    if ready is None or not ready():
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, "datasets need the SQLite store (storage: sqlite)")
+
+
+router = APIRouter(tags=["datasets"], lifespan=datasets_lifespan, responses=UNPROCESSABLE,  # 422: list or text
+                   dependencies=[Depends(datasets_supported)])
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="Dataset name")]
 FramePath = Annotated[str, Path(min_length=1, max_length=200, description="Frame id")]
 _NOT_FOUND = {404: {"description": "No such dataset or frame"}}
