@@ -52,6 +52,8 @@ def apply(conn: PgConnection, partitions: Partitions, policy: RetentionPolicy, n
                 break
             with raw.transaction():
                 raw.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+                if raw.execute("SELECT to_regclass(%s)", (part.name("events"),)).fetchone() == (None,):  # type: ignore[comparison-overlap]
+                    continue  # another worker's retention dropped it meanwhile
                 if part.end_ms <= cutoff:
                     gone_events, gone_points = _drop_partition_keeping_latest(conn, partitions, part.start_ms,
                                                                               part.end_ms)
