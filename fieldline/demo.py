@@ -9,6 +9,10 @@ The sheds are not all alike, so the phone app shows every colour and the alert f
 * ``shed-02``'s camera drops out 15 s after the start for 45 s (then every 12 minutes): the agent raises
   ``camera_offline`` (critical) and the counts resume when the pictures come back.
 
+Every shed also has a climate sensor (fieldline.demo_climate): FieldLine telemetry in odd sheds, Zigbee2MQTT
+JSON in even ones (mapped to sheds in the API's ``climate_sensors``), with 8 days of hourly history published
+at start and a 3-day temperature forecast given to the API, so the ripening forecast runs on a real series.
+
 Factory: two inspection lines (fieldline.demo_lines) fill the QA dashboard. A demo operator login is created
 and every address (home page, API docs, QA dashboard with a signed-in link, the phone app command) is printed.
 """
@@ -34,6 +38,7 @@ from edge_agent.detectors.base import Detector
 from edge_agent.detectors.factory import build_detector
 from edge_agent.detectors.onnx_detector import ModelLoadError
 from fieldline.demo_access import DEMO_USER, DemoLoginError, addresses, ensure_demo_login, new_password, signin_path
+from fieldline.demo_climate import ClimateFeed, DemoClimate, demo_climate_sensors, put_forecasts
 from fieldline.demo_feeds import FeedError, FolderFeed, Periodic, ShedCameraMaker, start_feeds
 from fieldline.demo_lines import LINES, line_agent_config, line_feed, zone_names
 from fieldline.demo_lines import SITE as FACTORY_SITE
@@ -197,7 +202,10 @@ class Demo:
         except EmbeddedBrokerError as exc:
             raise DemoError(str(exc)) from None
         settings = Settings(data_dir=self.data_dir, mqtt_port=self.mqtt_port, api_tokens=[token],
-                            mqtt_client_id="fieldline-demo-api", zone_names=zone_names())
+                            mqtt_client_id="fieldline-demo-api", zone_names=zone_names(),
+                            climate_sensors=demo_climate_sensors(SITE, self.sheds))
+        climate = DemoClimate(SITE, self.sheds, time.time_ns() // 1_000_000, settings.timezone)
+        climate_feed = ClimateFeed(climate, "127.0.0.1", self.mqtt_port)
         server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.api_port,
                                                log_level="warning", lifespan="on"))
         server.install_signal_handlers = lambda: None  # the CLI owns SIGINT/SIGTERM
@@ -228,6 +236,8 @@ class Demo:
             for thread in agent_threads:
                 thread.start()
                 time.sleep(0.3)  # amqtt mishandles simultaneous connects (a dict changes size mid-iteration)
+            feed_threads.append(climate_feed.start(agent_stop))
+            put_forecasts(climate, api_url, token, time.time_ns() // 1_000_000)
             self._save(info)
             if on_ready:
                 on_ready(info)

@@ -3,7 +3,8 @@
 One run checks what a new user sees in the first minute: every shed counted, the printed addresses and demo
 login working, the home page linking /docs and /qa, the QA data filling (inspections, rejects with evidence
 images, a Pareto), the first drift (``defect_rate_high`` or a flagged p-chart subgroup), the phone app's own
-overview controller colouring sheds amber and red, and the alerts behind them. Ctrl-C (SIGINT) then stops
+overview controller colouring sheds amber and red, and the alerts behind them, and every shed's climate
+(two sensor payload styles, a week of history) feeding its forecast. Ctrl-C (SIGINT) then stops
 everything with exit code 0.
 """
 
@@ -92,6 +93,17 @@ def test_demo_fills_sheds_and_lines_prints_every_address_and_stops_on_ctrl_c(tmp
 
         wait_until(lambda: counted_sheds() == {f"shed-{n:02d}" for n in range(1, SHEDS + 1)}, timeout=left(),
                    what=f"all {SHEDS} sheds counted")
+
+        # climate: a FieldLine probe (odd sheds) and a Zigbee2MQTT sensor (even sheds), with their history, and
+        # the forecast on the temperature forecast the demo gave
+        def climate_in(shed: str) -> dict | None:
+            data = admin.get(f"/api/v1/sheds/{shed}/climate").json()
+            return data if min(len(data["temperature"]), len(data["humidity"])) >= 6 * 24 else None  # most hours
+
+        for shed, sensor in (("shed-01", "probe-shed-01"), ("shed-02", "z2m-shed-02")):
+            climate = wait_until(lambda shed=shed: climate_in(shed), timeout=left(), what=f"{shed}'s climate week")
+            assert {s["sensor"] for s in climate["sensors"]} == {sensor}
+            assert admin.get(f"/api/v1/sheds/{shed}/forecast").json()["temperature_source"] == "forecast"
 
         # QA: inspections with rejects, their evidence pictures and the Pareto of defect classes
         def qa_filled() -> dict | None:

@@ -2,8 +2,9 @@
 
 What is simulated (the truth the forecast is measured against; the forecast never reads it):
 
-- Weather: a site-wide daily anomaly (AR(1), warm spells and cold snaps), a day/night cycle peaking at
-  14:00, and a per-shed offset (some sheds run hot). Hourly temperatures per shed.
+- Weather (fieldline.greenhouse_weather, as in the demo): a site-wide daily anomaly (AR(1), warm spells and
+  cold snaps), a day/night cycle peaking at 14:00, and a per-shed offset (some sheds run hot). Hourly
+  temperatures per shed.
 - Fruit: a standing population at every maturity, plus fruit set every day (Poisson). Each fruit has its own
   speed (log-normal, sd 0.15) and matures by a temperature curve that is NOT the forecast's: it rises a
   little faster than linear above 20 °C and falls from 29 °C to zero at 38 °C.
@@ -17,10 +18,11 @@ What is simulated (the truth the forecast is measured against; the forecast neve
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from fieldline.greenhouse_weather import shed_temperatures, site_weather
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -54,26 +56,10 @@ class SimShed:
         return int(self._truth[day, k])
 
 
-def site_weather(rng: np.random.Generator, days: int, mean_c: float) -> np.ndarray:
-    """Daily mean temperature of the site: AR(1) anomalies with occasional spells."""
-    anomaly = np.zeros(days)
-    value = 0.0
-    for d in range(days):
-        value = 0.8 * value + rng.normal(0.0, 1.6)
-        if rng.random() < 0.06:
-            value += rng.choice([-5.0, 5.0])  # a front comes through
-        anomaly[d] = value
-    return mean_c + anomaly
-
-
 def simulate_shed(rng: np.random.Generator, shed_id: str, site_daily: np.ndarray, history_days: int,
                   horizon: int = 3) -> SimShed:
     total_days = len(site_daily)
-    offset = rng.normal(0.0, 1.5) + (3.0 if rng.random() < 0.15 else 0.0)  # a few sheds run hot
-    amplitude = rng.uniform(4.0, 8.0)
-    hours = np.arange(total_days * 24)
-    daily = np.repeat(site_daily, 24) + offset
-    temps = daily + amplitude * np.sin((hours % 24 - 8) / 24 * 2 * math.pi) + rng.normal(0, 0.5, hours.size)
+    temps = shed_temperatures(rng, site_daily)
     shed = SimShed(id=shed_id, temps=temps)
 
     standing = int(rng.integers(500, 1300))
