@@ -92,8 +92,17 @@ class _Reader:
         self._trace = trace
 
     def execute(self, sql: str, params: Params = None) -> Result:
-        with self._pool.connection() as raw:
-            return PgConnection(raw, self._trace).execute(sql, params)
+        """Run one read; a pooled connection the server dropped (a restart) fails at once and is discarded, so
+        the read is tried again on another one (cheaper than pinging every connection before each use)."""
+        attempts = self._pool.max_size + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._pool.connection() as raw:
+                    return PgConnection(raw, self._trace).execute(sql, params)
+            except psycopg.OperationalError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result:
         with self._pool.connection() as raw, raw.transaction():
@@ -138,7 +147,7 @@ class PostgresStore(SqliteStore):
             raise StoreUnavailable(f"cannot use PostgreSQL at {self.where}: {detail}") from None
         pool = ConnectionPool(self._dsn, min_size=1, max_size=self._pool_size, open=False, name="fieldline",
                               kwargs={"autocommit": True, "connect_timeout": int(self._connect_timeout_s)},
-                              configure=configure, check=ConnectionPool.check_connection,
+                              configure=configure,
                               timeout=self._reconnect_timeout_s, reconnect_timeout=self._reconnect_timeout_s)
         pool.open(wait=True, timeout=self._connect_timeout_s)
         self._pg = pool
@@ -162,10 +171,26 @@ class PostgresStore(SqliteStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
+        """One transaction on one pooled connection; a connection the server dropped fails at BEGIN, before any
+        work, and another one is taken."""
         if self._pg is None:
             raise sqlite3.ProgrammingError("the store is not open")
-        with self._pg.connection() as raw, raw.transaction():
-            yield PgConnection(raw)
+        for attempt in range(self._pool_size + 1):
+            with self._pg.connection() as raw:
+                transaction = raw.transaction()
+                try:
+                    transaction.__enter__()  # BEGIN
+                except psycopg.OperationalError:
+                    if attempt == self._pool_size:
+                        raise
+                    continue
+                try:
+                    yield PgConnection(raw)
+                except BaseException as exc:
+                    transaction.__exit__(type(exc), exc, exc.__traceback__)  # ROLLBACK
+                    raise
+                transaction.__exit__(None, None, None)  # COMMIT
+                return
 
     def ping(self) -> bool:
         try:

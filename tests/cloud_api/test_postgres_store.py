@@ -170,3 +170,20 @@ def test_unreachable_server_and_bad_dsn_are_named_without_the_password(postgres_
     assert "hunter2" not in str(bad.value)
     with pytest.raises(StoreUnavailable, match="does not exist"):
         PostgresStore(postgres_server.dsn("no_such_db"), connect_timeout_s=2).open()
+
+
+def test_reads_and_request_writes_after_a_restart_take_a_fresh_connection(postgres_server: PostgresServer,
+                                                                          postgres_dsn: str) -> None:
+    """Pooled connections die with a server restart: the next read, or a write of an API request (which is
+    not retried as a whole), must not fail on one of them."""
+    from cloud_api.storage.records import UserRecord
+
+    store = PostgresStore(postgres_dsn)
+    store.open()
+    assert store.list_users() == [] and store.write_events([_event(1)], T0) == 1
+    postgres_server.restart()
+    assert [e["seq"] for e in store.list_events(EventQuery(limit=5))] == [1]
+    postgres_server.restart()
+    store.create_user(UserRecord("olga", "viewer", "hash", T0))
+    assert [u.username for u in store.list_users()] == ["olga"]
+    store.close()
