@@ -16,7 +16,9 @@ error (sd 1.5 °C) and an hourly one (sd 0.7 °C); ``--no-temperature-forecast``
 temperatures instead.
 
 MAPE is over shed-days whose true pick-ready is >= 10 fruits. The last line is JSON:
-``{mape_1d, mape_2d, mape_3d, persistence_mape_3d, trend_mape_3d, shed_days, ...}``.
+``{mape_1d, mape_2d, mape_3d, persistence_mape_3d, trend_mape_3d, shed_days, ...}``, with the model's
+error over the better baseline's per horizon (``ratio_to_best_baseline``) and whether the issue's targets are
+met (``targets_met``: +3 d MAPE <= 15 % and <= 0.7x the better baseline at every horizon).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ DETECTED = "detected"
 HORIZON = 3
 FIRST_DAY = 5
 MIN_READY = 10
+TARGET_MAPE_3D = 15.0  # issue 41: day +3 MAPE at most this, in %
+TARGET_RATIO = 0.7  # ... and at most this times the better baseline's MAPE at every horizon
 
 _rate = np.vectorize(thermal_rate)
 
@@ -163,11 +167,16 @@ def main() -> None:
               + " / ".join(f"{x:.1f}%" for x in mape[DETECTED]) + " at +1/+2/+3d")
     print(f"shed-days with >= {MIN_READY} pick-ready at +3d: {result['shed_days']}; "
           f"{time.perf_counter() - started:.1f} s")
+    ratios = [mape["model"][k] / min(mape["persist"][k], mape["trend"][k]) for k in range(HORIZON)]
+    met = mape["model"][2] <= TARGET_MAPE_3D and all(r <= TARGET_RATIO for r in ratios)
+    print(f"targets (+3d MAPE <= {TARGET_MAPE_3D:g} %, <= {TARGET_RATIO:g}x the better baseline at every horizon): "
+          + ("met" if met else "MISSED"))
     print(json.dumps({
         "mape_1d": round(mape["model"][0], 2), "mape_2d": round(mape["model"][1], 2),
         "mape_3d": round(mape["model"][2], 2),
         "persistence_mape_3d": round(mape["persist"][2], 2), "trend_mape_3d": round(mape["trend"][2], 2),
         "persistence_mape": [round(x, 2) for x in mape["persist"]], "trend_mape": [round(x, 2) for x in mape["trend"]],
+        "ratio_to_best_baseline": [round(r, 3) for r in ratios], "targets_met": met,
         "band80_coverage": [round(x, 1) for x in coverage], "shed_days": result["shed_days"],
         "detector_sheds": args.detector_sheds, "detector_mape": [round(x, 2) for x in mape[DETECTED]],
         "detector_shed_days": result["detected_shed_days"],
