@@ -1,7 +1,7 @@
 """The learning loop on a greenhouse the shipped model has never seen, through the same HTTP API the pages use.
 
-    python bench/learning_loop.py [--labels 200] [--pool 800] [--steps 600] [--lr 0.002] [--holdout 200]
-                                  [--record DIR]
+    python bench/learning_loop.py [--labels 200] [--pool 800] [--steps 600] [--lr 0.002] [--replay 400]
+                                  [--holdout 200] [--record DIR]
 
 The shifted greenhouse is ``synth:tomato-shift`` (models/synth/tomato.py: a yellow variety, dusk light, a
 closer camera). Real Mosquitto and the API as its own process (tests/support/api_process.py).
@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--labels", type=int, default=200, help="frames labelled per sampling policy (N)")
     p.add_argument("--pool", type=int, default=800, help="shifted frames the edge model sees, to sample from")
     p.add_argument("--steps", type=int, default=600, help="fine-tuning steps per training job")
+    p.add_argument("--replay", type=int, default=400, help="synth:tomato frames each job mixes into training")
     p.add_argument("--lr", type=float, default=0.002, help="fine-tuning learning rate")
     p.add_argument("--threads", type=int, default=1, help="PyTorch threads of the training worker (1: a busy "
                                                          "shared machine)")
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                 labelled[policy] = fill_dataset(admin, operator, f"shift-{policy}", frames, reasons[policy])
                 job = operator.ok("POST", "/training/jobs", json={
                     "dataset": f"shift-{policy}", "base_model": "tomato-ripeness", "steps": args.steps,
-                    "lr": args.lr, "threads": args.threads, "holdout_count": args.original_holdout})
+                    "lr": args.lr, "replay": args.replay, "threads": args.threads,
+                    "holdout_count": args.original_holdout})
                 jobs[policy] = {"id": job["id"]}
             for policy in picks:
                 job = wait_job(admin, jobs[policy]["id"])
@@ -212,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         "original_before": u["result"]["old"]["holdout"], "original_after": u["result"]["new"]["holdout"],
         "original_after_random": r["result"]["new"]["holdout"], "labels": labelled["uncertainty"],
         "labels_random": labelled["random"], "train_s": u["train_s"], "train_s_random": r["train_s"],
-        "steps": args.steps, "lr": args.lr, "pool": args.pool, "holdout": args.holdout, "uncertain_band": list(band),
+        "steps": args.steps, "lr": args.lr, "replay": args.replay, "pool": args.pool, "holdout": args.holdout,
+        "uncertain_band": list(band),
         "test_split": {p: {"old": j["result"]["old"]["test"], "new": j["result"]["new"]["test"]}
                        for p, j in jobs.items()},
         "states": {p: j["state"] for p, j in jobs.items()}, "reasons": {p: j["reason"] for p, j in jobs.items()},

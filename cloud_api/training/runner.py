@@ -156,7 +156,8 @@ class TrainingRunner:
             result["holdout_data"] = f"{holdout} ({params['holdout_count']} frames, seed " \
                                      f"{base_model.HOLDOUT_SEED})" if holdout else None
             test = {"data": str(data_dir), "format": "yolo", "split": "test"}
-            todo = [("old", "test", {"model": str(base.path), **test}), ("new", "test", {"model": str(new_file), **test})]
+            todo = [("old", "test", {"model": str(base.path), **test}),
+                    ("new", "test", {"model": str(new_file), **test})]
             if holdout:
                 ho = {"data": holdout, "count": int(params["holdout_count"]), "seed": base_model.HOLDOUT_SEED}
                 key = (base.sha256, holdout, int(params["holdout_count"]))
