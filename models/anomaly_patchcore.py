@@ -48,9 +48,8 @@ class Lite0PatchFeatures(nn.Module):
     def __init__(self, trunk: nn.Module, layers: Sequence[int] = DEFAULT_LAYERS) -> None:
         super().__init__()
         layers = tuple(sorted(set(int(i) for i in layers)))
-        if not layers or layers[0] < 0 or layers[-1] >= len(BLOCK_STRIDES) or BLOCK_STRIDES[layers[0]] > 8:
-            raise ValueError(f"layers {layers}: Lite0 block indices 0-{len(BLOCK_STRIDES) - 1}, the first at "
-                             "stride 8 or finer (blocks 0-4)")
+        if not layers or layers[0] < 0 or layers[-1] >= len(BLOCK_STRIDES):
+            raise ValueError(f"layers {layers}: give Lite0 block numbers 0-{len(BLOCK_STRIDES) - 1}")
         self.layers = layers
         self._pad = trunk._pad
         stem = trunk._conv_stem
@@ -67,15 +66,14 @@ class Lite0PatchFeatures(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in self.layers:
-                taken.append(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
-        size = taken[0].shape[-2:]
-        if BLOCK_STRIDES[self.layers[0]] < 8:  # a finer first layer is pooled down to stride 8
-            taken[0] = F.adaptive_avg_pool2d(taken[0], (size[0] * BLOCK_STRIDES[self.layers[0]] // 8,
-                                                        size[1] * BLOCK_STRIDES[self.layers[0]] // 8))
-        size = taken[0].shape[-2:]
-        return torch.cat([taken[0]] + [t if t.shape[-2:] == size else
-                                       F.interpolate(t, size=size, mode="bilinear", align_corners=False)
-                                       for t in taken[1:]], 1)
+                t = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+                if BLOCK_STRIDES[i] < 8:  # a finer layer is averaged down to the stride-8 grid
+                    t = F.avg_pool2d(t, 8 // BLOCK_STRIDES[i])
+                elif BLOCK_STRIDES[i] > 8:  # a coarser one upsampled to it
+                    t = F.interpolate(t, scale_factor=float(BLOCK_STRIDES[i] // 8), mode="bilinear",
+                                      align_corners=False)
+                taken.append(t)
+        return torch.cat(taken, 1)
 
 
 class PatchCoreNet(nn.Module):

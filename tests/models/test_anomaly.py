@@ -312,7 +312,7 @@ def test_cli_fit_method_seg(tmp_path: Path) -> None:
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "knn", "--crop", "32"])
     assert r.exit_code != 0 and "--crop and --flips are for --method seg" in r.output
     r = runner.invoke(anomaly_app, ["fit", "--out", str(out), "--synthetic", "12", "--method", "svm"])
-    assert r.exit_code != 0 and "knn or seg" in r.output
+    assert r.exit_code != 0 and "patchcore, knn, not 'svm'" in r.output
 
 
 def test_surface_anomaly_card_is_rendered_from_its_metrics() -> None:
