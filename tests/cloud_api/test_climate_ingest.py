@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from typing import Any
 
 import pytest
 
@@ -246,3 +247,23 @@ def test_climate_alerts_clear_themselves_through_mosquitto(tmp_path: Path, broke
         assert {a["code"] for a in cleared} == {"too_hot", "too_humid", "sensor_silent"} and len(cleared) == 5
         store: SqliteStore = api.server.config.app.state.store
         assert {a.cleared_by for a in store.list_alerts(AlertQuery(state="cleared"))} == {AUTO_CLEARED_BY}
+
+
+def test_the_climate_methods_of_the_store_protocol_on_every_store(store: Any) -> None:
+    """SQLite and PostgreSQL answer the protocol's climate methods alike."""
+    hour = 3_600_000
+    start = T0 // hour * hour
+    readings = [reading(20.0 + i, ts_ms=start + i * 1_200_000) for i in range(6)]  # two hours, every 20 min
+    readings.append(reading(60.0, ts_ms=start, quantity="humidity", unit="%", sensor="h1"))
+    assert store.write_telemetry(readings, start) == 7
+    assert store.write_telemetry(readings[:2], start) == 0
+    series = store.climate_series("shed-1", "temperature", start, start + 3 * hour, hour)
+    assert [(b.ts_ms, b.mean, b.low, b.high, b.n) for b in series] == [(start, 21.0, 20.0, 22.0, 3),
+                                                                      (start + hour, 24.0, 23.0, 25.0, 3)]
+    assert [b.mean for b in store.climate_series("shed-1", "humidity", start, start + hour, hour)] == [60.0]
+    assert {(s.sensor, s.quantity, s.last_value) for s in store.climate_sensors("shed-1")} == {
+        ("t1", "temperature", 25.0), ("h1", "humidity", 60.0)}
+    assert store.climate_sheds() == {"shed-1": SITE}
+    store.put_temperature_forecast(SITE, "", [(start + 5 * hour, 18.0), (start + 6 * hour, 19.0)], start)
+    assert store.temperature_forecast(SITE, "shed-1", start, start + 7 * hour) == [(start + 5 * hour, 18.0),
+                                                                                   (start + 6 * hour, 19.0)]
