@@ -42,8 +42,8 @@ def test_demo_climate_is_the_simulators_weather_and_stays_inside_the_default_lim
     assert climate.at(1, hour) == (climate.temps[0][30], climate.humidity[0][30])
 
 
-def test_demo_sheds_publish_climate_in_two_styles_and_the_forecast_uses_it(tmp_path: Path,
-                                                                          broker: MosquittoBroker) -> None:  # noqa: F811
+def test_demo_sheds_publish_climate_in_two_styles_and_the_forecast_uses_it(
+        tmp_path: Path, broker: MosquittoBroker) -> None:  # noqa: F811 - the fixture imported above
     sheds = 3
     settings = settings_for(tmp_path, broker, climate_sensors=demo_climate_sensors(SITE, sheds))
     now = time.time_ns() // 1_000_000
