@@ -79,6 +79,10 @@ class VersionConflict(RuntimeError):
     """Labels saved against an older version of the frame: someone else saved first."""
 
 
+class LeaseLost(RuntimeError):
+    """A lease renewal refused: another operator holds the frame, or it is no longer new."""
+
+
 @dataclass(frozen=True)
 class DatasetRecord:
     name: str
@@ -394,6 +398,23 @@ class DatasetsMixin:
             conn.execute("UPDATE dataset_frames SET lease_user = ?, lease_until_ms = ? WHERE id = ?",
                          (user, now_ms + lease_ms, row[0]))
             return _get_frame(conn, row[0])
+
+    def renew_lease(self, dataset: str, frame_id: str, user: str, now_ms: int,
+                    lease_ms: int) -> FrameRecord | None:
+        """The frame leased to ``user`` until ``now_ms + lease_ms`` (their own lease extended, or a lapsed one
+        taken back); None when there is no such frame; raises :class:`LeaseLost` when another operator's lease
+        runs or the frame is no longer new."""
+        with self._transaction() as conn:
+            record = _get_frame(conn, frame_id)
+            if record is None or record.dataset != dataset:
+                return None
+            if record.status != "new":
+                raise LeaseLost(f"frame {frame_id} is {record.status} now (by {record.labelled_by or 'someone'})")
+            if record.lease_user not in (None, user) and (record.lease_until_ms or 0) > now_ms:
+                raise LeaseLost(f"frame {frame_id} is leased to {record.lease_user}")
+            conn.execute("UPDATE dataset_frames SET lease_user = ?, lease_until_ms = ? WHERE id = ?",
+                         (user, now_ms + lease_ms, frame_id))
+            return _get_frame(conn, frame_id)
 
     def save_labels(self, dataset: str, frame_id: str, labels: list[dict[str, Any]] | None, status: str,
                     version: int, user: str, now_ms: int) -> FrameRecord | None:

@@ -92,6 +92,30 @@ def test_two_operators_never_get_the_same_frame_and_a_stale_save_is_409(api, use
     assert ann.post("/datasets/leases/next", json={"after": second["id"]}).status_code == 204
 
 
+def test_a_lease_is_renewed_by_its_holder_only(api, users):
+    ann, ben = users["ann"], users["ben"]
+    make_dataset(ann, "renew", 2)
+    frame = ann.post("/datasets/renew/next", json={}).json()
+    url = f"/datasets/renew/frames/{frame['id']}/lease"
+    renewed = ann.post(url)
+    assert renewed.status_code == 200, renewed.text
+    assert renewed.json()["lease"]["user"] == "ann"
+    assert renewed.json()["lease"]["until_ms"] >= frame["lease"]["until_ms"]
+    taken = ben.post(url)
+    assert taken.status_code == 409 and "leased to ann" in taken.json()["detail"]
+    assert users["vic"].post(url).status_code == 403
+    assert ann.post("/datasets/renew/frames/nope/lease").status_code == 404
+    # a lapsed lease (until 1 ms after the epoch) is free: ben may take the frame over, then ann has lost it
+    api.server.config.app.state.store.lease_next("renew", "ann", None, 0, 1)
+    assert ben.post(url).json()["lease"]["user"] == "ben"
+    assert ann.post(url).status_code == 409
+    saved = ben.put(f"/datasets/renew/frames/{frame['id']}/labels", json={"labels": [], "status": "skipped",
+                                                                         "version": frame["version"]})
+    assert saved.status_code == 200, saved.text
+    gone = ben.post(url)
+    assert gone.status_code == 409 and "is skipped now (by ben)" in gone.json()["detail"]
+
+
 @pytest.mark.parametrize("labels, words", [
     ([{"label": "rotten", "box": [0.1, 0.1, 0.2, 0.2]}], "'rotten' is not a label"),
     ([{"label": "ripe", "box": [0.5, 0.1, 0.4, 0.2]}], "x1 < x2"),

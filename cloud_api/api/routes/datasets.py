@@ -26,6 +26,7 @@ from cloud_api.storage.sqlite_datasets import (
     STATUSES,
     DatasetChange,
     DatasetRecord,
+    LeaseLost,
     NewFrame,
     VersionConflict,
     dataset_name_for,
@@ -273,6 +274,20 @@ def next_frame(name: NamePath, store: StoreDep, principal: OperatorDep, body: Ne
                              svc.now_ms(), svc.LEASE_MS)
     if frame is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return svc.frame_out(frame)
+
+
+@router.post("/datasets/{name}/frames/{fid}/lease", responses={
+    **_NOT_FOUND, 409: {"description": "Another operator holds the frame, or it is no longer new"}},
+    summary="Renew the caller's lease on a frame for another 5 minutes (operator)")
+def renew_lease(name: NamePath, fid: FramePath, store: StoreDep, principal: OperatorDep) -> dict[str, Any]:
+    _dataset(store, name)
+    try:
+        frame = store.renew_lease(name, fid, principal.username, svc.now_ms(), svc.LEASE_MS)  # type: ignore[attr-defined]
+    except LeaseLost as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if frame is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no frame {fid!r} in dataset {name!r}")
     return svc.frame_out(frame)
 
 
