@@ -5,15 +5,20 @@ points and QA rows, except an event that is still the latest count of a (shed, s
 which the shed overview shows however old it is. A partition wholly before the cutoff is dropped; the few
 latest-count events it holds are carried into a fresh partition for the same range first. The partition
 that straddles the cutoff is trimmed with a DELETE. Snapshots, dead letters and rollups as on SQLite.
+
+Climate readings are folded into hourly rollups and deleted with the SQLite module's SQL (``sqlite_climate``),
+one day per transaction under an advisory lock, so two workers running retention together never fold the same
+readings twice; hourly rollups and old temperature forecasts are pruned as on SQLite.
 """
 
 from __future__ import annotations
 
-from cloud_api.storage import sqlite_rollups
+from cloud_api.storage import sqlite_climate, sqlite_rollups
 from cloud_api.storage.postgres_dialect import PgConnection
 from cloud_api.storage.postgres_partitions import PARTITION_LOCK, Partitions
 from cloud_api.storage.sqlite_retention import DAY_MS, RetentionPolicy, RetentionResult
 
+CLIMATE_LOCK = 0x46_4C_43_4C  # "FLCL": pg_advisory_xact_lock key while folding climate readings into hours
 _KEPT = "id IN (SELECT event_id FROM latest_counts)"
 
 
@@ -83,5 +88,26 @@ def apply(conn: PgConnection, partitions: Partitions, policy: RetentionPolicy, n
         cutoff = now_ms - policy.hour_rollups_days * DAY_MS
         with raw.transaction():
             hours = sqlite_rollups.delete_older_than(conn, sqlite_rollups.HOUR, cutoff)  # type: ignore[arg-type]
+    climate, climate_hourly, forecasts = _climate(conn, policy, now_ms)
     return RetentionResult(events=events, count_points=points, snapshots=snapshots, dead_letters=letters,
-                           minute_rollups=minutes, hour_rollups=hours, inspections=inspections)
+                           minute_rollups=minutes, hour_rollups=hours, inspections=inspections,
+                           climate_points=climate, climate_hourly=climate_hourly, temperature_forecasts=forecasts)
+
+
+def _climate(conn: PgConnection, policy: RetentionPolicy, now_ms: int) -> tuple[int, int, int]:
+    """Climate retention as ``sqlite_retention.apply``: (raw readings rolled up, hourly rollups, forecasts) gone."""
+    climate = climate_hourly = forecasts = 0
+    raw = conn.raw
+    if policy.climate_days is not None:
+        cutoff = now_ms - policy.climate_days * DAY_MS
+        for start, end in sqlite_climate.roll_up_chunks(conn, cutoff):  # type: ignore[arg-type]
+            with raw.transaction():
+                raw.execute("SELECT pg_advisory_xact_lock(%s)", (CLIMATE_LOCK,))
+                climate += sqlite_climate.roll_up_range(conn, start, end)  # type: ignore[arg-type]
+        with raw.transaction():
+            forecasts = sqlite_climate.prune_forecasts(conn, cutoff)  # type: ignore[arg-type]
+    if policy.climate_hour_rollups_days is not None:
+        cutoff = now_ms - policy.climate_hour_rollups_days * DAY_MS
+        with raw.transaction():
+            climate_hourly = sqlite_climate.prune_hourly(conn, cutoff)  # type: ignore[arg-type]
+    return climate, climate_hourly, forecasts

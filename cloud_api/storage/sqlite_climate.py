@@ -110,31 +110,49 @@ def series(conn: sqlite3.Connection, shed: str, quantity: str, from_ms: int, to_
 HOUR_MS = 3_600_000
 
 
+def roll_up_chunks(conn: sqlite3.Connection, before_ms: int, chunk_ms: int = 86_400_000) -> list[tuple[int, int]]:
+    """The [start, end) time ranges, ``chunk_ms`` each, that ``roll_up`` folds, oldest first: raw readings older
+    than ``before_ms`` rounded down to the hour."""
+    cutoff = before_ms // HOUR_MS * HOUR_MS
+    (oldest,) = conn.execute("SELECT min(ts_ms) FROM climate_points").fetchone()
+    chunks: list[tuple[int, int]] = []
+    while oldest is not None and oldest < cutoff:
+        end = min(cutoff, (oldest // HOUR_MS * HOUR_MS) + chunk_ms)
+        chunks.append((oldest, end))
+        oldest = end
+    return chunks
+
+
+def roll_up_range(conn: sqlite3.Connection, start_ms: int, end_ms: int) -> int:
+    """Fold the raw readings in [start_ms, end_ms) into hourly rollups and delete them (inside the caller's
+    transaction); returns how many raw readings went. The same SQL runs on PostgreSQL (``postgres_dialect``
+    turns the two-argument min/max into least/greatest)."""
+    conn.execute(
+        "INSERT INTO climate_hourly (site, sensor, quantity, hour_ms, shed, total, low, high, n)"
+        " SELECT site, sensor, quantity, (ts_ms / 3600000) * 3600000 AS h, max(shed), sum(value), min(value),"
+        " max(value), count(*) FROM climate_points WHERE ts_ms >= ? AND ts_ms < ?"
+        " GROUP BY site, sensor, quantity, h"
+        " ON CONFLICT (site, sensor, quantity, hour_ms) DO UPDATE SET"
+        " total = climate_hourly.total + excluded.total, low = min(climate_hourly.low, excluded.low),"
+        " high = max(climate_hourly.high, excluded.high), n = climate_hourly.n + excluded.n",
+        (start_ms, end_ms),
+    )
+    return int(conn.execute("DELETE FROM climate_points WHERE ts_ms >= ? AND ts_ms < ?",
+                            (start_ms, end_ms)).rowcount)
+
+
 def roll_up(conn: sqlite3.Connection, before_ms: int, chunk_ms: int = 86_400_000) -> int:
     """Fold raw readings older than ``before_ms`` (rounded down to the hour) into hourly rollups and delete
     them, one ``chunk_ms`` of time per transaction; returns how many raw readings went."""
-    cutoff = before_ms // HOUR_MS * HOUR_MS
-    (oldest,) = conn.execute("SELECT min(ts_ms) FROM climate_points").fetchone()
     moved = 0
-    while oldest is not None and oldest < cutoff:
-        end = min(cutoff, (oldest // HOUR_MS * HOUR_MS) + chunk_ms)
+    for start, end in roll_up_chunks(conn, before_ms, chunk_ms):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT INTO climate_hourly (site, sensor, quantity, hour_ms, shed, total, low, high, n)"
-                " SELECT site, sensor, quantity, (ts_ms / 3600000) * 3600000 AS h, max(shed), sum(value), min(value),"
-                " max(value), count(*) FROM climate_points WHERE ts_ms >= ? AND ts_ms < ?"
-                " GROUP BY site, sensor, quantity, h"
-                " ON CONFLICT (site, sensor, quantity, hour_ms) DO UPDATE SET total = total + excluded.total,"
-                " low = min(low, excluded.low), high = max(high, excluded.high), n = n + excluded.n",
-                (oldest, end),
-            )
-            moved += conn.execute("DELETE FROM climate_points WHERE ts_ms >= ? AND ts_ms < ?", (oldest, end)).rowcount
+            moved += roll_up_range(conn, start, end)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        oldest = end
     return moved
 
 

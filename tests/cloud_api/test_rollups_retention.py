@@ -194,13 +194,11 @@ def test_retention_takes_the_qa_rows_of_old_inspections_with_them(store: Any) ->
     assert {r[0] for r in conn.execute("SELECT event_id FROM reject_defects")} == {new[1].id}
 
 
-def test_climate_readings_roll_up_hourly_then_go_and_forecasts_are_pruned(tmp_path: Path) -> None:
+def test_climate_readings_roll_up_hourly_then_go_and_forecasts_are_pruned(store: Any, tmp_path: Path) -> None:
     from cloud_api.core.config import Settings
     from cloud_api.services.retention import policy_from
     from fieldline.contract import Telemetry
 
-    store = SqliteStore(tmp_path / "c.db")
-    store.open()
     now = H0 + 100 * DAY
 
     def reading(ts_ms: int, value: float, sensor: str = "t1") -> Telemetry:
@@ -230,4 +228,3 @@ def test_climate_readings_roll_up_hourly_then_go_and_forecasts_are_pruned(tmp_pa
     late = store.apply_retention(RetentionPolicy(None, None, None, climate_days=30, climate_hour_rollups_days=45), now)
     assert late.climate_hourly == 3 and table_count(store, "climate_hourly") == 0
     assert [b.n for b in store.climate_series("shed-1", "temperature", now - 51 * DAY, now, DAY)] == [6]
-    store.close()
