@@ -1,7 +1,8 @@
 """The labelling page ``/label`` and the /qa "mark as wrong" action in a real headless Chromium, against the real
 API (uvicorn, SQLite, the datasets routes): the model's boxes pre-filled, boxes drawn, moved and resized with the
 mouse, class keys, delete, accept, skip and next from the keyboard; what was drawn is what the API stored; two
-operators in two browsers get different frames and a stale save shows the conflict.
+operators in two browsers get different frames and a stale save shows the conflict; a viewer is told they cannot
+label; the page renews its lease and says so when the lease was lost.
 
 Uses the QA dashboard test's browser (``driver``, ``open_browser``). Screenshots: test-artifacts/label_*.png.
 """
@@ -20,7 +21,7 @@ import pytest
 
 from cloud_api.services.users import create_user
 from cloud_api.storage.sqlite_store import SqliteStore
-from tests.cloud_api.cloudapi_builders import PASSWORD, ApiServer, settings_for, wait_until
+from tests.cloud_api.cloudapi_builders import PASSWORD, ApiServer, login, settings_for, wait_until
 from tests.cloud_api.qa_builders import inspection
 from tests.cloud_api.test_qa_dashboard_browser import (  # noqa: F401 (driver is a fixture)
     ARTIFACTS,
@@ -70,7 +71,7 @@ def predictions(k: int) -> list[dict[str, Any]]:
 def label_api(tmp_path: Path) -> Iterator[tuple[ApiServer, list[str]]]:
     with ApiServer(settings_for(tmp_path)) as api:
         store: SqliteStore = api.server.config.app.state.store
-        for user, role in (("alice", "operator"), ("bob", "operator")):
+        for user, role in (("alice", "operator"), ("bob", "operator"), ("vic", "viewer")):
             create_user(store, user, PASSWORD, role)
         created = api.client.post("/datasets", json={"name": DATASET, "labels": CLASSES})
         assert created.status_code == 201, created.text
@@ -299,6 +300,40 @@ def test_two_operators_get_different_frames_and_a_stale_save_shows_the_conflict(
         assert api.get(f"/datasets/{DATASET}/frames/{ids[0]}")["labelled_by"] == "alice"
     finally:
         other.quit()
+
+
+def test_a_viewer_cannot_label_and_a_lost_lease_is_said(label_api, driver) -> None:  # noqa: F811
+    api, ids = label_api
+    _, _, by = _require_browser()
+    ARTIFACTS.mkdir(exist_ok=True)
+    message = "return document.getElementById('message').textContent"
+    sign_in(driver, f"{api.root}/label", "vic")
+    wait_until(lambda: "cannot" in js(driver, message) or "not label" in js(driver, message), 15, "the viewer's message")
+    assert js(driver, message) == "Your role (viewer) can see the datasets but not label them: an operator or admin can."
+    assert body(driver, "frame") == "" and api.get(f"/datasets/{DATASET}/frames/{ids[0]}")["lease"] is None
+    driver.save_screenshot(str(ARTIFACTS / "label_viewer.png"))
+    driver.find_element(by.ID, "logout").click()
+    wait_until(lambda: driver.find_element(by.ID, "login-form").is_displayed(), 5, "signed out")
+
+    # alice's frame: the page renews her lease when the tab comes back (and every 2 minutes)
+    sign_in(driver, f"{api.root}/label", "alice")
+    wait_until(lambda: body(driver, "frame") == ids[0], 15, "alice's frame")
+    before = api.get(f"/datasets/{DATASET}/frames/{ids[0]}")["lease"]["until_ms"]
+    js(driver, "document.dispatchEvent(new Event('visibilitychange'))")
+    wait_until(lambda: body(driver, "renewals") == "1", 10, "the lease renewed")
+    assert api.get(f"/datasets/{DATASET}/frames/{ids[0]}")["lease"]["until_ms"] > before
+    # her lease lapses (until 1 ms after the epoch) and bob takes the frame: the next renewal says she lost it
+    api.server.config.app.state.store.lease_next(DATASET, "alice", None, 0, 1)
+    bob = login(api, "bob")
+    try:
+        assert bob.post(f"/datasets/{DATASET}/frames/{ids[0]}/lease").json()["lease"]["user"] == "bob"
+    finally:
+        bob.close()
+    js(driver, "document.dispatchEvent(new Event('visibilitychange'))")
+    wait_until(lambda: body(driver, "lease") == "lost", 10, "the lost lease")
+    assert js(driver, message).startswith(f"Your lease on frame {ids[0]} was lost (frame {ids[0]} is leased to bob)")
+    assert js(driver, "return document.getElementById('lease').textContent") == "lease lost"
+    driver.save_screenshot(str(ARTIFACTS / "label_lease_lost.png"))
 
 
 def test_qa_reject_marked_wrong_becomes_a_frame_to_label(tmp_path: Path, driver) -> None:  # noqa: F811

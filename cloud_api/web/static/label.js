@@ -2,7 +2,9 @@
  *
  * Signs in like /qa (POST /api/v1/auth/session sets the HttpOnly session cookie every fetch carries).
  * Frames come from POST /datasets/{name}/next, which leases each frame to one operator for a few minutes, so
- * two people labelling the same dataset never get the same frame. Saves send the frame's version: when someone
+ * two people labelling the same dataset never get the same frame; while the frame is open and the tab visible the
+ * page renews the lease (POST .../frames/{id}/lease every 2 minutes and when the tab comes back) and says so
+ * plainly when it was lost to someone else. Saves send the frame's version: when someone
  * saved first the API answers 409, the page says so and shows their boxes. The editor draws on a Konva stage
  * (vendored, MIT): boxes are kept normalised (0..1, x1 y1 x2 y2) and mapped onto the letterboxed picture.
  * The state is in the URL hash (#dataset=NAME&frame=ID) and, for tests, in data-* attributes on <body>.
@@ -14,10 +16,11 @@
   const COLOURS = ["#f87171", "#fbbf24", "#4ade80", "#60a5fa", "#f472b6", "#a78bfa", "#2dd4bf", "#fb923c", "#e5ecf6"];
   const MIN_PX = 6; // a drag shorter than this is a click (deselect), not a box
   const STATS_DEBOUNCE_MS = 500;
+  const LEASE_RENEW_MS = 2 * 60 * 1000; // the API leases for 5 minutes; renewing at 2 survives one missed beat
   const $ = (id) => document.getElementById(id);
   const state = {
     user: "", role: "", datasets: [], dataset: null, cls: 0, frame: null, boxes: [], selected: -1, image: null,
-    area: null, busy: false, ws: null, statsTimer: null, saves: 0, conflicts: 0,
+    area: null, busy: false, ws: null, statsTimer: null, saves: 0, conflicts: 0, renewals: 0, leaseTimer: null,
   };
   const konva = { rects: [], stage: null, layer: null, picture: null, boxes: null, transformer: null, drawing: null };
 
@@ -131,6 +134,7 @@
     b.selected = String(state.selected);
     b.saves = String(state.saves);
     b.conflicts = String(state.conflicts);
+    b.renewals = String(state.renewals);
     b.cls = labels()[state.cls] || "";
     const a = state.area;
     $("stage").dataset.area = a ? [a.x, a.y, a.w, a.h].map((v) => v.toFixed(1)).join(",") : "";
@@ -255,6 +259,7 @@
   function showFrame(frame, image) {
     state.frame = frame;
     state.image = image;
+    document.body.dataset.lease = frame && frame.lease && frame.lease.user === state.user ? "held" : "";
     state.selected = -1;
     const source = frame ? (frame.labels || frame.predictions || []) : [];
     const origin = frame && frame.labels ? "saved" : "model";
@@ -277,10 +282,38 @@
       const mine = frame.lease.user === state.user;
       lease.classList.add(mine ? "mine" : "other");
       lease.textContent = `${mine ? "held by you" : "held by " + frame.lease.user} until ${clock(frame.lease.until_ms)}`;
+    } else if (document.body.dataset.lease === "lost") {
+      lease.classList.add("other");
+      lease.textContent = "lease lost";
     } else {
       lease.textContent = frame.status === "new" ? "not held" : `${frame.status}` + (frame.labelled_by ? ` by ${frame.labelled_by}` : "");
     }
     lease.dataset.user = frame.lease ? frame.lease.user : "";
+  }
+
+  /* Renew the lease on the open frame when it is ours and still new; a 409 means someone else has it now. */
+  async function renewLease() {
+    const frame = state.frame;
+    if (!frame || document.hidden || frame.status !== "new" || !frame.lease || frame.lease.user !== state.user) return;
+    const response = await call("POST", framePath(frame.id) + "/lease");
+    if (state.frame !== frame) return; // moved on meanwhile
+    if (response.ok) {
+      frame.lease = (await response.json()).lease;
+      state.renewals += 1;
+      document.body.dataset.lease = "held";
+    } else {
+      const why = await detail(response);
+      frame.lease = null;
+      document.body.dataset.lease = "lost";
+      say(`Your lease on frame ${frame.id} was lost (${why}). Someone else may be labelling it: ` +
+        "go to the next frame; an accept now is refused if they save first.", "error");
+    }
+    renderLease();
+    mark();
+  }
+
+  function onVisibility() {
+    if (!document.hidden && !$("dashboard").hidden) guard(renewLease());
   }
 
   function renderFacts() {
@@ -593,6 +626,7 @@
     $("dashboard").hidden = false;
     if (!konva.stage) setupStage();
     connectLive();
+    if (!state.leaseTimer) state.leaseTimer = setInterval(() => guard(renewLease()), LEASE_RENEW_MS);
     await guard((async () => {
       await loadDatasets();
       const params = new URLSearchParams(location.hash.slice(1));
@@ -613,6 +647,7 @@
     click("btn-delete", async () => deleteSelected());
     document.addEventListener("keydown", onKey);
     window.addEventListener("hashchange", onHashChange);
+    document.addEventListener("visibilitychange", onVisibility);
     start();
   }
 
