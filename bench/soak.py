@@ -39,11 +39,12 @@ def print_tables(figures: dict, console: Console) -> None:
         faults.add_row(str(f["at_s"]), f["kind"], f["target"] or "", f["detail"], str(f["duration_s"]))
     console.print(faults)
     devices = Table("device", "produced", "stored", "lost (gaps)", "lost (tail)", "stored twice", "redelivered",
-                    "dropped (cap)", "starts", "own exits", title="per-device seq audit (API)")
+                    "dropped (cap)", "left in spool", "starts", "own exits",
+                    title="per-device seq audit (API)")
     for r in detail["devices"]:
         devices.add_row(r["device"], *(str(r[k]) for k in ("produced", "stored", "gaps", "tail_lost", "stored_twice",
-                                                           "redelivered", "dropped_by_policy", "starts",
-                                                           "unplanned_exits")))
+                                                           "redelivered", "dropped_by_policy", "pending",
+                                                           "starts", "unplanned_exits")))
     console.print(devices)
     rss = Table("process", "RSS after warm-up (MB)", "RSS at end (MB)", "growth (MB)", title="memory")
     for r in detail["rss"]:
@@ -56,6 +57,8 @@ def print_tables(figures: dict, console: Console) -> None:
     alerts = detail["alerts"]
     summary.add_row("alerts raised / cleared by the bench", f"{alerts['raised']} / {alerts['cleared']} "
                     f"{alerts['by_code']}")
+    summary.add_row("full-disk episodes that refused writes (agent logs)",
+                    str(sum(r.get("disk_full_episodes", 0) for r in detail["devices"])))
     summary.add_row("stuck devices", ", ".join(detail["stuck_devices"]) or "none")
     summary.add_row("unplanned restarts (broker, API)", str(detail["unplanned_restarts"]))
     summary.add_row("API ingest", str(detail["ingest"]))

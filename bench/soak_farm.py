@@ -190,7 +190,9 @@ def _audit_device(api: ApiProcess, agent: AgentProcess) -> dict[str, Any]:
     row: dict[str, Any] = {"device": agent.device, "produced": spool["last_seq"], "stored": 0, "gaps": 0,
                            "tail_lost": 0, "stored_twice": 0, "redelivered": 0, "installs": 0,
                            "pending": spool["pending_events"], "dropped_by_policy": spool["dropped"],
-                           "starts": agent.starts, "unplanned_exits": agent.unplanned_exits}
+                           "starts": agent.starts, "unplanned_exits": agent.unplanned_exits,
+                           # did a disk_full fault bite? (SQLite often reuses its WAL file's pages, so no write fails)
+                           "disk_full_episodes": agent.log().count(" not spooled (")}
     if not _has_events(api, agent):
         row["tail_lost"] = max(0, spool["last_seq"] - spool["pending_events"])
         return row
