@@ -64,6 +64,19 @@ def test_upload_checks_with_the_agent_schema_and_numbers_versions(api):
     assert audit.count(("config.upload", "ok")) == 2 and audit.count(("config.upload", "refused")) == 8
 
 
+def test_a_config_as_yaml_text_is_parsed_and_bad_text_named(api):
+    olga = login(api, "olga")
+    text = "cameras:\n  - name: cam-1\n    source: {type: synthetic, seed: 3}\n    zone: {id: shed-3}\n    fps: 1\n"
+    created = olga.post("/configs", json={"name": "yaml-cams", "config": text})
+    assert created.status_code == 201, created.text
+    assert created.json()["config"]["config"] == CAMERAS
+    for bad, words in (("cameras: [\n  - {name: x", "not valid YAML or JSON at line "),
+                       ("- just\n- a list\n", "expected a mapping (key: value) at the top, got list"),
+                       ("stats_interval_s: often\n", "stats_interval_s: ")):
+        response = olga.post("/configs", json={"name": "yaml-bad", "config": bad})
+        assert response.status_code == 422 and words in response.json()["detail"], (bad, response.text)
+
+
 def test_a_config_deployment_sends_the_version_as_a_patch(api):
     olga = login(api, "olga")
     config = olga.post("/configs", json={"name": "shed-cams", "config": CAMERAS}).json()["config"]

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import JSONResponse
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_api.api.deps import OperatorDep
@@ -32,8 +33,8 @@ class ConfigIn(BaseModel):
     version: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$",
                                 description="Unset: the next number for this name (1, 2, ...)")
     note: str | None = Field(default=None, max_length=2000)
-    config: dict[str, Any] = Field(
-        description="A partial agent config (the edge agent's YAML as JSON), merged into each device's own as a "
+    config: dict[str, Any] | str = Field(
+        description="A partial agent config (the edge agent's YAML as JSON, or that YAML as text), merged into each device's own as a "
                     "JSON merge patch: objects merge, lists and values replace, null resets to the default. It may "
                     "not set device, site, data_dir, mqtt or model.path")
 
@@ -66,8 +67,9 @@ class ConfigUploadOut(BaseModel):
 def upload_config(request: Request, body: ConfigIn, principal: OperatorDep) -> JSONResponse:
     store = request.app.state.store
     now = time.time_ns() // 1_000_000
+    document = parse_config_text(body.config) if isinstance(body.config, str) else body.config
     try:
-        record, created = add_config(store, body.config, name=body.name, version=body.version, note=body.note,
+        record, created = add_config(store, document, name=body.name, version=body.version, note=body.note,
                                      actor=principal.username, role=principal.role, now_ms=now)
     except ConfigVersionError as exc:
         store.add_audit(AuditRecord(id=0, ts_ms=now, actor=principal.username, role=principal.role,
@@ -78,6 +80,22 @@ def upload_config(request: Request, body: ConfigIn, principal: OperatorDep) -> J
         raise HTTPException(code, f"config refused: {exc}") from None
     out = ConfigUploadOut(created=created, config=ConfigOut.of(record))
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+def parse_config_text(text: str) -> dict[str, Any]:
+    """A config given as YAML (or JSON) text, as a mapping; 422 naming the line when it does not parse."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"config refused: not valid YAML or JSON{where}: {problem}") from None
+    if not isinstance(document, dict):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"config refused: expected a mapping (key: value) at the top, got {type(document).__name__}")
+    return document
 
 
 @router.get("", response_model=list[ConfigOut], summary="Config versions, by name, newest first")
