@@ -44,15 +44,13 @@ class LabelError(ValueError):
 
 
 class DatasetsStore(Protocol):
-    datasets_dir: Path
-
     def get_dataset(self, name: str) -> DatasetRecord | None: ...
 
     def list_frames(self, dataset: str, *, status: Sequence[str] = (), split: str | None = None,
                     reason: str | None = None, limit: int = 100, offset: int = 0
                     ) -> tuple[list[FrameRecord], int]: ...
 
-    def frame_image(self, record: FrameRecord) -> Path: ...
+    def frame_jpeg(self, record: FrameRecord) -> bytes | None: ...
 
     def add_frame(self, frame: NewFrame, jpeg: bytes, now_ms: int) -> tuple[FrameRecord, bool]: ...
 
@@ -123,6 +121,13 @@ def export_zip(store: DatasetsStore, dataset: DatasetRecord, fmt: str, statuses:
     return buf.getvalue()
 
 
+def _jpeg_of(store: DatasetsStore, f: FrameRecord) -> bytes:
+    data = store.frame_jpeg(f)
+    if data is None:
+        raise FileNotFoundError(f"the image of frame {f.id!r} (sha256 {f.image_sha256}) is missing from the store")
+    return data
+
+
 def _boxes_of(f: FrameRecord) -> list[dict[str, Any]]:
     return f.labels if f.labels is not None else []
 
@@ -131,7 +136,7 @@ def _write_yolo(zf: zipfile.ZipFile, store: DatasetsStore, frames: list[FrameRec
     used: set[str] = set()
     for f in frames:
         used.add(f.split)
-        zf.write(store.frame_image(f), f"images/{f.split}/{f.id}.jpg")
+        zf.writestr(f"images/{f.split}/{f.id}.jpg", _jpeg_of(store, f))
         lines = []
         for item in _boxes_of(f):
             x1, y1, x2, y2 = item["box"]
@@ -149,7 +154,7 @@ def _write_coco(zf: zipfile.ZipFile, store: DatasetsStore, frames: list[FrameRec
     ann_id = 0
     for image_id, f in enumerate(frames, start=1):
         doc = per_split.setdefault(f.split, {"images": [], "annotations": []})
-        zf.write(store.frame_image(f), f"images/{f.id}.jpg")
+        zf.writestr(f"images/{f.id}.jpg", _jpeg_of(store, f))
         doc["images"].append({"id": image_id, "file_name": f"{f.id}.jpg", "width": f.width, "height": f.height})
         for item in _boxes_of(f):
             x1, y1, x2, y2 = item["box"]

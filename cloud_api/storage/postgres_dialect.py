@@ -9,6 +9,7 @@ connection, translating each statement once (cached):
 - scalar ``max(a, b)`` / ``min(a, b)`` -> ``greatest`` / ``least``; ``json_extract(col, '$.key')`` -> ``->>``;
   ``group_concat`` / ``char`` -> ``string_agg`` / ``chr``; ``IS ?`` -> ``IS NOT DISTINCT FROM``; an integer
   used as a condition (``CASE WHEN ?``) compared with 0; sub-queries in FROM get the alias PostgreSQL 15 wants;
+- ``json_each(col)`` over a JSON array -> ``jsonb_array_elements(col::jsonb)`` (its rows' ``value`` as in SQLite);
 - an INSERT into a table with a generated id returns it (``lastrowid``).
 
 So there is one set of queries for both engines, and the store test suite runs on both.
@@ -34,6 +35,7 @@ _INSERT_OR = re.compile(r"^\s*INSERT OR (IGNORE|REPLACE) INTO (\w+)\s*\(([^)]*)\
 _INSERT_INTO = re.compile(r"^\s*INSERT INTO (\w+)", re.IGNORECASE)
 _SCALAR_MAX_MIN = re.compile(r"\b(max|min)\(([^(),]+),([^(),]+)\)", re.IGNORECASE)
 _JSON_EXTRACT = re.compile(r"json_extract\(([\w.]+),\s*'\$\.(\w+)'\)", re.IGNORECASE)
+_JSON_EACH = re.compile(r"\bjson_each\(([\w.]+)\)", re.IGNORECASE)
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _FROM_SUBQUERY = re.compile(r"\bFROM\s*\(", re.IGNORECASE)
 _ALIAS_AFTER = re.compile(r"\s*(AS\s+)?(?!(WHERE|ORDER|GROUP|LIMIT|UNION|JOIN|LEFT|ON|HAVING)\b)[A-Za-z_]\w*",
@@ -79,6 +81,7 @@ def translate(sql: str, named: bool, returning_id: bool = False) -> str:
     text = _SCALAR_MAX_MIN.sub(lambda m: f"{'greatest' if m.group(1).lower() == 'max' else 'least'}"
                                          f"({m.group(2)},{m.group(3)})", text)
     text = _JSON_EXTRACT.sub(r"(\1::jsonb ->> '\2')", text)
+    text = _JSON_EACH.sub(r"jsonb_array_elements(\1::jsonb)", text)
     text = re.sub(r"\bgroup_concat\(", "string_agg(", text, flags=re.IGNORECASE)
     text = re.sub(r"\bchar\((\d+)\)", r"chr(\1)", text, flags=re.IGNORECASE)
     text = re.sub(r"\bIS NOT \?", "IS DISTINCT FROM ?", text)

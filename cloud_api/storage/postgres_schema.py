@@ -20,7 +20,9 @@ from collections.abc import Callable
 import psycopg
 
 from cloud_api.storage import (
+    postgres_datasets,
     sqlite_climate,
+    sqlite_datasets,
     sqlite_deployments,
     sqlite_fleet,
     sqlite_qa,
@@ -115,10 +117,12 @@ def all_ddl() -> list[str]:
         sqlite_climate.SCHEMA,
         sqlite_fleet.FLEET_DDL,
         sqlite_deployments.DEPLOYMENTS_DDL,
+        sqlite_datasets.DATASETS_DDL,
+        postgres_datasets.IMAGES_DDL,
     ]
     for source in sources:
         statements += pg_ddl(source, skip_tables=_PARTITIONED)
-    return statements
+    return [*statements, postgres_datasets.IMAGES_STORAGE]
 
 
 def _create_tables(conn: psycopg.Connection) -> None:

@@ -10,7 +10,8 @@ so every query module is shared by the two engines. What differs is here:
 - events and count points live in time partitions, created ahead and on demand; retention drops them;
 - writes wait out a database restart (up to ``reconnect_timeout_s``) and retry a deadlock, so the ingest
   writer does not acknowledge MQTT messages whose write failed;
-- committed changes are NOTIFYed, and ``add_remote_change_listener`` gets the ones other workers committed.
+- committed changes are NOTIFYed, and ``add_remote_change_listener`` gets the ones other workers committed;
+- dataset frame images are rows of ``dataset_images`` (``postgres_datasets``), not files on one worker's disk.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from psycopg_pool import ConnectionPool
 from fieldline.contract import Alert, Event
 
 from cloud_api.storage import (
+    postgres_datasets,
     postgres_notify,
     postgres_retention,
     postgres_schema,
@@ -43,6 +45,7 @@ from cloud_api.storage.factory import StoreUnavailable
 from cloud_api.storage.postgres_dialect import PgConnection, Params, Result, configure
 from cloud_api.storage.postgres_partitions import Partitions
 from cloud_api.storage.records import StoreChange, UserRecord
+from cloud_api.storage.sqlite_datasets import FrameRecord
 from cloud_api.storage.sqlite_identity import EventsWritten, Resolved
 from cloud_api.storage.sqlite_store import ChangeListener, SqliteStore
 from cloud_api.storage.sqlite_users import UserExists
@@ -318,6 +321,21 @@ class PostgresStore(SqliteStore):
             result = postgres_retention.apply(PgConnection(raw), self._partitions, policy, now_ms)
             self._partitions.ensure_ahead(raw, now_ms)
         return result
+
+    # ------------------------------------------------------------ datasets
+
+    @property
+    def datasets_dir(self) -> Path:
+        raise AttributeError("the PostgreSQL store keeps frame images in the dataset_images table, not a folder")
+
+    def _put_image(self, jpeg: bytes) -> str:
+        return self._retry(lambda: postgres_datasets.put_image(self._conn(), jpeg, int(time.time() * 1000)))
+
+    def frame_jpeg(self, record: FrameRecord) -> bytes | None:
+        return postgres_datasets.get_image(self._conn(), record.image_sha256)
+
+    def _lock_dataset(self, conn: Any, name: str) -> None:
+        postgres_datasets.lock_dataset(conn, name)
 
     # ------------------------------------------------------------ live feed across workers
 

@@ -1,7 +1,9 @@
-"""Datasets for the learning loop: frames with predictions, labels, status, split and leases (SQLite).
+"""Datasets for the learning loop: frames with predictions, labels, status, split and leases.
 
-Images are files under ``{db folder}/datasets/{sha[:2]}/{sha256}.jpg`` (content-addressed: one file per
-distinct JPEG, written before its row), not blobs. A frame id is the device's sample id (so a sample that
+The queries run on SQLite and, translated, on PostgreSQL (``postgres_dialect``). Images are content-addressed
+(one copy per distinct JPEG, stored before its row): on SQLite files under
+``{db folder}/datasets/{sha[:2]}/{sha256}.jpg``; on PostgreSQL rows of ``dataset_images`` (``postgres_datasets``),
+so every API worker on every host sees them. The store methods ``_put_image`` / ``frame_jpeg`` hide which. A frame id is the device's sample id (so a sample that
 arrives twice is stored once) or a random id for pushed and imported frames. Its split is fixed when the
 frame is created (:func:`split_of`) and never changes. Labels are saved with an optimistic ``version``.
 """
@@ -232,7 +234,7 @@ class DatasetsMixin:
         raise NotImplementedError
 
     def datasets_ready(self) -> bool:
-        """True when this store has the dataset tables (the SQLite store; the PostgreSQL one does not yet)."""
+        """True when this store has the dataset tables (SQLite and PostgreSQL stores, once open)."""
         if getattr(self, "_datasets_ready", False):
             return True
         try:
@@ -246,6 +248,22 @@ class DatasetsMixin:
     def datasets_dir(self) -> Path:
         """Folder of the frame images: ``datasets/`` next to the database file."""
         return self._path.parent / "datasets"
+
+    def _put_image(self, jpeg: bytes) -> str:
+        """Store a frame's JPEG once by content; returns its sha256 (SQLite: a file under ``datasets_dir``)."""
+        return write_image(self.datasets_dir, jpeg)
+
+    def frame_jpeg(self, record: FrameRecord) -> bytes | None:
+        """The frame's JPEG, or None when it is missing."""
+        path = image_path(self.datasets_dir, record.image_sha256)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _lock_dataset(self, conn: Any, name: str) -> None:
+        """Serialise the read-then-write steps (leases, versions, labels) on one dataset inside a transaction.
+        SQLite's ``BEGIN IMMEDIATE`` already does; the PostgreSQL store takes an advisory lock."""
 
     # ------------------------------------------------------------ datasets
 
@@ -273,6 +291,7 @@ class DatasetsMixin:
     def add_dataset_labels(self, name: str, labels: Sequence[str]) -> DatasetRecord | None:
         """Append labels the dataset does not have yet (class-id order of the old ones is kept)."""
         with self._transaction() as conn:
+            self._lock_dataset(conn, name)
             _add_labels(conn, name, labels)
         return self.get_dataset(name)
 
@@ -299,7 +318,7 @@ class DatasetsMixin:
 
     def add_frame(self, frame: NewFrame, jpeg: bytes, now_ms: int) -> tuple[FrameRecord, bool]:
         """Store a frame (its image first); (the frame, False) when one with that id exists already."""
-        sha = write_image(self.datasets_dir, jpeg)
+        sha = self._put_image(jpeg)
         with self._transaction() as conn:
             created = _insert_frame(conn, frame, sha, now_ms)
             record = _get_frame(conn, frame.id)
@@ -312,10 +331,10 @@ class DatasetsMixin:
         """A device's sample -> a new frame (of ``sample.dataset`` or the model's dataset, made on first use);
         False when that sample id is stored already."""
         if not self.datasets_ready():
-            raise RuntimeError("this store has no dataset tables (datasets need storage: sqlite)")
+            raise RuntimeError("this store has no dataset tables (is it open?)")
         name = sample.dataset or dataset_name_for(sample.model.name)
         labels = list(dict.fromkeys([*sample.model_labels, *(d.label for d in sample.detections)]))
-        sha = write_image(self.datasets_dir, jpeg)
+        sha = self._put_image(jpeg)
         frame = NewFrame(
             id=sample.id, dataset=name, source_kind="device", ts_ms=sample.ts_ms, reason=sample.reason,
             width=sample.width, height=sample.height, site=sample.site, device=sample.device, camera=sample.camera,
@@ -323,6 +342,7 @@ class DatasetsMixin:
             request_id=sample.request_id,
             predictions=[{"label": d.label, "score": d.score, "box": list(d.box)} for d in sample.detections])
         with self._transaction() as conn:
+            self._lock_dataset(conn, name)
             fresh_dataset = conn.execute(
                 "INSERT OR IGNORE INTO datasets (name, labels, description, created_ms, created_by)"
                 " VALUES (?,?,?,?,NULL)",
@@ -340,9 +360,6 @@ class DatasetsMixin:
     def get_frame(self, dataset: str, frame_id: str) -> FrameRecord | None:
         record = _get_frame(self._conn(), frame_id)
         return record if record is not None and record.dataset == dataset else None
-
-    def frame_image(self, record: FrameRecord) -> Path:
-        return image_path(self.datasets_dir, record.image_sha256)
 
     def list_frames(self, dataset: str, *, status: Sequence[str] = (), split: str | None = None,
                     reason: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[FrameRecord], int]:
@@ -377,6 +394,7 @@ class DatasetsMixin:
         """The next new frame nobody else holds (after ``after`` in arrival order, then from the start), leased
         to ``user`` until ``now_ms + lease_ms``; the user's other leases in the dataset are released."""
         with self._transaction() as conn:  # BEGIN IMMEDIATE: two callers never lease the same frame
+            self._lock_dataset(conn, dataset)
             after_seq = 0
             if after is not None:
                 row = conn.execute("SELECT seq FROM dataset_frames WHERE id = ? AND dataset = ?",
@@ -405,6 +423,7 @@ class DatasetsMixin:
         taken back); None when there is no such frame; raises :class:`LeaseLost` when another operator's lease
         runs or the frame is no longer new."""
         with self._transaction() as conn:
+            self._lock_dataset(conn, dataset)
             record = _get_frame(conn, frame_id)
             if record is None or record.dataset != dataset:
                 return None
@@ -421,6 +440,7 @@ class DatasetsMixin:
         """Labels and status (version + 1, lease released); None when there is no such frame; raises
         :class:`VersionConflict` when ``version`` is not the frame's current one."""
         with self._transaction() as conn:
+            self._lock_dataset(conn, dataset)
             record = _get_frame(conn, frame_id)
             if record is None or record.dataset != dataset:
                 return None
@@ -440,6 +460,7 @@ class DatasetsMixin:
         """Move frames in ``allowed_from`` to ``status`` (version + 1, leases released); returns how many."""
         marks, from_marks = ",".join("?" * len(frame_ids)), ",".join("?" * len(allowed_from))
         with self._transaction() as conn:
+            self._lock_dataset(conn, dataset)
             moved = [r[0] for r in conn.execute(
                 f"SELECT id FROM dataset_frames WHERE dataset = ? AND id IN ({marks}) AND status IN ({from_marks})",
                 (dataset, *frame_ids, *allowed_from))]

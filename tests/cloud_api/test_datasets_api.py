@@ -1,8 +1,10 @@
-"""Datasets REST against the real API (uvicorn, SQLite, image files): push, leases for two operators, optimistic
-versions (409), label checks (422), fixed splits, export that the model toolkit's loaders read, YOLO zip import."""
+"""Datasets REST against the real API (uvicorn; SQLite with image files, and PostgreSQL with images in the
+database): push, leases for two operators, optimistic versions (409), label checks (422), fixed splits, export
+that the model toolkit's loaders read, YOLO zip import; the store shared by two workers on PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -14,7 +16,9 @@ import pytest
 
 from cloud_api.ingest.messages import DeadLetterItem, MessageClassifier, SampleItem
 from cloud_api.services.users import create_user
-from cloud_api.storage.sqlite_datasets import split_of
+from cloud_api.storage.postgres_store import PostgresStore
+from cloud_api.storage.sqlite_datasets import LeaseLost, NewFrame, VersionConflict, split_of
+from cloud_api.storage.sqlite_store import SqliteStore
 from fieldline.contract import Event, ModelRef, Zone, build_sample, sample_topic
 from models.data_sources import DataSource
 from models.datasets import Dataset, Sample, load_dataset, write_yolo
@@ -38,9 +42,13 @@ def push(client, name: str, seed: int, **meta) -> dict:
     return response.json()
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    with ApiServer(settings_for(tmp_path_factory.mktemp("datasets"))) as server:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(request, tmp_path_factory):
+    """One API per backend for the module (PostgreSQL: a database of its own, not emptied per test)."""
+    storage = {} if request.param == "sqlite" else {
+        "storage": "postgres",
+        "postgres_dsn": request.getfixturevalue("postgres_server").create_database("datasets_api")}
+    with ApiServer(settings_for(tmp_path_factory.mktemp("datasets"), **storage)) as server:
         store = server.server.config.app.state.store
         for user, role in (("ann", "operator"), ("ben", "operator"), ("vic", "viewer")):
             create_user(store, user, PASSWORD, role)
@@ -292,13 +300,41 @@ def test_a_zip_that_unpacks_too_far_is_refused(api, users, monkeypatch):
     assert response.status_code == 422 and "unpacks to more than 1000 bytes" in response.json()["detail"]
 
 
-def test_the_datasets_store_is_sqlite_and_postgres_says_so(tmp_path, storage):
-    """On PostgreSQL (no dataset tables yet) the routes answer 501 with the reason, never a server error."""
-    with ApiServer(settings_for(tmp_path, **storage)) as server:
-        store = server.server.config.app.state.store
-        response = server.client.get("/datasets")
-        if storage:
-            assert not store.datasets_ready()
-            assert response.status_code == 501 and "storage: sqlite" in response.json()["detail"]
-        else:
-            assert store.datasets_ready() and response.status_code == 200
+def test_two_workers_share_frames_and_images_and_never_lease_the_same_frame(open_store, tmp_path):
+    """Two stores on one database (two API workers): a frame one adds, the other reads with its image; the same
+    JPEG is stored once; leases and versions hold across them; label counts read the JSON labels."""
+    one, two = open_store(), open_store()
+    assert one.datasets_ready() and two.datasets_ready()
+    assert one.create_dataset("shared", LABELS, "", "ann", T0) is not None
+    assert two.create_dataset("shared", LABELS, "", "ben", T0) is None  # the name is taken, whoever asks
+    for i in range(3):  # frames 0 and 2 have the same JPEG
+        record, created = one.add_frame(NewFrame(id=f"f{i}", dataset="shared", source_kind="push", ts_ms=T0 + i,
+                                                 reason="random", width=64, height=48, predictions=[]),
+                                        jpeg(i % 2), T0)
+        assert created and record.image_sha256 == hashlib.sha256(jpeg(i % 2)).hexdigest()
+    assert one.add_frame(NewFrame(id="f0", dataset="shared", source_kind="push", ts_ms=T0, reason="random",
+                                  width=64, height=48, predictions=[]), jpeg(0), T0)[1] is False
+    frames, total = two.list_frames("shared")
+    assert total == 3 and [two.frame_jpeg(f) for f in frames] == [jpeg(0), jpeg(1), jpeg(0)]
+    if isinstance(one, SqliteStore) and not isinstance(one, PostgresStore):
+        assert sorted(p.name for p in one.datasets_dir.rglob("*.jpg")) == sorted(
+            f"{hashlib.sha256(jpeg(k)).hexdigest()}.jpg" for k in (0, 1))
+    else:
+        assert one._conn().execute("SELECT count(*) FROM dataset_images").fetchone()[0] == 2  # noqa: SLF001
+        assert not (tmp_path / "datasets").exists()
+
+    first = one.lease_next("shared", "ann", None, T0, 60_000)
+    second = two.lease_next("shared", "ben", None, T0, 60_000)
+    assert (first.id, second.id) == ("f0", "f1")
+    with pytest.raises(LeaseLost, match="leased to ann"):
+        two.renew_lease("shared", "f0", "ben", T0 + 1, 60_000)
+    box = {"label": "ripe", "box": [0.1, 0.1, 0.5, 0.5]}
+    saved = two.save_labels("shared", "f1", [box, box], "labelled", 1, "ben", T0 + 2)
+    assert saved.version == 2 and one.get_frame("shared", "f1").labels == [box, box]
+    with pytest.raises(VersionConflict, match="version 2"):
+        one.save_labels("shared", "f1", [], "skipped", 1, "ann", T0 + 3)
+    assert one.label_counts("shared") == {"ripe": 2}
+    assert one.dataset_counts("shared") == ({"new": 2, "labelled": 1, "skipped": 0, "in_training": 0},
+                                           {"train": sum(f.split == "train" for f in frames),
+                                            "val": sum(f.split == "val" for f in frames),
+                                            "test": sum(f.split == "test" for f in frames)})

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from fieldline.contract import NAME_PATTERN, ModelRef
@@ -48,10 +47,12 @@ async def datasets_lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def datasets_supported(request: Request) -> None:
-    """Datasets live in the SQLite store (``storage/sqlite_datasets.py``); another store answers 501, not a crash."""
+    """Datasets live in the SQLite and PostgreSQL stores (``storage/sqlite_datasets.py``); a store without the
+    dataset tables answers 501 with the reason, not a crash."""
     ready = getattr(request.app.state.store, "datasets_ready", None)
     if ready is None or not ready():
-        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, "datasets need the SQLite store (storage: sqlite)")
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED,
+                            "this store has no dataset tables (datasets need storage: sqlite or postgres)")
 
 
 router = APIRouter(tags=["datasets"], lifespan=datasets_lifespan, responses=UNPROCESSABLE,  # 422: list or text
@@ -257,13 +258,13 @@ def get_frame(name: NamePath, fid: FramePath, store: StoreDep) -> dict[str, Any]
     return svc.frame_out(_frame(store, name, fid))
 
 
-@router.get("/datasets/{name}/frames/{fid}/image", response_class=FileResponse, responses=_NOT_FOUND,
+@router.get("/datasets/{name}/frames/{fid}/image", response_class=Response, responses=_NOT_FOUND,
             summary="The frame's JPEG (no boxes drawn)")
-def frame_image(name: NamePath, fid: FramePath, store: StoreDep) -> FileResponse:
-    path = store.frame_image(_frame(store, name, fid))  # type: ignore[attr-defined]
-    if not path.is_file():
+def frame_image(name: NamePath, fid: FramePath, store: StoreDep) -> Response:
+    jpeg = store.frame_jpeg(_frame(store, name, fid))  # type: ignore[attr-defined]
+    if jpeg is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"the image file of frame {fid!r} is missing")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.post("/datasets/{name}/next", responses={**_NOT_FOUND, 204: {"description": "No new frame left"}},
