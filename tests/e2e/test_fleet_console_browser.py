@@ -1,6 +1,6 @@
 """The fleet pages in a real headless Chromium, against real Mosquitto, the API as a process and 3 real agents
 (1 OS process, 2 in-process): sign in, the fleet table fills, upload a garbage-output model through the page,
-start a rollout, watch the canary fail its gate and roll back, see the audit entries.
+upload a config version typed as YAML and see a refused one's message, start a rollout, watch the canary fail its gate and roll back, see the audit entries.
 
 Uses the shared browser fixture of the QA dashboard test. Screenshots: test-artifacts/fleet_*.png.
 """
@@ -86,6 +86,34 @@ def test_sign_in_see_the_fleet_start_a_rollout_and_watch_the_canary_roll_back(fl
     wait_until(lambda: "registered tomato-ripeness 9.0.0-garbage" in driver.find_element(by.ID, "upload-result").text,
                20, what="the upload result")
     bad_sha = hashlib.sha256(bad.read_bytes()).hexdigest()
+
+    # a config version typed as YAML into the form is registered; one the agent would refuse shows the server's words
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    def type_into(field: str, text: str) -> None:
+        element = driver.find_element(by.ID, field)
+        element.clear()  # clear() leaves the focus, so the click comes after it
+        ActionChains(driver).click(element).send_keys(text).perform()  # a real mouse click, then real keys
+
+    type_into("config-name", "shed-cams")
+    type_into("config-note", "slower stats")
+    type_into("config-text", "stats_interval_s: 30\nmodel:\n  conf_threshold: 0.4\n")
+    ActionChains(driver).click(driver.find_element(by.ID, "config-submit")).perform()
+    wait_until(lambda: driver.find_element(by.ID, "config-result").text.startswith("registered config shed-cams v1 ("),
+               10, what="the config registered")
+    stored = client.ok("GET", "/configs")
+    assert [(c["name"], c["version"], c["note"], c["config"]) for c in stored] == [
+        ("shed-cams", "1", "slower stats", {"stats_interval_s": 30, "model": {"conf_threshold": 0.4}})]
+    wait_until(lambda: js(driver, "return document.querySelectorAll('#configs-table tbody tr').length") == 1, 10,
+               what="the config in the table")
+    type_into("config-name", "broker-move")
+    type_into("config-text", "mqtt:\n  port: 1884\n")
+    ActionChains(driver).click(driver.find_element(by.ID, "config-submit")).perform()
+    result = driver.find_element(by.ID, "config-result")
+    wait_until(lambda: "refused" in result.get_attribute("class"), 10, what="the refused config")
+    assert result.text.startswith("config refused: ") and "mqtt: cannot be set by a config version" in result.text
+    assert len(client.ok("GET", "/configs")) == 1
+    driver.save_screenshot(str(ARTIFACTS / "fleet_config_refused.png"))
 
     # start a rollout of it to the site: canary first
     driver.find_element(by.CSS_SELECTOR, "nav [data-page='deployments']").click()

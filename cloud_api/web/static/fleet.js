@@ -289,6 +289,10 @@
         el("td", {}, f.has_card ? el("button", { type: "button", onclick: () => showCard(f.sha256) }, "Card") : "")));
     }
     $("models-table").tBodies[0].replaceChildren(...rows);
+    const configs = await getJson("/configs");
+    $("configs-table").tBodies[0].replaceChildren(...configs.map((c) => el("tr", { "data-sha": c.sha256 },
+      el("td", {}, c.name), el("td", {}, c.version), el("td", { title: c.sha256 }, short(c.sha256)), el("td", {}, c.note || ""),
+      el("td", {}, `${time(c.created_ms)} by ${c.created_by}`))));
   }
 
   async function showCard(sha) {
@@ -312,6 +316,38 @@
       $("upload-result").textContent = "refused: " + error.message;
     }
     await load();
+  }
+
+  /* A config version from the textarea (YAML or JSON as typed; the server parses and checks it with the agent's
+   * schema). A refusal shows the server's message as it is: it names each bad field. */
+  async function uploadConfig(event) {
+    event.preventDefault();
+    const result = $("config-result");
+    const body = { name: $("config-name").value.trim(), config: $("config-text").value };
+    const version = $("config-version").value.trim();
+    const note = $("config-note").value.trim();
+    if (version) body.version = version;
+    if (note) body.note = note;
+    result.className = "muted";
+    result.textContent = "uploading…";
+    try {
+      const out = await (await call("POST", "/configs", body)).json();
+      result.className = "ok";
+      result.textContent = (out.created ? "registered " : "already registered ") +
+        `config ${out.config.name} v${out.config.version} (${short(out.config.sha256)})`;
+    } catch (error) {
+      if (error instanceof AuthError) { showLogin("Your session has ended, please sign in again.", error.message); return; }
+      result.className = "refused";
+      result.textContent = error.message;
+    }
+    await load();
+  }
+
+  async function readConfigFile() {
+    const file = $("config-file").files[0];
+    if (!file) return;
+    $("config-text").value = await file.text();
+    if (!$("config-name").value) $("config-name").value = file.name.replace(/\.(ya?ml|json)$/i, "").replace(/[^A-Za-z0-9_.:-]/g, "-");
   }
 
   // ---------------------------------------------------------------- deployments
@@ -440,6 +476,8 @@
     document.querySelectorAll("button[data-command]").forEach((b) => b.addEventListener("click", () => sendCommand(b.dataset.command)));
     document.querySelectorAll("button[data-action]").forEach((b) => b.addEventListener("click", () => act(b.dataset.action)));
     $("upload-form").addEventListener("submit", upload);
+    $("config-form").addEventListener("submit", uploadConfig);
+    $("config-file").addEventListener("change", readConfigFile);
     $("deploy-form").addEventListener("submit", deploy);
     window.addEventListener("hashchange", route);
     start();
