@@ -1,6 +1,7 @@
 """The fleet pages in a real headless Chromium, against real Mosquitto, the API as a process and 3 real agents
 (1 OS process, 2 in-process): sign in, the fleet table fills, upload a garbage-output model through the page,
-upload a config version typed as YAML and see a refused one's message, start a rollout, watch the canary fail its gate and roll back, see the audit entries.
+upload a config version typed as YAML and see a refused one's message, start a rollout, watch the canary fail
+its gate and roll back, see the audit entries.
 
 Uses the shared browser fixture of the QA dashboard test. Screenshots: test-artifacts/fleet_*.png.
 """

@@ -34,8 +34,8 @@ class ConfigIn(BaseModel):
                                 description="Unset: the next number for this name (1, 2, ...)")
     note: str | None = Field(default=None, max_length=2000)
     config: dict[str, Any] | str = Field(
-        description="A partial agent config (the edge agent's YAML as JSON, or that YAML as text), merged into each device's own as a "
-                    "JSON merge patch: objects merge, lists and values replace, null resets to the default. It may "
+        description="A partial agent config (the edge agent's YAML as JSON, or that YAML as text), merged into "
+                    "each device's own as a JSON merge patch: objects merge, lists and values replace, null resets to the default. It may "
                     "not set device, site, data_dir, mqtt or model.path")
 
 
