@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 HOLDOUT_TOLERANCE = 0.02  # mAP50: the original holdout may drop at most 2 points
 DEFAULTS: dict[str, Any] = {"steps": 600, "input_size": 384, "canvas": 256, "lr": 0.001, "seed": 1234,
-                            "threads": 2, "holdout_count": 300, "replay": 200, "quantize": True}
+                            "threads": 2, "holdout_count": 300, "replay": 400, "quantize": True}
 REPLAY_SEED = 777  # replay frames of the base model's generator: neither the holdout's seed nor eval's 9001
 
 

@@ -56,7 +56,7 @@ class JobIn(BaseModel):
     threads: int = Field(default=2, ge=1, le=64, description="PyTorch threads of the worker process")
     holdout_count: int = Field(default=300, ge=1, le=5000,
                                description="Fresh generator frames of the original holdout (seed 20261)")
-    replay: int = Field(default=200, ge=0, le=5000,
+    replay: int = Field(default=400, ge=0, le=5000,
                         description="Frames of the base model's own generator mixed into the training split, so the "
                                     "new greenhouse does not make the old ones worse (0: none)")
     quantize: bool = Field(default=True, description="Also register an INT8 file (fieldline model quantize)")
