@@ -228,3 +228,25 @@ def test_climate_readings_roll_up_hourly_then_go_and_forecasts_are_pruned(store:
     late = store.apply_retention(RetentionPolicy(None, None, None, climate_days=30, climate_hour_rollups_days=45), now)
     assert late.climate_hourly == 3 and table_count(store, "climate_hourly") == 0
     assert [b.n for b in store.climate_series("shed-1", "temperature", now - 51 * DAY, now, DAY)] == [6]
+
+
+def test_two_workers_folding_climate_together_count_each_reading_once(open_store: Any) -> None:
+    import threading
+
+    from fieldline.contract import Telemetry
+
+    now = H0 + 100 * DAY
+    one, two = open_store(), open_store()
+    readings = [Telemetry(site="s", device="gw", sensor=f"t{i % 3}", shed="shed-1", quantity="temperature",
+                          value=float(i), unit="°C", ts_ms=now - 40 * DAY + i * 7 * MIN) for i in range(600)]
+    assert one.write_telemetry(readings, now) == 600
+    policy = RetentionPolicy(None, None, None, climate_days=30)
+    results: list[Any] = []
+    workers = [threading.Thread(target=lambda s=s: results.append(s.apply_retention(policy, now))) for s in (one, two)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert sum(r.climate_points for r in results) == 600 and table_count(one, "climate_points") == 0
+    n, total = one._conn().execute("SELECT sum(n), sum(total) FROM climate_hourly").fetchone()  # noqa: SLF001
+    assert (n, total) == (600, sum(range(600)))
