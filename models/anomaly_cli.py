@@ -89,7 +89,7 @@ def fit(out: Path = typer.Option(..., help="Output .onnx"),
         dim: int | None = typer.Option(None, help="knn/patchcore: PCA channels of the patch features (default: knn "
                                                   "48, patchcore 64; 0 = patchcore without PCA)"),
         layers: str = typer.Option("", help="patchcore: Lite0 blocks whose outputs make the features, e.g. 4,7 "
-                                            "(default 4,10: stride 8 and 16)"),
+                                            "(default 7,10; joined on the stride-8 grid)"),
         seed: int = typer.Option(0),
         input_size: int | None = typer.Option(None, help="Model input side (default 256 for knn and patchcore, 128 "
                                                          "for seg)"),

@@ -13,9 +13,9 @@
 set -euo pipefail
 THREADS=${THREADS:-1}  # the figures in the card were measured with 1 (CPU time = the cost)
 python -m models.anomaly_card patchcore size=256 layers=4,7 threads="$THREADS" trial
-python -m models.anomaly_card patchcore size=256 layers=4,10 threads="$THREADS" trial
 python -m models.anomaly_card patchcore size=256 layers=4,7,10 threads="$THREADS" trial
-python -m models.anomaly_card patchcore size=256 layers=7,10 threads="$THREADS" trial
-python -m models.anomaly_card patchcore size=320 layers=4,10 threads="$THREADS"
+python -m models.anomaly_card patchcore size=320 layers=4,10 threads="$THREADS" trial
+python -m models.anomaly_card patchcore size=256 layers=4,10 threads="$THREADS" trial
+python -m models.anomaly_card patchcore size=256 layers=7,10 threads="$THREADS"
 # The same method on your own defect-free pictures (then `fieldline model anomaly eval`):
 #   fieldline model anomaly fit --method patchcore --images good-parts/ --out line.onnx

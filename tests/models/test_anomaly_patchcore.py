@@ -64,7 +64,7 @@ def test_grey_stem_equals_the_rgb_trunk_on_a_grey_picture() -> None:
 def test_fit_records_the_packaged_backbone_and_scores_a_pit_higher(fitted) -> None:
     res, _, held_out = fitted
     assert res.info["method"] == "patchcore" and res.info["backbone"] == BACKBONES[LITE0].record()
-    assert res.info["bank_size"] == 256 and res.info["feature_dim"] == 16 and res.info["layers"] == [4, 10]
+    assert res.info["bank_size"] == 256 and res.info["feature_dim"] == 16 and res.info["layers"] == [7, 10]
     clean, _ = score_images(res.net, held_out)
     pitted, maps = score_images(res.net, _pit(held_out))
     assert auroc(np.r_[np.zeros(4), np.ones(4)], np.r_[clean, pitted]) == 1.0
