@@ -33,8 +33,10 @@ BASE_SHA = hashlib.sha256(BASE_MODEL.read_bytes()).hexdigest()
 FAST_GATE = {"hold_s": 4, "settle_s": 3, "stats_grace_s": 15, "command_timeout_s": 90, "min_stats_samples": 3}
 # a good model's mean count over a few seconds of a synthetic shed can differ by half from its last hour's
 # (seen at 51 % in CI), and ten devices loading a model at once on 2 shared cores slow each other's first frames:
-# good rollouts allow both; the garbage model's jump is hundreds of per cent, the slow model's latency ~900 %
-GOOD = {"max_count_jump_pct": 150, "max_latency_pct": 400, "min_fps_pct": 50}
+# good rollouts allow both; the garbage model's jump is hundreds of per cent, the slow model's latency ~900 %.
+# 17 agents in one process share its GIL: in CI a good model's p95 read 480 % above before (88.8 ms against 15.3),
+# so good rollouts leave latency wide open; the slow-model test checks the latency gate alone.
+GOOD = {"max_count_jump_pct": 150, "max_latency_pct": 5000, "min_fps_pct": 50}
 
 
 class Fleet:
@@ -107,7 +109,8 @@ def test_bad_models_stop_at_the_canary_which_rolls_back_by_itself(fleet: Fleet) 
     assert rollback["reply"]["result"]["model"]["sha256"] == BASE_SHA
     garbage_s = time.monotonic() - began
 
-    done = assert_stopped_at_canary(fleet, start(fleet, slow, min_fps_pct=50, max_latency_pct=300), slow,
+    done = assert_stopped_at_canary(fleet, start(fleet, slow, min_fps_pct=50, max_latency_pct=300,
+                                                           max_count_jump_pct=1000), slow,
                                     "p95 latency")
     gate = done["devices"][0]["gate"]
     assert gate["latency"]["above_pct"] > 300 and done["devices"][0]["state"] == "rolled_back", gate
