@@ -33,6 +33,15 @@ MAX_SAMPLE_BYTES = 768 * 1024  # a Sample payload (JSON with the base64 JPEG) is
 SAMPLE_REASONS = ("uncertain_score", "count_flicker", "label_switch", "random", "on_demand")
 
 
+def _check_schema(value: str, name: str, major: str) -> str:
+    """``value`` if it is ``{name}/{major}.x`` (any minor); otherwise a ValueError naming what this build reads."""
+    got_name, _, version = value.partition("/")
+    got_major, _, minor = version.partition(".")
+    if got_name != name or got_major != major or (minor and not minor.isdigit()):
+        raise ValueError(f"unsupported schema {value!r}, this build reads {name}/{major}.x")
+    return value
+
+
 class ContractError(ValueError):
     """A payload or topic that does not follow the wire contract; the message names the field."""
 
@@ -103,11 +112,7 @@ class Event(_Payload):
     @field_validator("schema_")
     @classmethod
     def _known_major(cls, value: str) -> str:
-        name, _, version = value.partition("/")
-        major, _, minor = version.partition(".")
-        if name != "fieldline.event" or major != EVENT_MAJOR or (minor and not minor.isdigit()):
-            raise ValueError(f"unsupported schema {value!r}, this build reads fieldline.event/{EVENT_MAJOR}.x")
-        return value
+        return _check_schema(value, "fieldline.event", EVENT_MAJOR)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Event:
@@ -232,11 +237,7 @@ class Telemetry(_Payload):
     @field_validator("schema_")
     @classmethod
     def _known_major(cls, value: str) -> str:
-        name, _, version = value.partition("/")
-        major, _, minor = version.partition(".")
-        if name != "fieldline.telemetry" or major != "1" or (minor and not minor.isdigit()):
-            raise ValueError(f"unsupported schema {value!r}, this build reads fieldline.telemetry/1.x")
-        return value
+        return _check_schema(value, "fieldline.telemetry", "1")
 
     @model_validator(mode="after")
     def _unit_fits(self) -> Telemetry:
@@ -293,11 +294,7 @@ class Sample(_Payload):
     @field_validator("schema_")
     @classmethod
     def _known_major(cls, value: str) -> str:
-        name, _, version = value.partition("/")
-        major, _, minor = version.partition(".")
-        if name != "fieldline.sample" or major != "1" or (minor and not minor.isdigit()):
-            raise ValueError(f"unsupported schema {value!r}, this build reads fieldline.sample/1.x")
-        return value
+        return _check_schema(value, "fieldline.sample", "1")
 
     @model_validator(mode="after")
     def _boxes_ordered(self) -> Sample:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fieldline.contract import NAME_PATTERN, ModelRef
 
+from cloud_api.api.body_limit import read_capped
 from cloud_api.api.deps import OperatorDep, Principal, StoreDep
 from cloud_api.api.errors import UNPROCESSABLE
 from cloud_api.fleet.commands import CommandRefused, CommandService
@@ -348,7 +349,7 @@ def export_dataset(name: NamePath, store: StoreDep,
 async def import_dataset(name: NamePath, request: Request, store: StoreDep, principal: OperatorDep,
                          format: Annotated[Literal["yolo", "coco"], Query()] = "yolo") -> dict[str, Any]:  # noqa: A002
     dataset = _dataset(store, name)
-    body = await _read_capped(request, svc.MAX_IMPORT_BYTES)
+    body = await read_capped(request, svc.MAX_IMPORT_BYTES)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         try:
@@ -363,19 +364,6 @@ async def import_dataset(name: NamePath, request: Request, store: StoreDep, prin
     except svc.LabelError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return result.as_json()
-
-
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload is {declared} bytes, the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------- on-demand samples

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cloud_api.api.body_limit import read_capped
 from cloud_api.api.deps import OperatorDep, SettingsDep, StoreDep, authenticate_token
 from cloud_api.fleet import download_tokens
 from cloud_api.fleet.multipart import MultipartError, parse_form
@@ -49,18 +50,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload is {declared} bytes, the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"upload is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
 
 @router.post(
     "", response_model=ModelUploadOut, status_code=status.HTTP_201_CREATED, openapi_extra=UPLOAD_BODY,
@@ -86,7 +75,7 @@ async def upload_model(
                                      "card": None, "metrics": None}
     try:
         if content_type.startswith("multipart/form-data"):
-            form = parse_form(await _read_body(request, MAX_MODEL_BYTES + _FORM_SLACK), content_type)
+            form = parse_form(await read_capped(request, MAX_MODEL_BYTES + _FORM_SLACK), content_type)
             if "file" not in form:
                 raise MultipartError("multipart upload without a 'file' part")
             data = form.pop("file").data
@@ -94,7 +83,7 @@ async def upload_model(
                 if key in fields:
                     fields[key] = part.text()
         elif content_type.startswith("application/octet-stream"):
-            data = await _read_body(request, MAX_MODEL_BYTES)
+            data = await read_capped(request, MAX_MODEL_BYTES)
         else:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                                 f"Content-Type {content_type or '(none)'}: send application/octet-stream or "
