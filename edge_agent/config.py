@@ -350,6 +350,19 @@ class SamplingConfig(_Strict):
     dedup_window: int = Field(default=64, ge=1, le=10_000, description="Recent uploads compared for near-duplicates")
     jpeg_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of sample frames")
     max_width: int = Field(default=1280, ge=64, le=8192, description="Wider frames are scaled down to this")
+    rank_window: int = Field(
+        default=0, ge=0, le=100_000,
+        description="Rank instead of sending as they come: of every this many frames send the most informative one "
+                    "(band scores, close class scores, low confidence, count change; near-duplicates skipped), or "
+                    "with probability random_rate one drawn at random; 0: off")
+    min_score: float = Field(default=1.0, ge=0.0, description="rank_window: a window's best must score at least this")
+    margin_below: float = Field(default=0.3, ge=0.0, le=1.0,
+                                description="rank_window: a box whose two best class scores differ by less than this "
+                                            "is a class confusion (e.g. half_ripe vs ripe)")
+    margin_weight: float = Field(default=1.0, ge=0.0, description="rank_window: score per class-confused box")
+    flicker_weight: float = Field(default=0.25, ge=0.0,
+                                  description="rank_window: score per unit of count change against the previous frame")
+    seed: int | None = Field(default=None, description="Seed of the random share (reproducible benches); unset: fresh")
 
     @field_validator("uncertain_band")
     @classmethod

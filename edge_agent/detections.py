@@ -19,6 +19,7 @@ class Detections:
     class_id: np.ndarray  # (N,) int64
     tracker_id: np.ndarray | None = None  # (N,) int64 once a tracker has run
     labels: tuple[str, ...] = field(default_factory=tuple)
+    class_scores: np.ndarray | None = None  # (N, C) every class's score, when the detector reports them
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -28,6 +29,11 @@ class Detections:
             self.tracker_id = np.asarray(self.tracker_id, dtype=np.int64).reshape(-1)
         self.labels = tuple(self.labels)
         n = len(self.xyxy)
+        if self.class_scores is not None:
+            self.class_scores = np.asarray(self.class_scores, dtype=np.float32)
+            if self.class_scores.ndim != 2 or len(self.class_scores) != n:
+                raise ValueError(f"Detections class_scores must be (N, C) with N = {n}, got "
+                                 f"{self.class_scores.shape}")
         if len(self.confidence) != n or len(self.class_id) != n or (
                 self.tracker_id is not None and len(self.tracker_id) != n):
             raise ValueError(f"Detections arrays disagree in length: xyxy {n}, confidence "
@@ -49,14 +55,15 @@ class Detections:
         """Subset by boolean mask or index array."""
         mask = np.asarray(mask)
         return Detections(self.xyxy[mask], self.confidence[mask], self.class_id[mask],
-                          None if self.tracker_id is None else self.tracker_id[mask], self.labels)
+                          None if self.tracker_id is None else self.tracker_id[mask], self.labels,
+                          None if self.class_scores is None else self.class_scores[mask])
 
     def rescaled(self, sx: float, sy: float, size: tuple[int, int]) -> "Detections":
         """Boxes multiplied by (sx, sy) and clipped to a ``size`` = (width, height) frame."""
         xyxy = self.xyxy * np.array([sx, sy, sx, sy], np.float32)
         np.clip(xyxy[:, 0::2], 0, size[0], out=xyxy[:, 0::2])
         np.clip(xyxy[:, 1::2], 0, size[1], out=xyxy[:, 1::2])
-        return Detections(xyxy, self.confidence, self.class_id, self.tracker_id, self.labels)
+        return Detections(xyxy, self.confidence, self.class_id, self.tracker_id, self.labels, self.class_scores)
 
     def normalized_boxes(self, width: int, height: int) -> np.ndarray:
         """Boxes scaled to 0..1 by the frame size (the wire format), clipped."""

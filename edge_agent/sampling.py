@@ -7,6 +7,11 @@ order: a minimum interval, near-duplicate suppression (a 64-bit difference hash 
 against the recent uploads) and a bytes-per-hour budget. On-demand picks (the ``sample`` command) skip the
 interval and the duplicate check and are always sent (they still count against the budget).
 
+With ``rank_window`` set, frames are ranked instead of sent as they come: of every ``rank_window`` frames the
+policy sends the one with the highest :func:`informativeness` (boxes in the band, boxes whose top two class
+scores are close, low mean confidence, count change, a tracker label switch), skipping near-duplicates of recent uploads; with
+probability ``random_rate`` a window sends one of its frames drawn at random instead (the random share).
+
 The policy sees frames and detections only; encoding and publishing are the agent's (``Agent._sample``).
 """
 
@@ -54,13 +59,48 @@ def label_counts(detections: Detections) -> Counter[str]:
     return Counter(detections.label_names())
 
 
+def informativeness(detections: Detections, config: SamplingConfig, previous: Counter[str] | None = None,
+                    counts: Counter[str] | None = None) -> float:
+    """How much labelling this frame would teach the model: higher is more informative.
+
+    One point per box scored inside ``uncertain_band``; ``margin_weight`` per box whose two best class scores
+    differ by less than ``margin_below`` (a fruit between half_ripe and ripe; needs the detector's class
+    scores); ``1 - mean confidence`` when there are boxes; ``flicker_weight`` per unit of count change against
+    the previous frame.
+    """
+    conf = detections.confidence
+    if not len(conf):
+        score = 0.0
+    else:
+        low, high = config.uncertain_band
+        score = float(np.count_nonzero((conf >= low) & (conf <= high))) + 1.0 - float(conf.mean())
+        scores = detections.class_scores
+        if scores is not None and scores.shape[1] >= 2:
+            top2 = np.sort(scores, axis=1)[:, -2:]
+            score += config.margin_weight * float(np.count_nonzero(top2[:, 1] - top2[:, 0] < config.margin_below))
+    if previous is not None and config.flicker_weight:
+        counts = counts if counts is not None else label_counts(detections)
+        score += config.flicker_weight * sum(abs(counts[k] - previous[k]) for k in set(counts) | set(previous))
+    return score
+
+
+@dataclass
+class _Window:
+    """The frames of one ranking window seen so far: the best candidate and a uniformly drawn one."""
+
+    seen: int = 0
+    best: Pick | None = None
+    best_score: float = float("-inf")
+    drawn: Pick | None = None
+
+
 class SamplingPolicy:
     """Per-camera state: the previous frames (for flicker), track labels, recent hashes, budget, counters."""
 
     def __init__(self, config: SamplingConfig, rng: np.random.Generator | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
-        self._rng = rng or np.random.default_rng()
+        self._rng = rng or np.random.default_rng(config.seed)
         self._clock = clock
         self.budget = ByteBudget(config.budget_bytes_per_hour, clock=clock, period_s=3600.0)
         self._history: deque[tuple[Frame, Detections, Counter[str]]] = deque(maxlen=2)
@@ -69,6 +109,8 @@ class SamplingPolicy:
         self._last_pick_s: float | None = None
         self.picked: Counter[str] = Counter()  # samples sent, by reason
         self.suppressed: Counter[str] = Counter()  # interval | duplicate | budget
+        self._window = _Window()
+        self._window_random = self._rng.random() < config.random_rate if config.rank_window else False
 
     # ------------------------------------------------------------ triggers
 
@@ -76,6 +118,9 @@ class SamplingPolicy:
         """A frame worth sending, or None. Call once per frame, in order (the picture is not decoded here)."""
         cfg = self.config
         counts = label_counts(detections)
+        if cfg.rank_window:
+            switched = self._label_switched(tracked) if cfg.label_switch else False
+            return self._rank(frame, detections, counts, switched)
         history = self._history
         found: Pick | None = None
         switched = self._label_switched(tracked) if cfg.label_switch else False
@@ -92,6 +137,32 @@ class SamplingPolicy:
             found = Pick("random", frame, detections)
         history.append((frame, detections, counts))
         return found
+
+    def _rank(self, frame: Frame, detections: Detections, counts: Counter[str], switched: bool) -> Pick | None:
+        """Window mode: remember the window's best (not a near-duplicate) and a random frame; send at its end."""
+        cfg, window = self.config, self._window
+        previous = self._history[-1][2] if self._history else None
+        self._history.append((frame, detections, counts))
+        window.seen += 1
+        if self._window_random:
+            if self._rng.random() * window.seen < 1.0:  # reservoir of one: each frame equally likely
+                window.drawn = Pick("random", frame, detections)
+        else:
+            score = informativeness(detections, cfg, previous, counts) + (1.0 if switched else 0.0)
+            if score >= cfg.min_score and score > window.best_score and not self._duplicate(frame):
+                window.best, window.best_score = Pick("uncertain_score", frame, detections), score
+        if window.seen < cfg.rank_window:
+            return None
+        found = window.drawn if self._window_random else window.best
+        self._window = _Window()
+        self._window_random = bool(self._rng.random() < cfg.random_rate)
+        return found
+
+    def _duplicate(self, frame: Frame) -> bool:
+        if self.config.dedup_distance < 0 or not self._recent:
+            return False
+        digest = dhash(frame.image)
+        return any(hamming(digest, h) <= self.config.dedup_distance for h in self._recent)
 
     def _label_switched(self, tracked: Detections | None) -> bool:
         if tracked is None or tracked.tracker_id is None:

@@ -226,10 +226,11 @@ class OnnxDetector(ModelFileInfo, Detector):
         boxes, conf, class_id = out[keep, :4], best[keep], probs[keep].argmax(1)
         if len(conf) > self.max_candidates:
             top = np.argpartition(-conf, self.max_candidates)[:self.max_candidates]
-            boxes, conf, class_id = boxes[top], conf[top], class_id[top]
+            boxes, conf, class_id, keep = boxes[top], conf[top], class_id[top], keep[top]
         groups = np.zeros_like(class_id) if self.agnostic_nms else class_id
         idx = batched_nms(boxes, conf, groups, self.iou_threshold, self.max_det)
         if len(idx) == 0:
             return Detections.empty(self._labels)
         xyxy = lb.to_frame(boxes[idx])
-        return Detections(xyxy, conf[idx].astype(np.float32), class_id[idx].astype(np.int64), None, self._labels)
+        return Detections(xyxy, conf[idx].astype(np.float32), class_id[idx].astype(np.int64), None, self._labels,
+                          probs[keep[idx]])  # every class's score: the sampling policy's class margin
