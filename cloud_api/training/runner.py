@@ -6,6 +6,10 @@ dataset's test split and on the original holdout (fresh generator frames of the 
 new file is better on the test split and not worse by more than ``HOLDOUT_TOLERANCE`` on the holdout:
 ``quantize`` and register the FP32 and INT8 files with a card (state ``done``), else ``rejected`` with the
 reason. Progress goes to the job row and to the live WebSocket as ``{"type": "training", "data": job}``.
+
+Each runner has its own worker id; it holds a lease on the job it runs and renews it every ``lease_s / 4``
+seconds. At start and then every ``lease_s / 2`` seconds it fails only jobs whose lease has expired, so an API
+worker that restarts never fails the jobs of the other workers still running theirs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import secrets
 import shutil
+import socket
 import threading
 import time
 import zipfile
@@ -59,8 +66,10 @@ def decide(old: dict[str, float | None], new: dict[str, float | None]) -> tuple[
 class TrainingRunner:
     """Claims queued jobs and runs them; ``publish(job_json)`` is called on every change."""
 
-    def __init__(self, store: Any, data_dir: Path, publish: Any, poll_s: float = 1.0) -> None:
+    def __init__(self, store: Any, data_dir: Path, publish: Any, poll_s: float = 1.0, lease_s: float = 60.0) -> None:
         self.store = store
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.lease_ms = int(lease_s * 1000)
         self.jobs = TrainingJobStore(store._conn)  # the API store's per-thread connections
         self.registry = ModelRegistry(store, data_dir)
         self.work_root = Path(data_dir) / "training"
@@ -69,30 +78,52 @@ class TrainingRunner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heart: threading.Thread | None = None
         self._old_holdout: dict[tuple[str, str, int], float] = {}  # (sha256, source, count) -> mAP50
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         self.jobs.ensure_schema()
-        failed = self.jobs.fail_orphans(now_ms())
-        if failed:
-            log.warning("%d training job(s) were running when the API stopped: marked failed", failed)
+        self.recover()
         self._thread = threading.Thread(target=self._loop, name="training-runner", daemon=True)
         self._thread.start()
+        self._heart = threading.Thread(target=self._heartbeat, name="training-lease", daemon=True)
+        self._heart.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in (self._thread, self._heart):
+            if thread is not None:
+                thread.join(timeout=30)
+
+    def recover(self) -> int:
+        """Fail the jobs whose runner is gone (lease expired); the jobs of live runners are left alone."""
+        failed = self.jobs.fail_orphans(now_ms())
+        if failed:
+            log.warning("%d training job(s) lost their API worker (lease expired): marked failed", failed)
+        return failed
+
+    def _heartbeat(self) -> None:
+        """Renew this runner's leases every lease/4 and recover other workers' expired jobs every lease/2."""
+        beat_s = self.lease_ms / 4000
+        beats = 0
+        while not self._stop.wait(beat_s):
+            try:
+                self.jobs.renew_leases(self.worker, now_ms(), self.lease_ms)
+                beats += 1
+                if beats % 2 == 0:
+                    self.recover()
+            except Exception:  # noqa: BLE001 - a store hiccup: the next beat tries again, well within the lease
+                log.exception("training lease renewal failed")
 
     def wake(self) -> None:
         self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job = self.jobs.claim_next(now_ms())
+            job = self.jobs.claim_next(now_ms(), self.worker, self.lease_ms)
             if job is None:
                 self._wake.wait(self._poll_s)
                 self._wake.clear()
