@@ -1,19 +1,25 @@
 """The per-camera sampling policy: score band, count flicker, tracker label switches, random share, minimum
-interval, near-duplicate suppression and the bytes-per-hour budget; and the config's error messages."""
+interval, near-duplicate suppression and the bytes-per-hour budget; ranking windows by informativeness (class
+scores from the real zoo model); and the config's error messages."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from edge_agent.config import AgentConfig, SamplingConfig
+from edge_agent.config import AgentConfig, SamplingConfig, SyntheticSource
 from edge_agent.detections import Detections
-from edge_agent.sampling import SamplingPolicy, dhash, hamming
+from edge_agent.detectors.onnx_detector import OnnxDetector
+from edge_agent.sampling import SamplingPolicy, dhash, hamming, informativeness
 from edge_agent.sources import Frame
+from edge_agent.sources.synthetic import SyntheticCamera
 from edge_agent.tracking import Tracker, TrackerConfig
 
 LABELS = ("ripe", "unripe")
+ZOO_MODEL = Path(__file__).resolve().parents[2] / "models" / "zoo" / "tomato-ripeness.onnx"
 
 
 class Clock:
@@ -132,3 +138,43 @@ def test_bad_sampling_config_names_the_field():
                            "sampling": {"enabled": True, "dataset": "Bad Name"}}]}
     with pytest.raises(ValidationError, match=r"cameras\.0\.sampling\.dataset"):
         AgentConfig.model_validate(config)
+
+
+def scored(*items: tuple[float, tuple[float, ...]]) -> Detections:
+    """Detections whose boxes carry every class's score (confidence: the best one)."""
+    scores = np.array([s for _, s in items], np.float32)
+    return Detections(np.array([BOX] * len(items), np.float32), np.array([c for c, _ in items]),
+                      scores.argmax(1), None, LABELS + ("half_ripe",), scores)
+
+
+def test_the_window_sends_its_most_informative_frame_and_skips_near_duplicates():
+    p = policy(rank_window=3, dedup_distance=4)
+    confident = scored((0.95, (0.95, 0.02, 0.03)), (0.9, (0.9, 0.05, 0.05)))
+    torn = scored((0.7, (0.05, 0.7, 0.6)), (0.9, (0.9, 0.05, 0.05)))  # above the band, but ripe vs half_ripe
+    unsure = scored((0.5, (0.5, 0.1, 0.15)), (0.45, (0.1, 0.45, 0.1)))  # two boxes in the band
+    cfg = p.config
+    assert informativeness(unsure, cfg) > informativeness(torn, cfg) > informativeness(confident, cfg)
+    assert p.trigger(frame(1), confident, None) is None and p.trigger(frame(2), unsure, None) is None
+    pick = p.trigger(frame(3), torn, None)  # the window's end: its best frame, whichever came last
+    assert pick is not None and (pick.reason, pick.frame.index) == ("uncertain_score", 2)
+    digest = p.admit(pick.reason, pick.frame.image)
+    assert digest is not None and p.charge(pick.reason, 1000, digest)
+    # the next window: the same unsure picture again is a near-duplicate of that upload, so the torn one goes
+    picks = [p.trigger(f, d, None) for f, d in ((frame(2), unsure), (frame(4), torn), (frame(5), confident))]
+    assert picks[:2] == [None, None] and picks[2] is not None and picks[2].frame.index == 4
+    # a window of confident frames only (below min_score) sends nothing; random_rate 1: a random frame of each
+    assert [p.trigger(frame(i), confident, None) for i in range(6, 9)] == [None] * 3
+    q = policy(rank_window=2, random_rate=1.0, seed=3)
+    sent = [q.trigger(frame(i), unsure, None) for i in range(10)]
+    assert [x.reason for x in sent if x is not None] == ["random"] * 5 and sent[::2] == [None] * 5
+
+
+def test_the_zoo_model_reports_class_scores_that_agree_with_its_boxes():
+    detector = OnnxDetector(ZOO_MODEL, conf_threshold=0.2)
+    image = SyntheticCamera(SyntheticSource(type="synthetic", seed=7, width=320, height=240)).read().image
+    found = detector.detect(image)
+    assert len(found) and found.class_scores is not None and found.class_scores.shape == (len(found), 3)
+    assert np.array_equal(found.class_scores.argmax(1), found.class_id)
+    assert np.allclose(found.class_scores.max(1), found.confidence)
+    kept = found.filter(found.confidence > 0.5)
+    assert kept.class_scores is not None and len(kept.class_scores) == len(kept)
