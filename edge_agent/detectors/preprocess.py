@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import cv2
@@ -22,17 +23,26 @@ class Letterbox:
     height: int
     scale_y: float | None = None  # a different vertical scale (stretch resize); None: same as ``scale``
 
-    def _scales(self) -> np.ndarray:
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scales, pads, frame size) as (4,) float32 rows for xyxy boxes; made once per letterbox (a camera's
+        letterbox is kept and used on every frame)."""
         sy = self.scale if self.scale_y is None else self.scale_y
-        return np.array([self.scale, sy, self.scale, sy], np.float32)
+        return (np.array([self.scale, sy, self.scale, sy], np.float32),
+                np.array([self.pad_x, self.pad_y] * 2, np.float32),
+                np.array([self.width, self.height] * 2, np.float32))
 
     def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
         """Map boxes from network-input pixels back to original-frame pixels, clipped."""
-        out = (np.asarray(xyxy, np.float32) - np.array([self.pad_x, self.pad_y] * 2, np.float32)) / self._scales()
-        return np.clip(out, 0, np.array([self.width, self.height] * 2, np.float32), out=out)
+        scales, pads, size = self._arrays
+        out = np.subtract(np.asarray(xyxy, np.float32), pads)
+        np.divide(out, scales, out=out)
+        np.maximum(out, 0, out=out)
+        return np.minimum(out, size, out=out)
 
     def to_input(self, xyxy: np.ndarray) -> np.ndarray:
-        return np.asarray(xyxy, np.float32) * self._scales() + np.array([self.pad_x, self.pad_y] * 2, np.float32)
+        scales, pads, _ = self._arrays
+        return np.asarray(xyxy, np.float32) * scales + pads
 
 
 def resize_fast(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -153,11 +163,20 @@ class PlanesCanvas:
         self._views = [self.tensor[0, c, py:py + height, px:px + width] for c in range(3)]
 
     def write(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """The tensor holding these R, G, B planes (of this canvas's size) in 0..1."""
-        k = np.float32(1.0 / 255.0)
+        """The tensor holding these R, G, B uint8 planes (of this canvas's size) in 0..1.
+
+        OpenCV's saturating u8 -> f32 scale writes straight into the tensor's views, in about half the time of
+        numpy's casting ``multiply`` (same float values).
+        """
         for view, plane in zip(self._views, planes, strict=True):
-            np.multiply(plane, k, out=view)
+            if plane.shape != view.shape or plane.dtype != np.uint8:
+                raise ValueError(f"plane {plane.dtype} {plane.shape[::-1]}: this canvas takes uint8 planes of "
+                                 f"{view.shape[1]}x{view.shape[0]}")
+            cv2.addWeighted(plane, _INV_255, plane, 0.0, 0.0, dst=view, dtype=cv2.CV_32F)
         return self.tensor
+
+
+_INV_255 = 1.0 / 255.0
 
 
 Normalization = Literal["rgb_0_1", "rgb_imagenet", "bgr_0_255", "bgr_imagenet"]

@@ -36,11 +36,17 @@ def conversion_matrix(standard: str = "bt601", full_range: bool = False) -> np.n
     return np.hstack([to_rgb, offset[:, None]]).astype(np.float32)
 
 
+def halve_while_large(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``plane`` box-averaged by halves while it is at least twice ``width`` x ``height``."""
+    while plane.shape[1] >= 2 * width and plane.shape[0] >= 2 * height:
+        plane = cv2.resize(plane, (plane.shape[1] // 2, plane.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return plane
+
+
 def fit_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
     """``plane`` at ``width`` x ``height``: box-averaged by halves while at least twice as large, then bilinear
     for the rest (a factor below 2, or an enlargement)."""
-    while plane.shape[1] >= 2 * width and plane.shape[0] >= 2 * height:
-        plane = cv2.resize(plane, (plane.shape[1] // 2, plane.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    plane = halve_while_large(plane, width, height)
     if plane.shape[:2] != (height, width):
         plane = cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
     return plane
@@ -51,8 +57,17 @@ def yuv420_to_planes(y: np.ndarray, u: np.ndarray, v: np.ndarray, width: int, he
     """R, G, B uint8 planes of ``width`` x ``height`` from a 4:2:0 picture (u and v at half resolution).
 
     Chroma is scaled to the output size on its own (no upsampling to full size first), then the small
-    Y, Cb, Cr picture is converted with ``matrix`` (``conversion_matrix``).
+    Y, Cb, Cr picture is converted with ``matrix`` (``conversion_matrix``). When the halved luma meets the
+    chroma planes' size (720p or 1080p to a 576 network: both 640x360 or 960x540), the three planes are
+    merged first and the fractional bilinear step runs once on the three-channel picture: the same pixels
+    as plane by plane, in fewer, larger OpenCV calls.
     """
-    small = cv2.merge([fit_plane(y, width, height), fit_plane(u, width, height), fit_plane(v, width, height)])
+    y, u, v = (halve_while_large(p, width, height) for p in (y, u, v))
+    if y.shape == u.shape == v.shape:
+        small = cv2.merge([y, u, v])
+        if small.shape[:2] != (height, width):
+            small = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    else:
+        small = cv2.merge([fit_plane(y, width, height), fit_plane(u, width, height), fit_plane(v, width, height)])
     red, green, blue = cv2.split(cv2.transform(small, matrix))
     return red, green, blue

@@ -69,3 +69,14 @@ def test_planes_canvas_reuses_one_tensor_and_keeps_its_padding():
         expected, lb = planes_to_letterboxed_rgb01(planes, 320)
         np.testing.assert_array_equal(tensor, expected)
         assert tensor is canvas.tensor and (canvas.letterbox.pad_x, canvas.letterbox.pad_y) == (lb.pad_x, lb.pad_y)
+
+
+def test_planes_canvas_writes_side_padded_and_strided_planes_and_names_a_wrong_size():
+    from edge_agent.detectors.preprocess import PlanesCanvas, planes_to_letterboxed_rgb01
+
+    canvas = PlanesCanvas(200, 320, 320)  # a portrait picture: padded left and right, rows not contiguous
+    bgr = np.random.default_rng(5).integers(0, 256, (320, 200, 3), np.uint8)
+    planes = (bgr[:, :, 2], bgr[:, :, 1], bgr[:, :, 0])  # views with a 3-byte pixel step
+    np.testing.assert_array_equal(canvas.write(planes), planes_to_letterboxed_rgb01(planes, 320)[0])
+    with pytest.raises(ValueError, match="uint8 planes of 200x320"):
+        canvas.write(tuple(p[:300] for p in planes))
