@@ -64,25 +64,6 @@ def payloads(n: int, devices: int = 40) -> list[bytes]:
     return out
 
 
-def proc_cpu_s(root_pid: int) -> float:
-    """User + system CPU seconds of ``root_pid`` and its children, including children that have exited."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry.name), int(fields[1])
-        if pid == root_pid:
-            total += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
-        elif ppid == root_pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def pg_bytes(store: Any) -> int:
     return int(store._conn().execute(  # noqa: SLF001
         "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
@@ -142,18 +123,17 @@ def main() -> None:
         store = SqliteStore(tmp / "fieldline.db")
     store.open()
     size = (lambda: pg_bytes(store)) if args.store == "postgres" else (lambda: sqlite_bytes(store, tmp / "fieldline.db"))
-    db_pid = server._process.pid if server is not None and server._process is not None else None  # noqa: SLF001
     try:
         warm = [Event.model_validate_json(p) for p in raw[:args.batch]]
         store.write_events(warm, int(time.time() * 1000), raw[:args.batch])
-        bytes0, db0 = size(), proc_cpu_s(db_pid) if db_pid else None
+        bytes0, db0 = size(), server.cpu_seconds() if server is not None else None
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for i in range(args.batch, len(raw), args.batch):
             chunk = raw[i:i + args.batch]
             events = [Event.model_validate_json(p) for p in chunk]
             store.write_events(events, int(time.time() * 1000), chunk)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        db_cpu = (proc_cpu_s(db_pid) - db0) if db_pid and db0 is not None else None
+        db_cpu = server.cpu_seconds() - db0 if server is not None and db0 is not None else None
         n = len(raw) - args.batch
         grown = size() - bytes0
     finally:

@@ -69,6 +69,11 @@ class Partitions:
         with self._lock:
             self._known.clear()
 
+    def all_known(self, timestamps: Iterable[int]) -> bool:
+        """True when every timestamp falls in a partition known to exist (no catalog work, no connection)."""
+        span, offset, known = self.span_ms, self._offset, self._known
+        return all(((ts - offset) // span) * span + offset in known for ts in timestamps)
+
     def ensure(self, conn: psycopg.Connection, timestamps: Iterable[int]) -> int:
         """Create the partitions these timestamps fall in, if missing; returns how many were created.
 

@@ -33,12 +33,13 @@ from psycopg_pool import ConnectionPool
 from fieldline.contract import Alert, Event
 
 from cloud_api.storage import (
+    postgres_batch,
     postgres_datasets,
     postgres_notify,
     postgres_retention,
     postgres_schema,
-    sqlite_batch,
     sqlite_identity,
+    sqlite_qa,
     sqlite_retention,
 )
 from cloud_api.storage.factory import StoreUnavailable
@@ -53,8 +54,6 @@ from cloud_api.storage.sqlite_users import UserExists
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_CLAIM = ("INSERT INTO event_ids (id, ts_ms) SELECT * FROM unnest(%s::text[], %s::bigint[])"
-          " ON CONFLICT DO NOTHING RETURNING id")
 _CLAIM_ATTEMPTS = 10
 
 
@@ -81,6 +80,15 @@ def check_dsn(dsn: str) -> None:
     port = str(parts.get("port") or "5432")
     if not all(p.strip().isdigit() for p in port.split(",")):
         raise ValueError(f"the port of {redact_dsn(dsn)} is not a number; {example}")
+
+
+def _rollback(raw: psycopg.Connection) -> None:
+    """End a failed write's transaction when the connection still works (the pool gets it back idle)."""
+    if not raw.broken and not raw.closed and raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        try:
+            raw.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
 
 
 class _Reader:
@@ -224,6 +232,8 @@ class PostgresStore(SqliteStore):
 
     def _ensure_partitions(self, timestamps: Iterable[int]) -> None:
         assert self._pg is not None
+        if self._partitions.all_known(timestamps):
+            return
         with self._pg.connection() as raw:
             self._partitions.ensure(raw, timestamps)
 
@@ -243,19 +253,99 @@ class PostgresStore(SqliteStore):
 
     def _write_events_once(self, events: list[Event], received_ms: int,
                            payloads: Sequence[bytes | None] | None) -> EventsWritten:
-        with self._transaction() as conn:
-            resolved = self._claim(conn, events, payloads)
-            sqlite_batch.insert_resolved(conn, resolved, received_ms)
-            alerts = [sqlite_identity.collision_alert(c) for c in resolved.collisions]
-            alerts += sqlite_identity.record(conn, resolved, received_ms)
+        """One transaction, two round trips when the batch is all new (the usual case): BEGIN, the claim of its
+        ids and the lookup of its devices' installs; then the rows (``postgres_batch``), NOTIFY and COMMIT.
+        A batch with an id already claimed (a redelivery, a collision, another worker's) is resolved as before
+        (``_claim``) on the same transaction, from a savepoint taken before the fast claim."""
+        assert self._pg is not None
+        pairs = list(zip(events, payloads or [None] * len(events), strict=True))
+        ids = sorted({e.id for e in events})  # one lock order for workers claiming overlapping batches
+        ts_of = {e.id: e.ts_ms for e in reversed(events)}  # the first event's, as the slow path claims it
+        keys = postgres_batch.instance_keys(events)
+        for attempt in range(self._pool_size + 1):
+            with self._pg.connection() as raw:
+                sent = False
+                try:
+                    with raw.pipeline():
+                        raw.execute("BEGIN")
+                        raw.execute("SAVEPOINT fast_claim")
+                        claim = raw.execute(postgres_batch.CLAIM, (ids, [ts_of[i] for i in ids]))
+                        known = postgres_batch.queue_known_instances(raw, keys)
+                        claimed = claim.fetchall()
+                        known_rows = known.fetchall() if known is not None else []
+                    sent = True
+                    if len(claimed) == len(ids) == len(events):
+                        return self._finish_fresh(raw, pairs, keys, known_rows, received_ms)
+                    raw.execute("ROLLBACK TO SAVEPOINT fast_claim")
+                    return self._finish_resolved(raw, events, payloads, received_ms)
+                except psycopg.OperationalError:
+                    # a pooled connection the server dropped (a restart) fails at the first round trip, before
+                    # any work: take another one at once
+                    if sent or not raw.broken or attempt == self._pool_size:
+                        _rollback(raw)
+                        raise
+                except BaseException:
+                    _rollback(raw)
+                    raise
+        raise AssertionError("unreachable")
+
+    def _finish_fresh(self, raw: psycopg.Connection, pairs: list[tuple[Event, bytes | None]],
+                      keys: dict[Any, Event], known_rows: list[Any], received_ms: int) -> EventsWritten:
+        """Every id of the batch was claimed: insert all, in one pipelined round trip with the COMMIT when no
+        inspection or alert needs its own statements."""
+        fresh = [e for e, _ in pairs]
+        alerts = postgres_batch.new_install_alerts(keys, known_rows)
+        inspections = [e for e in fresh if e.kind == "inspection"]
+        stored = [StoreChange(e.kind, "stored", e) for e in fresh if e.kind in ("count", "inspection")]
+        with raw.pipeline():
+            raw.execute("RELEASE SAVEPOINT fast_claim")
+            postgres_batch.insert_fresh(raw, pairs, received_ms)
+            postgres_batch.upsert_instances(raw, keys, received_ms)
+            if not inspections and not alerts:
+                self._queue_notify(raw, stored)
+                raw.execute("COMMIT")
+        changes: list[StoreChange] = []
+        if inspections or alerts:
+            conn = PgConnection(raw)
+            for e in inspections:
+                sqlite_qa.insert_inspection(conn, e)  # type: ignore[arg-type]
             changes = self._insert_alerts(conn, alerts, received_ms)[1]
+            with raw.pipeline():
+                self._queue_notify(raw, stored + changes)
+                raw.execute("COMMIT")
+        SqliteStore._emit(self, stored)  # noqa: SLF001 - local listeners; the NOTIFY went with the commit
+        SqliteStore._emit(self, changes)  # noqa: SLF001
+        return EventsWritten(len(fresh))
+
+    def _finish_resolved(self, raw: psycopg.Connection, events: list[Event],
+                         payloads: Sequence[bytes | None] | None, received_ms: int) -> EventsWritten:
+        """A batch with ids already claimed: split it into new events, repeats and collisions first."""
+        conn = PgConnection(raw)
+        resolved = self._claim(conn, events, payloads)
+        with raw.pipeline():
+            postgres_batch.insert_fresh(raw, resolved.fresh, received_ms)
+        for e, _ in resolved.fresh:
+            if e.kind == "inspection":
+                sqlite_qa.insert_inspection(conn, e)  # type: ignore[arg-type]
+        alerts = [sqlite_identity.collision_alert(c) for c in resolved.collisions]
+        alerts += sqlite_identity.record(conn, resolved, received_ms)  # type: ignore[arg-type]
+        changes = self._insert_alerts(conn, alerts, received_ms)[1]
+        inserted = [e for e, _ in resolved.fresh]
+        stored = [StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")]
+        with raw.pipeline():
+            self._queue_notify(raw, stored + changes)
+            raw.execute("COMMIT")
         if resolved.collisions:
             log.warning("%d event id collision(s), stored under derived ids: %s", len(resolved.collisions),
                         ", ".join(f"{c.original_id} -> {c.event.id}" for c in resolved.collisions[:5]))
-        inserted = [e for e, _ in resolved.fresh]
-        self._emit([StoreChange(e.kind, "stored", e) for e in inserted if e.kind in ("count", "inspection")])
-        self._emit(changes)
+        SqliteStore._emit(self, stored)  # noqa: SLF001
+        SqliteStore._emit(self, changes)  # noqa: SLF001
         return EventsWritten(len(inserted), collisions=len(resolved.collisions), repeats=len(resolved.repeats))
+
+    def _queue_notify(self, raw: psycopg.Connection, changes: list[StoreChange]) -> None:
+        """NOTIFY other workers of ``changes`` inside the transaction: delivered when (and only if) it commits."""
+        for payload in postgres_notify.payloads(self._sender, changes):
+            raw.execute("SELECT pg_notify(%s, %s)", (postgres_notify.CHANNEL, payload))
 
     @staticmethod
     def _claim(conn: PgConnection, events: list[Event], payloads: Sequence[bytes | None] | None) -> Resolved:
@@ -266,7 +356,7 @@ class PostgresStore(SqliteStore):
             conn.raw.execute("SAVEPOINT claim_ids")
             resolved = sqlite_identity.resolve(conn, events, payloads)  # type: ignore[arg-type]
             ids = [e.id for e, _ in resolved.fresh]
-            claimed = {r[0] for r in conn.raw.execute(_CLAIM, (ids, [e.ts_ms for e, _ in resolved.fresh]))} \
+            claimed = {r[0] for r in conn.raw.execute(postgres_batch.CLAIM, (ids, [e.ts_ms for e, _ in resolved.fresh]))} \
                 if ids else set()
             if len(claimed) == len(ids):
                 conn.raw.execute("RELEASE SAVEPOINT claim_ids")

@@ -23,6 +23,8 @@ from types import TracebackType
 from tests.support.mosquitto import free_port, terminate
 
 USER = "fieldline"  # the cluster's superuser (trust auth on 127.0.0.1 and the socket in the temp folder)
+# server settings of the throwaway cluster (benches record them): no fsync, a test machine's memory
+SETTINGS = {"fsync": "off", "full_page_writes": "off", "max_connections": "200", "shared_buffers": "32MB"}
 
 
 class PostgresNotInstalled(RuntimeError):
@@ -50,6 +52,26 @@ def _as_owner() -> list[str]:
     if os.geteuid() != 0:
         return []
     return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+
+
+def proc_tree_cpu_s(root_pid: int) -> float:
+    """User + system CPU seconds of ``root_pid`` and its direct children (live ones from /proc, exited ones
+    through the root's ``cutime``/``cstime``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root_pid:
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+        elif ppid == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 class PostgresServer:
@@ -101,8 +123,8 @@ class PostgresServer:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open while the server runs
         self._process = subprocess.Popen(
             [*_as_owner(), str(self.bindir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-             "-k", str(self.socket_dir), "-c", f"listen_addresses={self.host}", "-c", "fsync=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
+             "-k", str(self.socket_dir), "-c", f"listen_addresses={self.host}",
+             *(arg for name, value in SETTINGS.items() for arg in ("-c", f"{name}={value}"))],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=self._tmp,
         )
         deadline = time.monotonic() + timeout
@@ -136,6 +158,19 @@ class PostgresServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while the server runs."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server so far: the postmaster, its live processes (backends, writer,
+        checkpointer, ...) and the ones that exited (counted in the postmaster's children times)."""
+        root = self.pid
+        if root is None:
+            raise PostgresStartError("the server is not running")
+        return proc_tree_cpu_s(root)
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
