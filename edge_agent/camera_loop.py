@@ -122,8 +122,10 @@ class CameraLoop:
                 model_failed = False
                 for frame, (detections, failure) in zip(group, results):
                     now = time.monotonic()
-                    # every frame is health-checked, after detection so it reads the detector's small copy
-                    outcomes: list[Outcome] = list(self.health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now))
+                    # health-checked after detection, so it reads the detector's small copy; every frame of a
+                    # camera (up to health.CHECKS_PER_S), one in a few of a faster loop
+                    outcomes: list[Outcome] = list(self.health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now)) \
+                        if self.health.due(now) else []
                     if detections is None:
                         if failure or outcomes:
                             self._sink(camera, frame, Detections.empty(labels), failure + outcomes)

@@ -11,6 +11,7 @@ from edge_agent.sources.base import sample_grid
 
 BLACK_FRAMES_IN_A_ROW = 3
 GRID_COLS, GRID_ROWS = 64, 48
+CHECKS_PER_S = 40.0  # a camera at up to 40 fps has every frame checked; a faster loop (a file) one in k
 
 
 class CameraHealth:
@@ -19,6 +20,19 @@ class CameraHealth:
         self._black_run = 0
         self._previous: np.ndarray | None = None
         self._frozen_since: float | None = None
+        self._next_check_s = float("-inf")
+
+    def due(self, now_s: float) -> bool:
+        """Whether the frame seen at ``now_s`` should be checked: at most ``CHECKS_PER_S`` a second.
+
+        Black and frozen pictures last seconds, so a loop running faster than a camera (a file replayed at
+        150 fps) loses nothing by checking one frame in a few; a live camera at its frame rate is checked on
+        every frame, as before.
+        """
+        if now_s < self._next_check_s:
+            return False
+        self._next_check_s = now_s + 1.0 / CHECKS_PER_S - 1e-3  # a millisecond of slack for frame-time jitter
+        return True
 
     def on_frame(self, image: np.ndarray, now_s: float) -> list[AlertOut]:
         """Checks one picture (BGR or grey, any size)."""

@@ -126,12 +126,16 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
     Solved per connected component of the overlap graph: most fruits overlap one predicted box only,
     so the Hungarian step runs on the few small clusters of touching fruit, not on the whole frame.
     """
+    n, m = iou.shape
     edge_rows, edge_cols = (iou > 0).nonzero()
-    edges = list(zip(edge_rows.tolist(), edge_cols.tolist()))  # row-major: already sorted
-    if len(set(edge_rows.tolist())) == len(edges) == len(set(edge_cols.tolist())):
-        return edges  # no box competes for another: nothing to solve
-    n, _ = iou.shape
-    parent = list(range(n + iou.shape[1]))
+    row_edges, col_edges = np.bincount(edge_rows, minlength=n), np.bincount(edge_cols, minlength=m)
+    alone = (row_edges[edge_rows] == 1) & (col_edges[edge_cols] == 1)
+    pairs = list(zip(edge_rows[alone].tolist(), edge_cols[alone].tolist()))  # row-major: already sorted
+    if len(pairs) == len(edge_rows):
+        return pairs  # no box competes for another: nothing to solve
+    # a box pair that overlaps nothing else is its own cluster: matched above; the rest are solved below
+    edges = list(zip(edge_rows[~alone].tolist(), edge_cols[~alone].tolist()))
+    parent = list(range(n + m))
 
     def root(x: int) -> int:
         while parent[x] != x:
@@ -148,7 +152,6 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
             g[0].append(r)
         if c not in g[1]:
             g[1].append(c)
-    pairs = []
     for rows, cols in groups.values():
         if len(rows) == 1 and len(cols) == 1:
             pairs.append((rows[0], cols[0]))
@@ -183,7 +186,7 @@ def _xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-_SIZE_TWICE = [2, 3, 2, 3]  # (w, h, w, h): the box size beside each of the four coordinates
+_SIZE_TWICE = np.array([2, 3, 2, 3])  # (w, h, w, h): the box size beside each of the four coordinates
 
 
 class KalmanBank:
@@ -195,24 +198,39 @@ class KalmanBank:
     two coordinates: it is four independent 2x2 blocks (position variance, position-velocity covariance,
     velocity variance) per track. Keeping just those blocks, every step is a dozen element-wise numpy
     operations over all tracks of a camera (no 8x8 products, no solve), with the textbook's numbers.
+    All of a track's numbers are one row of ``state`` (mean, then the blocks' entries), so picking,
+    updating and dropping tracks moves one array, not four.
     """
 
     POS_STD = 1.0 / 20.0
     VEL_STD = 1.0 / 160.0
 
     def __init__(self) -> None:
-        self.mean = np.zeros((0, 8))  # (cx, cy, w, h, vcx, vcy, vw, vh)
-        self.pos_var = np.zeros((0, 4))  # the blocks' entries, one column per coordinate
-        self.cross = np.zeros((0, 4))
-        self.vel_var = np.zeros((0, 4))
+        self.state = np.zeros((0, 20))  # mean (cx, cy, w, h, vcx, vcy, vw, vh), pos_var, cross, vel_var
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.state[:, :8]
+
+    @property
+    def pos_var(self) -> np.ndarray:  # the blocks' entries, one column per coordinate
+        return self.state[:, 8:12]
+
+    @property
+    def cross(self) -> np.ndarray:
+        return self.state[:, 12:16]
+
+    @property
+    def vel_var(self) -> np.ndarray:
+        return self.state[:, 16:20]
 
     def __len__(self) -> int:
-        return len(self.mean)
+        return len(self.state)
 
     @property
     def cov(self) -> np.ndarray:
         """The full (n, 8, 8) covariances of the textbook form (for inspection and tests)."""
-        cov = np.zeros((len(self.mean), 8, 8))
+        cov = np.zeros((len(self.state), 8, 8))
         i = np.arange(4)
         cov[:, i, i], cov[:, i + 4, i + 4] = self.pos_var, self.vel_var
         cov[:, i, i + 4] = cov[:, i + 4, i] = self.cross
@@ -221,48 +239,48 @@ class KalmanBank:
     def add(self, boxes_xyxy: np.ndarray) -> None:
         z = _xyxy_to_cxcywh(boxes_xyxy)
         size = z[:, _SIZE_TWICE]
-        self.mean = np.concatenate([self.mean, np.concatenate([z, np.zeros_like(z)], 1)])
-        self.pos_var = np.concatenate([self.pos_var, (2 * self.POS_STD * size) ** 2])
-        self.cross = np.concatenate([self.cross, np.zeros_like(z)])
-        self.vel_var = np.concatenate([self.vel_var, (10 * self.VEL_STD * size) ** 2])
+        zero = np.zeros_like(z)
+        rows = np.concatenate([z, zero, (2 * self.POS_STD * size) ** 2, zero, (10 * self.VEL_STD * size) ** 2], 1)
+        self.state = np.concatenate([self.state, rows])
 
     def keep(self, rows: np.ndarray | list[int]) -> None:
-        rows = np.asarray(rows, np.int64)
-        self.mean, self.pos_var = self.mean[rows], self.pos_var[rows]
-        self.cross, self.vel_var = self.cross[rows], self.vel_var[rows]
+        self.state = self.state[np.asarray(rows, np.int64)]
 
     def predict(self, freeze_size: np.ndarray) -> None:
         """Advance one frame; rows with ``freeze_size`` stop growing/shrinking without evidence (lost boxes)."""
-        if not len(self.mean):
+        st = self.state
+        if not len(st):
             return
-        self.mean[np.asarray(freeze_size, bool), 6:8] = 0.0
-        size = self.mean[:, _SIZE_TWICE]
+        st[np.asarray(freeze_size, bool), 6:8] = 0.0
+        size = st[:, _SIZE_TWICE]
+        pos_var, cross, vel_var = st[:, 8:12], st[:, 12:16], st[:, 16:20]
         # x' = x + v;  P' = F P F^T + Q with F = [[1, 1], [0, 1]] per coordinate
-        self.mean[:, :4] += self.mean[:, 4:]
-        self.pos_var += 2 * self.cross + self.vel_var + (self.POS_STD * size) ** 2
-        self.cross += self.vel_var
-        self.vel_var += (self.VEL_STD * size) ** 2
-        np.maximum(self.mean[:, 2:4], 1.0, out=self.mean[:, 2:4])
+        st[:, :4] += st[:, 4:8]
+        pos_var += 2 * cross + vel_var + (self.POS_STD * size) ** 2
+        cross += vel_var
+        vel_var += (self.VEL_STD * size) ** 2
+        np.maximum(st[:, 2:4], 1.0, out=st[:, 2:4])
 
     def update(self, rows: np.ndarray | list[int], boxes_xyxy: np.ndarray) -> None:
         rows = np.asarray(rows, np.int64)
         if not len(rows):
             return
         z = _xyxy_to_cxcywh(boxes_xyxy)
-        m, pos_var, cross, vel_var = self.mean[rows], self.pos_var[rows], self.cross[rows], self.vel_var[rows]
+        picked = self.state[rows]  # a copy, written back at the end
+        m, pos_var, cross, vel_var = picked[:, :8], picked[:, 8:12], picked[:, 12:16], picked[:, 16:20]
         innovation_var = pos_var + (self.POS_STD * m[:, _SIZE_TWICE]) ** 2
         gain_pos, gain_vel = pos_var / innovation_var, cross / innovation_var
         residual = z - m[:, :4]
         m[:, :4] += gain_pos * residual
         m[:, 4:] += gain_vel * residual
         np.maximum(m[:, 2:4], 1.0, out=m[:, 2:4])
-        self.mean[rows] = m
-        self.vel_var[rows] = vel_var - gain_vel * cross
-        self.cross[rows] = cross - gain_pos * cross
-        self.pos_var[rows] = pos_var - gain_pos * pos_var
+        vel_var -= gain_vel * cross  # each from the blocks before this update: velocity first, cross, position
+        cross -= gain_pos * cross
+        pos_var -= gain_pos * pos_var
+        self.state[rows] = picked
 
     def boxes(self, rows: np.ndarray | list[int] | None = None) -> np.ndarray:
-        m = self.mean if rows is None else self.mean[np.asarray(rows, np.int64)]
+        m = self.state if rows is None else self.state[np.asarray(rows, np.int64)]
         half = m[:, 2:4] / 2
         return np.concatenate([m[:, :2] - half, m[:, :2] + half], 1)
 
@@ -361,7 +379,8 @@ class Tracker:
             elif track.confirmed:
                 self._ended_ids.append(track.track_id)
             # an unconfirmed track that missed a frame is dropped silently: it never had an id
-        self._kalman.keep(rows)
+        if len(rows) != len(self._tracks):  # rows are in order: all of them means nothing was dropped
+            self._kalman.keep(rows)
         if free_high:
             self._kalman.add(detections.xyxy[np.asarray(free_high, np.int64)])
         for d in free_high:
@@ -403,7 +422,7 @@ class Tracker:
         """
         if not track_idx or not det_idx:
             return [], list(track_idx), list(det_idx)
-        sub = iou[track_idx][:, det_idx]  # a copy: the thresholding below leaves ``iou`` intact
+        sub = iou[np.ix_(track_idx, det_idx)]  # a copy: the thresholding below leaves ``iou`` intact
         sub[sub < min_iou] = 0.0  # invalid pairs are worth the same as no match
         pairs = match_by_iou(sub)
         used_r = {r for r, _ in pairs}
