@@ -14,7 +14,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from cloud_api.web import fleet_page, label_page
+from cloud_api.web import fleet_page, label_page, training_page
+from cloud_api.web.pages import page_response
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -30,13 +31,7 @@ router = APIRouter(tags=["qa dashboard"])
 @router.get("/qa", response_class=HTMLResponse, summary="The factory QA dashboard (HTML page)",
             responses={200: {"content": {"text/html": {}}, "description": "The dashboard page"}})
 def dashboard() -> HTMLResponse:
-    html = (STATIC_DIR / "qa.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "Cache-Control": "no-cache",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    })
+    return page_response("qa.html")
 
 
 def mount_dashboard(app: FastAPI) -> None:
@@ -44,4 +39,5 @@ def mount_dashboard(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(fleet_page.router)  # /fleet: the fleet console, same static folder and look
     app.include_router(label_page.router)  # /label: the labelling page, same static folder and look
+    app.include_router(training_page.router)  # /training: start and watch training jobs, same look
     app.mount("/qa/static", StaticFiles(directory=STATIC_DIR), name="qa-static")

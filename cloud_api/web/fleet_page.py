@@ -9,18 +9,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from cloud_api.web.pages import page_response
+
 router = APIRouter(tags=["fleet pages"])
 
 
 @router.get("/fleet", response_class=HTMLResponse, summary="The fleet console (HTML page)",
             responses={200: {"content": {"text/html": {}}, "description": "Devices, models and rollouts"}})
 def fleet_page() -> HTMLResponse:
-    from cloud_api.web import CONTENT_SECURITY_POLICY, STATIC_DIR
-
-    html = (STATIC_DIR / "fleet.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "Cache-Control": "no-cache",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    })
+    return page_response("fleet.html")

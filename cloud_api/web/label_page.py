@@ -10,18 +10,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from cloud_api.web.pages import page_response
+
 router = APIRouter(tags=["label page"])
 
 
 @router.get("/label", response_class=HTMLResponse, summary="The labelling page (HTML page)",
             responses={200: {"content": {"text/html": {}}, "description": "Label dataset frames"}})
 def label_page() -> HTMLResponse:
-    from cloud_api.web import CONTENT_SECURITY_POLICY, STATIC_DIR
-
-    html = (STATIC_DIR / "label.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "Cache-Control": "no-cache",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    })
+    return page_response("label.html")

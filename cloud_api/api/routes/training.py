@@ -20,7 +20,7 @@ from fieldline.contract import NAME_PATTERN
 
 from cloud_api.api.deps import OperatorDep, PrincipalDep, StoreDep
 from cloud_api.fleet.registry import ModelRegistry
-from cloud_api.training import base_model
+from cloud_api.training import base_candidates, base_model
 from cloud_api.training.runner import TrainingRunner
 from cloud_api.training.store import ACTIVE, TrainingJobStore
 
@@ -97,6 +97,13 @@ def start_job(request: Request, body: JobIn, principal: OperatorDep, store: Stor
         runner.wake()
     request.app.state.live.publish("training", {"job": job.id, **job.to_json()})
     return job.to_json()
+
+
+@router.get("/base-models", summary="Models a job can start from, with how many devices run each")
+def base_models(_: PrincipalDep, store: StoreDep) -> list[dict[str, Any]]:
+    """Zoo FP32 detectors and registered FP32 FieldLine files (``base_model``: what ``POST /jobs`` takes), most
+    devices in service first: the /training page preselects the first one whose labels are the dataset's."""
+    return base_candidates.candidates(store.list_models(), store.list_devices())  # type: ignore[attr-defined]
 
 
 @router.get("/jobs", summary="Training jobs, newest first")

@@ -1,20 +1,19 @@
 /* FieldLine fleet pages: devices table, device page, models, rollouts; live over the API's WebSocket.
  *
- * Signs in like /qa: POST /api/v1/auth/session sets the server's HttpOnly session cookie, which every fetch
- * and the WebSocket carry. An API without session sign-in (404 there) is signed in with POST /auth/login
- * instead; that token is kept in sessionStorage ("fieldline.token") and sent as a bearer header.
- * Pages are hash routes: #fleet, #device/{site}/{device}, #models, #deployments, #deployment/{id}.
+ * Signs in through the shared sign-in (signin.js): the server's HttpOnly session cookie, which every fetch and
+ * the WebSocket carry, or (an API without session sign-in) a bearer token from FieldLineSignin.authHeaders().
+ * Pages are hash routes: #fleet, #device/{site}/{device}, #models, #deployments, #deployment/{id}, and
+ * #deploy/{sha256}: the rollout form with that model chosen (the training page's "Roll out…" link).
  * Every value from the API is written with textContent (never as HTML).
  */
 (function () {
   "use strict";
 
-  const TOKEN_KEY = "fieldline.token";
   const API = "/api/v1";
   const POLL_MS = 5000; // stats have no live message: the open page is re-read this often too
   const LIVE_DEBOUNCE_MS = 400;
   const $ = (id) => document.getElementById(id);
-  const state = { token: null, signedIn: false, role: "", sort: { key: "site", dir: 1 }, fleet: [], route: ["fleet"], ws: null,
+  const state = { signedIn: false, role: "", sort: { key: "site", dir: 1 }, fleet: [], route: ["fleet"], ws: null,
     wsDelay: 1000, timer: null, liveTimer: null, loads: 0, snapshotUrl: null, models: [] };
 
   class AuthError extends Error {}
@@ -35,8 +34,7 @@
   // ---------------------------------------------------------------- API and sign-in
 
   async function call(method, path, body, headers) {
-    const auth = state.token ? { Authorization: "Bearer " + state.token } : {};
-    const init = { method, credentials: "same-origin", headers: { ...auth, ...(headers || {}) } };
+    const init = { method, credentials: "same-origin", headers: { ...FieldLineSignin.authHeaders(), ...(headers || {}) } };
     if (body !== undefined) {
       init.body = body instanceof Blob || body instanceof ArrayBuffer ? body : JSON.stringify(body);
       if (!(headers && headers["Content-Type"])) init.headers["Content-Type"] = "application/json";
@@ -52,51 +50,19 @@
   }
   const getJson = async (path) => (await call("GET", path)).json();
 
+  /* The shared sign-in (signin.js) brings the login view back; this page closes its socket first. */
   function showLogin(message, cause) {
-    document.body.dataset.signedOutBy = cause || "";
+    FieldLineSignin.show(message, cause);
+  }
+
+  function signedOut() {
     if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
-    state.token = null;
     state.signedIn = false;
-    sessionStorage.removeItem(TOKEN_KEY);
-    $("dashboard").hidden = true;
-    $("login-view").hidden = false;
-    $("login-error").textContent = message || "";
   }
 
-  async function login(event) {
-    event.preventDefault();
-    $("login-error").textContent = "";
-    const post = (path) => fetch(API + path, {
-      method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("login-user").value.trim(), password: $("login-pass").value }),
-    }).catch(() => null);
-    let response = await post("/auth/session");
-    const cookie = !!response && response.status !== 404;
-    if (!cookie) response = await post("/auth/login");
-    if (!response || !response.ok) {
-      $("login-error").textContent = response && response.status === 401 ? "Wrong user name or password."
-        : "Login failed" + (response ? ` (HTTP ${response.status}).` : ": cannot reach the server.");
-      return;
-    }
-    if (!cookie) sessionStorage.setItem(TOKEN_KEY, (await response.json()).access_token);
-    $("login-pass").value = "";
-    await start();
-  }
-
-  async function start() {
-    state.token = sessionStorage.getItem(TOKEN_KEY);
-    try {
-      const me = await getJson("/auth/me");
-      state.role = me.role;
-      $("user-name").textContent = `${me.username} (${me.role})`;
-    } catch (error) {
-      showLogin(error instanceof AuthError ? "" : "Cannot reach the server.");
-      return;
-    }
+  async function signedIn(me) {
+    state.role = me.role;
     state.signedIn = true;
-    $("login-view").hidden = true;
-    $("dashboard").hidden = false;
-    document.body.classList.toggle("viewer", state.role === "viewer");
     connectLive();
     await route();
     if (!state.timer) state.timer = setInterval(() => load(), POLL_MS);
@@ -105,9 +71,7 @@
   // ---------------------------------------------------------------- live updates
 
   function connectLive() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = state.token ? `?token=${encodeURIComponent(state.token)}` : ""; // else the session cookie
-    const ws = new WebSocket(`${scheme}//${location.host}${API}/ws${query}`);
+    const ws = new WebSocket(FieldLineSignin.wsUrl("/ws")); // the session cookie, or the bearer token
     state.ws = ws;
     ws.onopen = () => { state.wsDelay = 1000; setLive(true); };
     ws.onmessage = (message) => {
@@ -140,7 +104,8 @@
   async function route() {
     const parts = decodeURIComponent(location.hash.slice(1) || "fleet").split("/");
     state.route = parts;
-    const page = parts[0] === "device" ? "device" : parts[0] === "deployment" ? "deployments" : parts[0];
+    if (parts[0] === "deploy") state.preselect = parts[1] || null;
+    const page = parts[0] === "device" ? "device" : ["deployment", "deploy"].includes(parts[0]) ? "deployments" : parts[0];
     for (const name of ["fleet", "device", "models", "deployments"]) $("page-" + name).hidden = name !== page;
     document.querySelectorAll("nav [data-page]").forEach((a) => a.classList.toggle("active",
       a.dataset.page === page || (page === "device" && a.dataset.page === "fleet")));
@@ -366,6 +331,18 @@
         ...state.configs.map((c) => el("option", { value: `config:${c.sha256}` }, `config ${c.name} v${c.version} · ${short(c.sha256)}`)));
       if (current) select.value = current;
     }
+    if (state.preselect) { // once, from #deploy/{sha256}: later polls keep what the operator chose
+      const sha = state.preselect.toLowerCase();
+      state.preselect = null;
+      if (state.models.some((m) => m.sha256 === sha)) {
+        select.value = sha;
+        const m = state.models.find((x) => x.sha256 === sha);
+        $("deploy-result").textContent = `${m.name} ${m.version} chosen: set the target and start the rollout.`;
+        $("deploy-target").focus();
+      } else {
+        $("deploy-result").textContent = `No registered model ${short(sha)}.`;
+      }
+    }
     $("deployments-table").tBodies[0].replaceChildren(...list.map((d) => el("tr", {
       class: "link" + (d.id === selected ? " selected" : ""), "data-id": d.id,
       onclick: () => { location.hash = `deployment/${d.id}`; },
@@ -463,11 +440,6 @@
   // ---------------------------------------------------------------- wiring
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", async () => {
-      await call("POST", "/auth/logout").catch(() => null);
-      showLogin("");
-    });
     $("fleet-filter").addEventListener("input", renderFleet);
     document.querySelectorAll("#fleet-table th").forEach((th) => th.addEventListener("click", () => {
       state.sort = { key: th.dataset.sort, dir: state.sort.key === th.dataset.sort ? -state.sort.dir : 1 };
@@ -480,6 +452,6 @@
     $("config-file").addEventListener("change", readConfigFile);
     $("deploy-form").addEventListener("submit", deploy);
     window.addEventListener("hashchange", route);
-    start();
+    FieldLineSignin.init({ onSignedIn: signedIn, onSignedOut: signedOut });
   });
 })();

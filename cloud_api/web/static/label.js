@@ -1,6 +1,6 @@
 /* FieldLine labelling page: pick a dataset, get a frame leased to you, fix the model's boxes, save.
  *
- * Signs in like /qa (POST /api/v1/auth/session sets the HttpOnly session cookie every fetch carries).
+ * Signs in through the shared sign-in (signin.js: the HttpOnly session cookie every fetch carries).
  * Frames come from POST /datasets/{name}/next, which leases each frame to one operator for a few minutes, so
  * two people labelling the same dataset never get the same frame; while the frame is open and the tab visible the
  * page renews the lease (POST .../frames/{id}/lease every 2 minutes and when the tab comes back) and says so
@@ -54,39 +54,13 @@
     return response.json();
   }
 
+  /* The shared sign-in (signin.js) brings the login view back; this page closes its socket first. */
   function showLogin(message) {
+    FieldLineSignin.show(message);
+  }
+
+  function signedOut() {
     if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
-    $("dashboard").hidden = true;
-    $("login-view").hidden = false;
-    $("login-error").textContent = message || "";
-    $("login-user").focus();
-  }
-
-  async function login(event) {
-    event.preventDefault();
-    $("login-error").textContent = "";
-    $("login-submit").disabled = true;
-    try {
-      const response = await fetch(API + "/auth/session", {
-        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ username: $("login-user").value.trim(), password: $("login-pass").value }),
-      });
-      if (!response.ok) {
-        $("login-error").textContent = response.status === 401 ? "Wrong user name or password." : `Login failed (HTTP ${response.status}).`;
-        return;
-      }
-      $("login-pass").value = "";
-      await start();
-    } catch (error) {
-      $("login-error").textContent = "Cannot reach the server.";
-    } finally {
-      $("login-submit").disabled = false;
-    }
-  }
-
-  async function logout() {
-    try { await fetch(API + "/auth/logout", { method: "POST", credentials: "same-origin" }); } catch (error) { /* local sign-out is enough */ }
-    showLogin("");
   }
 
   function guard(promise) {
@@ -612,18 +586,9 @@
 
   // ---------------------------------------------------------------- start
 
-  async function start() {
-    try {
-      const me = await getJson("/auth/me");
-      state.user = me.username;
-      state.role = me.role;
-      $("user-name").textContent = `${me.username} (${me.role})`;
-    } catch (error) {
-      showLogin(error instanceof AuthError ? "" : "Cannot reach the server.");
-      return;
-    }
-    $("login-view").hidden = true;
-    $("dashboard").hidden = false;
+  async function signedIn(me) {
+    state.user = me.username;
+    state.role = me.role;
     if (!konva.stage) setupStage();
     connectLive();
     if (!state.leaseTimer) state.leaseTimer = setInterval(() => guard(renewLease()), LEASE_RENEW_MS);
@@ -638,8 +603,6 @@
   }
 
   function init() {
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", logout);
     const click = (id, action) => $(id).addEventListener("click", (e) => { e.currentTarget.blur(); guard(action()); });
     click("btn-accept", () => save("labelled"));
     click("btn-skip", () => save("skipped"));
@@ -648,7 +611,7 @@
     document.addEventListener("keydown", onKey);
     window.addEventListener("hashchange", onHashChange);
     document.addEventListener("visibilitychange", onVisibility);
-    start();
+    FieldLineSignin.init({ onSignedIn: signedIn, onSignedOut: signedOut });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

@@ -1,7 +1,7 @@
 /* FieldLine QA dashboard: login, data loading from /api/v1, rendering, live updates over the WebSocket.
  *
- * Signed in by the server's HttpOnly session cookie (POST /api/v1/auth/session, or a one-time /signin/<code>
- * link for kiosks): this script never sees a token, and every fetch and the WebSocket carry the cookie.
+ * Signed in by the shared sign-in (signin.js: the server's HttpOnly session cookie, or a one-time /signin/<code>
+ * link for kiosks): every fetch and the WebSocket carry the cookie.
  * Selection (line, window) is kept in the URL hash, e.g. /qa#line=line-1&window=24h, so a wall screen can be
  * bookmarked.
  */
@@ -50,47 +50,14 @@
     return (await api(path, params)).json();
   }
 
+  /* The shared sign-in (signin.js) brings the login view back; this page stops its live updates first. */
   function showLogin(message) {
+    FieldLineSignin.show(message);
+  }
+
+  function signedOut() {
     stopLive();
     state.signedIn = false;
-    $("dashboard").hidden = true;
-    $("login-view").hidden = false;
-    $("login-error").textContent = message || "";
-    $("login-user").focus();
-  }
-
-  async function login(event) {
-    event.preventDefault();
-    $("login-error").textContent = "";
-    $("login-submit").disabled = true;
-    try {
-      const response = await fetch(API + "/auth/session", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ username: $("login-user").value.trim(), password: $("login-pass").value }),
-      });
-      if (!response.ok) {
-        $("login-error").textContent = response.status === 401 ? "Wrong user name or password." : `Login failed (HTTP ${response.status}).`;
-        return;
-      }
-      $("login-pass").value = "";
-      await start();
-    } catch (error) {
-      $("login-error").textContent = "Cannot reach the server.";
-    } finally {
-      $("login-submit").disabled = false;
-    }
-  }
-
-  async function logout() {
-    try {
-      await fetch(API + "/auth/logout", { method: "POST", credentials: "same-origin" });
-    } catch (error) {
-      // signing out locally is enough when the server cannot be reached
-    } finally {
-      showLogin("");
-    }
   }
 
   // ---------------------------------------------------------------- state in the URL hash
@@ -464,25 +431,14 @@
     refresh();
   }
 
-  async function start() {
-    try {
-      const me = await getJson("/auth/me", null);
-      $("user-name").textContent = `${me.username} (${me.role})`;
-    } catch (error) {
-      if (error instanceof AuthError) { showLogin(""); return; }
-      $("updated").textContent = "cannot reach the server";
-    }
+  async function signedIn() {
     state.signedIn = true;
-    $("login-view").hidden = true;
-    $("dashboard").hidden = false;
     selectWindow(state.window);
     startLive();
   }
 
   function init() {
     readHash();
-    $("login-form").addEventListener("submit", login);
-    $("logout").addEventListener("click", logout);
     $("line-select").addEventListener("change", (e) => selectLine(e.target.value));
     for (const button of document.querySelectorAll("[data-window]")) {
       button.addEventListener("click", () => selectWindow(button.dataset.window));
@@ -498,7 +454,7 @@
       resizeTimer = setTimeout(drawCharts, 150);
     });
     setInterval(() => { if (state.signedIn && !document.hidden) refresh(); }, REFRESH_MS);
-    start();
+    FieldLineSignin.init({ onSignedIn: signedIn, onSignedOut: signedOut });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
