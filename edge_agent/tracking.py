@@ -126,16 +126,12 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
     Solved per connected component of the overlap graph: most fruits overlap one predicted box only,
     so the Hungarian step runs on the few small clusters of touching fruit, not on the whole frame.
     """
-    n, m = iou.shape
     edge_rows, edge_cols = (iou > 0).nonzero()
-    row_edges, col_edges = np.bincount(edge_rows, minlength=n), np.bincount(edge_cols, minlength=m)
-    alone = (row_edges[edge_rows] == 1) & (col_edges[edge_cols] == 1)
-    pairs = list(zip(edge_rows[alone].tolist(), edge_cols[alone].tolist()))  # row-major: already sorted
-    if len(pairs) == len(edge_rows):
-        return pairs  # no box competes for another: nothing to solve
-    # a box pair that overlaps nothing else is its own cluster: matched above; the rest are solved below
-    edges = list(zip(edge_rows[~alone].tolist(), edge_cols[~alone].tolist()))
-    parent = list(range(n + m))
+    edges = list(zip(edge_rows.tolist(), edge_cols.tolist()))  # row-major: already sorted
+    if len(set(edge_rows.tolist())) == len(edges) == len(set(edge_cols.tolist())):
+        return edges  # no box competes for another: nothing to solve
+    n, _ = iou.shape
+    parent = list(range(n + iou.shape[1]))
 
     def root(x: int) -> int:
         while parent[x] != x:
@@ -152,6 +148,7 @@ def match_by_iou(iou: np.ndarray) -> list[tuple[int, int]]:
             g[0].append(r)
         if c not in g[1]:
             g[1].append(c)
+    pairs = []
     for rows, cols in groups.values():
         if len(rows) == 1 and len(cols) == 1:
             pairs.append((rows[0], cols[0]))

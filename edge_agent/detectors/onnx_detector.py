@@ -223,14 +223,14 @@ class OnnxDetector(ModelFileInfo, Detector):
         for c in range(1, probs.shape[1]):  # ~10x faster than probs.max(1), whose inner loop is 3 long
             np.maximum(best, probs[:, c], out=best)
         keep = (best >= self.conf_threshold).nonzero()[0]  # most locations are background: drop first
-        boxes, conf, class_id = out[keep, :4], best[keep], probs[keep].argmax(1)
-        if len(conf) > self.max_candidates:
-            top = np.argpartition(-conf, self.max_candidates)[:self.max_candidates]
-            boxes, conf, class_id, keep = boxes[top], conf[top], class_id[top], keep[top]
-        groups = np.zeros_like(class_id) if self.agnostic_nms else class_id
-        idx = batched_nms(boxes, conf, groups, self.iou_threshold, self.max_det)
-        if len(idx) == 0:
+        if len(keep) > self.max_candidates:
+            keep = keep[np.argpartition(-best[keep], self.max_candidates)[:self.max_candidates]]
+        if not len(keep):
             return Detections.empty(self._labels)
-        xyxy = lb.to_frame(boxes[idx])
-        return Detections(xyxy, conf[idx].astype(np.float32), class_id[idx].astype(np.int64), None, self._labels,
-                          probs[keep[idx]])  # every class's score: the sampling policy's class margin
+        rows, conf = out[keep], best[keep]  # one gather of the few kept rows; boxes and scores are views of it
+        boxes, scores = rows[:, :4], rows[:, 4:]
+        class_id = scores.argmax(1)
+        idx = batched_nms(boxes, conf, np.zeros_like(class_id) if self.agnostic_nms else class_id,
+                          self.iou_threshold, self.max_det)
+        # every class's score rides along: the sampling policy's class margin
+        return Detections(lb.to_frame(boxes[idx]), conf[idx], class_id[idx], None, self._labels, scores[idx])
