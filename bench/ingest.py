@@ -1,7 +1,7 @@
 """Ingest throughput through a real Mosquitto: bare paho subscriber vs the API ingest worker(s).
 
     .venv/bin/python bench/ingest.py [--events 50000] [--rounds 3] [--layout both|shared|pinned]
-                                     [--store sqlite|postgres] [--backlog-workers 1,2,3]
+                                     [--store sqlite|postgres] [--backlog-workers 1,2,3] [--record]
 
 One run, one broker (Mosquitto on a free loopback port, ``max_queued_messages`` raised so the broker itself
 never drops), phases with the same publisher: a separate process publishing N contract-valid count
@@ -38,6 +38,7 @@ duplicates = redeliveries seen (the store keeps one). Prints a table; the LAST l
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -402,6 +403,7 @@ def main() -> None:
                         help="what the workers write to: a SQLite file, or a PostgreSQL started in a temp folder")
     parser.add_argument("--backlog-workers", default="1,2,3",
                         help="worker counts draining the backlog, comma-separated (default 1,2,3)")
+    parser.add_argument("--record", action="store_true", help="also write the JSON to bench/records/")
     parser.add_argument("--cpu", type=int, default=-1, help=argparse.SUPPRESS)
     parser.add_argument("--role", default="main", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -499,10 +501,15 @@ def main() -> None:
         bare_lost=sum(b["lost"] for r in results.values() for b, _ in r["rounds"]),
         store_errors=sum(o["store_errors"] for o in everything),
         load_avg_1m_before=round(load_before, 1), load_avg_1m_after=round(load_after, 1), cpu=os.cpu_count(),
-        batch_max=args.batch_max, rounds=args.rounds,
+        batch_max=args.batch_max, rounds=args.rounds, command=" ".join(["python", *sys.argv]),
     )
     if backend.settings() is not None:
         figures["postgres_settings"] = backend.settings()
+    if args.record:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = ROOT / "bench" / "records" / f"{stamp}-ingest-{store}.json"
+        path.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"recorded in {path.relative_to(ROOT)}")
     print(json.dumps(figures))
 
 

@@ -1,6 +1,6 @@
 """Query latency of the shed overview and a week-long trend, over HTTP, on a seeded SQLite store.
 
-    .venv/bin/python bench/query.py [--sheds 60] [--days 7] [--requests 200] [--store sqlite|postgres]
+    .venv/bin/python bench/query.py [--sheds 60] [--days 7] [--requests 200] [--store sqlite|postgres] [--record]
 
 Seeds N sheds x D days of per-minute count events (one camera per shed, three labels each; 60 x 7 days =
 604,800 events, 1.8 M count points) by bulk SQL into a fresh store, builds the minute/hour rollups from
@@ -14,7 +14,9 @@ with ``fieldline api migrate``'s code (COPY, partitions, count check), and the A
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -107,7 +109,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--record", action="store_true", help="also write the JSON to bench/records/")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     from cloud_api.core.config import Settings
 
@@ -140,11 +144,24 @@ def main() -> None:
                          ("GET /sheds/{id}/counts week, 1 h buckets", trend)):
         print(f"{name:<44}{len(values):>5}{statistics.median(values):>9.1f}{pct(values, 95):>9.1f}{max(values):>9.1f}")
     print(f"\ntrend answer: {len(sample['points'])} hourly points; overview: {len(sheds)} sheds")
-    print(json.dumps({
-        "store": args.store, "events": events, "overview_p50_ms": round(statistics.median(overview), 2),
+    figures = {
+        "bench": "query", "store": args.store, "events": events, "overview_p50_ms": round(statistics.median(overview), 2),
         "overview_p95_ms": round(pct(overview, 95), 2), "trend_p50_ms": round(statistics.median(trend), 2),
         "trend_p95_ms": round(pct(trend, 95), 2), "trend_points": len(sample["points"]), "seed_s": round(seed_s, 1),
-    }))
+        "requests": args.requests, "load_avg_1m_before": round(load_before, 1),
+        "load_avg_1m_after": round(os.getloadavg()[0], 1), "cpu": os.cpu_count(),
+        "command": " ".join(["python", *sys.argv]),
+    }
+    if args.store == "postgres":
+        from tests.support.postgres import SETTINGS
+
+        figures["postgres_settings"] = dict(SETTINGS)
+    if args.record:
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = ROOT / "bench" / "records" / f"{stamp}-query-{args.store}.json"
+        path.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"recorded in {path.relative_to(ROOT)}")
+    print(json.dumps(figures))
 
 
 def _measure(settings: object, args: argparse.Namespace, now: int) -> tuple[list, dict, list[float], list[float]]:

@@ -30,7 +30,7 @@ from cloud_api.storage import (
     sqlite_schema,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATION_LOCK = 0x46_4C_53_43  # "FLSC": pg_advisory_lock key held while a worker migrates
 
 _TEXT = 'TEXT COLLATE "C"'  # byte order, as SQLite compares text (ids, names, cursors sort the same)
@@ -149,9 +149,20 @@ def _add_missing_columns(conn: psycopg.Connection) -> None:
             conn.execute(f"ALTER TABLE {table.group(1)} ADD COLUMN IF NOT EXISTS {column}")  # type: ignore[arg-type]
 
 
+KEY_INDEX = ("CREATE INDEX IF NOT EXISTS events_key_ts ON events"
+             " (site, device, camera, zone_id, (coalesce(row, '')), ts_ms)")
+
+
+def _add_key_index(conn: psycopg.Connection) -> None:
+    """Version 2: the newest event of one (site, device, camera, zone, row) in one index descent, for the shed
+    overview's picture a day ago (``postgres_sheds.counts_at``); created on every partition, present and future."""
+    conn.execute(KEY_INDEX)  # type: ignore[arg-type]
+
+
 # version -> the step that brings a database from the previous version to it (run inside one transaction)
 MIGRATIONS: dict[int, Callable[[psycopg.Connection], None]] = {
     1: _create_tables,
+    2: _add_key_index,
 }
 
 

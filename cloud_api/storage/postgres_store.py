@@ -38,6 +38,7 @@ from cloud_api.storage import (
     postgres_notify,
     postgres_retention,
     postgres_schema,
+    postgres_sheds,
     sqlite_identity,
     sqlite_qa,
     sqlite_retention,
@@ -411,6 +412,28 @@ class PostgresStore(SqliteStore):
             result = postgres_retention.apply(PgConnection(raw), self._partitions, policy, now_ms)
             self._partitions.ensure_ahead(raw, now_ms)
         return result
+
+    # ------------------------------------------------------------ shed overview
+
+    def shed_counts_at(self, at_ms: int, lookback_ms: int) -> dict[str, dict[str, int]]:
+        return self._read(lambda raw: postgres_sheds.counts_at(raw, at_ms, lookback_ms))
+
+    def latest_counts(self, shed_id: str | None = None) -> list[Any]:
+        return self._read(lambda raw: postgres_sheds.latest_counts(raw, shed_id))
+
+    def _read(self, query: Callable[[psycopg.Connection], T]) -> T:
+        """Run a read on a pooled connection; one the server dropped is discarded and the read tried again."""
+        if self._pg is None:
+            raise sqlite3.ProgrammingError("the store is not open")
+        attempts = self._pool_size + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._pg.connection() as raw:
+                    return query(raw)
+            except psycopg.OperationalError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ datasets
 
