@@ -435,11 +435,16 @@ class UniqueCounter:
     Each track counts once, under the label it carried in most frames: ripeness classifiers flip
     between neighbouring stages frame to frame, and counting every label seen would double count.
     Ties go to the label seen most recently (fruit only ripens forward).
+
+    The tally by majority label is kept up to date as tracks are seen, so ``counts`` (read every frame by
+    the count rule) costs the number of labels, not the number of tracks seen since the sweep began.
     """
 
     def __init__(self) -> None:
         self._votes: dict[int, Counter[str]] = {}
         self._last_seen: dict[int, dict[str, int]] = {}
+        self._majority: dict[int, str] = {}  # track id -> label_of(track id)
+        self._tally: Counter[str] = Counter()  # majority label -> tracks
         self._frame = 0
 
     def update(self, tracked: Detections) -> None:
@@ -449,6 +454,12 @@ class UniqueCounter:
         for track_id, label in zip(tracked.tracker_id.tolist(), tracked.label_names()):
             self._votes.setdefault(track_id, Counter())[label] += 1
             self._last_seen.setdefault(track_id, {})[label] = self._frame
+            before, now = self._majority.get(track_id), self.label_of(track_id)
+            if now != before:
+                if before is not None:
+                    self._tally[before] -= 1
+                self._tally[now] += 1
+                self._majority[track_id] = now
 
     def label_of(self, track_id: int) -> str | None:
         """Majority label of one track, or None if it was never seen."""
@@ -461,10 +472,17 @@ class UniqueCounter:
     def counts(self, labels: Iterable[str] = ()) -> dict[str, int]:
         """Tracks per majority label; ``labels`` are included with 0 when absent."""
         result = {label: 0 for label in labels}
+        if any(n and label not in result for label, n in self._tally.items()):
+            return self._counts_in_track_order(result)  # a label outside the table: keep its first-seen order
+        for label, n in self._tally.items():
+            if n:
+                result[label] = n
+        return result
+
+    def _counts_in_track_order(self, result: dict[str, int]) -> dict[str, int]:
         for track_id in self._votes:
-            label = self.label_of(track_id)
-            if label is not None:
-                result[label] = result.get(label, 0) + 1
+            label = self._majority[track_id]
+            result[label] = result.get(label, 0) + 1
         return result
 
     def total(self) -> int:
@@ -473,4 +491,6 @@ class UniqueCounter:
     def reset(self) -> None:
         self._votes.clear()
         self._last_seen.clear()
+        self._majority.clear()
+        self._tally.clear()
         self._frame = 0
