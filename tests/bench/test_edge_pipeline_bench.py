@@ -76,3 +76,10 @@ def test_a_missing_encoder_is_named_with_the_fix(monkeypatch) -> None:
     monkeypatch.setattr(pan_video.av, "codecs_available", {"h264", "hevc"})  # decoders only, no encoders
     with pytest.raises(pan_video.EncoderMissing, match="no libx264 encoder for h264.*bundles libx264"):
         pan_video.check_encoder("h264")
+
+
+def test_the_ab_bench_refuses_a_base_that_is_not_a_source_tree(tmp_path: Path, capsys) -> None:
+    from bench.edge_ab import main as ab_main
+
+    assert ab_main(["--base", str(tmp_path)]) == 2
+    assert f"--base {tmp_path}: not a FieldLine source tree" in capsys.readouterr().err
