@@ -32,8 +32,8 @@ DEFAULT_CONFIGS = ("256:4,7", "256:4,10", "320:4,10")
 def build(size: int, layers: tuple[int, ...], dim: int, bank: int, out: Path) -> Path:
     import torch
 
-    from models.anomaly import FitResult, export_anomaly_onnx
-    from models.anomaly_patchcore import PatchCoreNet, pretrained_features
+    from models.anomaly.core import FitResult, export_anomaly_onnx
+    from models.anomaly.patchcore import PatchCoreNet, pretrained_features
 
     features, record = pretrained_features(layers)
     g = torch.Generator().manual_seed(0)

@@ -3,7 +3,7 @@
 ``detect()`` letterboxes the BGR frame to the model's input, runs the session, decodes the outputs and runs NMS.
 Each model runs at its shipped input size (a zoo file at its metadata's ``input_size``, an anchor at its fixed
 320), with 1 onnxruntime thread, on the same synthetic greenhouse frame; runs are interleaved across models in
-blocks (one untimed run first) like ``models.bench.bench_models``. The anchors have random weights: their raw
+blocks (one untimed run first) like ``models.detect.bench.bench_models``. The anchors have random weights: their raw
 outputs are noise, so their decode + NMS share can differ from trained weights'.
 """
 

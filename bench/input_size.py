@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from models.bench import bench_models  # noqa: E402
-from models.evaluate import evaluate  # noqa: E402
-from models.export import export, set_metadata  # noqa: E402
+from models.detect.bench import bench_models  # noqa: E402
+from models.detect.evaluate import evaluate  # noqa: E402
+from models.detect.export import export, set_metadata  # noqa: E402
 from edge_agent.detectors import ModelLoadError, OnnxDetector  # noqa: E402
 
 

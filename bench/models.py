@@ -31,9 +31,10 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 
 from bench.detect_timing import load_detectors, time_detect  # noqa: E402
-from models.bench import bench_models, bench_table, square_if_larger  # noqa: E402
+from models.detect.bench import bench_models, bench_table, square_if_larger  # noqa: E402
+from models.paths import shared_path  # noqa: E402
 
-DEFAULT_ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors"
+DEFAULT_ANCHORS = shared_path("anchors")
 
 
 def speedups(result: dict, zoo: list[str], anchors: list[str], threads: int = 1) -> dict:

@@ -1,6 +1,6 @@
 """A camera-like H.264/H.265 video of a greenhouse row, encoded in-process with PyAV (no ffmpeg program).
 
-The PyAV wheel bundles FFmpeg with libx264 and libx265. A synthetic row (``models.synth.tomato``) wider than
+The PyAV wheel bundles FFmpeg with libx264 and libx265. A synthetic row (``models.data.synth.tomato``) wider than
 the frame is rendered a few times (noise/exposure jitter) and a window pans across it, so a tracker sees
 moving fruit. Encoded like an IP camera's main stream: yuv420p, no B-frames, a key frame every 2 s, CRF 23.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from models.synth.tomato import random_scene, render
+from models.data.synth.tomato import random_scene, render
 
 ENCODERS = {"h264": "libx264", "hevc": "libx265"}
 SIZES = {720: (1280, 720), 1080: (1920, 1080)}

@@ -307,7 +307,7 @@ def demo(
 
 
 def _mount_optional() -> None:
-    from models.cli import model_app
+    from models.cli.app import model_app
 
     register_model_push(model_app)  # fieldline model push: the cloud API's model registry
     app.add_typer(model_app, name="model", help="Train, compress, evaluate and ship detection models.")

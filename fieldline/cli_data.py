@@ -57,7 +57,8 @@ def push(src: Annotated[Path, typer.Argument(help="A YOLO or COCO dataset folder
          api: ApiOption, dataset: Annotated[str, typer.Option("--dataset", help="Target dataset (made if missing)")],
          token: TokenOption = None, fmt: FormatOption = "yolo") -> None:
     """Upload a labelled folder (e.g. a CVAT or Label Studio export) into a dataset; it is checked here first."""
-    from models.datasets import DatasetError, load_dataset
+    from models.data.datasets import load_dataset
+    from models.data.samples import DatasetError
 
     _format(fmt)
     try:

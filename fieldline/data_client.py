@@ -148,7 +148,7 @@ class DataClient:
                           headers={"Content-Type": "application/zip"}).json()
 
     def push_dir(self, name: str, src: Path, fmt: str = "yolo") -> dict[str, Any]:
-        """Zip a local YOLO or COCO folder and import it (the API reads it with ``models.importers``)."""
+        """Zip a local YOLO or COCO folder and import it (the API reads it with ``models.data.importers``)."""
         return self.import_zip(name, zip_folder(src), fmt)
 
     # ------------------------------------------------------------ on-demand samples

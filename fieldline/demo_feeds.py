@@ -4,7 +4,7 @@ The edge agents read them with their ordinary ``folder`` source in ``watch`` mod
 line-scan camera or a PLC that saves one image per part. So everything after the picture (detector, rules,
 spool, MQTT, API) is the real product, and what the demo simulates is only the scene in front of the camera:
 
-* :class:`PartMaker`: steel strips or tiles from :mod:`models.synth.surface`, each defective with a base
+* :class:`PartMaker`: steel strips or tiles from :mod:`models.data.synth.surface`, each defective with a base
   probability that rises while a :class:`Periodic` drift is on (a worn roller, a gripper chipping edges);
 * :class:`ShedCameraMaker`: a greenhouse view from :class:`edge_agent.sources.synthetic.SyntheticCamera`;
 * :class:`FolderFeed`: writes one maker's pictures at a fixed period (written under a temporary name, then
@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_agent.config import SyntheticSource
 from edge_agent.sources.synthetic import SyntheticCamera
-from models.synth.surface import DEFECT_KINDS, random_defect, random_surface, render_surface
+from models.data.synth.surface import DEFECT_KINDS, random_defect, random_surface, render_surface
 
 log = logging.getLogger(__name__)
 KEEP_FILES = 60  # newest pictures kept in a feed folder: a minute of backlog at one part per second

@@ -6,7 +6,7 @@
 * ``line-2`` (tile press): the surface-anomaly model on one tile every three seconds; 6 % defective, and a
   drift of chipped edges (``fray``, 60 %) for 90 s, 2.5 minutes after the start and then every 30 minutes.
 
-The parts are generated (models.synth.surface) and dropped into watched folders (see fieldline.demo_feeds);
+The parts are generated (models.data.synth.surface) and dropped into watched folders (see fieldline.demo_feeds);
 the agents' inspection rules raise ``defect_rate_high`` during a drift and the QA dashboard's p-chart flags
 the drift's subgroups (line-1 in the 1 h view, 2-minute subgroups: the first drift is flagged by 6 minutes after
 the start in 84 % of simulated starts and by 10 minutes in 99 %, at the measured reject rates). Drifts are

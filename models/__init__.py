@@ -1,1 +1,1 @@
-"""FieldLine models: synthetic data, training, export, quantisation, evaluation."""
+"""FieldLine models: data (readers, generators), detect (train, export, quantise, evaluate), anomaly, cards, cli."""

@@ -1,6 +1,6 @@
 """Read what the registry needs from an ONNX file: FieldLine metadata, or what a foreign export says.
 
-FieldLine exports (``models/export.py``) carry ``fieldline.*`` metadata_props: name, version, labels (JSON
+FieldLine exports (``models/detect/export.py``) carry ``fieldline.*`` metadata_props: name, version, labels (JSON
 list), input_size, decoder, normalization, train_data_hash, calibrated thresholds. Foreign exports
 (YOLOv5/v8/11, YOLOX, NanoDet...) carry none; their decoder is given at upload, and labels / input size are
 taken from Ultralytics' own metadata (``names``, ``imgsz``) or the graph's input shape when present.

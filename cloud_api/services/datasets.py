@@ -1,6 +1,6 @@
 """Datasets for the learning loop: label checks, the JSON shape of frames, zip export / import, sample requests.
 
-Export writes what ``fieldline model train --data DIR --format yolo|coco`` reads (``models.importers``);
+Export writes what ``fieldline model train --data DIR --format yolo|coco`` reads (``models.data.importers``);
 import reads a zip through those same importers, so CVAT or Label Studio can be used instead of the page.
 """
 
@@ -182,12 +182,13 @@ class ImportResult:
 
 
 def import_zip(store: DatasetsStore, dataset: DatasetRecord, fmt: str, data: bytes, user: str) -> ImportResult:
-    """Frames with labels (status labelled) from a YOLO or COCO zip, read by ``models.importers``.
+    """Frames with labels (status labelled) from a YOLO or COCO zip, read by ``models.data.importers``.
 
     Labels the dataset does not have are added to it. A frame whose image is already in the dataset (same
     sha256) is skipped; an image that cannot be read is an error (named) and the rest still import.
     """
-    from models.datasets import DatasetError, load_dataset  # noqa: PLC0415 - models is heavy; only on import
+    from models.data.datasets import load_dataset  # noqa: PLC0415 - models is heavy; only on import
+    from models.data.samples import DatasetError
 
     result = ImportResult(errors=[])
     assert result.errors is not None

@@ -32,7 +32,7 @@ class BaseModel:
 
     def holdout_source(self) -> str | None:
         """The generator whose fresh frames are the original holdout (the labels decide), or None."""
-        from models.data_sources import synth_labels
+        from models.data.sources import synth_labels
 
         for name in ("tomato", "surface"):
             if tuple(synth_labels(name)) == self.labels:

@@ -1,6 +1,6 @@
 """MkDocs hook: the model cards in ``models/zoo/`` become pages of the site, without a copy in ``docs/``.
 
-The cards are rendered from the recorded metrics (``models/card.py``, ``models/anomaly_card.py``) and stay the one
+The cards are rendered from the recorded metrics (``models/cards/detect.py``, ``models/cards/anomaly.py``) and stay the one
 place their figures live. Pages in ``docs/`` link to them by their repository path
 (``../models/zoo/NAME.card.md``), which works when the Markdown is read on a Git host; this hook rewrites those
 links to the card pages of the site. Any other link that leaves ``docs/`` is left alone, so ``mkdocs build

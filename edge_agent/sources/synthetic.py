@@ -9,7 +9,7 @@ import numpy as np
 
 from edge_agent.config import SyntheticSource
 from edge_agent.sources.base import Frame, Source, now_ms
-from models.synth.tomato import random_scene, render
+from models.data.synth.tomato import random_scene, render
 
 
 class SyntheticCamera(Source):

@@ -64,5 +64,5 @@ for suffix in ("", "_int8"):
               f"{info['parameters']:,} | {clean['map50']:.3f} | {shipped['map50']:.3f} |")
 PY
 done
-# The figures into the tomato-ripeness card's real-data sections (models/card_real_data.py), nothing else re-measured
+# The figures into the tomato-ripeness card's real-data sections (models/cards/real_data.py), nothing else re-measured
 fieldline model card --name tomato-ripeness --recipes-out "$ROOT"

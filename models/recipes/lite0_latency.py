@@ -2,7 +2,7 @@
 
 Latency does not depend on weight values, so the lite0 shapes are exported with random weights (the v1 neck/head
 and the `fast` one); trained files can be added as PATH@SIZE. Each file runs at the given square size, interleaved
-with the others (models/bench.py), so a shared machine slows all alike: read the ratios.
+with the others (models/detect/bench.py), so a shared machine slows all alike: read the ratios.
 
     python models/recipes/lite0_latency.py [--sizes 576,448,320,224] [--runs 100] [FILE@SIZE ...]
 
@@ -21,10 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.arch import ARCHS, NetSpec  # noqa: E402
-from models.bench import bench_models  # noqa: E402
+from models.detect.arch import ARCHS, NetSpec  # noqa: E402
+from models.detect.bench import bench_models  # noqa: E402
+from models.paths import shared_path  # noqa: E402
 
-ANCHOR = ROOT.parent / "shared" / "anchors" / "yolo26n-320.onnx"
+ANCHOR = shared_path("anchors", "yolo26n-320.onnx")
 SHAPES = {"lite0-v1neck": NetSpec(backbone="efficientnet-lite0"),
           "lite0-fastneck": NetSpec(**{**ARCHS["fast"].to_dict(), "backbone": "efficientnet-lite0"})}
 
@@ -33,8 +34,8 @@ def _exports(tmp: Path, sizes: list[int]) -> list[tuple[Path, int]]:
     """Random-weight ONNX files of :data:`SHAPES` (one per shape and size: bench names files by name)."""
     import torch
 
-    from models.export import export_net
-    from models.net import TomatoNet
+    from models.detect.export import export_net
+    from models.detect.net import TomatoNet
 
     torch.manual_seed(0)
     out = []

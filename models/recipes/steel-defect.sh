@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# steel-defect (shipped): trained on synthetic surfaces only (models/synth/surface.py), 224 input.
+# steel-defect (shipped): trained on synthetic surfaces only (models/data/synth/surface.py), 224 input.
 # The budgets are seconds, so a faster CPU trains more steps: 1.1.x had 8379 steps in 25 min (holdout mAP50 0.666);
 # 1.2.0, the same recipe on an AMD EPYC with AVX-512, 13321 steps in 25 min (0.723); 1.2.1, the 1.2.0 weights
 # re-exported (softplus as Exp/Add/Log) and re-quantised (the RGB stem conv in FP32 by default now).

@@ -20,8 +20,9 @@ from cloud_api.storage.postgres_store import PostgresStore
 from cloud_api.storage.sqlite_datasets import LeaseLost, NewFrame, VersionConflict, split_of
 from cloud_api.storage.sqlite_store import SqliteStore
 from fieldline.contract import Event, ModelRef, Zone, build_sample, sample_topic
-from models.data_sources import DataSource
-from models.datasets import Dataset, Sample, load_dataset, write_yolo
+from models.data.sources import DataSource
+from models.data.datasets import load_dataset, write_yolo
+from models.data.samples import Dataset, Sample
 from tests.cloud_api.cloudapi_builders import PASSWORD, SITE, T0, ApiServer, event_payload, login, settings_for
 
 LABELS = ["ripe", "unripe"]

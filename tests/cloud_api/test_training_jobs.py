@@ -13,8 +13,8 @@ import pytest
 from websockets.sync.client import connect
 
 from cloud_api.services.users import create_user
-from models.data_sources import DataSource
-from models.synth.tomato import LABELS
+from models.data.sources import DataSource
+from models.data.synth.tomato import LABELS
 from tests.cloud_api.cloudapi_builders import PASSWORD, TOKEN, ApiServer, login, settings_for, wait_until
 
 SPLITS = ["train"] * 6 + ["val", "test", "test"]

@@ -17,7 +17,7 @@ from cloud_api.core.config import Settings
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.detectors import OnnxDetector, build_detector
-from models.synth.tomato import random_scene, render
+from models.data.synth.tomato import random_scene, render
 from tests.support.live_api import LiveApi, wait_until
 from tests.support.mosquitto import MosquittoBroker
 
@@ -71,7 +71,7 @@ def test_shipped_steel_defect_model_rejects_defective_parts(tmp_path):
     Mosquitto and the API: defect-free parts pass (up to the file's false-reject budget), clearly defective ones
     (patches, frayed edges) are rejected with their defect classes, evidence snapshots and the QA summary counting
     them."""
-    from models.data_sources import DataSource
+    from models.data.sources import DataSource
     from models.zoo_index import default_file
 
     model = default_file("steel-defect")

@@ -17,7 +17,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.detectors import build_detector
 from fieldline.contract import events_topic
-from models.synth.tomato import random_scene, render
+from models.data.synth.tomato import random_scene, render
 from tests.support.builders import event_dict
 from tests.support.live_api import LiveApi, wait_until
 from tests.support.mosquitto import MosquittoBroker

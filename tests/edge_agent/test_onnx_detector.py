@@ -13,7 +13,7 @@ from edge_agent.detections import Detections
 from edge_agent.detectors import ModelLoadError, OnnxDetector
 from edge_agent.detectors.nms import batched_nms, batched_nms_reference, nms
 from edge_agent.detectors.preprocess import PAD_VALUE, letterbox
-from models.synth.tomato import random_scene, render
+from models.data.synth.tomato import random_scene, render
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 FP32 = ZOO / "tomato-ripeness.onnx"

@@ -17,8 +17,8 @@ from edge_agent.config import AgentConfig
 from edge_agent.detectors import ModelLoadError, build_detector
 from edge_agent.detectors.precision import cpu_summary, cpu_text, precision_pair
 from edge_agent.doctor import check_model
-from models.export import export_net
-from models.net import TomatoNet
+from models.detect.export import export_net
+from models.detect.net import TomatoNet
 
 LABELS = ("green", "half_ripe", "ripe")
 

@@ -195,7 +195,7 @@ def test_pyav_file_skips_and_counts_damaged_frames_and_reads_on(tmp_path):
 
 def test_detect_frame_equals_detect_on_the_full_picture(tmp_path):
     """The detector on the source's scaled copy finds the same boxes, in full-frame pixels."""
-    from models.synth.tomato import random_scene, render
+    from models.data.synth.tomato import random_scene, render
 
     from edge_agent.detectors import OnnxDetector
     from edge_agent.sources import Frame
@@ -217,7 +217,7 @@ def test_detect_frame_equals_detect_on_the_full_picture(tmp_path):
 
 def test_one_detector_serves_several_camera_threads():
     """Cameras share the agent's detector; each thread has its own input tensor, so results never mix."""
-    from models.synth.tomato import random_scene, render
+    from models.data.synth.tomato import random_scene, render
 
     from edge_agent.detectors import OnnxDetector
     from edge_agent.sources import Frame
@@ -331,7 +331,7 @@ def test_file_frames_run_in_groups_with_the_same_results(tmp_path):
     """A file's frames are read ahead in groups (each stage stays in the CPU caches for the next frame):
     every frame is prepared right after decoding, the group detected, then tracked in order, and what the
     rules publish is exactly what one frame at a time publishes."""
-    from models.synth.tomato import random_scene, render
+    from models.data.synth.tomato import random_scene, render
 
     rng = np.random.default_rng(21)
     wide = render(random_scene(rng, 640 + 8 * 16, 360), rng).image

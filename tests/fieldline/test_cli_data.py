@@ -9,7 +9,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from fieldline.cli import app
-from models.datasets import Dataset, Sample, load_dataset, write_yolo
+from models.data.datasets import load_dataset, write_yolo
+from models.data.samples import Dataset, Sample
 from tests.cloud_api.cloudapi_builders import TOKEN, ApiServer, settings_for
 
 

@@ -14,8 +14,8 @@ from tests.support.shapes import shapes_dataset
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> dict:
     """The trained shapes model: its data, config, best.pt, train_info and FP32 ONNX export."""
-    from models.export import export
-    from models.train import TrainConfig, train
+    from models.detect.export import export
+    from models.detect.train import TrainConfig, train
 
     tmp = tmp_path_factory.mktemp("train")
     data = shapes_dataset(tmp / "data")

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from edge_agent.detectors.anomaly import AnomalyDetector, read_anomaly_metadata
-from models.anomaly import (Encoder, auroc, export_anomaly_onnx, fit_anomaly, onnx_scorer, score_images)
-from models.synth.surface import (DEFECT_KINDS, generate_surface_dataset, random_defect, random_surface,
+from models.anomaly.core import (Encoder, auroc, export_anomaly_onnx, fit_anomaly, onnx_scorer, score_images)
+from models.data.synth.surface import (DEFECT_KINDS, generate_surface_dataset, random_defect, random_surface,
                                   render_surface)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def test_shipped_zoo_model_and_card() -> None:
 def test_cli_fit_and_eval(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from models.anomaly_cli import anomaly_app
+    from models.cli.anomaly import anomaly_app
 
     runner = CliRunner()
     out = tmp_path / "m.onnx"
@@ -191,7 +191,7 @@ def test_edge_config_type_anomaly_builds_the_detector(fitted) -> None:
 # ------------------------------------------------------------------ method "seg": U-Net on painted defects
 
 def test_painted_defect_changes_only_the_masked_pixels() -> None:
-    from models.anomaly_seg import paint_defect
+    from models.anomaly.seg import paint_defect
 
     free = _line(4, 0, False)[:, 0]
     for seed in range(12):
@@ -208,7 +208,7 @@ def test_painted_defect_changes_only_the_masked_pixels() -> None:
 
 @pytest.fixture(scope="module")
 def seg_fitted(tmp_path_factory: pytest.TempPathFactory):
-    from models.anomaly_seg import fit_segmenter
+    from models.anomaly.seg import fit_segmenter
 
     x = _line(36, 0, False)
     res = fit_segmenter(x[:28], x[28:], seconds=900, max_steps=160,  # the steps end it, even on a busy box
@@ -245,8 +245,8 @@ def test_seg_onnx_round_trip_and_edge_detector(seg_fitted) -> None:
 def test_seg_flips_make_the_map_mirror_symmetric_and_export(tmp_path: Path) -> None:
     """With ``flips`` the map of a mirrored picture is the mirrored map (without, a random net is not); the
     flip-averaging survives the ONNX export."""
-    from models.anomaly import FitResult
-    from models.anomaly_seg import SegAnomalyNet, UNet
+    from models.anomaly.core import FitResult
+    from models.anomaly.seg import SegAnomalyNet, UNet
 
     torch.manual_seed(0)
     net = SegAnomalyNet(UNet(8), 64, flips=True).eval()
@@ -267,7 +267,7 @@ def test_seg_flips_make_the_map_mirror_symmetric_and_export(tmp_path: Path) -> N
 
 
 def test_seg_rejects_sizes_it_cannot_pool() -> None:
-    from models.anomaly_seg import fit_segmenter
+    from models.anomaly.seg import fit_segmenter
 
     with pytest.raises(ValueError, match="multiple of 8"):
         fit_segmenter(np.zeros((4, 1, 60, 60), np.float32), np.zeros((2, 1, 60, 60), np.float32), max_steps=1)
@@ -280,7 +280,7 @@ def test_seg_rejects_sizes_it_cannot_pool() -> None:
 
 
 def test_painted_batch_crops_pieces_of_the_pictures() -> None:
-    from models.anomaly_seg import painted_batch
+    from models.anomaly.seg import painted_batch
 
     free = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
     images, masks = painted_batch(free, np.random.default_rng(1), 6, defect_share=0.0, crop=32)
@@ -294,7 +294,7 @@ def test_painted_batch_crops_pieces_of_the_pictures() -> None:
 def test_cli_fit_method_seg(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from models.anomaly_cli import anomaly_app
+    from models.cli.anomaly import anomaly_app
 
     runner = CliRunner()
     out = tmp_path / "seg.onnx"
@@ -316,7 +316,7 @@ def test_cli_fit_method_seg(tmp_path: Path) -> None:
 
 
 def test_surface_anomaly_card_is_rendered_from_its_metrics() -> None:
-    from models.anomaly_card import CARD_NAME, METRICS_NAME, ZOO, render_card
+    from models.cards.anomaly import CARD_NAME, METRICS_NAME, ZOO, render_card
 
     metrics = json.loads((ZOO / METRICS_NAME).read_text())
     card = (ZOO / CARD_NAME).read_text()
@@ -329,7 +329,7 @@ def test_seg_int8_keeps_the_scores_and_gets_its_own_threshold(seg_fitted, tmp_pa
     """INT8 (QDQ) copy of a seg model: U-Net layers quantised, scores close to FP32, threshold re-picked."""
     import onnx
 
-    from models.anomaly_quantize import quantize_anomaly
+    from models.anomaly.quantize import quantize_anomaly
 
     _, fp32 = seg_fitted
     calib, check, thr_images = _line(24, 2000, False), _line(16, 3000, False), _line(16, 4000, False)
@@ -357,14 +357,14 @@ def test_seg_int8_keeps_the_scores_and_gets_its_own_threshold(seg_fitted, tmp_pa
 
 def test_calibration_cap_shrinks_with_the_pixel_count() -> None:
     """Percentile calibration holds every activation: a 256-px model gets a quarter of a 128-px one's images."""
-    from models.anomaly_quantize import calibration_cap
+    from models.anomaly.quantize import calibration_cap
 
     assert [calibration_cap(s) for s in (96, 128, 256, 1024)] == [42, 24, 6, 4]
 
 
 def test_seg_int8_refuses_beyond_max_drop_and_knn_is_not_quantised(seg_fitted, fitted, tmp_path: Path) -> None:
-    from models.anomaly_quantize import quantize_anomaly
-    from models.quantize import QuantizationRefused
+    from models.anomaly.quantize import quantize_anomaly
+    from models.detect.quantize import QuantizationRefused
 
     _, fp32 = seg_fitted
     imgs = _line(12, 7000, False)
@@ -379,8 +379,8 @@ def test_seg_int8_refuses_beyond_max_drop_and_knn_is_not_quantised(seg_fitted, f
 def test_cli_anomaly_quantize_and_the_detector_verb_points_to_it(seg_fitted, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from models.anomaly_cli import anomaly_app
-    from models.cli import model_app
+    from models.cli.anomaly import anomaly_app
+    from models.cli.app import model_app
 
     _, fp32 = seg_fitted
     free = tmp_path / "free"
@@ -407,7 +407,7 @@ def test_cli_anomaly_quantize_and_the_detector_verb_points_to_it(seg_fitted, tmp
 
 def test_shipped_anomaly_files_meet_their_card_on_freshly_generated_surfaces() -> None:
     """FP32 and INT8 zoo files, re-scored on the synthetic holdout regenerated from its recorded seeds."""
-    from models.anomaly import evaluate_sets, synth_free, synth_groups
+    from models.anomaly.core import evaluate_sets, synth_free, synth_groups
     from models.zoo_index import default_file
 
     metrics = json.loads((ZOO / "surface-anomaly.metrics.json").read_text())
@@ -433,7 +433,7 @@ def test_cli_names_the_bad_file(tmp_path: Path) -> None:
     """A corrupt image, a corrupt model or a detector model: one clear line naming the file, no traceback."""
     from typer.testing import CliRunner
 
-    from models.anomaly_cli import anomaly_app
+    from models.cli.anomaly import anomaly_app
 
     folder = tmp_path / "free"
     folder.mkdir()

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from edge_agent.detectors.anomaly import AnomalyDetector, read_anomaly_metadata
-from models.anomaly import export_anomaly_onnx, onnx_scorer, synth_free, synth_groups
-from models.anomaly_combine import combine_anomaly_models
-from models.anomaly_seg import fit_segmenter
+from models.anomaly.core import export_anomaly_onnx, onnx_scorer, synth_free, synth_groups
+from models.anomaly.combine import combine_anomaly_models
+from models.anomaly.seg import fit_segmenter
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 BIG, SMALL = 96, 48
@@ -112,7 +112,7 @@ def test_combine_rejects_what_it_cannot_join(branches, tmp_path: Path) -> None:
 def test_cli_combine_and_quantize_points_to_the_branches(branches, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from models.anomaly_cli import anomaly_app
+    from models.cli.anomaly import anomaly_app
 
     small, big, _ = branches
     free = tmp_path / "free"
@@ -136,7 +136,7 @@ def test_cli_combine_and_quantize_points_to_the_branches(branches, tmp_path: Pat
 
 
 def test_quantize_api_refuses_a_combined_model(branches, tmp_path: Path) -> None:
-    from models.anomaly_quantize import quantize_anomaly
+    from models.anomaly.quantize import quantize_anomaly
 
     small, big, folder = branches
     val = synth_free(22, 6, BIG)
@@ -148,7 +148,7 @@ def test_quantize_api_refuses_a_combined_model(branches, tmp_path: Path) -> None
 
 def test_int8_branches_combine_as_the_quantize_error_advises(branches, tmp_path: Path) -> None:
     """INT8 branch files (QDQ, with onnxruntime's extra opset domains) join like FP32 ones."""
-    from models.anomaly_quantize import quantize_anomaly
+    from models.anomaly.quantize import quantize_anomaly
 
     small, big, _ = branches
     free = synth_free(26, 12, BIG)

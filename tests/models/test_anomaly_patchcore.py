@@ -14,11 +14,11 @@ import torch
 from typer.testing import CliRunner
 
 from edge_agent.detectors.anomaly import AnomalyDetector, read_anomaly_metadata
-from models.anomaly import auroc, export_anomaly_onnx, onnx_scorer, score_images, synth_free
-from models.anomaly_cli import anomaly_app
-from models.anomaly_patchcore import Lite0PatchFeatures, fit_patchcore
-from models.backbones import BACKBONES, build_trunk, load_pretrained
-from models.synth.surface import random_surface, render_surface
+from models.anomaly.core import auroc, export_anomaly_onnx, onnx_scorer, score_images, synth_free
+from models.cli.anomaly import anomaly_app
+from models.anomaly.patchcore import Lite0PatchFeatures, fit_patchcore
+from models.detect.backbones import BACKBONES, build_trunk, load_pretrained
+from models.data.synth.surface import random_surface, render_surface
 
 SIZE = 96
 LITE0 = "efficientnet-lite0"

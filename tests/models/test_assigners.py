@@ -1,4 +1,4 @@
-"""Positive-sample assignment for the detector's loss (models/assigners.py), on hand-made grids and boxes."""
+"""Positive-sample assignment for the detector's loss (models/detect/assigners.py), on hand-made grids and boxes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 # the train extra is in the test environment (scripts/test.sh): a missing or broken torch fails, never skips
 import torch
 
-from models.assigners import centre_assign, simota_assign
-from models.net import grid_points
+from models.detect.assigners import centre_assign, simota_assign
+from models.detect.net import grid_points
 
 
 def _grid(size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,7 +64,7 @@ def test_simota_resolves_shared_locations_and_keeps_every_box() -> None:
 
 
 def test_unknown_assigner_is_a_clear_error() -> None:
-    from models.train import compute_loss
+    from models.detect.train import compute_loss
 
     with pytest.raises(ValueError, match="unknown assigner 'atss'"):
         compute_loss([], [], "atss")

@@ -9,7 +9,7 @@ import torch  # noqa: F401
 
 def test_scale_augmentation_follows_the_configured_range() -> None:
     """70 % of the samples are rescaled by a factor drawn from scale_range, the rest kept at 1.0."""
-    from models.train import augment
+    from models.detect.train import augment
 
     img = np.full((100, 100, 3), 90, np.uint8)
     box = np.array([[40, 40, 60, 60]], np.float32)  # 20 px, centred: stays whole on a 256 canvas
@@ -27,7 +27,7 @@ def test_scale_augmentation_follows_the_configured_range() -> None:
 def test_train_cli_refuses_a_bad_scale_range() -> None:
     from typer.testing import CliRunner
 
-    from models.cli import model_app
+    from models.cli.app import model_app
 
     r = CliRunner().invoke(model_app, ["train", "--scale-range", "1.5"])
     assert r.exit_code == 2 and "--scale-range '1.5': expected LO,HI" in r.output

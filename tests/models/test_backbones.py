@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from models.arch import ARCHS
-from models.backbones import BACKBONES, BackboneUnavailable, load_pretrained, package_state
-from models.cli import model_app
-from models.net import TomatoNet, count_parameters
+from models.detect.arch import ARCHS
+from models.detect.backbones import BACKBONES, BackboneUnavailable, load_pretrained, package_state
+from models.cli.app import model_app
+from models.detect.net import TomatoNet, count_parameters
 from tests.support.shapes import SHAPES, shapes_dataset
 
 LITE0 = "efficientnet-lite0"
@@ -114,8 +114,8 @@ def test_missing_package_is_one_line_naming_the_extra(monkeypatch: pytest.Monkey
 
 
 def test_twenty_steps_train_export_run_in_onnxruntime(tmp_path: Path) -> None:
-    from models.export import export
-    from models.train import TrainConfig, train
+    from models.detect.export import export
+    from models.detect.train import TrainConfig, train
 
     data = shapes_dataset(tmp_path / "data", count=24)
     cfg = TrainConfig(out_dir=tmp_path / "run", data=str(data), fmt="yolo", input_size=128, images=0, batch=4,
@@ -138,7 +138,7 @@ def test_twenty_steps_train_export_run_in_onnxruntime(tmp_path: Path) -> None:
 
 
 def _torch_export_out(best: Path, x: np.ndarray) -> np.ndarray:
-    from models.export import load_checkpoint
+    from models.detect.export import load_checkpoint
 
     net, _ = load_checkpoint(best)
     net.export_mode = True
@@ -147,7 +147,7 @@ def _torch_export_out(best: Path, x: np.ndarray) -> np.ndarray:
 
 
 def test_card_names_the_backbone_package_and_hash() -> None:
-    from models.card import _net_text, backbone_text
+    from models.cards.detect import _net_text, backbone_text
 
     record = {**BACKBONES[LITE0].record(), "init": "pretrained"}
     text = backbone_text({"backbone": record})

@@ -12,11 +12,11 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-import models.quantize as quantize_mod
-from models.calibration_stream import (StreamingCalibration, activation_bytes, calibration_chunk, fit_frame,
+import models.detect.quantize as quantize_mod
+from models.detect.calibration_stream import (StreamingCalibration, activation_bytes, calibration_chunk, fit_frame,
                                        small_check_warning)
-from models.cli import model_app
-from models.data_sources import DataSource
+from models.cli.app import model_app
+from models.data.sources import DataSource
 from models.zoo_index import ZOO
 from tests.support.shapes import shapes_dataset
 

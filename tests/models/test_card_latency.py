@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from models.bench import bench_models
+from models.detect.bench import bench_models
 
 
 def test_bench_runs_whole_blocks_and_rejects_an_empty_one(trained: dict) -> None:
@@ -20,8 +20,8 @@ def test_bench_runs_whole_blocks_and_rejects_an_empty_one(trained: dict) -> None
 def test_side_by_side_times_larger_dynamic_files_again_at_320(trained: dict, tmp_path: Path, monkeypatch) -> None:
     """Only a dynamic-size file whose own input exceeds 320 gets the second run; its speed-up there is the
     anchor's median over its own, and the card says both runs."""
-    import models.card as card
-    from models.export import export
+    import models.cards.detect as card
+    from models.detect.export import export
 
     big = export(trained["best"], tmp_path / "big.onnx", name="shapes", input_size=384)
     small = export(trained["best"], tmp_path / "small.onnx", name="shapes", input_size=160)
@@ -53,7 +53,7 @@ def test_bench_models_script_runs_larger_dynamic_files_at_the_given_side(trained
     import subprocess
     import sys
 
-    from models.export import export
+    from models.detect.export import export
 
     zoo, anchors = tmp_path / "zoo", tmp_path / "anchors"
     zoo.mkdir()

@@ -1,4 +1,4 @@
-"""Real-data card sections of a run that started from a pretrained trunk (models/card_real_data.py)."""
+"""Real-data card sections of a run that started from a pretrained trunk (models/cards/real_data.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ RECORD = {"name": "efficientnet-lite0", "package": "efficientnet-lite0-pytorch-m
 
 
 def test_a_lite0_laboro_run_says_where_its_weights_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import models.card_real_data as card
+    import models.cards.real_data as card
     import models.zoo_index
 
     recorded = json.loads((ZOO / "tomato-ripeness.metrics.json").read_text())

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from edge_agent.config import AgentConfig
 from edge_agent.detectors import ModelLoadError, OnnxDetector, build_detector
 from edge_agent.detectors.session import CALIBRATED_THRESHOLD_KEYS
-from models.cli import model_app
-from models.count_calibration import (COUNT_CONF_KEY, SUMMARY_KEY, best_row, calibrate_count_conf, count_rows,
+from models.cli.app import model_app
+from models.detect.count_calibration import (COUNT_CONF_KEY, SUMMARY_KEY, best_row, calibrate_count_conf, count_rows,
                                       write_count_conf)
-from models.export import set_metadata
+from models.detect.export import set_metadata
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 FAST = ZOO / "tomato-ripeness-fast.onnx"
@@ -129,7 +129,7 @@ STEEL = ZOO / "steel-defect.onnx"
 
 
 def test_reject_rows_and_pick_by_hand() -> None:
-    from models.reject_calibration import pick_reject, reject_rows
+    from models.detect.reject_calibration import pick_reject, reject_rows
 
     top = np.array([0.1, 0.35, 0.0, 0.6, 0.9, 0.3])  # best defect score per frame
     defective = np.array([False, False, False, True, True, True])
@@ -144,7 +144,7 @@ def test_reject_rows_and_pick_by_hand() -> None:
 
 def test_reject_calibration_lands_in_the_file_and_drives_the_inspection_rule(tmp_path) -> None:
     from edge_agent.rules import build_rule
-    from models.reject_calibration import REJECT_CONF_KEY, calibrate_reject_score, write_reject_conf
+    from models.detect.reject_calibration import REJECT_CONF_KEY, calibrate_reject_score, write_reject_conf
 
     model = _without_calibration(STEEL, tmp_path / "steel.onnx")
     res = calibrate_reject_score(model, "synth:surface", count=160, seed=41, max_false_reject=0.1)
@@ -170,7 +170,7 @@ def test_reject_calibration_lands_in_the_file_and_drives_the_inspection_rule(tmp
 
 
 def test_both_thresholds_in_one_file_report_down_to_the_lower(tmp_path) -> None:
-    from models.reject_calibration import REJECT_CONF_KEY
+    from models.detect.reject_calibration import REJECT_CONF_KEY
 
     both = _without_calibration(FAST, tmp_path / "both.onnx")
     proto = onnx.load(str(both))
@@ -181,7 +181,7 @@ def test_both_thresholds_in_one_file_report_down_to_the_lower(tmp_path) -> None:
 
 
 def test_reject_needs_defect_free_and_defective_frames_and_the_cli_reports(tmp_path) -> None:
-    from models.reject_calibration import calibrate_reject_score
+    from models.detect.reject_calibration import calibrate_reject_score
 
     model = _without_calibration(STEEL, tmp_path / "steel.onnx")
     with pytest.raises(ValueError, match="hold no defect-free images"):
@@ -198,7 +198,7 @@ def test_reject_needs_defect_free_and_defective_frames_and_the_cli_reports(tmp_p
 
 def test_a_model_update_brings_its_reject_threshold_and_keeps_the_rule_state(tmp_path) -> None:
     from edge_agent.rules import InspectionRule, build_rule, rule_for_model
-    from models.reject_calibration import REJECT_CONF_KEY
+    from models.detect.reject_calibration import REJECT_CONF_KEY
 
     plain = OnnxDetector(_without_calibration(STEEL, tmp_path / "plain.onnx"), conf_threshold=None)
     calibrated_path = _without_calibration(STEEL, tmp_path / "calibrated.onnx")

@@ -1,4 +1,4 @@
-"""models.datasets: four readers into one format, remapping, splits, stats, YOLO export, clear errors."""
+"""models.data.datasets: four readers into one format, remapping, splits, stats, YOLO export, clear errors."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from models.datasets import (Dataset, DatasetError, Sample, assign_splits, dataset_stats, image_size, load_dataset,
-                             parse_mapping, remap, reorder, write_yolo)
+from models.data.datasets import assign_splits, dataset_stats, load_dataset, parse_mapping, remap, reorder, write_yolo
+from models.data.samples import Dataset, DatasetError, Sample, image_size
+from models.paths import shared_path
 from tests.support.dataset_builders import BUILDERS, CLASSES, SPEC, build_coco, build_supervisely, build_voc, build_yolo
 
-SHARED = Path("/work/shared/datasets")
+SHARED = shared_path("datasets")
 
 
 def _by_name(ds: Dataset) -> dict[str, Sample]:
@@ -199,7 +200,7 @@ def test_yolo_export_round_trip(tmp_path: Path) -> None:
 
 
 def test_synth_generator_output_reads_as_yolo(tmp_path: Path) -> None:
-    from models.synth.tomato import LABELS, generate_dataset
+    from models.data.synth.tomato import LABELS, generate_dataset
 
     ds = load_dataset(generate_dataset(tmp_path, 2, seed=3, width=160, height=120), "yolo")
     assert ds.classes == list(LABELS) and len(ds.samples) == 2

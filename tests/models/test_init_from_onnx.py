@@ -13,11 +13,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from models.arch import ARCHS
-from models.cli import model_app
-from models.export import export_net
-from models.net import TomatoNet
-from models.onnx_init import load_onnx_weights, module_path, resolve_init_source
+from models.detect.arch import ARCHS
+from models.cli.app import model_app
+from models.detect.export import export_net
+from models.detect.net import TomatoNet
+from models.detect.onnx_init import load_onnx_weights, module_path, resolve_init_source
 from models.zoo_index import ZOO
 from tests.support.shapes import shapes_dataset
 

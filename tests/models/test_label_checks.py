@@ -1,4 +1,4 @@
-"""models.label_checks: copied label sets and boxes that enclose other objects, as `stats` reports them."""
+"""models.data.label_checks: copied label sets and boxes that enclose other objects, as `stats` reports them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.datasets import Dataset, Sample, dataset_stats
-from models.label_checks import copied_label_sets, enclosing_boxes, label_checks
+from models.data.datasets import dataset_stats
+from models.data.samples import Dataset, Sample
+from models.data.label_checks import copied_label_sets, enclosing_boxes, label_checks
+from models.paths import shared_path
 from tests.support.recipes import load_recipe
 
 
@@ -60,7 +62,7 @@ def test_a_split_with_many_enclosing_boxes_is_warned_about_in_stats() -> None:
     assert clean["label_checks"]["per_split"]["test"]["enclosing_share"] == 0.0
 
 
-LABORO = Path("/work/shared/datasets/laboro-tomato-subset")
+LABORO = shared_path("datasets", "laboro-tomato-subset")
 # Test files whose leading objects are, to the pixel, the whole label set of a Train image of the subset
 PROVEN = {"IMG_0992.jpg.json": 20, "IMG_1281.jpg.json": 5, "IMG_20191215_111626.jpg.json": 9,
           "IMG_20191215_111934.jpg.json": 3, "IMG_20191215_112517.jpg.json": 3}
@@ -70,7 +72,7 @@ PROVEN = {"IMG_0992.jpg.json": 20, "IMG_1281.jpg.json": 5, "IMG_20191215_111626.
 def test_laboro_subset_test_labels_are_flagged_and_cleaned(tmp_path: Path) -> None:
     """stats flags the copied label sets; the recipe's cleaner removes exactly the proven foreign blocks and
     leaves a test split that looks like the training split (boxes per image, enclosing boxes)."""
-    from models.datasets import load_dataset
+    from models.data.datasets import load_dataset
 
     st = dataset_stats(load_dataset(LABORO, "supervisely"))
     pairs = {(c["image"], c["other"]): c["shared_boxes"] for c in st["label_checks"]["copied_label_sets"]}

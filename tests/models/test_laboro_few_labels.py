@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.datasets import load_dataset
+from models.data.datasets import load_dataset
 from tests.support.dataset_builders import build_supervisely
 from tests.support.recipes import load_recipe
 

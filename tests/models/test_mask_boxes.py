@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.datasets import load_dataset
+from models.data.datasets import load_dataset
 from tests.support.recipes import load_recipe
 
 

@@ -1,4 +1,4 @@
-"""models.plots on a tiny fixture whose confusion matrix and PR/AP were worked out by hand."""
+"""models.detect.plots on a tiny fixture whose confusion matrix and PR/AP were worked out by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.plots import average_precision, box_iou, confusion_matrix, pr_curves, write_eval_plots
+from models.detect.plots import average_precision, box_iou, confusion_matrix, pr_curves, write_eval_plots
 
 LABELS = ["a", "b"]
 B = np.array

@@ -15,12 +15,12 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from edge_agent.detectors import OnnxDetector
-from models.cli import model_app
-from models.data_sources import DataSource
-from models.evaluate import frames_map50
-from models.quantize import (HEAD_PREFIXES, QuantizationRefused, check_frames, network_nodes,
+from models.cli.app import model_app
+from models.data.sources import DataSource
+from models.detect.evaluate import frames_map50
+from models.detect.quantize import (HEAD_PREFIXES, QuantizationRefused, check_frames, network_nodes,
                              quantize, quantize_checked, rgb_convs, training_frames_warning)
-from models.quantize_search import block_of, network_blocks, search_fp32_blocks
+from models.detect.quantize_search import block_of, network_blocks, search_fp32_blocks
 
 
 @pytest.mark.parametrize("calibration", ["percentile", "minmax"])
@@ -141,8 +141,8 @@ def test_small_val_split_is_topped_up_with_training_pictures_the_calibration_did
 
 def test_int8_file_does_not_inherit_the_fp32_counting_threshold(trained: dict, tmp_path: Path) -> None:
     """Scores change under INT8: a count threshold calibrated on the FP32 file must not ride along."""
-    from models.count_calibration import COUNT_CONF_KEY, SUMMARY_KEY
-    from models.export import set_metadata
+    from models.detect.count_calibration import COUNT_CONF_KEY, SUMMARY_KEY
+    from models.detect.export import set_metadata
 
     fp32 = tmp_path / "calibrated.onnx"
     proto = onnx.load(str(trained["onnx"]))

@@ -10,7 +10,7 @@ import onnxruntime as ort
 # the train extra is in the test environment (scripts/test.sh): a missing or broken torch fails, never skips
 import torch
 
-from models.net import softplus
+from models.detect.net import softplus
 
 
 class _Softplus(torch.nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.synth.tomato import (LABELS, Fruit, Leaf, Scene, generate_dataset, random_scene, render,
+from models.data.synth.tomato import (LABELS, Fruit, Leaf, Scene, generate_dataset, random_scene, render,
                                  ripeness_label)
 
 

@@ -6,8 +6,8 @@ import hashlib
 
 import numpy as np
 
-from models.data_sources import DataSource
-from models.synth.tomato import SHIFT, Shift, fruit_colour, random_scene, render, shifted_scene
+from models.data.sources import DataSource
+from models.data.synth.tomato import SHIFT, Shift, fruit_colour, random_scene, render, shifted_scene
 
 # sha256 over 20 frames of synth:tomato (seed 77: images, boxes, labels), recorded before the shift existed
 DEFAULT_FRAMES_SHA256 = "9b3f952d772638eedd80c512c9a7a44a703de8ac1e5dc254fabbf14c62636319"

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from typer.testing import CliRunner
 
-from models.cli import model_app
+from models.cli.app import model_app
 from tests.support.dataset_builders import build_supervisely, build_voc, build_yolo
 
 ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
@@ -49,7 +49,7 @@ def test_stats_table_and_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_predict_draws_boxes_on_a_synthetic_image(tmp_path: Path) -> None:
-    from models.synth.tomato import random_scene, render
+    from models.data.synth.tomato import random_scene, render
 
     rng = np.random.default_rng([42, 0])
     frame = render(random_scene(rng), rng).image

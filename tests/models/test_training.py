@@ -19,10 +19,10 @@ import pytest
 import torch  # noqa: F401
 
 from edge_agent.detectors import ModelLoadError, OnnxDetector
-from models.data_sources import DataSource
-from models.evaluate import coco_map, evaluate
-from models.export import export
-from models.train import TrainConfig, train
+from models.data.sources import DataSource
+from models.detect.evaluate import coco_map, evaluate
+from models.detect.export import export
+from models.detect.train import TrainConfig, train
 from tests.support.shapes import SHAPES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ def test_resume_continues_steps_and_keeps_history(trained: dict, tmp_path: Path)
 
 def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict, tmp_path: Path, capsys,
                                                                   monkeypatch) -> None:
-    import models.train as train_module
+    import models.detect.train as train_module
 
     monkeypatch.setattr(train_module, "PLAIN_LINE_S", 0.0)  # a progress line after every step, not every 30 s
     cfg = TrainConfig(out_dir=tmp_path / "run", data=str(trained["data"]), fmt="yolo", input_size=96, images=0,
@@ -99,7 +99,7 @@ def test_a_step_budget_ends_the_run_and_the_schedule_on_that_step(trained: dict,
 def test_weight_average_is_the_running_mean() -> None:
     import torch
 
-    from models.train import WeightAverage
+    from models.detect.train import WeightAverage
 
     avg = WeightAverage()
     for k in range(3):
@@ -193,8 +193,8 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path, trained: dic
 def test_init_from_copies_weights_and_class_rows_by_label_name(trained: dict) -> None:
     import torch
 
-    from models.net import TomatoNet
-    from models.train import load_initial_weights
+    from models.detect.net import TomatoNet
+    from models.detect.train import load_initial_weights
 
     source = torch.load(trained["best"], map_location="cpu", weights_only=False)
     cfg = trained["cfg"]
@@ -361,8 +361,8 @@ def test_cli_train_rejects_bad_input(tmp_path: Path) -> None:
 def test_fast_arch_trains_records_its_shape_and_exports_relu_layers(trained: dict, tmp_path: Path) -> None:
     import torch
 
-    from models.export import load_checkpoint
-    from models.net import ARCHS, NetSpec
+    from models.detect.export import load_checkpoint
+    from models.detect.net import ARCHS, NetSpec
 
     fast = {**ARCHS["fast"].to_dict(), "width": 32, "head_width": 32}
     cfg = TrainConfig(**{**trained["cfg"].__dict__, **fast, "out_dir": tmp_path / "run", "epochs": 4,
@@ -390,8 +390,8 @@ def test_fast_arch_trains_records_its_shape_and_exports_relu_layers(trained: dic
     legacy = tmp_path / "legacy.pt"  # checkpoints written before NetSpec hold no act/stem/head_depth: all v1
     torch.save({k: v1[k] for k in ("ema", "labels", "input_size", "width", "head_width")}, legacy)
     assert load_checkpoint(legacy)[0].spec == NetSpec(width=32, head_width=32)
-    from models.train import load_initial_weights
-    from models.net import TomatoNet
+    from models.detect.train import load_initial_weights
+    from models.detect.net import TomatoNet
 
     with pytest.raises(ValueError, match="act relu differs from this run's silu"):
         load_initial_weights(TomatoNet(2, 32, 32), best, ("disc",), trained["cfg"])
@@ -402,10 +402,10 @@ def test_fast_arch_trains_records_its_shape_and_exports_relu_layers(trained: dic
 def test_a_stride_32_level_grows_from_a_two_level_checkpoint_and_exports(trained: dict, tmp_path: Path) -> None:
     import torch
 
-    from models.card import _net_fields, _net_text
-    from models.export import load_checkpoint
-    from models.net import NetSpec, TomatoNet
-    from models.train import load_initial_weights
+    from models.cards.detect import _net_fields, _net_text
+    from models.detect.export import load_checkpoint
+    from models.detect.net import NetSpec, TomatoNet
+    from models.detect.train import load_initial_weights
 
     cfg = TrainConfig(**{**trained["cfg"].__dict__, "levels": 3, "out_dir": tmp_path / "run", "epochs": 2,
                          "val_every_epochs": 1, "lr": 2e-4, "init_from": trained["best"]})
@@ -462,7 +462,7 @@ def test_coco_map_matches_a_hand_computed_fixture() -> None:
 
 def test_class_agnostic_map_separates_finding_from_classifying() -> None:
     """Both fruits found with exact boxes but with each other's class: class-wise mAP50 0, agnostic 1."""
-    from models.evaluate import class_agnostic_map50
+    from models.detect.evaluate import class_agnostic_map50
 
     gts = [(np.array([[10, 10, 50, 50], [100, 100, 140, 150]], np.float32), ["a", "b"])]
     swapped = [(gts[0][0].copy(), np.array([0.9, 0.8]), ["b", "a"])]
@@ -477,7 +477,7 @@ def test_last_checkpoint_exports_like_best_and_old_training_states_get_a_clear_e
     import torch
     from typer.testing import CliRunner
 
-    from models.cli import model_app
+    from models.cli.app import model_app
 
     last = trained["cfg"].out_dir / "last.pt"
     out = export(last, tmp_path / "last.onnx", name="shapes", version="0.3.1")

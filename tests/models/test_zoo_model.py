@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.detectors import OnnxDetector
-from models.evaluate import coco_map, synth_frames
+from models.detect.evaluate import coco_map, synth_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ROOT / "models" / "zoo"
@@ -51,7 +51,7 @@ def test_zoo_ships_both_detectors() -> None:
 def test_zoo_model_meets_its_card_on_fresh_data(frames, name: str, tag: str) -> None:
     metrics = json.loads((ZOO / f"{name}.metrics.json").read_text())
     entry = metrics["models"][tag]
-    det = OnnxDetector(ZOO / entry["file"], conf_threshold=0.001)  # same settings as models.evaluate
+    det = OnnxDetector(ZOO / entry["file"], conf_threshold=0.001)  # same settings as models.detect.evaluate
     source = metrics["holdout"]["data"]
     # the card's holdout, generated afresh (nothing is cached between the card run and this test): within 0.02
     res = _map50(det, frames(source, metrics["holdout"]["seed"]))
@@ -73,7 +73,7 @@ def test_zoo_model_meets_its_card_on_fresh_data(frames, name: str, tag: str) -> 
 
 @pytest.mark.parametrize("name", DETECTORS)
 def test_card_is_rendered_from_the_metrics(name: str) -> None:
-    from models.card import render_card
+    from models.cards.detect import render_card
 
     metrics = json.loads((ZOO / f"{name}.metrics.json").read_text())
     assert (ZOO / f"{name}.card.md").read_text() == render_card(metrics)  # never typed by hand
@@ -81,7 +81,7 @@ def test_card_is_rendered_from_the_metrics(name: str) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    code = "from models.cli import model_app; model_app()"
+    code = "from models.cli.app import model_app; model_app()"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
 
@@ -123,7 +123,7 @@ def test_eval_cli_bad_model_exit_2(tmp_path: Path, content: bytes | None) -> Non
 def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, monkeypatch) -> None:
     """Re-running one recipe step (here the NEU-DET fine-tune, with averaged weights) refreshes its section
     and keeps the recorded figures of the steps that did not run; the card names both checkpoints."""
-    import models.card_real_data as card
+    import models.cards.real_data as card
     import models.zoo_index
 
     recorded = json.loads((ZOO / "steel-defect.metrics.json").read_text())
@@ -163,7 +163,7 @@ def test_refresh_real_data_keeps_sections_whose_recipe_did_not_run(tmp_path, mon
 def test_size_sweep_of_the_zoo_file_goes_into_its_card(tmp_path, monkeypatch) -> None:
     """bench/input_size.py --model times and scores the shipped dynamic-size file at other sizes (real runs, tiny
     counts); the card records that JSON only for the very file it describes, and renders the table from it."""
-    import models.card as card
+    import models.cards.detect as card
 
     name = "tomato-ripeness-fast"
     r = subprocess.run([sys.executable, "bench/input_size.py", "--model", str(ZOO / f"{name}.onnx"), "--sizes",
@@ -198,7 +198,7 @@ def test_tomato_files_carry_a_counting_threshold_that_counts_better_on_the_holdo
     tomato-ripeness-fast's threshold (0.33-0.34) is close to the old 0.35: there only the bias must shrink."""
     import numpy as np
 
-    from models.count_calibration import count_rows
+    from models.detect.count_calibration import count_rows
 
     metrics = json.loads((ZOO / f"{name}.metrics.json").read_text())
     recorded = metrics["models"][tag]["count_calibration"]  # the card shows what the file carries
@@ -216,7 +216,7 @@ def test_tomato_files_carry_a_counting_threshold_that_counts_better_on_the_holdo
 
 def test_card_of_a_fine_tuned_run_counts_both_stages() -> None:
     """A model continued from an earlier run (--init-from) reports both runs' steps, scales and minutes."""
-    from models.card import render_card
+    from models.cards.detect import render_card
 
     metrics = json.loads((ZOO / "tomato-ripeness-fast.metrics.json").read_text())
     base = metrics["train"]

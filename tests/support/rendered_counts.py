@@ -3,7 +3,7 @@
 The camera sweeps one row in ``1 / coverage`` (a fixed share of the fruits: every fruit whose index is a
 multiple of ``coverage``); the counts per label are scaled up by ``coverage``, as a site would configure
 for a camera that films one of four rows. Each frame is a procedural greenhouse view
-(``models.synth.tomato.random_scene``) whose fruits get the ripeness of the next fruits of that row, so
+(``models.data.synth.tomato.random_scene``) whose fruits get the ripeness of the next fruits of that row, so
 occlusion by leaves, small far fruits, lighting and the detector's own mistakes are all part of the count.
 
 Calibration (``calibrate``): the detector misses fruit hidden behind leaves and confuses neighbouring stages,
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.detectors import OnnxDetector
-from models.synth.tomato import random_scene, render
+from models.data.synth.tomato import random_scene, render
 from tests.support.ripening_sim import HALF, RIPE, STAGES
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "zoo" / "tomato-ripeness-fast.int8.onnx"

@@ -1,0 +1,1 @@
+"""The surface-anomaly model (fitted on defect-free images only): knn, seg and patchcore methods."""

@@ -1,0 +1,1 @@
+"""Model cards rendered from recorded metrics (detectors and surface-anomaly)."""

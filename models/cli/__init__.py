@@ -1,0 +1,1 @@
+"""`fieldline model ...`: one module per verb group, assembled in :mod:`models.cli.app`."""

@@ -1,0 +1,1 @@
+"""Training data: dataset readers, class remapping and splits, label checks, synthetic generators."""

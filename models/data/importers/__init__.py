@@ -1,0 +1,1 @@
+"""Readers for each dataset format; each returns a :class:`models.data.datasets.Dataset`."""

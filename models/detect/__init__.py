@@ -1,0 +1,1 @@
+"""The detector: network, training, export, INT8 quantisation, evaluation, latency bench, edge thresholds."""

@@ -1,1 +1,0 @@
-"""Readers for each dataset format; each returns a :class:`models.datasets.Dataset`."""
