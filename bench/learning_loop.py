@@ -62,14 +62,9 @@ from edge_agent.detectors.factory import build_detector  # noqa: E402
 from tests.support.api_process import ApiProcess  # noqa: E402
 from tests.support.mosquitto import MosquittoBroker  # noqa: E402
 
-try:  # models/ is being split into subpackages (issue 38): the new paths first
-    from models.data.sources import DataSource  # noqa: E402
-    from models.data.synth.tomato import LABELS  # noqa: E402
-    from models.detect.evaluate import evaluate  # noqa: E402
-except ImportError:
-    from models.data_sources import DataSource  # type: ignore[no-redef]  # noqa: E402
-    from models.evaluate import evaluate  # type: ignore[no-redef]  # noqa: E402
-    from models.synth.tomato import LABELS  # type: ignore[no-redef]  # noqa: E402
+from models.data.sources import DataSource  # noqa: E402
+from models.data.synth.tomato import LABELS  # noqa: E402
+from models.detect.evaluate import evaluate  # noqa: E402
 
 SHIPPED = ROOT / "models" / "zoo" / "tomato-ripeness.onnx"
 SHIFT = "synth:tomato-shift"
