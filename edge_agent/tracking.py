@@ -243,12 +243,13 @@ class KalmanBank:
     def keep(self, rows: np.ndarray | list[int]) -> None:
         self.state = self.state[np.asarray(rows, np.int64)]
 
-    def predict(self, freeze_size: np.ndarray) -> None:
+    def predict(self, freeze_size: np.ndarray | list[bool]) -> None:
         """Advance one frame; rows with ``freeze_size`` stop growing/shrinking without evidence (lost boxes)."""
         st = self.state
         if not len(st):
             return
-        st[np.asarray(freeze_size, bool), 6:8] = 0.0
+        if any(freeze_size):
+            st[np.asarray(freeze_size, bool), 6:8] = 0.0
         size = st[:, _SIZE_TWICE]
         pos_var, cross, vel_var = st[:, 8:12], st[:, 12:16], st[:, 16:20]
         # x' = x + v;  P' = F P F^T + Q with F = [[1, 1], [0, 1]] per coordinate
@@ -339,12 +340,15 @@ class Tracker:
     def update(self, detections: Detections) -> Detections:
         cfg = self.config
         self._new_ids, self._ended_ids = [], []
-        self._kalman.predict(np.array([t.misses > 0 for t in self._tracks], bool))
+        self._kalman.predict([t.misses > 0 for t in self._tracks])
         for track in self._tracks:
             track.misses += 1
-        conf = detections.confidence
-        high = np.nonzero(conf >= cfg.high_threshold)[0].tolist()
-        low = np.nonzero((conf >= cfg.low_threshold) & (conf < cfg.high_threshold))[0].tolist()
+        # plain Python on a handful of scores (each numpy call costs microseconds once inference has evicted
+        # the caches); thresholds rounded to float32 as numpy compares a float32 array with a Python float
+        high_t, low_t = float(np.float32(cfg.high_threshold)), float(np.float32(cfg.low_threshold))
+        conf = detections.confidence.tolist()
+        high = [i for i, c in enumerate(conf) if c >= high_t]
+        low = [i for i, c in enumerate(conf) if low_t <= c < high_t]
         iou = self._iou_with_tracks(detections)  # (tracks, detections), computed once for both passes
 
         # Pass 1: confident boxes vs every track (confirmed, tentative and lost).
