@@ -5,7 +5,7 @@
         [--rounds 15] [--model FILE] [--anchors DIR | --no-anchors] [--rtsp-seconds 20] [--rtsp-ab N]
         [--record DIR]
 
-1. Renders a synthetic greenhouse row (``models.synth.tomato``) wider than the frame and pans a window across
+1. Renders a synthetic greenhouse row (``models.data.synth.tomato``) wider than the frame and pans a window across
    it (moving fruit for the tracker), encoded in-process by PyAV's bundled libx264 (or libx265 with
    ``--codec hevc``): yuv420p, no B-frames, a key frame every 2 s, like an IP camera (``bench/pan_video.py``).
    No ffmpeg program is needed; a PyAV build without the encoder stops with a message saying so.
@@ -65,6 +65,7 @@ from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth  # noqa: E402
 from edge_agent.rules import ZoneRef, build_rule  # noqa: E402
 from edge_agent.sources.video import open_video  # noqa: E402
 from edge_agent.tracking import Tracker  # noqa: E402
+from models.paths import shared_path  # noqa: E402
 from models.zoo_index import default_file  # noqa: E402
 from tests.support.mosquitto import MosquittoBroker, free_port  # noqa: E402
 
@@ -178,7 +179,8 @@ def staged_pass(config: AgentConfig, detector, video: Path) -> dict[str, list[fl
             t2 = CLOCK()
             det, parts = staged.detect_frame(frame)
             t3 = CLOCK()
-            health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now)
+            if health.due(now):  # as the loop does: at most health.CHECKS_PER_S checks a second
+                health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now)
             t4 = CLOCK()
             tracked = tracker.update(det)
             t5 = CLOCK()
@@ -300,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", type=Path, help="use this video instead of rendering one")
     ap.add_argument("--model", type=Path, default=default_file("tomato-ripeness"),
                     help="FieldLine-native model (default: the zoo's default tomato-ripeness file, at its own size)")
-    ap.add_argument("--anchors", type=Path, default=Path(os.environ.get("FIELDLINE_ANCHORS",
-                                                                       REPO.parent / "shared" / "anchors")))
+    ap.add_argument("--anchors", type=Path, default=Path(os.environ.get("FIELDLINE_ANCHORS", shared_path("anchors"))))
     ap.add_argument("--no-anchors", action="store_true", help="FieldLine's model only")
     ap.add_argument("--cores", type=int, default=1, help="pin the process to this many cores")
     ap.add_argument("--rounds", type=int, default=15, help="rounds per model (medians and spread reported)")
