@@ -60,7 +60,8 @@ EXPIRED_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><ti
                        400: {"description": "The link was used already or has expired",
                              "content": {"text/html": {}}}})
 async def signin(code: str, request: Request,
-                 next: Literal["/qa", "/fleet", "/label", "/training", "/"] = Query(default="/qa", description="The page to open")) -> Response:  # noqa: A002
+                 next: Literal["/qa", "/fleet", "/label", "/training", "/"] = Query(  # noqa: A002
+                     default="/qa", description="The page to open")) -> Response:
     app = request.app
     issued = await run_in_threadpool(exchange_signin_code, app.state.store, code[:256], app.state.settings.session_ttl_s)
     if issued is None:

@@ -83,8 +83,9 @@ def finished(browser: Any, api: ApiServer, job_id: str) -> dict[str, Any]:
     job = api.get(f"/training/jobs/{job_id}")
     result = job["result"]
     for key in ("test", "holdout"):
-        assert js(browser, f"return document.querySelector('[data-old={key}]').textContent") == f"{result['old'][key]:.3f}"
-        assert js(browser, f"return document.querySelector('[data-new={key}]').textContent") == f"{result['new'][key]:.3f}"
+        for who in ("old", "new"):
+            shown = js(browser, f"return document.querySelector('[data-{who}={key}]').textContent")
+            assert shown == f"{result[who][key]:.3f}", (who, key)
     return job
 
 

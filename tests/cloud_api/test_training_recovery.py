@@ -34,7 +34,8 @@ def test_a_restarting_worker_fails_only_jobs_whose_worker_is_gone(open_store, tm
     worker_b = None
     try:
         first_lease = jobs.get(live.id).lease_until_ms
-        wait_until(lambda: jobs.get(orphan.id).lease_until_ms < now_ms(), 3 * LEASE_S, what="the dead worker's lease to expire")
+        wait_until(lambda: jobs.get(orphan.id).lease_until_ms < now_ms(), 3 * LEASE_S,
+                   what="the dead worker's lease to expire")
         # worker B starts on the same database (a restarted API worker): recovery fails only the orphan (B's, or
         # A's periodic sweep if that came first), never A's live job
         worker_b = runner(open_store(), tmp_path / "b", published)
@@ -51,7 +52,8 @@ def test_a_restarting_worker_fails_only_jobs_whose_worker_is_gone(open_store, tm
         # worker A goes away without finishing (its job stays `running` in the row): B's sweep fails it after the lease
         worker_a._stop.set()
         worker_a._heart.join(10)
-        wait_until(lambda: jobs.get(live.id).state == "failed", 4 * LEASE_S, what="B to fail A's job once its lease expired")
+        wait_until(lambda: jobs.get(live.id).state == "failed", 4 * LEASE_S,
+                   what="B to fail A's job once its lease expired")
         assert "lease expired" in jobs.get(live.id).error
     finally:
         worker_a.stop()
