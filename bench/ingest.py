@@ -156,7 +156,7 @@ def child_worker(args: argparse.Namespace) -> None:
     tune_for_server()  # as ``fieldline api serve`` does
     cpu_start = time.process_time()  # a persistent session starts draining its backlog as it connects
     worker.start()
-    if not worker.wait_connected(10):
+    if not worker.wait_connected(60):  # a loaded machine can take a while
         raise SystemExit("worker did not connect")
     print("READY", flush=True)
     sys.stdin.readline()  # the parent says stop

@@ -16,7 +16,8 @@ quote them). From these and the load of a site (``--shed-events-per-s``: count e
 hour; ``--line-events-per-s``: inspected parts per line), the script prints a sizing table for 60, 1,000 and
 10,000 sheds (the last with 100 lines): events/s, workers at half a core each, PostgreSQL cores, the storage
 of the raw events kept for ``--retention-days``, broker connections (one edge box per shed and per line, plus
-the workers).
+the workers). ``--worker-ingest-us`` sizes the workers with a worker's CPU per event measured through the broker by
+``bench/ingest.py`` (paho and the batch writer included) instead of this script's store-only figure.
 The last line is one JSON object; ``--record`` also writes it to bench/records/.
 """
 
@@ -102,6 +103,9 @@ def main() -> None:
                         help="count events per shed at the busy hour (e.g. 4 cameras, one event each 20 s)")
     parser.add_argument("--line-events-per-s", type=float, default=2.0, help="inspected parts per line and second")
     parser.add_argument("--retention-days", type=int, default=30, help="raw events kept (retention_events_days)")
+    parser.add_argument("--worker-ingest-us", type=float, default=None,
+                        help="a worker's CPU per event through the broker (bench/ingest.py's worker_cpu_us_per_event: "
+                             "paho and the batch writer too) for the sizing's worker count; unset: this run's")
     parser.add_argument("--record", action="store_true", help="also write the JSON to bench/records/")
     args = parser.parse_args()
 
@@ -149,9 +153,12 @@ def main() -> None:
         "cpu": os.cpu_count(), "assumptions": {"shed_events_per_s": args.shed_events_per_s,
                                                "line_events_per_s": args.line_events_per_s,
                                                "retention_days": args.retention_days,
-                                               "worker_core_share": 0.5},
+                                               "worker_core_share": 0.5,
+                                               "worker_cpu_us_per_event": args.worker_ingest_us},
+        "command": " ".join(["python", *sys.argv]),
     }
-    figures["sizing"] = sizing(args, worker_cpu, db_per_event, per_event)
+    sized_worker = args.worker_ingest_us / 1e6 if args.worker_ingest_us is not None else worker_cpu
+    figures["sizing"] = sizing(args, sized_worker, db_per_event, per_event)
     print(f"{'store':<10} {'events':>8} {'ev/s wall':>10} {'worker us/ev':>13} {'db us/ev':>9} {'bytes/ev':>9}")
     print(f"{args.store:<10} {n:>8} {figures['events_per_s_wall']:>10} {figures['worker_cpu_us_per_event']:>13} "
           f"{'-' if db_per_event is None else figures['db_cpu_us_per_event']:>9} {figures['bytes_per_event']:>9}")
