@@ -26,6 +26,8 @@ from tests.cloud_api.test_label_page_browser import body, js, sign_in
 from tests.cloud_api.test_qa_dashboard_browser import ARTIFACTS, _require_browser, driver  # noqa: F401
 from tests.cloud_api.test_training_jobs import LABELS, push_truth
 
+pytestmark = pytest.mark.slow  # two real training jobs
+
 # job 1: a few steps from the shipped file, refused (a fresh export of few steps is not better on the test split)
 FIRST = {"job-steps": "2", "job-input": "384", "job-lr": "0.0001", "job-replay": "4", "job-holdout": "4",
          "job-threads": "1"}
