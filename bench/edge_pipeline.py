@@ -61,7 +61,7 @@ from edge_agent.config import AgentConfig, CameraConfig, VideoSource  # noqa: E4
 from edge_agent.detectors import build_detector  # noqa: E402
 from edge_agent.detectors.onnx_detector import OnnxDetector  # noqa: E402
 from edge_agent.detectors.onnx_generic import OnnxGenericDetector  # noqa: E402
-from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth  # noqa: E402
+from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth, check_stride  # noqa: E402
 from edge_agent.rules import ZoneRef, build_rule  # noqa: E402
 from edge_agent.sources.video import open_video  # noqa: E402
 from edge_agent.tracking import Tracker  # noqa: E402
@@ -164,7 +164,8 @@ def staged_pass(config: AgentConfig, detector, video: Path) -> dict[str, list[fl
     source = open_video(camera.source)
     rule = build_rule(camera, detector.labels)
     tracker = Tracker(camera.tracker)
-    health = CameraHealth(camera.name, ZoneRef(camera.zone.kind, camera.zone.id, camera.zone.row), camera.alerts)
+    health = CameraHealth(camera.name, ZoneRef(camera.zone.kind, camera.zone.id, camera.zone.row), camera.alerts,
+                          check_stride(float("inf")))
     stages: dict[str, list[float]] = {k: [] for k in ("decode", "scale", "preprocess", "inference", "postprocess",
                                                       "health", "tracking", "rules", "detections")}
     with StagedDetector(detector) as staged:
@@ -179,7 +180,7 @@ def staged_pass(config: AgentConfig, detector, video: Path) -> dict[str, list[fl
             t2 = CLOCK()
             det, parts = staged.detect_frame(frame)
             t3 = CLOCK()
-            if health.due(now):  # as the loop does: at most health.CHECKS_PER_S checks a second
+            if health.due():  # as the loop does (agent_loop lifts the frame-rate cap: every MAX_STRIDE-th)
                 health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now)
             t4 = CLOCK()
             tracked = tracker.update(det)

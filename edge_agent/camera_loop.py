@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from edge_agent.config import CameraConfig
 from edge_agent.detections import Detections
 from edge_agent.detectors.base import Detector
-from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth
+from edge_agent.health import GRID_COLS, GRID_ROWS, CameraHealth, check_stride
 from edge_agent.rules import Outcome, ZoneRef, build_rule, rule_for_model
 from edge_agent.sources import Frame, Source
 from edge_agent.tracking import Tracker
@@ -47,7 +47,7 @@ class CameraLoop:
         self._sink = sink
         self.counters = counters
         self.health = CameraHealth(camera.name, ZoneRef(camera.zone.kind, camera.zone.id, camera.zone.row),
-                                   camera.alerts)
+                                   camera.alerts, check_stride(camera.fps))
         self.last_frame_s = time.monotonic()
         self._latest: tuple[Frame, Detections] | None = None
         self._latest_lock = threading.Lock()
@@ -123,9 +123,9 @@ class CameraLoop:
                 for frame, (detections, failure) in zip(group, results):
                     now = time.monotonic()
                     # health-checked after detection, so it reads the detector's small copy; every frame of a
-                    # camera (up to health.CHECKS_PER_S), one in a few of a faster loop
+                    # camera capped at up to 40 fps, one in a few of a faster loop (health.check_stride)
                     outcomes: list[Outcome] = list(self.health.on_grid(frame.grid(GRID_COLS, GRID_ROWS), now)) \
-                        if self.health.due(now) else []
+                        if self.health.due() else []
                     if detections is None:
                         if failure or outcomes:
                             self._sink(camera, frame, Detections.empty(labels), failure + outcomes)

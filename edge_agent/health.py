@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -11,28 +13,33 @@ from edge_agent.sources.base import sample_grid
 
 BLACK_FRAMES_IN_A_ROW = 3
 GRID_COLS, GRID_ROWS = 64, 48
-CHECKS_PER_S = 40.0  # a camera at up to 40 fps has every frame checked; a faster loop (a file) one in k
+CHECKS_PER_S = 40.0  # a camera capped at up to 40 fps has every frame checked
+MAX_STRIDE = 4  # a faster (or uncapped) loop checks every 2nd to 4th frame
+
+
+def check_stride(fps: float) -> int:
+    """Check every k-th frame of a camera loop capped at ``fps``: 1 up to ``CHECKS_PER_S``, at most ``MAX_STRIDE``.
+
+    Black and frozen pictures last seconds, so a loop running faster than a camera (a file replayed as fast as
+    it decodes) loses nothing by checking one frame in a few; counted in frames, not seconds, so a file read a
+    few frames at a time has the same frames checked as one read frame by frame.
+    """
+    return 1 if fps <= CHECKS_PER_S else int(min(MAX_STRIDE, math.ceil(min(fps, 1e6) / CHECKS_PER_S)))
 
 
 class CameraHealth:
-    def __init__(self, camera: str, zone: ZoneRef, config: CameraAlertsConfig) -> None:
+    def __init__(self, camera: str, zone: ZoneRef, config: CameraAlertsConfig, stride: int = 1) -> None:
         self.camera, self.zone, self.config = camera, zone, config
         self._black_run = 0
         self._previous: np.ndarray | None = None
         self._frozen_since: float | None = None
-        self._next_check_s = float("-inf")
+        self.stride = stride  # see ``check_stride``; ``BLACK_FRAMES_IN_A_ROW`` counts checked frames
+        self._seen = 0
 
-    def due(self, now_s: float) -> bool:
-        """Whether the frame seen at ``now_s`` should be checked: at most ``CHECKS_PER_S`` a second.
-
-        Black and frozen pictures last seconds, so a loop running faster than a camera (a file replayed at
-        150 fps) loses nothing by checking one frame in a few; a live camera at its frame rate is checked on
-        every frame, as before.
-        """
-        if now_s < self._next_check_s:
-            return False
-        self._next_check_s = now_s + 1.0 / CHECKS_PER_S - 1e-3  # a millisecond of slack for frame-time jitter
-        return True
+    def due(self) -> bool:
+        """Whether this frame (one call per frame) is to be checked: every ``stride``-th, the first included."""
+        self._seen += 1
+        return (self._seen - 1) % self.stride == 0
 
     def on_frame(self, image: np.ndarray, now_s: float) -> list[AlertOut]:
         """Checks one picture (BGR or grey, any size)."""
