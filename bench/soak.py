@@ -87,6 +87,7 @@ def main() -> None:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         record = {"date": started.strftime("%Y-%m-%dT%H:%MZ"), "commit": commit,
                   "command": "bench/soak.py " + " ".join(sys.argv[1:]), **figures}
+        args.record.mkdir(parents=True, exist_ok=True)
         path = args.record / f"{started.strftime('%Y%m%dT%H%MZ')}-soak.json"
         path.write_text(json.dumps(record, indent=1) + "\n")
         console.print(f"recorded in {path}")
