@@ -15,6 +15,7 @@ ROOT=${OUT:-/tmp/fieldline-recipes}
 STEPS=${STEPS:-150}
 FEW_STEPS=${FEW_STEPS:-100}
 FEW=${FEW:-50}
+THREADS=${THREADS:-1}  # 2 on a quiet machine: the budget is 30 minutes on 2 cores
 CLEAN="$ROOT/laboro-clean-labels"
 FEWDATA="$ROOT/laboro-few$FEW"
 HERE=$(dirname "$0")
@@ -22,7 +23,7 @@ python "$HERE/laboro_clean_test.py" "$DATA" "$CLEAN"
 python "$HERE/laboro_few_labels.py" "$CLEAN" "$FEWDATA" "$FEW" 0
 MAP='*_fully_ripened=ripe,*_half_ripened=half_ripe,*_green=green'
 COMMON=(--format supervisely --map "$MAP" --classes green,half_ripe,ripe --input-size 448 --canvas 256 --mosaic 0.5
-        --seed 7 --backbone efficientnet-lite0 --lr 0.002 --time-budget 100000 --threads 1)
+        --seed 7 --backbone efficientnet-lite0 --lr 0.002 --time-budget 100000 --threads "$THREADS")
 
 evaluate() {  # $1 = run folder, $2 = model file, $3 = suffix of the eval files ("" or _int8)
   fieldline model eval --model "$1/$2" --data "$DATA" --format supervisely --map "$MAP" --split test --json \
