@@ -20,16 +20,7 @@
 
   class AuthError extends Error {}
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (key === "class") node.className = value;
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else if (value != null) node.setAttribute(key, value);
-    }
-    for (const child of children.flat()) if (child != null) node.append(child instanceof Node ? child : String(child));
-    return node;
-  }
+  const { el } = window.FieldLineDom;
 
   // ---------------------------------------------------------------- API
 
